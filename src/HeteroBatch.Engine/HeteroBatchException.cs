@@ -1,0 +1,20 @@
+namespace HeteroBatch.Engine;
+
+/// <summary>What kind of failure an engine error is; the cmdlets map it to an ErrorCategory.</summary>
+public enum FailureKind { InvalidArgument, ObjectNotFound, InvalidData, ResourceUnavailable, OperationStopped, InvalidOperation, WriteError }
+
+/// <summary>An engine failure with a stable ErrorId that scripts and tests can rely on.</summary>
+public class HeteroBatchException : Exception
+{
+    public string ErrorId { get; }
+    public FailureKind Kind { get; }
+    public object? Target { get; }
+
+    public HeteroBatchException(string errorId, FailureKind kind, string message, object? target = null, Exception? inner = null)
+        : base(message, inner)
+    {
+        ErrorId = errorId;
+        Kind = kind;
+        Target = target;
+    }
+}

@@ -1,0 +1,158 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using Google.Protobuf;
+using HeteroBatch.Engine.Runtime;
+using Microsoft.ML.OnnxRuntime;
+
+namespace HeteroBatch.Engine.Models;
+
+/// <summary>
+/// Turns what a user typed for -Model (a zoo name or a path to an .onnx file) into a model file.
+/// Zoo models are written once into a cache folder (atomically) and rebuilt if damaged.
+/// </summary>
+public static class ModelCatalog
+{
+    public const string CacheVariable = "HETEROBATCH_CACHE";
+    private static readonly ConcurrentDictionary<(string Path, long Size, DateTime Written), string> Hashes = new();
+    private static readonly object BuildGate = new();
+
+    /// <summary>The model cache: $HETEROBATCH_CACHE, else $XDG_CACHE_HOME/HeteroBatch/models, else ~/.cache/HeteroBatch/models.</summary>
+    public static string DefaultCacheFolder()
+    {
+        var explicitDir = Environment.GetEnvironmentVariable(CacheVariable);
+        if (!string.IsNullOrEmpty(explicitDir)) return Path.Combine(explicitDir, "models");
+        var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        var root = !string.IsNullOrEmpty(xdg) ? xdg
+            : OperatingSystem.IsWindows() ? Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData)
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        return Path.Combine(root, "HeteroBatch", "models");
+    }
+
+    public static bool LooksLikePath(string model) =>
+        model.Contains('/') || model.Contains('\\') || model.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Resolves a zoo name or a file path. Throws ModelNotFound, ModelFileNotFound or ModelInvalid.</summary>
+    public static ModelSource Resolve(string model, string? cacheFolder = null, string? basePath = null)
+    {
+        if (string.IsNullOrWhiteSpace(model))
+            throw new HeteroBatchException("ModelNotFound", FailureKind.InvalidArgument, $"No model given. Built-in models: {string.Join(", ", ModelZoo.Names)}.");
+        if (LooksLikePath(model) || (basePath != null && File.Exists(Path.Combine(basePath, model))))
+            return FromFile(basePath == null ? model : Path.Combine(basePath, model));
+        var zoo = ModelZoo.Find(model)
+            ?? throw new HeteroBatchException("ModelNotFound", FailureKind.ObjectNotFound,
+                $"No built-in model is named '{model}'. Built-in models: {string.Join(", ", ModelZoo.Names)}. To use your own, pass the path of an .onnx file.", model);
+        return FromZoo(zoo, cacheFolder ?? DefaultCacheFolder());
+    }
+
+    private static ModelSource FromFile(string path)
+    {
+        var full = Path.GetFullPath(path);
+        if (!File.Exists(full))
+            throw new HeteroBatchException("ModelFileNotFound", FailureKind.ObjectNotFound, $"Model file not found: {full}", full);
+        var hash = HashOf(full);
+        Validate(full);
+        return new ModelSource { Name = Path.GetFileNameWithoutExtension(full), Path = full, Sha256 = hash, IsBuiltIn = false };
+    }
+
+    /// <summary>Loads the file with ONNX Runtime (no optimisation) and reports its reason if that fails.</summary>
+    public static void Validate(string path)
+    {
+        OrtRuntime.Initialize();
+        try
+        {
+            using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_DISABLE_ALL, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL };
+            options.IntraOpNumThreads = 1;
+            using var session = new InferenceSession(path, options);
+        }
+        catch (OnnxRuntimeException e)
+        {
+            throw new HeteroBatchException("ModelInvalid", FailureKind.InvalidData, $"Not a valid ONNX model: {path}: {e.Message.Trim()}", path, e);
+        }
+    }
+
+    private static ModelSource FromZoo(ZooModel zoo, string cacheFolder)
+    {
+        Directory.CreateDirectory(cacheFolder);
+        var file = Path.Combine(cacheFolder, $"{zoo.Name}.v{ModelZoo.BuilderVersion}.onnx");
+        var sidecar = file + ".sha256";
+        lock (BuildGate)
+        {
+            var hash = CachedHashIfIntact(file, sidecar);
+            if (hash == null)
+            {
+                hash = WriteAtomically(file, stream => ModelZoo.Build(zoo.Name).WriteTo(stream));
+                WriteTextAtomically(sidecar, hash);
+            }
+            return new ModelSource { Name = zoo.Name, Path = file, Sha256 = hash, IsBuiltIn = true };
+        }
+    }
+
+    /// <summary>The hash of a cached file if its bytes still match the hash recorded beside it; null if missing or damaged.</summary>
+    private static string? CachedHashIfIntact(string file, string sidecar)
+    {
+        if (!File.Exists(file) || !File.Exists(sidecar)) return null;
+        try
+        {
+            var recorded = File.ReadAllText(sidecar).Trim();
+            return HashOf(file) == recorded ? recorded : null;
+        }
+        catch (IOException) { return null; }
+    }
+
+    /// <summary>SHA-256 of a file, remembered per (path, size, write time) so that repeated commands do not re-read large models.</summary>
+    public static string HashOf(string path)
+    {
+        var info = new FileInfo(path);
+        var key = (info.FullName, info.Length, info.LastWriteTimeUtc);
+        return Hashes.GetOrAdd(key, k =>
+        {
+            using var stream = File.OpenRead(k.Item1);
+            return Convert.ToHexString(SHA256.HashData(stream)).ToLowerInvariant();
+        });
+    }
+
+    /// <summary>Writes through a temporary file in the same folder, then renames it over the target; returns the SHA-256 of what was written.</summary>
+    public static string WriteAtomically(string path, Action<Stream> write)
+    {
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
+        Directory.CreateDirectory(dir);
+        var temp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
+        try
+        {
+            string hash;
+            using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
+            using (var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
+            {
+                using (var hashing = new HashingStream(file, sha)) write(hashing);
+                file.Flush(flushToDisk: true);
+                hash = Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
+            }
+            File.Move(temp, path, overwrite: true);
+            return hash;
+        }
+        finally
+        {
+            if (File.Exists(temp)) File.Delete(temp);
+        }
+    }
+
+    public static void WriteTextAtomically(string path, string text) =>
+        WriteAtomically(path, s => { using var w = new StreamWriter(s, leaveOpen: true); w.Write(text); });
+
+    /// <summary>Passes writes through to a stream while hashing them.</summary>
+    private sealed class HashingStream(Stream inner, IncrementalHash hash) : Stream
+    {
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => inner.Length;
+        public override long Position { get => inner.Position; set => throw new NotSupportedException(); }
+        public override void Flush() => inner.Flush();
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+        public override void Write(ReadOnlySpan<byte> buffer) { hash.AppendData(buffer); inner.Write(buffer); }
+        protected override void Dispose(bool disposing) { /* the caller owns the inner stream */ }
+    }
+}

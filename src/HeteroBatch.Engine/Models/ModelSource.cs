@@ -1,0 +1,17 @@
+namespace HeteroBatch.Engine.Models;
+
+/// <summary>A model ready to load: a file on disk and the hash of its bytes (which keys stored profiles).</summary>
+public sealed class ModelSource
+{
+    /// <summary>The zoo name, or the file name without extension for a user model.</summary>
+    public string Name { get; set; } = "";
+    public string Path { get; set; } = "";
+    /// <summary>SHA-256 of the file, lower-case hex.</summary>
+    public string Sha256 { get; set; } = "";
+    public bool IsBuiltIn { get; set; }
+
+    /// <summary>Short content hash (first 12 hex digits) for display and file names.</summary>
+    public string ShortHash => Sha256.Length >= 12 ? Sha256[..12] : Sha256;
+
+    public override string ToString() => Name;
+}

@@ -1,0 +1,53 @@
+using System.Runtime.InteropServices;
+
+namespace HeteroBatch.Engine.Runtime;
+
+/// <summary>The few libc calls the engine needs on Linux: native environment and thread affinity.</summary>
+internal static partial class Libc
+{
+    private const string Lib = "libc.so.6";
+
+    [DllImport(Lib, SetLastError = true)]
+    private static extern int setenv(string name, string value, int overwrite);
+
+    [DllImport(Lib, SetLastError = true)]
+    private static extern int sched_setaffinity(int pid, IntPtr cpusetsize, ulong[] mask);
+
+    [DllImport(Lib, SetLastError = true)]
+    private static extern int sched_getaffinity(int pid, IntPtr cpusetsize, ulong[] mask);
+
+    private const int MaskWords = 16; // 1024 processors, as glibc's cpu_set_t
+
+    /// <summary>Sets a variable in the native environment (what native libraries read with getenv).</summary>
+    public static void SetNativeEnvironment(string name, string value)
+    {
+        if (!OperatingSystem.IsLinux()) { Environment.SetEnvironmentVariable(name, value); return; }
+        setenv(name, value, 1);
+        Environment.SetEnvironmentVariable(name, value);
+    }
+
+    /// <summary>Pins the calling thread to the given processors. Returns false where that is not possible.</summary>
+    public static bool PinCurrentThread(IReadOnlyCollection<int> processors)
+    {
+        if (!OperatingSystem.IsLinux() || processors.Count == 0) return false;
+        var mask = new ulong[MaskWords];
+        foreach (var p in processors)
+        {
+            if (p < 0 || p >= MaskWords * 64) return false;
+            mask[p / 64] |= 1UL << (p % 64);
+        }
+        return sched_setaffinity(0, (IntPtr)(MaskWords * 8), mask) == 0;
+    }
+
+    /// <summary>The processors the calling thread may run on, or null where that cannot be read.</summary>
+    public static int[]? CurrentThreadAffinity()
+    {
+        if (!OperatingSystem.IsLinux()) return null;
+        var mask = new ulong[MaskWords];
+        if (sched_getaffinity(0, (IntPtr)(MaskWords * 8), mask) != 0) return null;
+        var list = new List<int>();
+        for (int i = 0; i < MaskWords * 64; i++)
+            if ((mask[i / 64] & (1UL << (i % 64))) != 0) list.Add(i);
+        return list.ToArray();
+    }
+}

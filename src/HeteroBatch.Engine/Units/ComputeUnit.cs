@@ -1,0 +1,52 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace HeteroBatch.Engine.Units;
+
+public enum UnitKind { Cpu, Gpu, IntegratedGpu, Npu }
+
+public enum ExecutionProvider { CPU, CUDA, TensorRT, OpenVINO }
+
+/// <summary>
+/// One device that runs a share of a batch: a group of CPU cores, one GPU, or an OpenVINO
+/// device. A plain settable object so that it round-trips through JSON and the pipeline.
+/// </summary>
+public sealed class ComputeUnit
+{
+    /// <summary>Stable id: cpu, cpu0, gpu0, igpu0...</summary>
+    public string Id { get; set; } = "";
+    public UnitKind Kind { get; set; }
+    public string Name { get; set; } = "";
+    public ExecutionProvider Provider { get; set; }
+    /// <summary>Provider device id (GPU ordinal, OpenVINO device string index); 0 for CPU units.</summary>
+    public int DeviceId { get; set; }
+    /// <summary>The processors a CPU unit runs on (OS processor numbers). Empty for other kinds.</summary>
+    public int[] Processors { get; set; } = Array.Empty<int>();
+    /// <summary>Number of cores a CPU unit uses (the length of Processors); 0 for other kinds.</summary>
+    public int Cores => Processors.Length;
+    public long MemoryBytes { get; set; }
+    /// <summary>PCI bus id of a GPU, where known.</summary>
+    public string? BusId { get; set; }
+    /// <summary>The ONNX Runtime version the unit was found with.</summary>
+    public string RuntimeVersion { get; set; } = "";
+    /// <summary>False for units listed by -ListAvailable that cannot run here.</summary>
+    public bool Available { get; set; } = true;
+    /// <summary>Why an unavailable unit cannot run.</summary>
+    public string? Reason { get; set; }
+
+    /// <summary>
+    /// Keys stored profiles: changes when the hardware, the provider, the cores or the runtime
+    /// version change, so that measurements of different set-ups never mix.
+    /// </summary>
+    public string Fingerprint
+    {
+        get
+        {
+            var text = $"{Kind}|{Name}|{Provider}|{DeviceId}|{string.Join(",", Processors)}|{BusId}|{RuntimeVersion}";
+            var hash = SHA256.HashData(Encoding.UTF8.GetBytes(text));
+            return Convert.ToHexString(hash, 0, 8).ToLowerInvariant();
+        }
+    }
+
+    public override string ToString() => Id;
+}
