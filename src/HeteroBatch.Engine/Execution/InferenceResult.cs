@@ -1,0 +1,48 @@
+using HeteroBatch.Engine.Data;
+using HeteroBatch.Engine.Planning;
+
+namespace HeteroBatch.Engine.Execution;
+
+/// <summary>What one unit did in a partitioned run.</summary>
+public sealed class UnitRun
+{
+    public string UnitId { get; set; } = "";
+    public int PlannedCount { get; set; }
+    /// <summary>Samples this unit produced outputs for.</summary>
+    public int Count { get; set; }
+    public int SubBatches { get; set; }
+    /// <summary>From this unit's first run starting to its last one ending.</summary>
+    public double Ms { get; set; }
+    public double PredictedMs { get; set; }
+    /// <summary>Samples planned for other units that this one ran (dynamic balance or fail-over).</summary>
+    public int TookOver { get; set; }
+    public bool Failed { get; set; }
+    public string? Error { get; set; }
+    public double ImagesPerSecond => Ms > 0 ? Count * 1000.0 / Ms : 0;
+}
+
+/// <summary>The outcome of running a plan: timings, where every sample went, and the outputs in input order.</summary>
+public sealed class InferenceResult
+{
+    public BatchPlan Plan { get; set; } = new();
+    public string Model { get; set; } = "";
+    public int BatchSize { get; set; }
+    public string Balance { get; set; } = "Static";
+    /// <summary>Wall time of the partitioned run (after sessions were loaded and warmed).</summary>
+    public double WallMs { get; set; }
+    public double PredictedMs { get; set; }
+    public double ImagesPerSecond => WallMs > 0 ? BatchSize * 1000.0 / WallMs : 0;
+    /// <summary>(measured - predicted) / predicted.</summary>
+    public double PredictionError => PredictedMs > 0 ? Math.Round((WallMs - PredictedMs) / PredictedMs, 4) : 0;
+    public List<UnitRun> Units { get; set; } = new();
+    /// <summary>Every output tensor for the whole batch, samples in input order.</summary>
+    public List<TensorBatch> Outputs { get; set; } = new();
+    /// <summary>Arg-max class of the first output for each sample (classifier outputs).</summary>
+    public int[] Top1 { get; set; } = Array.Empty<int>();
+    public string[] FailedUnits => Units.Where(u => u.Failed).Select(u => u.UnitId).ToArray();
+    /// <summary>True when every sample has exactly one output.</summary>
+    public bool Complete { get; set; }
+
+    /// <summary>The first output's values for one sample.</summary>
+    public float[] OutputOf(int sample) => Outputs[0].Sample(sample);
+}

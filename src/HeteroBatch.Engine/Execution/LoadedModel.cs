@@ -1,0 +1,74 @@
+using HeteroBatch.Engine.Data;
+using Microsoft.ML.OnnxRuntime;
+
+namespace HeteroBatch.Engine.Execution;
+
+/// <summary>A session of one model on one unit, with its signature. Used only on its unit's worker thread.</summary>
+public sealed class LoadedModel : IDisposable
+{
+    public InferenceSession Session { get; }
+    public ModelSignature Signature { get; }
+    /// <summary>Batch sizes already run once (first runs at a shape allocate, so they are not timed).</summary>
+    public HashSet<int> WarmedSizes { get; } = new();
+    private readonly string[] _inputNames;
+    private readonly string[] _outputNames;
+
+    public LoadedModel(InferenceSession session)
+    {
+        Session = session;
+        Signature = new ModelSignature(session);
+        _inputNames = Signature.Inputs.Select(i => i.Name).ToArray();
+        _outputNames = Signature.Outputs.Select(o => o.Name).ToArray();
+    }
+
+    /// <summary>
+    /// Runs samples [offset, offset + count) of the inputs and writes the results straight into
+    /// the same rows of the outputs: OrtValues over slices of the batch buffers, no copies.
+    /// </summary>
+    public void Run(RunOptions runOptions, IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count)
+    {
+        var inputValues = new OrtValue[inputs.Count];
+        var outputValues = new OrtValue[outputs.Count];
+        try
+        {
+            for (int i = 0; i < inputs.Count; i++)
+                inputValues[i] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, inputs[i].Slice(offset, count), inputs[i].ShapeFor(count));
+            for (int i = 0; i < outputs.Count; i++)
+                outputValues[i] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, outputs[i].Slice(offset, count), outputs[i].ShapeFor(count));
+            Session.Run(runOptions, _inputNames, inputValues, _outputNames, outputValues);
+        }
+        finally
+        {
+            foreach (var v in inputValues) v?.Dispose();
+            foreach (var v in outputValues) v?.Dispose();
+        }
+    }
+
+    /// <summary>Output buffers for a batch of <paramref name="count"/> samples.</summary>
+    public IReadOnlyList<TensorBatch> AllocateOutputs(int count) =>
+        Signature.Outputs.Select(o =>
+        {
+            if (o.SampleElements < 0)
+                throw new HeteroBatchException("OutputShapeDynamic", FailureKind.InvalidData,
+                    $"Output '{o.Name}' has a symbolic dimension besides the batch; HeteroBatch needs a fixed per-sample output shape.", o.Name);
+            if (o.ElementType != Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float)
+                throw new HeteroBatchException("ElementTypeUnsupported", FailureKind.InvalidData,
+                    $"Output '{o.Name}' is {o.ElementType}; this version partitions float tensors only.", o.Name);
+            return new TensorBatch(o.Name, o.SampleShape, count);
+        }).ToList();
+
+    /// <summary>Seeded synthetic inputs that fit this model.</summary>
+    public IReadOnlyList<TensorBatch> SyntheticInputs(int count, ulong seed) =>
+        Signature.Inputs.Select(i =>
+        {
+            if (i.SampleElements < 0)
+                throw new HeteroBatchException("InputShapeDynamic", FailureKind.InvalidData,
+                    $"Input '{i.Name}' has a symbolic dimension besides the batch; give inputs of a fixed shape.", i.Name);
+            if (i.ElementType != Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float)
+                throw new HeteroBatchException("ElementTypeUnsupported", FailureKind.InvalidData,
+                    $"Input '{i.Name}' is {i.ElementType}; this version partitions float tensors only.", i.Name);
+            return SyntheticInput.Create(i.Name, i.SampleShape, count, seed);
+        }).ToList();
+
+    public void Dispose() => Session.Dispose();
+}

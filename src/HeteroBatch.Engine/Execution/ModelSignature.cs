@@ -1,0 +1,36 @@
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace HeteroBatch.Engine.Execution;
+
+/// <summary>One input or output of a model: name, element type and the shape of one sample (batch axis removed).</summary>
+public sealed record TensorSpec(string Name, TensorElementType ElementType, long[] SampleShape)
+{
+    /// <summary>Elements per sample, or -1 where a non-batch dimension is symbolic.</summary>
+    public long SampleElements => SampleShape.Any(d => d < 0) ? -1 : SampleShape.Aggregate(1L, (a, b) => a * b);
+}
+
+/// <summary>The inputs and outputs of a loaded model, with the batch on axis 0.</summary>
+public sealed class ModelSignature
+{
+    public IReadOnlyList<TensorSpec> Inputs { get; }
+    public IReadOnlyList<TensorSpec> Outputs { get; }
+    /// <summary>The fixed batch size the graph was exported with (e.g. 1), or null if the batch axis is symbolic.</summary>
+    public long? FixedBatch { get; }
+
+    public ModelSignature(InferenceSession session)
+    {
+        Inputs = session.InputMetadata.Select(kv => Spec(kv.Key, kv.Value)).ToList();
+        Outputs = session.OutputMetadata.Select(kv => Spec(kv.Key, kv.Value)).ToList();
+        var first = session.InputMetadata.Values.FirstOrDefault();
+        FixedBatch = first != null && first.Dimensions.Length > 0 && first.Dimensions[0] > 0 ? first.Dimensions[0] : null;
+    }
+
+    private static TensorSpec Spec(string name, NodeMetadata meta)
+    {
+        if (!meta.IsTensor || meta.Dimensions.Length == 0)
+            throw new HeteroBatchException("BatchAxisUnknown", FailureKind.InvalidData,
+                $"'{name}' is not a tensor with a batch axis; HeteroBatch splits batches along axis 0 of every input and output.", name);
+        return new TensorSpec(name, meta.ElementDataType, meta.Dimensions.Skip(1).Select(d => (long)d).ToArray());
+    }
+}

@@ -1,0 +1,276 @@
+using System.Diagnostics;
+using HeteroBatch.Engine.Data;
+using HeteroBatch.Engine.Models;
+using HeteroBatch.Engine.Planning;
+using Microsoft.ML.OnnxRuntime;
+
+namespace HeteroBatch.Engine.Execution;
+
+public enum BalanceMode
+{
+    /// <summary>Each unit runs exactly its planned share (work moves only when a unit fails).</summary>
+    Static,
+    /// <summary>Units that finish early take sub-batches from the tail of slower units' shares.</summary>
+    Dynamic,
+}
+
+public sealed record RunSettings
+{
+    public BalanceMode Balance { get; init; } = BalanceMode.Static;
+    public ulong Seed { get; init; } = 1;
+    public ProviderSettings Provider { get; init; } = ProviderSettings.Default;
+    /// <summary>Test only: the unit with this id throws after this many sub-batches (see about_HeteroBatch).</summary>
+    public (string UnitId, int AfterSubBatches)? InjectFailure { get; init; }
+
+    /// <summary>Reads HETEROBATCH_TEST_FAIL_UNIT=unitId:k (test only).</summary>
+    public static (string, int)? FailureFromEnvironment()
+    {
+        var v = Environment.GetEnvironmentVariable("HETEROBATCH_TEST_FAIL_UNIT");
+        if (string.IsNullOrEmpty(v)) return null;
+        var parts = v.Split(':');
+        return parts.Length == 2 && int.TryParse(parts[1], out var k) ? (parts[0], k) : null;
+    }
+}
+
+/// <summary>
+/// Runs a plan: each unit's share on its own worker thread, every sub-batch a view into one
+/// input buffer writing straight into one output buffer. A unit that fails hands its unfinished
+/// samples to the others; every sample gets exactly one output or the run fails.
+/// </summary>
+public static class PartitionedRunner
+{
+    public static InferenceResult Run(BatchPlan plan, ModelSource model, IReadOnlyList<TensorBatch>? inputs, RunSettings settings, CancellationToken cancel = default)
+    {
+        if (plan.Shards.Count == 0)
+            throw new HeteroBatchException("PlanEmpty", FailureKind.InvalidArgument, "The plan has no shards.");
+        if (plan.Shards.Sum(s => s.Count) != plan.BatchSize)
+            throw new HeteroBatchException("PlanInvalid", FailureKind.InvalidArgument, $"The plan's shards cover {plan.Shards.Sum(s => s.Count)} samples, not its batch size {plan.BatchSize}.");
+        var workers = plan.Shards.Select(s => WorkerPool.For(s.Unit, settings.Provider)).ToList();
+
+        // load (cached) sessions on every unit in parallel
+        var loaded = LoadAll(workers, model);
+        var signature = loaded[0].Signature;
+        inputs ??= loaded[0].SyntheticInputs(plan.BatchSize, settings.Seed);
+        CheckInputs(inputs, signature, plan.BatchSize);
+        var outputs = loaded[0].AllocateOutputs(plan.BatchSize);
+
+        // warm each unit at the sizes it is about to run (first runs at a shape allocate)
+        Task.WaitAll(plan.Shards.Select((s, i) => workers[i].Invoke(() =>
+        {
+            using var ro = new RunOptions();
+            foreach (var size in new[] { Math.Min(s.SubBatchSize, s.Count), s.Count % Math.Max(1, s.SubBatchSize) }.Where(n => n > 0).Distinct())
+                if (loaded[i].WarmedSizes.Add(size)) loaded[i].Run(ro, inputs, outputs, 0, size);
+            return true;
+        })).ToArray());
+
+        var work = new WorkBoard(plan, settings.Balance);
+        var runs = plan.Shards.Select(s => new UnitRun { UnitId = s.UnitId, PlannedCount = s.Count, PredictedMs = s.PredictedMs }).ToList();
+        using var cancelBoard = cancel.Register(work.Cancel);
+        var clock = Stopwatch.StartNew();
+        var tasks = plan.Shards.Select((s, i) => workers[i].Invoke(() =>
+        {
+            RunUnit(i, loaded[i], work, runs[i], inputs, outputs, settings, clock, cancel);
+            return true;
+        })).ToArray();
+        try { Task.WaitAll(tasks); }
+        catch (AggregateException) { /* each unit's failure is recorded on its run */ }
+        var wall = clock.Elapsed.TotalMilliseconds;
+        cancel.ThrowIfCancellationRequested();
+
+        if (runs.All(r => r.Failed))
+            throw new HeteroBatchException("AllUnitsFailed", FailureKind.ResourceUnavailable,
+                "Every unit failed: " + string.Join("; ", runs.Select(r => $"{r.UnitId}: {r.Error}")));
+        if (!work.AllDone)
+            throw new HeteroBatchException("SamplesUnfinished", FailureKind.InvalidOperation,
+                $"{work.Unfinished} samples got no output: " + string.Join("; ", runs.Where(r => r.Failed).Select(r => $"{r.UnitId}: {r.Error}")));
+
+        return new InferenceResult
+        {
+            Plan = plan, Model = model.Name, BatchSize = plan.BatchSize, Balance = settings.Balance.ToString(),
+            WallMs = wall, PredictedMs = plan.PredictedMs, Units = runs, Outputs = outputs.ToList(),
+            Top1 = ArgMax(outputs[0]), Complete = true,
+        };
+    }
+
+    private static List<LoadedModel> LoadAll(List<UnitWorker> workers, ModelSource model)
+    {
+        var tasks = workers.Select(w => w.Invoke(() => w.Load(model))).ToArray();
+        try { Task.WaitAll(tasks); }
+        catch (AggregateException e) when (e.InnerExceptions.Count > 0)
+        {
+            if (e.InnerExceptions[0] is HeteroBatchException h) throw h;
+            throw;
+        }
+        return tasks.Select(t => t.Result).ToList();
+    }
+
+    private static void CheckInputs(IReadOnlyList<TensorBatch> inputs, ModelSignature signature, int batch)
+    {
+        foreach (var spec in signature.Inputs)
+        {
+            var t = inputs.FirstOrDefault(i => i.Name == spec.Name)
+                ?? throw new HeteroBatchException("InputMissing", FailureKind.InvalidArgument, $"No data for the model's input '{spec.Name}'.", spec.Name);
+            if (t.Count != batch)
+                throw new HeteroBatchException("InputCountMismatch", FailureKind.InvalidArgument, $"Input '{spec.Name}' has {t.Count} samples; the plan is for {batch}.", spec.Name);
+            if (!t.SampleShape.SequenceEqual(spec.SampleShape))
+                throw new HeteroBatchException("InputShapeMismatch", FailureKind.InvalidData,
+                    $"Input '{spec.Name}' samples are [{string.Join(",", t.SampleShape)}]; the model takes [{string.Join(",", spec.SampleShape)}].", spec.Name);
+        }
+    }
+
+    private static void RunUnit(int me, LoadedModel model, WorkBoard work, UnitRun run, IReadOnlyList<TensorBatch> inputs,
+        IReadOnlyList<TensorBatch> outputs, RunSettings settings, Stopwatch clock, CancellationToken cancel)
+    {
+        using var runOptions = new RunOptions();
+        using var stop = cancel.Register(() => runOptions.Terminate = true);
+        double first = -1, last = 0;
+        int done = 0;
+        while (!cancel.IsCancellationRequested && work.Take(me) is { } range)
+        {
+            try
+            {
+                if (settings.InjectFailure is { } f && f.UnitId == run.UnitId && done >= f.AfterSubBatches)
+                    throw new HeteroBatchException("InjectedFailure", FailureKind.InvalidOperation, $"test failure injected after {done} sub-batches");
+                double t0 = clock.Elapsed.TotalMilliseconds;
+                if (first < 0) first = t0;
+                model.Run(runOptions, inputs, outputs, range.Offset, range.Count);
+                last = clock.Elapsed.TotalMilliseconds;
+                work.Done(me, range);
+                done++;
+                run.SubBatches++;
+                run.Count += range.Count;
+                if (range.Owner != me) run.TookOver += range.Count;
+            }
+            catch (Exception e)
+            {
+                run.Failed = true;
+                run.Error = e.Message.Trim();
+                work.Fail(me, range);
+                break;
+            }
+        }
+        run.Ms = first < 0 ? 0 : last - first;
+    }
+
+    private static int[] ArgMax(TensorBatch output)
+    {
+        var top = new int[output.Count];
+        int n = (int)output.SampleElements;
+        if (n <= 1) return top;
+        for (int s = 0; s < output.Count; s++)
+        {
+            var span = output.Data.AsSpan(s * n, n);
+            int best = 0;
+            for (int j = 1; j < n; j++) if (span[j] > span[best]) best = j;
+            top[s] = best;
+        }
+        return top;
+    }
+}
+
+/// <summary>A slice of the batch waiting to run, and the unit it was planned for.</summary>
+internal readonly record struct WorkRange(int Offset, int Count, int Owner);
+
+/// <summary>
+/// The queue of sub-batches per unit. A unit takes from the front of its own queue; failed
+/// units' work goes to a shared pool that the others drain; in dynamic mode an idle unit
+/// takes the last sub-batch of the unit with the most queued.
+/// </summary>
+internal sealed class WorkBoard
+{
+    private readonly object _gate = new();
+    private readonly LinkedList<WorkRange>[] _queues;
+    private readonly Queue<WorkRange> _orphans = new();
+    private readonly int[] _limits;
+    private readonly bool[] _failed;
+    private readonly bool _dynamic;
+    private int _running;
+    private bool _cancelled;
+    private int _unfinished;
+
+    public WorkBoard(BatchPlan plan, BalanceMode balance)
+    {
+        _dynamic = balance == BalanceMode.Dynamic;
+        int k = plan.Shards.Count;
+        _queues = new LinkedList<WorkRange>[k];
+        _limits = new int[k];
+        _failed = new bool[k];
+        for (int i = 0; i < k; i++)
+        {
+            var s = plan.Shards[i];
+            _queues[i] = new LinkedList<WorkRange>();
+            int size = Math.Max(1, s.SubBatchSize);
+            // in dynamic mode, cut shares into at least four pieces so that there is a tail to take
+            if (_dynamic) size = Math.Max(1, Math.Min(size, (s.Count + 3) / 4));
+            _limits[i] = Math.Max(1, s.SubBatchSize);
+            for (int o = 0; o < s.Count; o += size)
+                _queues[i].AddLast(new WorkRange(s.Offset + o, Math.Min(size, s.Count - o), i));
+        }
+        _unfinished = plan.BatchSize;
+    }
+
+    public bool AllDone { get { lock (_gate) return _unfinished == 0; } }
+    public int Unfinished { get { lock (_gate) return _unfinished; } }
+
+    /// <summary>The next range for unit <paramref name="me"/>, or null when there is nothing left it could do.</summary>
+    public WorkRange? Take(int me)
+    {
+        lock (_gate)
+        {
+            while (true)
+            {
+                if (_failed[me] || _cancelled) return null;
+                if (_queues[me].First is { } own) { _queues[me].RemoveFirst(); _running++; return own.Value; }
+                if (_orphans.Count > 0) { _running++; return Fit(_orphans.Dequeue(), me, toOrphans: true); }
+                if (_dynamic)
+                {
+                    var victim = Enumerable.Range(0, _queues.Length).Where(i => i != me && _queues[i].Count > 0)
+                        .OrderByDescending(i => _queues[i].Sum(r => r.Count)).FirstOrDefault(-1);
+                    if (victim >= 0)
+                    {
+                        var tail = _queues[victim].Last!.Value;
+                        _queues[victim].RemoveLast();
+                        _running++;
+                        return Fit(tail, me, toOrphans: false, victim);
+                    }
+                }
+                // nothing now; work can still appear while another live unit runs or has work queued (it may fail)
+                if (_cancelled || (_running == 0 && _queues.All(q => q.Count == 0))) return null;
+                Monitor.Wait(_gate);
+            }
+        }
+    }
+
+    /// <summary>Cuts a range to what unit <paramref name="me"/> runs at once; the rest goes back where it came from.</summary>
+    private WorkRange Fit(WorkRange r, int me, bool toOrphans, int victim = -1)
+    {
+        if (r.Count <= _limits[me]) return r;
+        var rest = new WorkRange(r.Offset + _limits[me], r.Count - _limits[me], r.Owner);
+        if (toOrphans) _orphans.Enqueue(rest); else _queues[victim].AddLast(rest);
+        return r with { Count = _limits[me] };
+    }
+
+    public void Cancel()
+    {
+        lock (_gate) { _cancelled = true; Monitor.PulseAll(_gate); }
+    }
+
+    public void Done(int me, WorkRange r)
+    {
+        lock (_gate) { _unfinished -= r.Count; _running--; Monitor.PulseAll(_gate); }
+    }
+
+    /// <summary>Unit <paramref name="me"/> failed on <paramref name="r"/>: it and everything still queued for the unit go to the others.</summary>
+    public void Fail(int me, WorkRange r)
+    {
+        lock (_gate)
+        {
+            _failed[me] = true;
+            _running--;
+            _orphans.Enqueue(r);
+            foreach (var q in _queues[me]) _orphans.Enqueue(q);
+            _queues[me].Clear();
+            Monitor.PulseAll(_gate);
+        }
+    }
+}

@@ -1,0 +1,57 @@
+using HeteroBatch.Engine.Units;
+
+namespace HeteroBatch.Engine.Planning;
+
+public enum PlanAlgorithm
+{
+    /// <summary>Exact min-max on the cost model (binary search on the makespan).</summary>
+    Optimal,
+    /// <summary>The seed's greedy: each next sample goes to the unit that would finish it soonest.</summary>
+    Greedy,
+    /// <summary>Shares proportional to each unit's best measured throughput.</summary>
+    Proportional,
+    /// <summary>Equal shares, as data-parallel frameworks do.</summary>
+    Even,
+    /// <summary>The whole batch on the best single unit.</summary>
+    Single,
+}
+
+/// <summary>One unit's share of a batch: samples [Offset, Offset + Count).</summary>
+public sealed class PlanShard
+{
+    public string UnitId { get; set; } = "";
+    public ComputeUnit Unit { get; set; } = new();
+    public int Offset { get; set; }
+    public int Count { get; set; }
+    /// <summary>Samples per run; a share larger than this runs as several sub-batches.</summary>
+    public int SubBatchSize { get; set; }
+    public int SubBatches => SubBatchSize <= 0 ? 0 : (Count + SubBatchSize - 1) / SubBatchSize;
+    public double PredictedMs { get; set; }
+}
+
+/// <summary>How a batch is split across units, and what that is predicted to cost.</summary>
+public sealed class BatchPlan
+{
+    public string Model { get; set; } = "";
+    public string ModelSha256 { get; set; } = "";
+    public int BatchSize { get; set; }
+    public PlanAlgorithm Algorithm { get; set; }
+    public List<PlanShard> Shards { get; set; } = new();
+    /// <summary>Predicted time until the last unit finishes.</summary>
+    public double PredictedMs { get; set; }
+    public string BestSingleUnit { get; set; } = "";
+    public double BestSingleMs { get; set; }
+    /// <summary>BestSingleMs / PredictedMs.</summary>
+    public double PredictedSpeedup { get; set; }
+    /// <summary>Units that were considered and given nothing.</summary>
+    public string[] UnusedUnits { get; set; } = Array.Empty<string>();
+    /// <summary>True when the algorithm's own split predicted worse than the best single unit, so that unit got the batch.</summary>
+    public bool FellBackToSingle { get; set; }
+    /// <summary>The units the plan was made for (used or not).</summary>
+    public string[] Units { get; set; } = Array.Empty<string>();
+    public double PlanningMs { get; set; }
+
+    public string Split => string.Join(" + ", Shards.Select(s => $"{s.UnitId}:{s.Count}"));
+
+    public override string ToString() => $"{Model} ×{BatchSize} [{Split}]";
+}

@@ -1,0 +1,170 @@
+using System.Diagnostics;
+using HeteroBatch.Engine.Profiling;
+
+namespace HeteroBatch.Engine.Planning;
+
+/// <summary>
+/// Splits a batch across units so that the last one finishes soonest (min-max over the units'
+/// cost models). No plan predicts worse than the best single unit: Optimal cannot, and Greedy
+/// and Proportional fall back to it when they would.
+/// </summary>
+public static class Planner
+{
+    public static BatchPlan Plan(IReadOnlyList<UnitProfile> profiles, int batchSize, PlanAlgorithm algorithm = PlanAlgorithm.Optimal)
+    {
+        var clock = Stopwatch.StartNew();
+        if (batchSize < 1)
+            throw new HeteroBatchException("BatchSizeInvalid", FailureKind.InvalidArgument, $"The batch size must be at least 1 (got {batchSize}).", batchSize);
+        if (profiles.Count == 0)
+            throw new HeteroBatchException("ProfileNotFound", FailureKind.ObjectNotFound, "No profiles to plan from; run Invoke-Profile first.");
+        var distinctModels = profiles.Select(p => p.ModelSha256).Distinct().Count();
+        if (distinctModels > 1)
+            throw new HeteroBatchException("ProfileModelMismatch", FailureKind.InvalidArgument,
+                $"The profiles are of different models ({string.Join(", ", profiles.Select(p => p.Model).Distinct())}); plan one model at a time.");
+        // one profile per unit: the latest measured
+        var units = profiles.GroupBy(p => p.Unit.Id).Select(g => g.OrderBy(p => p.MeasuredAt).Last()).ToList();
+        var models = units.Select(p => new UnitCostModel(p)).ToList();
+        var tables = models.Select(m => m.Table(batchSize)).ToList();
+        var costs = tables.Select(t => t.Cost).ToList();
+
+        int single = ArgMin(costs.Select(c => c[batchSize]).ToList());
+        int[] shares = algorithm switch
+        {
+            PlanAlgorithm.Optimal => Optimal(costs, batchSize),
+            PlanAlgorithm.Greedy => Greedy(costs, batchSize),
+            PlanAlgorithm.Proportional => Proportional(models.Select(m => m.BestThroughput).ToList(), batchSize),
+            PlanAlgorithm.Even => Even(models.Count, batchSize),
+            _ => SingleShares(models.Count, single, batchSize),
+        };
+        double singleMs = costs[single][batchSize];
+        bool fellBack = false;
+        if (algorithm is PlanAlgorithm.Greedy or PlanAlgorithm.Proportional or PlanAlgorithm.Optimal
+            && Makespan(costs, shares) > singleMs)
+        {
+            shares = SingleShares(models.Count, single, batchSize);
+            fellBack = true;
+        }
+
+        var plan = new BatchPlan
+        {
+            Model = units[0].Model, ModelSha256 = units[0].ModelSha256, BatchSize = batchSize, Algorithm = algorithm,
+            BestSingleUnit = models[single].Unit.Id, BestSingleMs = singleMs, FellBackToSingle = fellBack,
+            Units = models.Select(m => m.Unit.Id).ToArray(),
+        };
+        int offset = 0;
+        for (int i = 0; i < models.Count; i++)
+        {
+            if (shares[i] == 0) continue;
+            plan.Shards.Add(new PlanShard
+            {
+                UnitId = models[i].Unit.Id, Unit = models[i].Unit, Offset = offset, Count = shares[i],
+                SubBatchSize = tables[i].SubBatch[shares[i]], PredictedMs = costs[i][shares[i]],
+            });
+            offset += shares[i];
+        }
+        plan.UnusedUnits = models.Where((m, i) => shares[i] == 0).Select(m => m.Unit.Id).ToArray();
+        plan.PredictedMs = plan.Shards.Max(s => s.PredictedMs);
+        plan.PredictedSpeedup = plan.PredictedMs > 0 ? Math.Round(singleMs / plan.PredictedMs, 4) : 1;
+        plan.PlanningMs = clock.Elapsed.TotalMilliseconds;
+        return plan;
+    }
+
+    /// <summary>One plan per non-empty subset of the units: what each unit adds.</summary>
+    public static IReadOnlyList<BatchPlan> PlanSubsets(IReadOnlyList<UnitProfile> profiles, int batchSize, PlanAlgorithm algorithm = PlanAlgorithm.Optimal)
+    {
+        var units = profiles.GroupBy(p => p.Unit.Id).Select(g => g.OrderBy(p => p.MeasuredAt).Last()).ToList();
+        if (units.Count > 12)
+            throw new HeteroBatchException("TooManyUnits", FailureKind.InvalidArgument, $"{units.Count} units give {(1L << units.Count) - 1} subsets; restrict them with -Unit (at most 12).");
+        var plans = new List<BatchPlan>();
+        for (int mask = 1; mask < 1 << units.Count; mask++)
+            plans.Add(Plan(units.Where((u, i) => (mask & (1 << i)) != 0).ToList(), batchSize, algorithm));
+        return plans.OrderBy(p => p.Units.Length).ThenBy(p => p.PredictedMs).ToList();
+    }
+
+    public static double Makespan(IReadOnlyList<double[]> costs, int[] shares)
+    {
+        double m = 0;
+        for (int i = 0; i < shares.Length; i++) m = Math.Max(m, costs[i][shares[i]]);
+        return m;
+    }
+
+    /// <summary>Exact min-max for non-decreasing costs: the least T with Σ cap_i(T) ≥ B, found by bisection and snapped to a real cost value.</summary>
+    public static int[] Optimal(IReadOnlyList<double[]> costs, int batch)
+    {
+        int k = costs.Count;
+        double hi = costs.Min(c => c[batch]), lo = 0;
+        for (int iter = 0; iter < 200 && hi - lo > hi * 1e-12; iter++)
+        {
+            double mid = (lo + hi) / 2;
+            long total = 0;
+            for (int i = 0; i < k; i++) total += Capacity(costs[i], mid);
+            if (total >= batch) hi = mid; else lo = mid;
+        }
+        var shares = new int[k];
+        long sum = 0;
+        for (int i = 0; i < k; i++) { shares[i] = Capacity(costs[i], hi); sum += shares[i]; }
+        // give back the surplus, always from the unit predicted to finish last
+        while (sum > batch)
+        {
+            int worst = -1;
+            for (int i = 0; i < k; i++)
+                if (shares[i] > 0 && (worst < 0 || costs[i][shares[i]] > costs[worst][shares[worst]])) worst = i;
+            shares[worst]--; sum--;
+        }
+        return shares;
+    }
+
+    /// <summary>The most samples a unit finishes within t (costs non-decreasing).</summary>
+    private static int Capacity(double[] cost, double t)
+    {
+        int lo = 0, hi = cost.Length - 1;
+        if (cost[hi] <= t) return hi;
+        while (hi - lo > 1)
+        {
+            int mid = (lo + hi) / 2;
+            if (cost[mid] <= t) lo = mid; else hi = mid;
+        }
+        return lo;
+    }
+
+    /// <summary>The seed's greedy: each next sample to the unit whose finishing time with it is least.</summary>
+    public static int[] Greedy(IReadOnlyList<double[]> costs, int batch)
+    {
+        var shares = new int[costs.Count];
+        for (int n = 0; n < batch; n++)
+        {
+            int best = 0;
+            for (int i = 1; i < costs.Count; i++)
+                if (costs[i][shares[i] + 1] < costs[best][shares[best] + 1]) best = i;
+            shares[best]++;
+        }
+        return shares;
+    }
+
+    public static int[] Proportional(IReadOnlyList<double> throughputs, int batch)
+    {
+        double total = throughputs.Sum();
+        var exact = throughputs.Select(t => batch * t / total).ToArray();
+        var shares = exact.Select(e => (int)Math.Floor(e)).ToArray();
+        int left = batch - shares.Sum();
+        foreach (var i in Enumerable.Range(0, shares.Length).OrderByDescending(i => exact[i] - shares[i]).Take(left)) shares[i]++;
+        return shares;
+    }
+
+    public static int[] Even(int units, int batch) =>
+        Enumerable.Range(0, units).Select(i => batch / units + (i < batch % units ? 1 : 0)).ToArray();
+
+    private static int[] SingleShares(int units, int single, int batch)
+    {
+        var shares = new int[units];
+        shares[single] = batch;
+        return shares;
+    }
+
+    private static int ArgMin(IReadOnlyList<double> values)
+    {
+        int best = 0;
+        for (int i = 1; i < values.Count; i++) if (values[i] < values[best]) best = i;
+        return best;
+    }
+}

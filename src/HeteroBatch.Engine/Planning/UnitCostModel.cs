@@ -1,0 +1,97 @@
+using HeteroBatch.Engine.Profiling;
+using HeteroBatch.Engine.Units;
+
+namespace HeteroBatch.Engine.Planning;
+
+/// <summary>
+/// Predicted time for a unit to run b samples, from its profile: linear interpolation between
+/// profiled batch sizes; a share above the largest batch that ran (or one that runs faster in
+/// pieces) is run as several sub-batches. The model is made non-decreasing in b (a unit given
+/// fewer samples is never predicted to take longer), which makes min-max planning exact.
+/// </summary>
+public sealed class UnitCostModel
+{
+    public ComputeUnit Unit { get; }
+    public UnitProfile Profile { get; }
+    /// <summary>The largest batch size the unit runs in one go.</summary>
+    public int MaxBatch { get; }
+    private readonly (int B, double Ms)[] _points;
+
+    public UnitCostModel(UnitProfile profile)
+    {
+        Profile = profile;
+        Unit = profile.Unit;
+        var usable = profile.Entries.Where(e => e.BatchSize >= 1 && e.MedianMs > 0 && double.IsFinite(e.MedianMs)).ToList();
+        int limit = profile.FailedBatchSize is int f ? f - 1 : int.MaxValue;
+        _points = usable.Where(e => e.BatchSize <= limit).GroupBy(e => e.BatchSize)
+            .Select(g => (g.Key, g.Last().MedianMs)).OrderBy(p => p.Key).ToArray();
+        if (_points.Length == 0)
+            throw new HeteroBatchException("ProfileEmpty", FailureKind.InvalidData,
+                $"The profile of '{profile.Model}' on unit '{profile.Unit.Id}' has no usable measurements; run Invoke-Profile again.", profile.Unit.Id);
+        MaxBatch = _points[^1].B;
+    }
+
+    /// <summary>Time of one run of b samples (1 ≤ b ≤ MaxBatch), interpolated between profiled sizes.</summary>
+    public double Direct(int b)
+    {
+        if (b <= _points[0].B) return _points[0].Ms;
+        int lo = 0, hi = _points.Length - 1;
+        while (hi - lo > 1)
+        {
+            int mid = (lo + hi) / 2;
+            if (_points[mid].B <= b) lo = mid; else hi = mid;
+        }
+        var (b0, t0) = _points[lo];
+        var (b1, t1) = _points[hi];
+        return b >= b1 ? t1 : t0 + (t1 - t0) * (b - b0) / (b1 - b0);
+    }
+
+    /// <summary>Samples per second at the profiled size that gives the most.</summary>
+    public double BestThroughput => _points.Max(p => p.B * 1000.0 / p.Ms);
+
+    /// <summary>The predicted cost of every share size 0..batch, and the sub-batch size each would run with.</summary>
+    public CostTable Table(int batch)
+    {
+        var direct = new double[Math.Min(batch, MaxBatch) + 1];
+        // walk the profiled points once: O(batch)
+        int k = 0;
+        for (int b = 1; b < direct.Length; b++)
+        {
+            while (k + 1 < _points.Length && _points[k + 1].B <= b) k++;
+            if (b <= _points[0].B) direct[b] = _points[0].Ms;
+            else if (k + 1 >= _points.Length || _points[k].B == b) direct[b] = _points[k].Ms;
+            else
+            {
+                var (b0, t0) = _points[k];
+                var (b1, t1) = _points[k + 1];
+                direct[b] = t0 + (t1 - t0) * (b - b0) / (b1 - b0);
+            }
+        }
+        // candidate sub-batch sizes: the most efficient profiled size, and the largest
+        var chunks = new List<int> { MaxBatch };
+        var best = _points.Where(p => p.B <= batch).DefaultIfEmpty(_points[0]).MaxBy(p => p.B / p.Ms).B;
+        if (best != MaxBatch && best <= batch) chunks.Add(best);
+        var chunkCost = chunks.ToDictionary(c => c, c => c < direct.Length ? direct[c] : Direct(c));
+
+        var cost = new double[batch + 1];
+        var sub = new int[batch + 1];
+        for (int b = 1; b <= batch; b++)
+        {
+            double c = b < direct.Length ? direct[b] : double.PositiveInfinity;
+            int size = b;
+            foreach (var s in chunks)
+            {
+                if (s >= b) continue;
+                int q = b / s, r = b % s;
+                double t = q * chunkCost[s] + (r > 0 ? direct[r] : 0);
+                if (t < c) { c = t; size = s; }
+            }
+            cost[b] = Math.Max(c, cost[b - 1]);
+            sub[b] = size;
+        }
+        return new CostTable(cost, sub);
+    }
+}
+
+/// <summary>Predicted milliseconds for each share size (index = samples), and the sub-batch size it runs with.</summary>
+public sealed record CostTable(double[] Cost, int[] SubBatch);

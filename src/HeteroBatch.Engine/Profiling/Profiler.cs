@@ -1,0 +1,144 @@
+using System.Diagnostics;
+using HeteroBatch.Engine.Execution;
+using HeteroBatch.Engine.Models;
+using HeteroBatch.Engine.Units;
+using Microsoft.ML.OnnxRuntime;
+
+namespace HeteroBatch.Engine.Profiling;
+
+/// <summary>How to measure: which batch sizes and how long to keep sampling each.</summary>
+public sealed record ProfileSettings
+{
+    /// <summary>Explicit batch sizes; null for the default schedule up to <see cref="MaxBatchSize"/>.</summary>
+    public int[]? BatchSizes { get; init; }
+    /// <summary>Largest batch size of the default schedule; 0 for the unit kind's default.</summary>
+    public int MaxBatchSize { get; init; }
+    public int WarmupRuns { get; init; } = 2;
+    public int MinSamples { get; init; } = 3;
+    public int MaxSamples { get; init; } = 50;
+    /// <summary>Stop sampling a batch size once this much time has gone into it (and MinSamples are in).</summary>
+    public TimeSpan PointBudget { get; init; } = TimeSpan.FromSeconds(1.5);
+    /// <summary>Stop sampling once the median's 95% confidence half-width is within this percentage.</summary>
+    public double TargetCiPercent { get; init; } = 3;
+    public ulong Seed { get; init; } = 1;
+
+    public static int DefaultMaxBatch(UnitKind kind) => kind == UnitKind.Cpu ? 32 : 512;
+
+    public int[] ScheduleFor(ComputeUnit unit) =>
+        BatchSizes is { Length: > 0 } ? BatchSizes.Distinct().OrderBy(b => b).ToArray()
+        : ProfileSchedule.Default(MaxBatchSize > 0 ? MaxBatchSize : DefaultMaxBatch(unit.Kind));
+}
+
+/// <summary>One step of a profiling run, for progress bars and -Verbose.</summary>
+public sealed record ProfileProgress(string UnitId, int BatchSize, int Index, int Total, ProfileEntry? Entry, string? Failure);
+
+/// <summary>Measures a model on a unit at each batch size of a schedule, on the unit's own worker thread.</summary>
+public static class Profiler
+{
+    public static Task<UnitProfile> RunAsync(ComputeUnit unit, ModelSource model, ProfileSettings settings,
+        Action<ProfileProgress>? progress = null, CancellationToken cancel = default, ProviderSettings? provider = null)
+    {
+        var worker = WorkerPool.For(unit, provider);
+        return worker.Invoke(() => Measure(worker, model, settings, progress, cancel));
+    }
+
+    private static UnitProfile Measure(UnitWorker worker, ModelSource model, ProfileSettings settings, Action<ProfileProgress>? progress, CancellationToken cancel)
+    {
+        var unit = worker.Unit;
+        var schedule = settings.ScheduleFor(unit);
+        var profile = new UnitProfile
+        {
+            Unit = unit, Model = model.Name, ModelSha256 = model.Sha256, MeasuredAt = DateTimeOffset.UtcNow,
+            Host = Environment.MachineName, RuntimeVersion = unit.RuntimeVersion,
+        };
+        cancel.ThrowIfCancellationRequested();
+        var loaded = worker.Load(model);
+        int largest = schedule[^1];
+        var inputs = loaded.SyntheticInputs(largest, settings.Seed);
+        var outputs = loaded.AllocateOutputs(largest);
+        using var runOptions = new RunOptions();
+        using var stop = cancel.Register(() => runOptions.Terminate = true);
+
+        for (int i = 0; i < schedule.Length; i++)
+        {
+            int b = schedule[i];
+            cancel.ThrowIfCancellationRequested();
+            try
+            {
+                var entry = MeasureOne(loaded, runOptions, inputs, outputs, b, settings, cancel);
+                profile.Entries.Add(entry);
+                profile.MaxBatchSize = Math.Max(profile.MaxBatchSize, b);
+                progress?.Invoke(new ProfileProgress(unit.Id, b, i + 1, schedule.Length, entry, null));
+            }
+            catch (Exception e) when (e is not OperationCanceledException && !cancel.IsCancellationRequested)
+            {
+                profile.FailedBatchSize = b;
+                profile.FailureReason = e.Message.Trim();
+                progress?.Invoke(new ProfileProgress(unit.Id, b, i + 1, schedule.Length, null, profile.FailureReason));
+                break; // out of memory or another failure: keep what ran, stop growing
+            }
+        }
+        cancel.ThrowIfCancellationRequested();
+        return profile;
+    }
+
+    private static ProfileEntry MeasureOne(LoadedModel loaded, RunOptions runOptions, IReadOnlyList<Data.TensorBatch> inputs,
+        IReadOnlyList<Data.TensorBatch> outputs, int b, ProfileSettings settings, CancellationToken cancel)
+    {
+        for (int w = 0; w < settings.WarmupRuns; w++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            loaded.Run(runOptions, inputs, outputs, 0, b);
+        }
+        var times = new List<double>();
+        var budget = Stopwatch.StartNew();
+        while (true)
+        {
+            cancel.ThrowIfCancellationRequested();
+            long t0 = Stopwatch.GetTimestamp();
+            loaded.Run(runOptions, inputs, outputs, 0, b);
+            times.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+            if (times.Count < settings.MinSamples) continue;
+            if (times.Count >= settings.MaxSamples || budget.Elapsed >= settings.PointBudget) break;
+            if (Statistics.MedianCiPercent(times) <= settings.TargetCiPercent) break;
+        }
+        var sorted = times.OrderBy(t => t).ToArray();
+        return new ProfileEntry
+        {
+            BatchSize = b,
+            MedianMs = Statistics.Quantile(sorted, 0.5),
+            P10Ms = Statistics.Quantile(sorted, 0.1),
+            P90Ms = Statistics.Quantile(sorted, 0.9),
+            MinMs = sorted[0],
+            Samples = sorted.Length,
+            Ci95Percent = Math.Round(Statistics.MedianCiPercent(times), 2),
+        };
+    }
+}
+
+public static class Statistics
+{
+    /// <summary>Linear-interpolated quantile of sorted values.</summary>
+    public static double Quantile(IReadOnlyList<double> sorted, double q)
+    {
+        if (sorted.Count == 0) return double.NaN;
+        double pos = q * (sorted.Count - 1);
+        int lo = (int)Math.Floor(pos), hi = (int)Math.Ceiling(pos);
+        return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+    }
+
+    /// <summary>
+    /// Half-width of a distribution-free 95% confidence interval of the median (order statistics
+    /// n/2 ± 0.98·√n), as a percentage of the median.
+    /// </summary>
+    public static double MedianCiPercent(IReadOnlyList<double> values)
+    {
+        var s = values.OrderBy(v => v).ToArray();
+        int n = s.Length;
+        if (n < 2) return double.PositiveInfinity;
+        int lo = Math.Max(0, (int)Math.Floor(n / 2.0 - 0.98 * Math.Sqrt(n)));
+        int hi = Math.Min(n - 1, (int)Math.Ceiling(n / 2.0 + 0.98 * Math.Sqrt(n)));
+        double median = Quantile(s, 0.5);
+        return median <= 0 ? double.PositiveInfinity : (s[hi] - s[lo]) / 2 / median * 100;
+    }
+}

@@ -1,0 +1,43 @@
+using HeteroBatch.Engine.Units;
+
+namespace HeteroBatch.Engine.Profiling;
+
+/// <summary>One measured batch size: the performance table's row.</summary>
+public sealed class ProfileEntry
+{
+    public int BatchSize { get; set; }
+    public double MedianMs { get; set; }
+    public double P10Ms { get; set; }
+    public double P90Ms { get; set; }
+    public double MinMs { get; set; }
+    public int Samples { get; set; }
+    /// <summary>Half-width of the median's 95% confidence interval, as a percentage of the median.</summary>
+    public double Ci95Percent { get; set; }
+    public double ImagesPerSecond => MedianMs > 0 ? BatchSize * 1000.0 / MedianMs : 0;
+}
+
+/// <summary>The performance table of one model on one unit, with where and when it was measured.</summary>
+public sealed class UnitProfile
+{
+    public const int CurrentSchema = 1;
+    public int SchemaVersion { get; set; } = CurrentSchema;
+    public ComputeUnit Unit { get; set; } = new();
+    public string Model { get; set; } = "";
+    public string ModelSha256 { get; set; } = "";
+    public List<ProfileEntry> Entries { get; set; } = new();
+    /// <summary>The largest batch size that ran.</summary>
+    public int MaxBatchSize { get; set; }
+    /// <summary>The first batch size that failed (out of memory or otherwise), if any; profiling stopped growing there.</summary>
+    public int? FailedBatchSize { get; set; }
+    public string? FailureReason { get; set; }
+    public DateTimeOffset MeasuredAt { get; set; }
+    public string Host { get; set; } = "";
+    public string RuntimeVersion { get; set; } = "";
+
+    public string UnitId => Unit.Id;
+
+    /// <summary>Entries ordered by batch size.</summary>
+    public IEnumerable<ProfileEntry> Table => Entries.OrderBy(e => e.BatchSize);
+
+    public override string ToString() => $"{Model} on {Unit.Id}";
+}

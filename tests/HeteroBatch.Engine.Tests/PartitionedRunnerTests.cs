@@ -1,0 +1,87 @@
+using HeteroBatch.Engine.Execution;
+using HeteroBatch.Engine.Planning;
+using HeteroBatch.Engine.Profiling;
+
+namespace HeteroBatch.Engine.Tests;
+
+public class PartitionedRunnerTests
+{
+    private static BatchPlan ManualPlan(int batch, params (Units.ComputeUnit Unit, int Count, int Sub)[] shares)
+    {
+        var plan = new BatchPlan { Model = "tinynet", BatchSize = batch, ModelSha256 = TestModels.Tiny.Sha256 };
+        int offset = 0;
+        foreach (var (u, c, sub) in shares)
+        {
+            plan.Shards.Add(new PlanShard { Unit = u, UnitId = u.Id, Offset = offset, Count = c, SubBatchSize = sub, PredictedMs = 1 });
+            offset += c;
+        }
+        return plan;
+    }
+
+    [Theory]
+    [InlineData(BalanceMode.Static)]
+    [InlineData(BalanceMode.Dynamic)]
+    public void PartitionedOutputsEqualOneUnitsOutputsSampleBySample(BalanceMode balance)
+    {
+        var units = TestModels.TwoCpuUnits();
+        var model = TestModels.Tiny;
+        var single = PartitionedRunner.Run(ManualPlan(37, (units[0], 37, 37)), model, null, new RunSettings { Seed = 7 });
+        var split = PartitionedRunner.Run(ManualPlan(37, (units[0], 20, 8), (units[^1], 17, 5)), model, null, new RunSettings { Seed = 7, Balance = balance });
+        Assert.True(split.Complete);
+        Assert.Equal(37, split.Units.Sum(u => u.Count));
+        for (int i = 0; i < 37; i++)
+        {
+            var a = single.OutputOf(i);
+            var b = split.OutputOf(i);
+            for (int j = 0; j < a.Length; j++) Assert.Equal(a[j], b[j], 4);
+        }
+        Assert.Equal(single.Top1, split.Top1);
+    }
+
+    [Fact]
+    public void AUnitFailingMidRunHandsItsSamplesToTheOthers()
+    {
+        var units = TestModels.TwoCpuUnits();
+        var model = TestModels.Tiny;
+        var reference = PartitionedRunner.Run(ManualPlan(40, (units[0], 40, 40)), model, null, new RunSettings { Seed = 3 });
+        var plan = ManualPlan(40, (units[0], 16, 4), (units[^1], 24, 4));
+        var result = PartitionedRunner.Run(plan, model, null, new RunSettings { Seed = 3, InjectFailure = (units[^1].Id, 2) });
+        var failed = result.Units.Single(u => u.Failed);
+        Assert.Equal(8, failed.Count);
+        Assert.Equal(40, result.Units.Sum(u => u.Count));
+        Assert.Equal(16, result.Units.Single(u => !u.Failed).TookOver);
+        Assert.Equal(reference.Top1, result.Top1);
+        for (int i = 0; i < 40; i++) Assert.Equal(reference.OutputOf(i), result.OutputOf(i));
+    }
+
+    [Fact]
+    public void AllUnitsFailingIsAnError()
+    {
+        var units = TestModels.TwoCpuUnits();
+        var plan = ManualPlan(8, (units[0], 8, 4));
+        var e = Assert.Throws<HeteroBatchException>(() =>
+            PartitionedRunner.Run(plan, TestModels.Tiny, null, new RunSettings { InjectFailure = (units[0].Id, 0) }));
+        Assert.Equal("AllUnitsFailed", e.ErrorId);
+    }
+
+    [Fact]
+    public void WorkersArePinnedToTheirUnitsProcessors()
+    {
+        foreach (var unit in TestModels.TwoCpuUnits())
+        {
+            var worker = WorkerPool.For(unit);
+            Assert.True(worker.Pinned);
+            Assert.Equal(new[] { unit.Processors[0] }, worker.Affinity);
+        }
+    }
+
+    [Fact]
+    public async Task ProfilingMeasuresEveryScheduledSize()
+    {
+        var unit = TestModels.TwoCpuUnits()[0];
+        var profile = await Profiler.RunAsync(unit, TestModels.Tiny, new ProfileSettings { BatchSizes = new[] { 1, 4, 9 }, PointBudget = TimeSpan.FromMilliseconds(100) });
+        Assert.Equal(new[] { 1, 4, 9 }, profile.Entries.Select(e => e.BatchSize));
+        Assert.All(profile.Entries, e => Assert.True(e.MedianMs > 0 && e.Samples >= 3 && e.P10Ms <= e.MedianMs && e.MedianMs <= e.P90Ms));
+        Assert.Equal(9, profile.MaxBatchSize);
+    }
+}

@@ -1,0 +1,27 @@
+using HeteroBatch.Engine.Models;
+using HeteroBatch.Engine.Profiling;
+using HeteroBatch.Engine.Units;
+
+namespace HeteroBatch.Engine.Tests;
+
+/// <summary>Shared set-up: a private model cache and two single-core CPU units (or one unit twice on a one-core machine).</summary>
+public static class TestModels
+{
+    public static readonly string Cache = Path.Combine(Path.GetTempPath(), "heterobatch-xunit-cache");
+
+    public static ModelSource Tiny => ModelCatalog.Resolve("tinynet", Cache);
+
+    public static IReadOnlyList<ComputeUnit> TwoCpuUnits()
+    {
+        var units = UnitDiscovery.CpuUnits(new CpuGrouping(CpuGroupingMode.Count, 2), Runtime.OrtRuntime.Version);
+        return units;
+    }
+
+    public static UnitProfile FakeProfile(string unitId, string model, params (int B, double Ms)[] points) => new()
+    {
+        Unit = new ComputeUnit { Id = unitId, Name = unitId, RuntimeVersion = "test" },
+        Model = model, ModelSha256 = "feedface" + model, MeasuredAt = DateTimeOffset.UtcNow,
+        Entries = points.Select(p => new ProfileEntry { BatchSize = p.B, MedianMs = p.Ms, Samples = 1 }).ToList(),
+        MaxBatchSize = points.Max(p => p.B),
+    };
+}
