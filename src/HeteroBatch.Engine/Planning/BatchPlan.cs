@@ -34,6 +34,7 @@ public sealed class BatchPlan
 {
     public string Model { get; set; } = "";
     public string ModelSha256 { get; set; } = "";
+    public string? ModelPath { get; set; }
     public int BatchSize { get; set; }
     public PlanAlgorithm Algorithm { get; set; }
     public List<PlanShard> Shards { get; set; } = new();

@@ -47,7 +47,7 @@ public static class Planner
 
         var plan = new BatchPlan
         {
-            Model = units[0].Model, ModelSha256 = units[0].ModelSha256, BatchSize = batchSize, Algorithm = algorithm,
+            Model = units[0].Model, ModelSha256 = units[0].ModelSha256, ModelPath = units[0].ModelPath, BatchSize = batchSize, Algorithm = algorithm,
             BestSingleUnit = models[single].Unit.Id, BestSingleMs = singleMs, FellBackToSingle = fellBack,
             Units = models.Select(m => m.Unit.Id).ToArray(),
         };

@@ -48,7 +48,7 @@ public static class Profiler
         var schedule = settings.ScheduleFor(unit);
         var profile = new UnitProfile
         {
-            Unit = unit, Model = model.Name, ModelSha256 = model.Sha256, MeasuredAt = DateTimeOffset.UtcNow,
+            Unit = unit, Model = model.Name, ModelSha256 = model.Sha256, ModelPath = model.Path, MeasuredAt = DateTimeOffset.UtcNow,
             Host = Environment.MachineName, RuntimeVersion = unit.RuntimeVersion,
         };
         cancel.ThrowIfCancellationRequested();

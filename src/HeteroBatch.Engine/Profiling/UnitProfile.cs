@@ -24,6 +24,8 @@ public sealed class UnitProfile
     public ComputeUnit Unit { get; set; } = new();
     public string Model { get; set; } = "";
     public string ModelSha256 { get; set; } = "";
+    /// <summary>Where the model file was when measured (zoo models: the cache).</summary>
+    public string? ModelPath { get; set; }
     public List<ProfileEntry> Entries { get; set; } = new();
     /// <summary>The largest batch size that ran.</summary>
     public int MaxBatchSize { get; set; }

@@ -1,0 +1,32 @@
+@{
+    # build.ps1 stamps ModuleVersion from Directory.Build.props (the one version source) into the built copy.
+    RootModule           = 'HeteroBatch.dll'
+    ModuleVersion        = '0.1.0'
+    GUID                 = '3f6b7a52-2d8e-4c1a-9b7e-5e0c4d8a61f2'
+    Author               = 'HeteroBatch team'
+    CompanyName          = 'HeteroBatch'
+    Copyright            = '(c) HeteroBatch team. MIT licence.'
+    Description          = 'Profiles a neural network on every compute unit of a machine (CPU core groups, NVIDIA GPUs, OpenVINO devices), plans how to split a batch across them so it finishes soonest, and runs the shares in parallel with ONNX Runtime.'
+    PowerShellVersion    = '7.4'
+    CompatiblePSEditions = @('Core')
+    FormatsToProcess     = @('HeteroBatch.format.ps1xml')
+    CmdletsToExport      = @(
+        'Get-ComputeUnit'
+        'Invoke-Profile'
+        'Get-BatchPlan'
+        'Invoke-PartitionedInference'
+        'Get-InferenceModel'
+        'Export-InferenceModel'
+        'Get-PerformanceProfile'
+        'Remove-PerformanceProfile'
+    )
+    FunctionsToExport    = @()
+    VariablesToExport    = @()
+    AliasesToExport      = @()
+    PrivateData          = @{
+        PSData = @{
+            Tags       = @('ONNX', 'inference', 'GPU', 'CUDA', 'OpenVINO', 'heterogeneous', 'batch')
+            ProjectUri = ''
+        }
+    }
+}

@@ -1,0 +1,119 @@
+#requires -Version 7.4
+<#
+.SYNOPSIS
+    HeteroBatch's one entry point: Build, Test, Demo, Bench, Clean.
+.DESCRIPTION
+    Run from the repository root after `dotnet tool restore`:
+        dotnet pwsh -NoProfile -File build.ps1 Demo   # the main job
+        dotnet pwsh -NoProfile -File build.ps1 Test   # every test; prints "N passed, N failed"
+    Build publishes the module into out/HeteroBatch (manifest, assemblies, natives, formats, help).
+#>
+[CmdletBinding()]
+param(
+    [Parameter(Position = 0)]
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Clean')]
+    [string] $Task = 'Build',
+
+    [ValidateSet('Debug', 'Release')]
+    [string] $Configuration = 'Release',
+
+    # Bench: a short smoke run instead of the full one.
+    [switch] $Quick
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+$env:NO_COLOR = '1'
+$env:DOTNET_CLI_TELEMETRY_OPTOUT = '1'
+$env:DOTNET_NOLOGO = '1'
+$root = $PSScriptRoot
+$out = Join-Path $root 'out'
+$moduleDir = Join-Path $out 'HeteroBatch'
+
+function Invoke-Native([string] $what, [scriptblock] $command) {
+    & $command
+    if ($LASTEXITCODE -ne 0) { throw "$what failed (exit code $LASTEXITCODE)" }
+}
+
+function Get-Version {
+    $props = [xml](Get-Content -Raw (Join-Path $root 'Directory.Build.props'))
+    return ($props.Project.PropertyGroup | Where-Object { $_['Version'] } | Select-Object -First 1).Version
+}
+
+function Invoke-Build {
+    Write-Host "Building HeteroBatch ($Configuration) into $moduleDir"
+    Invoke-Native 'dotnet publish' { dotnet publish (Join-Path $root 'src/HeteroBatch/HeteroBatch.csproj') -c $Configuration -o $moduleDir --nologo -v quiet }
+    $version = Get-Version
+    $manifest = Get-Content -Raw (Join-Path $root 'HeteroBatch.psd1')
+    $manifest = $manifest -replace "ModuleVersion\s*=\s*'[^']*'", "ModuleVersion        = '$version'"
+    Set-Content -Path (Join-Path $moduleDir 'HeteroBatch.psd1') -Value $manifest -NoNewline
+    $help = Join-Path $moduleDir 'en-US'
+    New-Item -ItemType Directory -Force $help | Out-Null
+    Copy-Item (Join-Path $root 'en-US/*.txt') $help -Force
+    & (Join-Path $root 'en-US/New-MamlHelp.ps1') -Source (Join-Path $root 'en-US/HeteroBatch.help.psd1') -Destination (Join-Path $help 'HeteroBatch.dll-Help.xml')
+    # build leftovers that are not part of the module
+    Get-ChildItem $moduleDir -Filter '*.pdb' | Remove-Item -Force
+    Write-Host "Built HeteroBatch $version"
+}
+
+function Invoke-Test {
+    Invoke-Build
+    $passed = 0; $failed = 0; $skipped = 0
+
+    Write-Host "`n== xunit: engine tests"
+    $xunitLog = Join-Path $out 'xunit.log'
+    dotnet test (Join-Path $root 'tests/HeteroBatch.Engine.Tests/HeteroBatch.Engine.Tests.csproj') -c $Configuration --nologo 2>&1 | Tee-Object -FilePath $xunitLog | Write-Host
+    $summary = Select-String -Path $xunitLog -Pattern 'Failed:\s+(\d+), Passed:\s+(\d+), Skipped:\s+(\d+)' | Select-Object -Last 1
+    if ($summary) {
+        $failed += [int]$summary.Matches[0].Groups[1].Value
+        $passed += [int]$summary.Matches[0].Groups[2].Value
+        $skipped += [int]$summary.Matches[0].Groups[3].Value
+    }
+    elseif ($LASTEXITCODE -ne 0) { $failed++ ; Write-Host 'xunit did not run (build failure?)' }
+
+    Write-Host "`n== Pester: the module as users drive it"
+    Invoke-Native 'dotnet restore tests/tools' { dotnet restore (Join-Path $root 'tests/tools/tools.csproj') --nologo -v quiet }
+    $pesterResult = Join-Path $out 'pester-result.json'
+    Remove-Item $pesterResult -ErrorAction Ignore
+    # a child pwsh, so the module under test loads into a clean process
+    dotnet pwsh -NoProfile -File (Join-Path $root 'tests/Invoke-PesterRun.ps1') -ModulePath (Join-Path $moduleDir 'HeteroBatch.psd1') -ResultPath $pesterResult
+    if (Test-Path $pesterResult) {
+        $p = Get-Content -Raw $pesterResult | ConvertFrom-Json
+        $passed += $p.Passed; $failed += $p.Failed; $skipped += $p.Skipped
+    }
+    else { $failed++; Write-Host 'Pester did not report a result' }
+
+    $line = "$passed passed, $failed failed"
+    if ($skipped) { $line += ", $skipped skipped" }
+    Write-Host ''
+    Write-Host $line
+    if ($failed -gt 0) { exit 1 }
+}
+
+function Invoke-Demo {
+    Invoke-Build
+    dotnet pwsh -NoProfile -File (Join-Path $root 'tools/demo.ps1') -ModulePath (Join-Path $moduleDir 'HeteroBatch.psd1')
+    if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+}
+
+function Invoke-Bench {
+    Write-Host 'Building the benchmark'
+    $benchDir = Join-Path $out 'bench'
+    Invoke-Native 'dotnet publish bench' { dotnet publish (Join-Path $root 'src/HeteroBatch.Bench/HeteroBatch.Bench.csproj') -c Release -o $benchDir --nologo -v quiet }
+    $args = @('--out', (Join-Path $root 'bench-results'))
+    if ($Quick) { $args += '--quick' }
+    & (Join-Path $benchDir 'HeteroBatch.Bench') @args
+    if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
+}
+
+switch ($Task) {
+    'Build' { Invoke-Build }
+    'Test' { Invoke-Test }
+    'Demo' { Invoke-Demo }
+    'Bench' { Invoke-Bench }
+    'Clean' {
+        Remove-Item -Recurse -Force $out -ErrorAction Ignore
+        Get-ChildItem $root -Recurse -Directory -Include bin, obj | Remove-Item -Recurse -Force
+        Write-Host 'Cleaned out/, bin/ and obj/'
+    }
+}

@@ -1,0 +1,51 @@
+using HeteroBatch.Engine.Profiling;
+using HeteroBatch.Engine.Units;
+
+namespace HeteroBatch.Engine.Planning;
+
+/// <summary>Chooses which stored profiles a plan is made from.</summary>
+public static class ProfileSelection
+{
+    /// <summary>
+    /// Stored profiles of a model for units present now. With unit ids, exactly those units
+    /// (ProfileNotFound for any without a profile); without, the most recently measured set of
+    /// units that do not share processors.
+    /// </summary>
+    public static IReadOnlyList<UnitProfile> Select(IReadOnlyList<UnitProfile> stored, string model, string modelSha, IReadOnlyCollection<string>? unitIds)
+    {
+        var forModel = stored.Where(p => p.ModelSha256 == modelSha).ToList();
+        var present = forModel.Where(p => UnitPresence.WhyAbsent(p.Unit) == null)
+            .GroupBy(p => p.Unit.Id).Select(g => g.OrderBy(p => p.MeasuredAt).Last()).ToList();
+        string hint = $"Run: Get-ComputeUnit | Invoke-Profile -Model {model}";
+        if (unitIds is { Count: > 0 })
+        {
+            var chosen = new List<UnitProfile>();
+            foreach (var id in unitIds)
+            {
+                var match = present.Where(p => Wildcard.IsMatch(p.Unit.Id, id)).ToList();
+                if (match.Count == 0)
+                    throw new HeteroBatchException("ProfileNotFound", FailureKind.ObjectNotFound,
+                        $"No stored profile of '{model}' for unit '{id}' on this machine. {hint}", id);
+                chosen.AddRange(match.Where(m => !chosen.Contains(m)));
+            }
+            CheckNoOverlap(chosen);
+            return chosen;
+        }
+        if (present.Count == 0)
+            throw new HeteroBatchException("ProfileNotFound", FailureKind.ObjectNotFound,
+                $"No stored profile of '{model}' for any unit of this machine. {hint}", model);
+        var set = new List<UnitProfile>();
+        foreach (var p in present.OrderByDescending(p => p.MeasuredAt))
+            if (!set.Any(s => UnitPresence.Overlap(s.Unit, p.Unit))) set.Add(p);
+        return set.OrderBy(p => p.Unit.Id, StringComparer.Ordinal).ToList();
+    }
+
+    public static void CheckNoOverlap(IReadOnlyList<UnitProfile> profiles)
+    {
+        for (int i = 0; i < profiles.Count; i++)
+            for (int j = i + 1; j < profiles.Count; j++)
+                if (UnitPresence.Overlap(profiles[i].Unit, profiles[j].Unit))
+                    throw new HeteroBatchException("UnitsOverlap", FailureKind.InvalidArgument,
+                        $"Units '{profiles[i].Unit.Id}' and '{profiles[j].Unit.Id}' share processors; plan with units of one grouping (see Get-ComputeUnit -CpuGroup).");
+    }
+}

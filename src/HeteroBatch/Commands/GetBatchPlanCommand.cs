@@ -1,0 +1,88 @@
+using System.Management.Automation;
+using HeteroBatch.Engine;
+using HeteroBatch.Engine.Models;
+using HeteroBatch.Engine.Planning;
+using HeteroBatch.Engine.Profiling;
+
+namespace HeteroBatch.Commands;
+
+/// <summary>Splits a batch across units from their performance tables so that it finishes soonest.</summary>
+[Cmdlet(VerbsCommon.Get, "BatchPlan", DefaultParameterSetName = FromStore)]
+[OutputType(typeof(BatchPlan))]
+public sealed class GetBatchPlanCommand : HeteroBatchCmdlet
+{
+    private const string FromStore = "FromStore";
+    private const string FromProfile = "FromProfile";
+
+    /// <summary>Profiles to plan from (from Invoke-Profile or Get-PerformanceProfile).</summary>
+    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = FromProfile)]
+    [ValidateNotNull]
+    public UnitProfile[]? Profile { get; set; }
+
+    /// <summary>Plan from the stored profiles of this model (a built-in name or an .onnx path).</summary>
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = FromStore)]
+    [ArgumentCompleter(typeof(ModelNameCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string Model { get; set; } = "";
+
+    /// <summary>The number of samples to split.</summary>
+    [Parameter(Mandatory = true)]
+    [ValidateRange(1, int.MaxValue)]
+    public int BatchSize { get; set; }
+
+    /// <summary>Only these units (ids, wildcards allowed).</summary>
+    [Parameter]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[]? Unit { get; set; }
+
+    /// <summary>Optimal (default), Greedy (the seed's), Proportional, Even or Single.</summary>
+    [Parameter]
+    public PlanAlgorithm Algorithm { get; set; } = PlanAlgorithm.Optimal;
+
+    /// <summary>Emit one plan per subset of the units: what each unit adds.</summary>
+    [Parameter]
+    public SwitchParameter EachSubset { get; set; }
+
+    /// <summary>The profile store folder (default: $env:HETEROBATCH_PROFILE_PATH, else the user data folder).</summary>
+    [Parameter(ParameterSetName = FromStore)]
+    [ValidateNotNullOrEmpty]
+    public string? ProfilePath { get; set; }
+
+    private readonly List<UnitProfile> _piped = new();
+
+    protected override void ProcessRecord()
+    {
+        if (Profile != null) _piped.AddRange(Profile);
+    }
+
+    protected override void EndProcessing()
+    {
+        IReadOnlyList<UnitProfile> profiles;
+        if (ParameterSetName == FromProfile)
+        {
+            profiles = Unit == null ? _piped : _piped.Where(p => Unit.Any(u => Wildcard.IsMatch(p.Unit.Id, u))).ToList();
+            Engine(() => { ProfileSelection.CheckNoOverlap(profiles); return true; });
+        }
+        else
+        {
+            profiles = Engine(() => StoredProfiles.For(this, Model, Unit, ProfilePath));
+        }
+        if (profiles.Count == 0)
+            Fail(new HeteroBatchException("ProfileNotFound", FailureKind.ObjectNotFound, "No profiles to plan from; run Invoke-Profile first.", null));
+        var plans = Engine(() => EachSubset ? Planner.PlanSubsets(profiles, BatchSize, Algorithm) : new[] { Planner.Plan(profiles, BatchSize, Algorithm) });
+        foreach (var plan in plans) WriteObject(plan);
+    }
+}
+
+/// <summary>Reads the store for a model, as Get-BatchPlan and Invoke-PartitionedInference both need.</summary>
+internal static class StoredProfiles
+{
+    public static IReadOnlyList<UnitProfile> For(PSCmdlet cmdlet, string model, string[]? units, string? profilePath)
+    {
+        var source = ModelCatalog.Resolve(model, basePath: cmdlet.SessionState.Path.CurrentFileSystemLocation.Path);
+        var folder = profilePath == null ? null : cmdlet.GetUnresolvedProviderPathFromPSPath(profilePath);
+        var store = new ProfileStore(folder, w => cmdlet.WriteWarning($"[{w.ErrorId}] {w.Message}"));
+        return ProfileSelection.Select(store.Load(), source.Name, source.Sha256, units);
+    }
+}

@@ -1,0 +1,37 @@
+using System.Management.Automation;
+using HeteroBatch.Engine;
+using HeteroBatch.Engine.Units;
+
+namespace HeteroBatch.Commands;
+
+/// <summary>Lists the compute units of this machine: CPU core groups, NVIDIA GPUs, OpenVINO devices.</summary>
+[Cmdlet(VerbsCommon.Get, "ComputeUnit")]
+[OutputType(typeof(ComputeUnit))]
+public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
+{
+    /// <summary>Unit ids to return (wildcards allowed).</summary>
+    [Parameter(Position = 0)]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[]? Id { get; set; }
+
+    /// <summary>How to split the CPU: All (one unit), Core (one per processor), Numa, CoreType, or a number of equal groups.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string CpuGroup { get; set; } = "All";
+
+    /// <summary>Also list units that cannot run here, with the reason.</summary>
+    [Parameter]
+    public SwitchParameter ListAvailable { get; set; }
+
+    protected override void EndProcessing()
+    {
+        if (!CpuGrouping.TryParse(CpuGroup, out var grouping))
+            Fail(new HeteroBatchException("CpuGroupInvalid", FailureKind.InvalidArgument,
+                $"-CpuGroup '{CpuGroup}' is not All, Core, Numa, CoreType or a positive number of groups.", CpuGroup));
+        var units = Engine(() => UnitDiscovery.Discover(grouping, ListAvailable, WriteVerbose));
+        foreach (var unit in units)
+            if (Id == null || Id.Any(pattern => WildcardPattern.Get(pattern, WildcardOptions.IgnoreCase).IsMatch(unit.Id)))
+                WriteObject(unit);
+    }
+}

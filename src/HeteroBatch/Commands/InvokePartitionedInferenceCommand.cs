@@ -1,0 +1,106 @@
+using System.Management.Automation;
+using HeteroBatch.Engine;
+using HeteroBatch.Engine.Execution;
+using HeteroBatch.Engine.Models;
+using HeteroBatch.Engine.Planning;
+using HeteroBatch.Engine.Units;
+
+namespace HeteroBatch.Commands;
+
+/// <summary>Runs a batch split across units in parallel, and returns the outputs in input order with the timings.</summary>
+[Cmdlet(VerbsLifecycle.Invoke, "PartitionedInference", DefaultParameterSetName = FromPlan)]
+[OutputType(typeof(InferenceResult))]
+public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
+{
+    private const string FromPlan = "FromPlan";
+    private const string FromModel = "FromModel";
+
+    /// <summary>The plan to run (from Get-BatchPlan).</summary>
+    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = FromPlan)]
+    [ValidateNotNull]
+    public BatchPlan? Plan { get; set; }
+
+    /// <summary>Plan from stored profiles of this model, then run: a built-in name or an .onnx path.</summary>
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = FromModel)]
+    [ArgumentCompleter(typeof(ModelNameCompleter))]
+    [ValidateNotNullOrEmpty]
+    public string Model { get; set; } = "";
+
+    /// <summary>The number of samples (with -Model).</summary>
+    [Parameter(Mandatory = true, ParameterSetName = FromModel)]
+    [ValidateRange(1, int.MaxValue)]
+    public int BatchSize { get; set; }
+
+    /// <summary>Only these units (with -Model; ids, wildcards allowed).</summary>
+    [Parameter(ParameterSetName = FromModel)]
+    [SupportsWildcards]
+    [ValidateNotNullOrEmpty]
+    public string[]? Unit { get; set; }
+
+    /// <summary>The planning algorithm (with -Model).</summary>
+    [Parameter(ParameterSetName = FromModel)]
+    public PlanAlgorithm Algorithm { get; set; } = PlanAlgorithm.Optimal;
+
+    /// <summary>The profile store folder (with -Model).</summary>
+    [Parameter(ParameterSetName = FromModel)]
+    [ValidateNotNullOrEmpty]
+    public string? ProfilePath { get; set; }
+
+    /// <summary>Static: run the plan as it is. Dynamic: units that finish early take work from slower ones.</summary>
+    [Parameter]
+    public BalanceMode Balance { get; set; } = BalanceMode.Static;
+
+    /// <summary>Seed of the synthetic inputs: the same seed gives the same inputs.</summary>
+    [Parameter]
+    public ulong Seed { get; set; } = 1;
+
+    protected override void ProcessRecord()
+    {
+        var plan = ParameterSetName == FromPlan
+            ? Plan!
+            : Engine(() => Planner.Plan(StoredProfiles.For(this, Model, Unit, ProfilePath), BatchSize, Algorithm));
+        foreach (var shard in plan.Shards)
+        {
+            if (UnitPresence.WhyAbsent(shard.Unit) is { } why)
+            {
+                WriteFailure(new HeteroBatchException("UnitUnavailable", FailureKind.ResourceUnavailable,
+                    $"The plan gives samples to unit '{shard.UnitId}', which cannot run here: {why}", shard.UnitId));
+                return;
+            }
+        }
+        ModelSource model;
+        try { model = ResolvePlanModel(plan); }
+        catch (HeteroBatchException e) { WriteFailure(e); return; }
+
+        var settings = new RunSettings { Balance = Balance, Seed = Seed, InjectFailure = RunSettings.FailureFromEnvironment() };
+        InferenceResult result;
+        try
+        {
+            result = Await(Task.Run(() => PartitionedRunner.Run(plan, model, null, settings, StopToken)));
+        }
+        catch (HeteroBatchException e) when (e.ErrorId == "AllUnitsFailed" || e.ErrorId == "SamplesUnfinished")
+        {
+            Fail(e);
+            return;
+        }
+        catch (HeteroBatchException e)
+        {
+            WriteFailure(e);
+            return;
+        }
+        foreach (var failed in result.Units.Where(u => u.Failed))
+            WriteWarning($"Unit '{failed.UnitId}' failed after {failed.Count} samples ({failed.Error}); its other samples ran on the remaining units.");
+        WriteObject(result);
+    }
+
+    private static ModelSource ResolvePlanModel(BatchPlan plan)
+    {
+        var source = plan.ModelPath != null && File.Exists(plan.ModelPath) && ModelCatalog.HashOf(plan.ModelPath) == plan.ModelSha256
+            ? new ModelSource { Name = plan.Model, Path = plan.ModelPath, Sha256 = plan.ModelSha256, IsBuiltIn = ModelZoo.Find(plan.Model) != null }
+            : ModelZoo.Find(plan.Model) != null ? ModelCatalog.Resolve(plan.Model) : null;
+        if (source == null || source.Sha256 != plan.ModelSha256)
+            throw new HeteroBatchException("ModelChanged", FailureKind.InvalidData,
+                $"The plan is for '{plan.Model}' with content hash {plan.ModelSha256[..Math.Min(12, plan.ModelSha256.Length)]}, and no such model file is found now; profile and plan again.", plan.Model);
+        return source;
+    }
+}
