@@ -17,6 +17,11 @@ param(
     [ValidateSet('Debug', 'Release')]
     [string] $Configuration = 'Release',
 
+    # Demo: the model and batch size of the main job.
+    [string] $Model = 'mobilenet',
+    [ValidateRange(1, 100000)]
+    [int] $BatchSize = 64,
+
     # Bench: a short smoke run instead of the full one.
     [switch] $Quick
 )
@@ -50,7 +55,8 @@ function Invoke-Build {
     $help = Join-Path $moduleDir 'en-US'
     New-Item -ItemType Directory -Force $help | Out-Null
     Copy-Item (Join-Path $root 'en-US/*.txt') $help -Force
-    & (Join-Path $root 'en-US/New-MamlHelp.ps1') -Source (Join-Path $root 'en-US/HeteroBatch.help.psd1') -Destination (Join-Path $help 'HeteroBatch.dll-Help.xml')
+    # MAML from the help source and the built cmdlets' own metadata, in a child pwsh
+    Invoke-Native 'help generation' { dotnet pwsh -NoProfile -File (Join-Path $root 'en-US/New-MamlHelp.ps1') -ModulePath (Join-Path $moduleDir 'HeteroBatch.psd1') -Source (Join-Path $root 'en-US/HeteroBatch.help.psd1') -Destination (Join-Path $help 'HeteroBatch.dll-Help.xml') }
     # build leftovers that are not part of the module
     Get-ChildItem $moduleDir -Filter '*.pdb' | Remove-Item -Force
     Write-Host "Built HeteroBatch $version"
@@ -90,9 +96,36 @@ function Invoke-Test {
     if ($failed -gt 0) { exit 1 }
 }
 
+# The main job, as a user would type it: units, profile, plan, run. In a child pwsh so that the
+# module loads into a fresh session.
+$demo = @'
+param($ModulePath, $Model, $BatchSize)
+$ErrorActionPreference = 'Stop'
+Import-Module $ModulePath
+Write-Host "`n> Get-ComputeUnit -CpuGroup Core"
+$units = Get-ComputeUnit -CpuGroup Core
+$units | Format-Table | Out-String -Width 160 | Write-Host
+Write-Host "> `$profiles = `$units | Invoke-Profile -Model $Model -MaxBatchSize 16"
+$profiles = $units | Invoke-Profile -Model $Model -MaxBatchSize 16
+$profiles | Format-Table | Out-String -Width 160 | Write-Host
+Write-Host "> `$profiles[0].Table"
+$profiles[0].Table | Format-Table | Out-String -Width 160 | Write-Host
+Write-Host "> `$plan = `$profiles | Get-BatchPlan -BatchSize $BatchSize"
+$plan = $profiles | Get-BatchPlan -BatchSize $BatchSize
+$plan | Format-Table | Out-String -Width 160 | Write-Host
+$plan.Shards | Format-Table | Out-String -Width 160 | Write-Host
+Write-Host "> `$result = `$plan | Invoke-PartitionedInference"
+$result = $plan | Invoke-PartitionedInference
+$result | Format-Table | Out-String -Width 160 | Write-Host
+$result.Units | Format-Table | Out-String -Width 160 | Write-Host
+Write-Host ("Top-1 classes of the first 10 samples (random weights): " + ($result.Top1[0..9] -join ', '))
+'@
+
 function Invoke-Demo {
     Invoke-Build
-    dotnet pwsh -NoProfile -File (Join-Path $root 'tools/demo.ps1') -ModulePath (Join-Path $moduleDir 'HeteroBatch.psd1')
+    $script = Join-Path $out 'demo.ps1'
+    Set-Content -Path $script -Value $demo
+    dotnet pwsh -NoProfile -File $script -ModulePath (Join-Path $moduleDir 'HeteroBatch.psd1') -Model $Model -BatchSize $BatchSize
     if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 }
 

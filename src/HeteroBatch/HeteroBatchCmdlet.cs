@@ -43,7 +43,8 @@ public abstract class HeteroBatchCmdlet : PSCmdlet
     /// <summary>Waits for engine work while writing what it posted (progress, verbose); Ctrl+C cancels it.</summary>
     protected T Await<T>(Task<T> task)
     {
-        while (!task.Wait(50))
+        var finished = task.ContinueWith(_ => { }, TaskContinuationOptions.ExecuteSynchronously);
+        while (!finished.Wait(50))
             Drain();
         Drain();
         try

@@ -1,0 +1,123 @@
+# Help text for the HeteroBatch cmdlets. build.ps1 turns it into MAML (HeteroBatch.dll-Help.xml),
+# taking syntax, types and pipeline binding from the cmdlets themselves. Every parameter needs a line.
+@{
+    'Get-ComputeUnit' = @{
+        Synopsis    = 'Lists the compute units of this machine: CPU core groups, NVIDIA GPUs and OpenVINO devices.'
+        Description = 'Finds the units that can run a share of a batch. The CPU is one unit (cpu) by default, or several with -CpuGroup. An NVIDIA GPU is listed only if a CUDA session really starts on it; an OpenVINO device only if the loaded ONNX Runtime has that provider. Units that cannot run here are left out unless -ListAvailable is given, and then carry the reason. Each unit has a Fingerprint (hardware, provider, cores, runtime version) that keys stored profiles.'
+        Parameters  = @{
+            Id            = 'Unit ids to return, such as cpu, cpu0 or gpu1. Wildcards are allowed.'
+            CpuGroup      = 'How to split the CPU into units: All (one unit on every processor, the default), Core (one unit per processor), Numa (one per NUMA node), CoreType (performance and efficiency cores of a hybrid CPU), or a number of equal groups. Each group runs on its own pinned worker thread.'
+            ListAvailable = 'Also list units that cannot run here (Available is False), with the Reason: for example a CUDA library that is not found.'
+        }
+        Examples    = @(
+            @{ Code = 'Get-ComputeUnit'; Remarks = 'The units a plan can use: the whole CPU as one unit, and every NVIDIA GPU where CUDA starts.' }
+            @{ Code = 'Get-ComputeUnit -CpuGroup Core'; Remarks = 'One unit per processor (cpu0, cpu1, ...), each pinned to its core.' }
+            @{ Code = 'Get-ComputeUnit -ListAvailable -Verbose'; Remarks = 'Also shows GPUs and OpenVINO devices that cannot run here and why; -Verbose shows each probe.' }
+        )
+    }
+    'Invoke-Profile' = @{
+        Synopsis    = 'Measures a model on each compute unit at a schedule of batch sizes, and stores the performance tables.'
+        Description = 'For each unit from the pipeline (default: the units of Get-ComputeUnit), runs the model at batch sizes 1, 2, 3, then 2^n-1, 2^n and 2^n+1 up to -MaxBatchSize, or at the sizes of -BatchSize. Each size gets warm-up runs, then timed runs until the median is stable (95% confidence within 3%) or -SecondsPerSize is spent. A size that fails (out of memory, for example) ends the schedule for that unit: the sizes that ran are kept and MaxBatchSize records the largest. Profiles are stored as JSON, one file per model and unit, merged with earlier measurements, unless -NoStore is given. Ctrl+C stops promptly; what was stored stays consistent.'
+        Parameters  = @{
+            Unit           = 'The units to measure, usually piped from Get-ComputeUnit. Without it, the units of Get-ComputeUnit are measured.'
+            Model          = 'A built-in model name (see Get-InferenceModel; tab completion offers them) or the path of an .onnx file.'
+            BatchSize      = 'The batch sizes to measure, instead of the default schedule.'
+            MaxBatchSize   = 'The largest batch size of the default schedule. Default: 32 for CPU units, 512 for GPUs.'
+            SecondsPerSize = 'The most time to spend sampling one batch size once three timed runs are in. Default: 1.5.'
+            ProfilePath    = 'The profile store folder. Default: $env:HETEROBATCH_PROFILE_PATH, else HeteroBatch/profiles in the user data folder.'
+            NoStore        = 'Return the profiles without storing them.'
+        }
+        Examples    = @(
+            @{ Code = 'Get-ComputeUnit | Invoke-Profile -Model mobilenet'; Remarks = 'Measures MobileNet on every unit and stores the tables.' }
+            @{ Code = 'Get-ComputeUnit -CpuGroup Core | Invoke-Profile -Model tinynet -BatchSize 1,8,64 -Verbose'; Remarks = 'Measures three batch sizes on each core; -Verbose prints each measurement.' }
+            @{ Code = 'Invoke-Profile -Model ./model.onnx -NoStore | Select-Object -ExpandProperty Table'; Remarks = 'Measures your own model without storing it and prints the performance table.' }
+        )
+    }
+    'Get-BatchPlan' = @{
+        Synopsis    = 'Splits a batch across compute units from their performance tables so that the whole batch finishes soonest.'
+        Description = 'Builds a cost model per unit from its profile (interpolated between measured batch sizes; shares larger than the largest batch that ran are cut into sub-batches) and chooses shares b1..bk summing to the batch that minimise the time of the slowest unit. Optimal finds the exact optimum of that model; Greedy is the seed work''s algorithm; Proportional, Even and Single are baselines. No plan predicts worse than the best single unit: units that would not help get nothing and are listed in UnusedUnits. Profiles come from the pipeline or, with -Model, from the store (the most recently measured units of this machine that do not share processors, or those named by -Unit).'
+        Parameters  = @{
+            Profile     = 'Profiles to plan from, piped from Invoke-Profile or Get-PerformanceProfile.'
+            Model       = 'Plan from the stored profiles of this model: a built-in name or an .onnx path.'
+            BatchSize   = 'The number of samples to split. Must be at least 1.'
+            Unit        = 'Only these units (ids; wildcards allowed).'
+            Algorithm   = 'Optimal (exact min-max, the default), Greedy (each next sample to the unit that would finish it soonest), Proportional (by best measured throughput), Even (equal shares) or Single (the best unit alone).'
+            EachSubset  = 'Emit one plan for every non-empty subset of the units, to show what each unit adds.'
+            ProfilePath = 'The profile store folder (with -Model). Default: $env:HETEROBATCH_PROFILE_PATH, else the user data folder.'
+        }
+        Examples    = @(
+            @{ Code = 'Get-BatchPlan -Model vgg-16 -BatchSize 100'; Remarks = 'Plans from stored profiles.' }
+            @{ Code = 'Get-ComputeUnit -CpuGroup Core | Invoke-Profile -Model tinynet | Get-BatchPlan -BatchSize 256 -Algorithm Greedy'; Remarks = 'Profiles, then plans with the seed''s greedy algorithm.' }
+            @{ Code = 'Get-BatchPlan -Model mobilenet -BatchSize 100 -EachSubset | Format-Table'; Remarks = 'What each subset of units would predict.' }
+        )
+    }
+    'Invoke-PartitionedInference' = @{
+        Synopsis    = 'Runs one batch split across compute units in parallel and returns the outputs in input order, with timings.'
+        Description = 'Each unit runs its share on its own long-lived worker thread (CPU units pinned to their cores) with a cached ONNX Runtime session, warmed before timing. Every share is a view into one input buffer and writes straight into one output buffer, so outputs come back in input order with no copies. Inputs are seeded synthetic tensors (-Seed). If a unit fails mid-run, its unfinished samples run on the other units and the result names the failure; if all fail, the command stops with AllUnitsFailed. With -Balance Dynamic, units that finish early take sub-batches from the tail of slower units'' shares. Ctrl+C stops every unit.'
+        Parameters  = @{
+            Plan        = 'The plan to run, piped from Get-BatchPlan.'
+            Model       = 'Plan from stored profiles of this model and run it: a built-in name or an .onnx path.'
+            BatchSize   = 'The number of samples (with -Model).'
+            Unit        = 'Only these units (with -Model; ids, wildcards allowed).'
+            Algorithm   = 'The planning algorithm (with -Model): Optimal, Greedy, Proportional, Even or Single.'
+            ProfilePath = 'The profile store folder (with -Model).'
+            Balance     = 'Static (default) runs the plan as it is; Dynamic lets units that finish early take work from slower ones.'
+            Seed        = 'The seed of the synthetic inputs. The same seed gives the same input for each sample, however the batch is split. Default: 1.'
+        }
+        Examples    = @(
+            @{ Code = 'Get-ComputeUnit | Invoke-Profile -Model vgg-16 | Get-BatchPlan -BatchSize 100 | Invoke-PartitionedInference'; Remarks = 'The whole path: measure, plan, run.' }
+            @{ Code = '$r = Invoke-PartitionedInference -Model mobilenet -BatchSize 64; $r.Units | Format-Table'; Remarks = 'Plans from stored profiles and runs; shows what each unit did.' }
+            @{ Code = '$r = Get-BatchPlan -Model tinynet -BatchSize 50 | Invoke-PartitionedInference -Balance Dynamic; $r.Top1'; Remarks = 'Runs with dynamic balance and prints the top class of each sample.' }
+        )
+    }
+    'Get-InferenceModel' = @{
+        Synopsis    = 'Lists the built-in networks: name, input shape, parameters and GFLOPs per image.'
+        Description = 'HeteroBatch builds the seed work''s ten networks (mobilenet, squeezenet_v1.0, squeezenet_v1.1, resnet-18, resnet-34, resnet-50, inception_v3, vgg-16, vgg-19, densenet-121) as ONNX graphs with seeded random weights, and tinynet, a small CNN for tests and quick demos. They are written once into a cache folder ($env:HETEROBATCH_CACHE, else the user cache folder) and rebuilt if damaged. Parameters counts trainable parameters as the reference architectures do; GFlops is 2 x the multiply-accumulates of convolutions and dense layers.'
+        Parameters  = @{
+            Name = 'Names to return (wildcards allowed).'
+        }
+        Examples    = @(
+            @{ Code = 'Get-InferenceModel'; Remarks = 'Every built-in network.' }
+            @{ Code = 'Get-InferenceModel resnet*'; Remarks = 'The ResNets.' }
+        )
+    }
+    'Export-InferenceModel' = @{
+        Synopsis    = 'Writes a built-in network to an .onnx file.'
+        Description = 'Writes the network''s ONNX graph (opset 17, seeded weights) through a temporary file that is renamed into place, so a failure never leaves a half-written file. The batch dimension is symbolic unless -FixedBatchSize is given.'
+        Parameters  = @{
+            Name           = 'The built-in network to export.'
+            Path           = 'The file to write.'
+            FixedBatchSize = 'Fix the batch dimension to this size instead of leaving it symbolic.'
+            Force          = 'Replace the file if it exists.'
+        }
+        Examples    = @(
+            @{ Code = 'Export-InferenceModel resnet-50 ./resnet-50.onnx'; Remarks = 'Writes ResNet-50 with a symbolic batch dimension.' }
+        )
+    }
+    'Get-PerformanceProfile' = @{
+        Synopsis    = 'Returns stored performance tables, filtered by model and unit.'
+        Description = 'Reads the profile store. A file that is not a valid profile is moved aside (never overwritten) and reported with a ProfileCorrupt warning. Each profile''s Table property lists its measurements by batch size; profiles bind to Get-BatchPlan from the pipeline.'
+        Parameters  = @{
+            Model       = 'Only profiles of this model (its name or content hash).'
+            Unit        = 'Only these units (ids, wildcards allowed).'
+            ProfilePath = 'The profile store folder. Default: $env:HETEROBATCH_PROFILE_PATH, else the user data folder.'
+        }
+        Examples    = @(
+            @{ Code = 'Get-PerformanceProfile -Model mobilenet | ForEach-Object Table | Format-Table'; Remarks = 'Prints the stored tables of MobileNet.' }
+            @{ Code = 'Get-PerformanceProfile -Model resnet-50 | Get-BatchPlan -BatchSize 100'; Remarks = 'Plans from stored profiles through the pipeline.' }
+        )
+    }
+    'Remove-PerformanceProfile' = @{
+        Synopsis    = 'Deletes stored performance tables, or some of their batch sizes.'
+        Description = 'Removes the store files of the piped profiles, or with -BatchSize only those entries (the rest of each profile is kept and emitted). Supports -WhatIf and -Confirm.'
+        Parameters  = @{
+            Profile     = 'The profiles to remove, piped from Get-PerformanceProfile.'
+            BatchSize   = 'Remove only these batch sizes'' entries.'
+            ProfilePath = 'The profile store folder. Default: $env:HETEROBATCH_PROFILE_PATH, else the user data folder.'
+        }
+        Examples    = @(
+            @{ Code = 'Get-PerformanceProfile -Model vgg-16 -Unit gpu1 | Remove-PerformanceProfile -WhatIf'; Remarks = 'Shows what would be removed.' }
+            @{ Code = 'Get-PerformanceProfile -Model tinynet | Remove-PerformanceProfile -BatchSize 33 -Confirm:$false'; Remarks = 'Drops one batch size from every tinynet profile.' }
+        )
+    }
+}
