@@ -44,6 +44,49 @@ public sealed class LoadedModel : IDisposable
         }
     }
 
+    /// <summary>
+    /// Median time of <paramref name="runs"/> runs of <paramref name="count"/> samples with inputs
+    /// and outputs resident on a CUDA device (no host transfers); null where that cannot be set up.
+    /// </summary>
+    public double? DeviceResidentMedianMs(RunOptions runOptions, int deviceId, int count, int runs)
+    {
+        var values = new List<OrtValue>();
+        try
+        {
+            using var memory = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, deviceId, OrtMemType.Default);
+            using var allocator = new OrtAllocator(Session, memory);
+            using var binding = Session.CreateIoBinding();
+            foreach (var input in Signature.Inputs)
+            {
+                var v = OrtValue.CreateAllocatedTensorValue(allocator, input.ElementType, new[] { (long)count }.Concat(input.SampleShape).ToArray());
+                values.Add(v);
+                binding.BindInput(input.Name, v);
+            }
+            foreach (var output in Signature.Outputs) binding.BindOutputToDevice(output.Name, memory);
+            binding.SynchronizeBoundInputs();
+            Session.RunWithBinding(runOptions, binding);
+            binding.SynchronizeBoundOutputs();
+            var times = new List<double>();
+            for (int i = 0; i < runs; i++)
+            {
+                long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                Session.RunWithBinding(runOptions, binding);
+                binding.SynchronizeBoundOutputs();
+                times.Add(System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+            }
+            times.Sort();
+            return times[times.Count / 2];
+        }
+        catch (OnnxRuntimeException)
+        {
+            return null;
+        }
+        finally
+        {
+            foreach (var v in values) v.Dispose();
+        }
+    }
+
     /// <summary>Output buffers for a batch of <paramref name="count"/> samples.</summary>
     public IReadOnlyList<TensorBatch> AllocateOutputs(int count) =>
         Signature.Outputs.Select(o =>

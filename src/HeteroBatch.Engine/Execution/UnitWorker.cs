@@ -36,9 +36,10 @@ public sealed class UnitWorker : IDisposable
 
     private void Loop()
     {
-        if (Unit.Provider == ExecutionProvider.CPU && Unit.Processors.Length > 0)
+        int? pinTo = Unit.Provider == ExecutionProvider.CPU && Unit.Processors.Length > 0 ? Unit.Processors[0] : Unit.FeederProcessor;
+        if (pinTo is int p)
         {
-            Pinned = Libc.PinCurrentThread(new[] { Unit.Processors[0] });
+            Pinned = Libc.PinCurrentThread(new[] { p });
             Affinity = Libc.CurrentThreadAffinity();
         }
         _started.SetResult(true);

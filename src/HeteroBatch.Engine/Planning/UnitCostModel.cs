@@ -67,11 +67,13 @@ public sealed class UnitCostModel
                 direct[b] = t0 + (t1 - t0) * (b - b0) / (b1 - b0);
             }
         }
-        // candidate sub-batch sizes: the most efficient profiled size, and the largest
-        var chunks = new List<int> { MaxBatch };
-        var best = _points.Where(p => p.B <= batch).DefaultIfEmpty(_points[0]).MaxBy(p => p.B / p.Ms).B;
-        if (best != MaxBatch && best <= batch) chunks.Add(best);
-        var chunkCost = chunks.ToDictionary(c => c, c => c < direct.Length ? direct[c] : Direct(c));
+        // candidate sub-batch sizes: the largest that ran, and the most efficient profiled size
+        int best = MaxBatch;
+        double bestRate = MaxBatch / _points[^1].Ms;
+        foreach (var (b, ms) in _points)
+            if (b <= batch && b / ms > bestRate) { best = b; bestRate = b / ms; }
+        int[] chunks = best == MaxBatch ? new[] { MaxBatch } : new[] { MaxBatch, best };
+        double[] chunkCost = chunks.Select(c => c < direct.Length ? direct[c] : Direct(c)).ToArray();
 
         var cost = new double[batch + 1];
         var sub = new int[batch + 1];
@@ -79,11 +81,12 @@ public sealed class UnitCostModel
         {
             double c = b < direct.Length ? direct[b] : double.PositiveInfinity;
             int size = b;
-            foreach (var s in chunks)
+            for (int j = 0; j < chunks.Length; j++)
             {
+                int s = chunks[j];
                 if (s >= b) continue;
-                int q = b / s, r = b % s;
-                double t = q * chunkCost[s] + (r > 0 ? direct[r] : 0);
+                int q = b / s, r = b - q * s;
+                double t = q * chunkCost[j] + direct[r];
                 if (t < c) { c = t; size = s; }
             }
             cost[b] = Math.Max(c, cost[b - 1]);

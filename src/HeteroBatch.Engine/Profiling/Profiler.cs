@@ -66,6 +66,12 @@ public static class Profiler
             try
             {
                 var entry = MeasureOne(loaded, runOptions, inputs, outputs, b, settings, cancel);
+                if (unit.Provider is ExecutionProvider.CUDA or ExecutionProvider.TensorRT
+                    && loaded.DeviceResidentMedianMs(runOptions, unit.DeviceId, b, Math.Max(3, entry.Samples)) is double compute)
+                {
+                    entry.ComputeMs = compute;
+                    entry.TransferMs = Math.Max(0, entry.MedianMs - compute);
+                }
                 profile.Entries.Add(entry);
                 profile.MaxBatchSize = Math.Max(profile.MaxBatchSize, b);
                 progress?.Invoke(new ProfileProgress(unit.Id, b, i + 1, schedule.Length, entry, null));

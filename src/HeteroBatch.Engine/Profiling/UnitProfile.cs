@@ -14,6 +14,10 @@ public sealed class ProfileEntry
     /// <summary>Half-width of the median's 95% confidence interval, as a percentage of the median.</summary>
     public double Ci95Percent { get; set; }
     public double ImagesPerSecond => MedianMs > 0 ? BatchSize * 1000.0 / MedianMs : 0;
+    /// <summary>GPUs: median time with inputs and outputs already on the device (compute only).</summary>
+    public double? ComputeMs { get; set; }
+    /// <summary>GPUs: MedianMs - ComputeMs, the host-to-device and device-to-host copies.</summary>
+    public double? TransferMs { get; set; }
 }
 
 /// <summary>The performance table of one model on one unit, with where and when it was measured.</summary>

@@ -24,6 +24,10 @@ public sealed class ComputeUnit
     public int[] Processors { get; set; } = Array.Empty<int>();
     /// <summary>Number of cores a CPU unit uses (the length of Processors); 0 for other kinds.</summary>
     public int Cores => Processors.Length;
+    /// <summary>Processors left out of CPU units to feed GPUs (one per GPU in the plan).</summary>
+    public int[] ReservedProcessors { get; set; } = Array.Empty<int>();
+    /// <summary>For a GPU: the processor its worker thread is pinned to, where one was reserved.</summary>
+    public int? FeederProcessor { get; set; }
     public long MemoryBytes { get; set; }
     /// <summary>PCI bus id of a GPU, where known.</summary>
     public string? BusId { get; set; }

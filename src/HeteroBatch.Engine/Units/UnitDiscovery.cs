@@ -16,18 +16,24 @@ public static class UnitDiscovery
     {
         var version = OrtRuntime.Version;
         var units = new List<ComputeUnit>();
-        units.AddRange(CpuUnits(grouping, version));
         var gpus = CudaUnits(version, log);
+        // one processor per working GPU feeds it (copies, kernel launches): the CPU units leave it free
+        var allowed = CpuTopology.AllowedProcessors();
+        var working = gpus.Where(g => g.Available).ToList();
+        int reserve = working.Count > 0 && allowed.Length > working.Count + 1 ? working.Count : 0;
+        var feeders = allowed[^reserve..];
+        for (int i = 0; i < reserve; i++) working[i].FeederProcessor = feeders[i];
+        units.AddRange(CpuUnits(grouping, version, allowed[..^reserve], feeders));
         units.AddRange(gpus.Where(g => g.Available || includeUnavailable));
         var openVino = OpenVinoUnits(version, log);
         units.AddRange(openVino.Where(g => g.Available || includeUnavailable));
         return units;
     }
 
-    public static IReadOnlyList<ComputeUnit> CpuUnits(CpuGrouping grouping, string runtimeVersion)
+    public static IReadOnlyList<ComputeUnit> CpuUnits(CpuGrouping grouping, string runtimeVersion, int[]? processors = null, int[]? reserved = null)
     {
         var name = CpuTopology.ModelName();
-        var groups = grouping.Split(CpuTopology.AllowedProcessors(),
+        var groups = grouping.Split(processors ?? CpuTopology.AllowedProcessors(),
             () => CpuTopology.NumaNodes().Select(n => n.Processors).ToList(),
             () => CpuTopology.CoreTypes().Select(n => n.Processors).ToList());
         var list = new List<ComputeUnit>();
@@ -41,6 +47,7 @@ public static class UnitDiscovery
                 Provider = ExecutionProvider.CPU,
                 DeviceId = 0,
                 Processors = groups[i],
+                ReservedProcessors = reserved ?? Array.Empty<int>(),
                 RuntimeVersion = runtimeVersion,
             });
         }
@@ -60,6 +67,11 @@ public static class UnitDiscovery
         catch (Exception e) { log?.Invoke($"ONNX Runtime's device list is not available: {e.Message}"); }
 
         var units = new List<ComputeUnit>();
+        if (count == 0)
+        {
+            // no device list: count the ordinals on which a CUDA session starts
+            while (count < 64 && SessionProbe.Try(ExecutionProvider.CUDA, count).Ok) count++;
+        }
         if (count == 0)
         {
             var (_, why) = SessionProbe.Try(ExecutionProvider.CUDA, 0);

@@ -1,0 +1,62 @@
+using HeteroBatch.Engine.Units;
+
+namespace HeteroBatch.Bench;
+
+/// <summary>Command-line options of the benchmark.</summary>
+public sealed record BenchOptions
+{
+    public string Command { get; init; } = "run";
+    public string[] Models { get; init; } = { "mobilenet", "squeezenet_v1.1" };
+    public int[] Batches { get; init; } = { 100, 256 };
+    public CpuGrouping CpuGrouping { get; init; } = new(CpuGroupingMode.Core);
+    public int Repeats { get; init; } = 3;
+    public int MaxCpuBatch { get; init; }
+    public int MaxGpuBatch { get; init; }
+    public double SecondsPerSize { get; init; } = 1.0;
+    /// <summary>Also measure combinations of units, not only each unit alone and all together.</summary>
+    public bool AllSubsets { get; init; } = true;
+    public bool GpuOnly { get; init; }
+    public bool NoCpu { get; init; }
+    public string Out { get; init; } = "bench-results";
+    public string? From { get; init; }
+    public string? ProfilePath { get; init; }
+    /// <summary>A model whose default profiling sweep is timed twice on one CPU unit (stability of the medians).</summary>
+    public string? Sweep { get; init; }
+
+    public static BenchOptions Parse(string[] args)
+    {
+        var o = new BenchOptions();
+        for (int i = 0; i < args.Length; i++)
+        {
+            string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
+            switch (args[i])
+            {
+                case "run": case "report": o = o with { Command = args[i] }; break;
+                case "--from": o = o with { From = Next() }; break;
+                case "--models": o = o with { Models = Next().Split(',', StringSplitOptions.RemoveEmptyEntries) }; break;
+                case "--batches": o = o with { Batches = Next().Split(',').Select(int.Parse).ToArray() }; break;
+                case "--cpu-group":
+                    if (!CpuGrouping.TryParse(Next(), out var g)) throw new ArgumentException("bad --cpu-group");
+                    o = o with { CpuGrouping = g }; break;
+                case "--repeats": o = o with { Repeats = int.Parse(Next()) }; break;
+                case "--max-cpu-batch": o = o with { MaxCpuBatch = int.Parse(Next()) }; break;
+                case "--max-gpu-batch": o = o with { MaxGpuBatch = int.Parse(Next()) }; break;
+                case "--seconds-per-size": o = o with { SecondsPerSize = double.Parse(Next(), System.Globalization.CultureInfo.InvariantCulture) }; break;
+                case "--no-subsets": o = o with { AllSubsets = false }; break;
+                case "--gpu-only": o = o with { GpuOnly = true }; break;
+                case "--no-cpu": o = o with { NoCpu = true }; break;
+                case "--out": o = o with { Out = Next() }; break;
+                case "--profile-path": o = o with { ProfilePath = Next() }; break;
+                case "--sweep": o = o with { Sweep = Next() }; break;
+                case "--quick":
+                    o = o with { Models = new[] { "mobilenet" }, Batches = new[] { 64 }, Repeats = 1, SecondsPerSize = 0.2, MaxCpuBatch = 16 };
+                    break;
+                default: throw new ArgumentException($"unknown option {args[i]}");
+            }
+        }
+        return o;
+    }
+
+    public override string ToString() =>
+        $"models {string.Join(",", Models)}; batches {string.Join(",", Batches)}; cpu group {CpuGrouping.Mode}{(CpuGrouping.Count > 0 ? $" {CpuGrouping.Count}" : "")}; repeats {Repeats}; seconds per profiled size {SecondsPerSize}; largest profiled batch: CPU {(MaxCpuBatch > 0 ? MaxCpuBatch.ToString() : "default")}, GPU {(MaxGpuBatch > 0 ? MaxGpuBatch.ToString() : "default")}";
+}

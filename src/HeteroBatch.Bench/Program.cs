@@ -1,0 +1,73 @@
+using System.Diagnostics;
+using System.Text.Json;
+using HeteroBatch.Bench;
+using HeteroBatch.Engine.Execution;
+using HeteroBatch.Engine.Models;
+using HeteroBatch.Engine.Planning;
+using HeteroBatch.Engine.Profiling;
+using HeteroBatch.Engine.Runtime;
+using HeteroBatch.Engine.Units;
+
+// HeteroBatch's benchmark. Every ratio it reports is measured in this one run on this one machine.
+//   run     (default) profile, plan and run each model at each batch size on every subset of units
+//   report  --from results.json: write the markdown report and plots again
+var options = BenchOptions.Parse(args);
+if (options.Command == "report")
+{
+    var saved = JsonSerializer.Deserialize<BenchResults>(File.ReadAllText(options.From!), BenchResults.Json)!;
+    Report.Write(saved, Path.GetDirectoryName(Path.GetFullPath(options.From!))!);
+    return 0;
+}
+
+OrtRuntime.Initialize();
+var results = new BenchResults { Machine = MachineInfo.Read(), Options = options.ToString(), StartedAt = DateTimeOffset.UtcNow };
+Console.WriteLine($"HeteroBatch bench on {results.Machine.Cpu} ({results.Machine.Processors} processors), GPUs: {string.Join(", ", results.Machine.Gpus.DefaultIfEmpty("none"))}, ONNX Runtime {results.Machine.OrtVersion}");
+
+var units = UnitDiscovery.Discover(options.CpuGrouping).Where(u => u.Available).ToList();
+if (options.GpuOnly) units = units.Where(u => u.Kind != UnitKind.Cpu).ToList();
+if (options.NoCpu) units = units.Where(u => u.Kind != UnitKind.Cpu).ToList();
+Console.WriteLine($"units: {string.Join(", ", units.Select(u => $"{u.Id} ({u.Provider}{(u.Cores > 0 ? $", {u.Cores} cores" : "")})"))}");
+results.Units = units.Select(u => $"{u.Id}: {u.Name} ({u.Provider}{(u.Cores > 0 ? $", processors {string.Join(",", u.Processors)}" : "")})").ToList();
+
+results.Planning = Measurements.PlanningTimes();
+foreach (var p in results.Planning) Console.WriteLine($"planning {p.Units} units × batch {p.BatchSize}: Optimal median {p.OptimalMedianMs:F4} ms, Greedy median {p.GreedyMedianMs:F4} ms");
+
+var store = options.ProfilePath == null ? null : new ProfileStore(options.ProfilePath);
+foreach (var modelName in options.Models)
+{
+    var model = ModelCatalog.Resolve(modelName);
+    var profiles = new List<UnitProfile>();
+    foreach (var unit in units)
+    {
+        var settings = new ProfileSettings
+        {
+            MaxBatchSize = unit.Kind == UnitKind.Cpu
+                ? (options.MaxCpuBatch > 0 ? options.MaxCpuBatch : ProfileSettings.DefaultMaxBatch(unit.Kind))
+                : (options.MaxGpuBatch > 0 ? options.MaxGpuBatch : ProfileSettings.DefaultMaxBatch(unit.Kind)),
+            PointBudget = TimeSpan.FromSeconds(options.SecondsPerSize),
+        };
+        var clock = Stopwatch.StartNew();
+        var profile = await Profiler.RunAsync(unit, model, settings);
+        var seconds = clock.Elapsed.TotalSeconds;
+        profiles.Add(profile);
+        store?.Save(profile);
+        results.Profiles.Add(new ProfileRow(model.Name, unit.Id, seconds, profile.MaxBatchSize, profile.FailedBatchSize,
+            profile.Table.Select(e => new ProfilePoint(e.BatchSize, e.MedianMs, e.P10Ms, e.P90Ms, e.ImagesPerSecond, e.TransferMs)).ToList()));
+        Console.WriteLine($"profiled {model.Name} on {unit.Id} in {seconds:F1} s: sizes {profile.Entries.Count}, max batch {profile.MaxBatchSize}{(profile.FailedBatchSize is int f ? $" (failed at {f})" : "")}");
+    }
+    foreach (var batch in options.Batches)
+        results.Runs.AddRange(Measurements.RunAll(model, profiles, batch, options));
+    if (profiles.Count > 0)
+        results.Overheads.Add(Measurements.DispatchOverhead(model, profiles[0].Unit, options.Repeats));
+}
+if (options.Sweep != null)
+    results.Sweeps.Add(await Measurements.SweepTwice(options.Sweep, units.First(u => u.Kind == UnitKind.Cpu)));
+
+results.FinishedAt = DateTimeOffset.UtcNow;
+Directory.CreateDirectory(options.Out);
+var json = Path.Combine(options.Out, "results.json");
+File.WriteAllText(json, JsonSerializer.Serialize(results, BenchResults.Json));
+Report.Write(results, options.Out);
+Console.WriteLine($"wrote {json} and {Path.Combine(options.Out, "report.md")}");
+WorkerPool.Clear();
+return 0;
