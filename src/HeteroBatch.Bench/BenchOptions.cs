@@ -22,6 +22,8 @@ public sealed record BenchOptions
     public string? ProfilePath { get; init; }
     /// <summary>A model whose default profiling sweep is timed twice on one CPU unit (stability of the medians).</summary>
     public string? Sweep { get; init; }
+    /// <summary>Write results.json only (the report and plots can be made later with: report --from).</summary>
+    public bool JsonOnly { get; init; }
 
     public static BenchOptions Parse(string[] args)
     {
@@ -48,6 +50,7 @@ public sealed record BenchOptions
                 case "--out": o = o with { Out = Next() }; break;
                 case "--profile-path": o = o with { ProfilePath = Next() }; break;
                 case "--sweep": o = o with { Sweep = Next() }; break;
+                case "--json-only": o = o with { JsonOnly = true }; break;
                 case "--quick":
                     o = o with { Models = new[] { "mobilenet" }, Batches = new[] { 64 }, Repeats = 1, SecondsPerSize = 0.2, MaxCpuBatch = 16 };
                     break;

@@ -56,18 +56,29 @@ foreach (var modelName in options.Models)
         Console.WriteLine($"profiled {model.Name} on {unit.Id} in {seconds:F1} s: sizes {profile.Entries.Count}, max batch {profile.MaxBatchSize}{(profile.FailedBatchSize is int f ? $" (failed at {f})" : "")}");
     }
     foreach (var batch in options.Batches)
+    {
         results.Runs.AddRange(Measurements.RunAll(model, profiles, batch, options));
-    if (profiles.Count > 0)
-        results.Overheads.Add(Measurements.DispatchOverhead(model, profiles[0].Unit, options.Repeats));
+        Save(results, options); // what is measured survives a run cut short
+    }
 }
+// the runner's own cost per sub-batch, on a model small enough for it to show: one unit of each kind
+var tiny = ModelCatalog.Resolve("tinynet");
+foreach (var unit in units.GroupBy(u => u.Kind).Select(g => g.First()))
+    results.Overheads.Add(Measurements.DispatchOverhead(tiny, unit, 9));
 if (options.Sweep != null)
     results.Sweeps.Add(await Measurements.SweepTwice(options.Sweep, units.First(u => u.Kind == UnitKind.Cpu)));
 
 results.FinishedAt = DateTimeOffset.UtcNow;
-Directory.CreateDirectory(options.Out);
-var json = Path.Combine(options.Out, "results.json");
-File.WriteAllText(json, JsonSerializer.Serialize(results, BenchResults.Json));
-Report.Write(results, options.Out);
-Console.WriteLine($"wrote {json} and {Path.Combine(options.Out, "report.md")}");
+var json = Save(results, options);
+if (!options.JsonOnly) Report.Write(results, options.Out);
+Console.WriteLine($"wrote {json}{(options.JsonOnly ? "" : $" and {Path.Combine(options.Out, "report.md")}")}");
 WorkerPool.Clear();
 return 0;
+
+static string Save(BenchResults results, BenchOptions options)
+{
+    Directory.CreateDirectory(options.Out);
+    var path = Path.Combine(options.Out, "results.json");
+    File.WriteAllText(path, JsonSerializer.Serialize(results, BenchResults.Json));
+    return path;
+}

@@ -30,6 +30,8 @@ public sealed class InferenceResult
     public string Balance { get; set; } = "Static";
     /// <summary>Wall time of the partitioned run (after sessions were loaded and warmed).</summary>
     public double WallMs { get; set; }
+    /// <summary>Time spent before the timed run warming sessions at shapes they had not run (first runs allocate and search kernels).</summary>
+    public double WarmupMs { get; set; }
     public double PredictedMs { get; set; }
     public double ImagesPerSecond => WallMs > 0 ? BatchSize * 1000.0 / WallMs : 0;
     /// <summary>(measured - predicted) / predicted.</summary>

@@ -25,8 +25,9 @@ public sealed class LoadedModel : IDisposable
     /// Runs samples [offset, offset + count) of the inputs and writes the results straight into
     /// the same rows of the outputs: OrtValues over slices of the batch buffers, no copies.
     /// </summary>
-    public void Run(RunOptions runOptions, IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count)
+    public void Run(RunOptions runOptions, IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count, int padTo = 0)
     {
+        if (padTo > count) { RunPadded(runOptions, inputs, outputs, offset, count, padTo); return; }
         var inputValues = new OrtValue[inputs.Count];
         var outputValues = new OrtValue[outputs.Count];
         try
@@ -44,46 +45,71 @@ public sealed class LoadedModel : IDisposable
         }
     }
 
+    private readonly Dictionary<int, (List<TensorBatch> In, List<TensorBatch> Out)> _staging = new();
+
+    /// <summary>
+    /// Runs <paramref name="count"/> samples as a batch of <paramref name="padTo"/>: the samples are
+    /// copied into a staging batch of that size and their outputs copied back. On GPUs every change
+    /// of input shape re-plans the convolutions (hundreds of milliseconds on ONNX Runtime 1.31's CUDA
+    /// provider), so a unit keeps one shape and pays for a few padded samples instead.
+    /// </summary>
+    private void RunPadded(RunOptions runOptions, IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count, int padTo)
+    {
+        if (!_staging.TryGetValue(padTo, out var staging))
+        {
+            staging = (inputs.Select(t => new TensorBatch(t.Name, t.SampleShape, padTo)).ToList(),
+                       outputs.Select(t => new TensorBatch(t.Name, t.SampleShape, padTo)).ToList());
+            _staging[padTo] = staging;
+        }
+        for (int i = 0; i < inputs.Count; i++) inputs[i].Slice(offset, count).CopyTo(staging.In[i].Slice(0, count));
+        Run(runOptions, staging.In, staging.Out, 0, padTo);
+        for (int i = 0; i < outputs.Count; i++) staging.Out[i].Slice(0, count).CopyTo(outputs[i].Slice(offset, count));
+    }
+
     /// <summary>
     /// Median time of <paramref name="runs"/> runs of <paramref name="count"/> samples with inputs
     /// and outputs resident on a CUDA device (no host transfers); null where that cannot be set up.
     /// </summary>
     public double? DeviceResidentMedianMs(RunOptions runOptions, int deviceId, int count, int runs)
     {
-        var values = new List<OrtValue>();
         try
         {
             using var memory = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, deviceId, OrtMemType.Default);
             using var allocator = new OrtAllocator(Session, memory);
-            using var binding = Session.CreateIoBinding();
-            foreach (var input in Signature.Inputs)
+            var values = new List<OrtValue>();
+            try
             {
-                var v = OrtValue.CreateAllocatedTensorValue(allocator, input.ElementType, new[] { (long)count }.Concat(input.SampleShape).ToArray());
-                values.Add(v);
-                binding.BindInput(input.Name, v);
-            }
-            foreach (var output in Signature.Outputs) binding.BindOutputToDevice(output.Name, memory);
-            binding.SynchronizeBoundInputs();
-            Session.RunWithBinding(runOptions, binding);
-            binding.SynchronizeBoundOutputs();
-            var times = new List<double>();
-            for (int i = 0; i < runs; i++)
-            {
-                long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                using var binding = Session.CreateIoBinding();
+                foreach (var input in Signature.Inputs)
+                {
+                    var v = OrtValue.CreateAllocatedTensorValue(allocator, input.ElementType, new[] { (long)count }.Concat(input.SampleShape).ToArray());
+                    values.Add(v);
+                    binding.BindInput(input.Name, v);
+                }
+                foreach (var output in Signature.Outputs) binding.BindOutputToDevice(output.Name, memory);
+                binding.SynchronizeBoundInputs();
                 Session.RunWithBinding(runOptions, binding);
                 binding.SynchronizeBoundOutputs();
-                times.Add(System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+                var times = new List<double>();
+                for (int i = 0; i < runs; i++)
+                {
+                    long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+                    Session.RunWithBinding(runOptions, binding);
+                    binding.SynchronizeBoundOutputs();
+                    times.Add(System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+                }
+                times.Sort();
+                return times[times.Count / 2];
             }
-            times.Sort();
-            return times[times.Count / 2];
+            finally
+            {
+                // the device tensors go before the allocator they came from
+                foreach (var v in values) v.Dispose();
+            }
         }
         catch (OnnxRuntimeException)
         {
             return null;
-        }
-        finally
-        {
-            foreach (var v in values) v.Dispose();
         }
     }
 

@@ -55,13 +55,17 @@ public static class PartitionedRunner
         var outputs = loaded[0].AllocateOutputs(plan.BatchSize);
 
         // warm each unit at the sizes it is about to run (first runs at a shape allocate)
+        var warmClock = Stopwatch.StartNew();
         Task.WaitAll(plan.Shards.Select((s, i) => workers[i].Invoke(() =>
         {
             using var ro = new RunOptions();
-            foreach (var size in new[] { Math.Min(s.SubBatchSize, s.Count), s.Count % Math.Max(1, s.SubBatchSize) }.Where(n => n > 0).Distinct())
+            var sizes = PadsToOneShape(s.Unit) ? new[] { Math.Min(s.SubBatchSize, s.Count) }
+                : new[] { Math.Min(s.SubBatchSize, s.Count), s.Count % Math.Max(1, s.SubBatchSize) };
+            foreach (var size in sizes.Where(n => n > 0).Distinct())
                 if (loaded[i].WarmedSizes.Add(size)) loaded[i].Run(ro, inputs, outputs, 0, size);
             return true;
         })).ToArray());
+        double warmMs = warmClock.Elapsed.TotalMilliseconds;
 
         var work = new WorkBoard(plan, settings.Balance);
         var runs = plan.Shards.Select(s => new UnitRun { UnitId = s.UnitId, PlannedCount = s.Count, PredictedMs = s.PredictedMs }).ToList();
@@ -69,7 +73,8 @@ public static class PartitionedRunner
         var clock = Stopwatch.StartNew();
         var tasks = plan.Shards.Select((s, i) => workers[i].Invoke(() =>
         {
-            RunUnit(i, loaded[i], work, runs[i], inputs, outputs, settings, clock, cancel);
+            int padTo = PadsToOneShape(plan.Shards[i].Unit) ? Math.Min(plan.Shards[i].SubBatchSize, plan.Shards[i].Count) : 0;
+            RunUnit(i, loaded[i], work, runs[i], inputs, outputs, settings, clock, padTo, cancel);
             return true;
         })).ToArray();
         try { Task.WaitAll(tasks); }
@@ -87,7 +92,7 @@ public static class PartitionedRunner
         return new InferenceResult
         {
             Plan = plan, Model = model.Name, BatchSize = plan.BatchSize, Balance = settings.Balance.ToString(),
-            WallMs = wall, PredictedMs = plan.PredictedMs, Units = runs, Outputs = outputs.ToList(),
+            WallMs = wall, WarmupMs = warmMs, PredictedMs = plan.PredictedMs, Units = runs, Outputs = outputs.ToList(),
             Top1 = ArgMax(outputs[0]), Complete = true,
         };
     }
@@ -119,7 +124,7 @@ public static class PartitionedRunner
     }
 
     private static void RunUnit(int me, LoadedModel model, WorkBoard work, UnitRun run, IReadOnlyList<TensorBatch> inputs,
-        IReadOnlyList<TensorBatch> outputs, RunSettings settings, Stopwatch clock, CancellationToken cancel)
+        IReadOnlyList<TensorBatch> outputs, RunSettings settings, Stopwatch clock, int padTo, CancellationToken cancel)
     {
         using var runOptions = new RunOptions();
         using var stop = cancel.Register(() => runOptions.Terminate = true);
@@ -133,7 +138,7 @@ public static class PartitionedRunner
                     throw new HeteroBatchException("InjectedFailure", FailureKind.InvalidOperation, $"test failure injected after {done} sub-batches");
                 double t0 = clock.Elapsed.TotalMilliseconds;
                 if (first < 0) first = t0;
-                model.Run(runOptions, inputs, outputs, range.Offset, range.Count);
+                model.Run(runOptions, inputs, outputs, range.Offset, range.Count, padTo);
                 last = clock.Elapsed.TotalMilliseconds;
                 work.Done(me, range);
                 done++;
@@ -151,6 +156,9 @@ public static class PartitionedRunner
         }
         run.Ms = first < 0 ? 0 : last - first;
     }
+
+    /// <summary>Accelerators keep one input shape per plan (see LoadedModel.RunPadded).</summary>
+    internal static bool PadsToOneShape(Units.ComputeUnit unit) => unit.Provider != Units.ExecutionProvider.CPU;
 
     private static int[] ArgMax(TensorBatch output)
     {
@@ -200,9 +208,10 @@ internal sealed class WorkBoard
             var s = plan.Shards[i];
             _queues[i] = new LinkedList<WorkRange>();
             int size = Math.Max(1, s.SubBatchSize);
-            // in dynamic mode, cut shares into at least four pieces so that there is a tail to take
-            if (_dynamic) size = Math.Max(1, Math.Min(size, (s.Count + 3) / 4));
-            _limits[i] = Math.Max(1, s.SubBatchSize);
+            // in dynamic mode, cut CPU shares into at least four pieces so that there is a tail to
+            // take; accelerators keep their one shape
+            if (_dynamic && !PartitionedRunner.PadsToOneShape(s.Unit)) size = Math.Max(1, Math.Min(size, (s.Count + 3) / 4));
+            _limits[i] = Math.Max(1, Math.Min(s.SubBatchSize, s.Count));
             for (int o = 0; o < s.Count; o += size)
                 _queues[i].AddLast(new WorkRange(s.Offset + o, Math.Min(size, s.Count - o), i));
         }

@@ -10,7 +10,7 @@ public sealed record ProviderSettings
     /// <summary>Allow TF32 math on NVIDIA GPUs (faster, slightly less exact).</summary>
     public bool AllowTf32 { get; init; }
     /// <summary>cuDNN convolution algorithm search: EXHAUSTIVE, HEURISTIC or DEFAULT.</summary>
-    public string CudnnAlgorithmSearch { get; init; } = "EXHAUSTIVE";
+    public string CudnnAlgorithmSearch { get; init; } = Environment.GetEnvironmentVariable("HETEROBATCH_CUDNN_SEARCH") is { Length: > 0 } s ? s : "EXHAUSTIVE";
 
     public static readonly ProviderSettings Default = new();
 }

@@ -46,6 +46,12 @@ public sealed class UnitCostModel
         return b >= b1 ? t1 : t0 + (t1 - t0) * (b - b0) / (b1 - b0);
     }
 
+    /// <summary>
+    /// Accelerators run every sub-batch at one shape (the tail padded), since a change of shape
+    /// costs them far more than a few padded samples; CPUs run the tail as it is.
+    /// </summary>
+    public bool UniformShapes => Unit.Provider != Units.ExecutionProvider.CPU;
+
     /// <summary>Samples per second at the profiled size that gives the most.</summary>
     public double BestThroughput => _points.Max(p => p.B * 1000.0 / p.Ms);
 
@@ -86,7 +92,7 @@ public sealed class UnitCostModel
                 int s = chunks[j];
                 if (s >= b) continue;
                 int q = b / s, r = b - q * s;
-                double t = q * chunkCost[j] + direct[r];
+                double t = UniformShapes ? (q + (r > 0 ? 1 : 0)) * chunkCost[j] : q * chunkCost[j] + direct[r];
                 if (t < c) { c = t; size = s; }
             }
             cost[b] = Math.Max(c, cost[b - 1]);

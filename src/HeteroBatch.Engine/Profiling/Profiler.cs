@@ -21,6 +21,8 @@ public sealed record ProfileSettings
     /// <summary>Stop sampling once the median's 95% confidence half-width is within this percentage.</summary>
     public double TargetCiPercent { get; init; } = 3;
     public ulong Seed { get; init; } = 1;
+    /// <summary>GPUs: also time each size with device-resident inputs and outputs, to split transfer from compute.</summary>
+    public bool SplitTransfers { get; init; } = Environment.GetEnvironmentVariable("HETEROBATCH_NO_TRANSFER_SPLIT") != "1";
 
     public static int DefaultMaxBatch(UnitKind kind) => kind == UnitKind.Cpu ? 32 : 512;
 
@@ -66,7 +68,7 @@ public static class Profiler
             try
             {
                 var entry = MeasureOne(loaded, runOptions, inputs, outputs, b, settings, cancel);
-                if (unit.Provider is ExecutionProvider.CUDA or ExecutionProvider.TensorRT
+                if (unit.Provider is ExecutionProvider.CUDA or ExecutionProvider.TensorRT && settings.SplitTransfers
                     && loaded.DeviceResidentMedianMs(runOptions, unit.DeviceId, b, Math.Max(3, entry.Samples)) is double compute)
                 {
                     entry.ComputeMs = compute;
