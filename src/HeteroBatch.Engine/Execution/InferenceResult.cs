@@ -21,6 +21,17 @@ public sealed class UnitRun
     public double ImagesPerSecond => Ms > 0 ? Count * 1000.0 / Ms : 0;
 }
 
+/// <summary>One sample's top classes (classifier outputs).</summary>
+public sealed class SamplePrediction
+{
+    public int Index { get; set; }
+    public string Input { get; set; } = "";
+    public int Class { get; set; }
+    public float Score { get; set; }
+    public int[] TopClasses { get; set; } = Array.Empty<int>();
+    public float[] TopScores { get; set; } = Array.Empty<float>();
+}
+
 /// <summary>The outcome of running a plan: timings, where every sample went, and the outputs in input order.</summary>
 public sealed class InferenceResult
 {
@@ -32,6 +43,12 @@ public sealed class InferenceResult
     public double WallMs { get; set; }
     /// <summary>Time spent before the timed run warming sessions at shapes they had not run (first runs allocate and search kernels).</summary>
     public double WarmupMs { get; set; }
+    /// <summary>Wall time of each repeat (-Repeat), ascending.</summary>
+    public double[] RepeatWallMs { get; set; } = Array.Empty<double>();
+    /// <summary>Where each sample came from, in input order.</summary>
+    public string[] InputNames { get; set; } = Array.Empty<string>();
+    /// <summary>Top classes per sample, for classifier outputs.</summary>
+    public List<SamplePrediction> Predictions { get; set; } = new();
     public double PredictedMs { get; set; }
     public double ImagesPerSecond => WallMs > 0 ? BatchSize * 1000.0 / WallMs : 0;
     /// <summary>(measured - predicted) / predicted.</summary>

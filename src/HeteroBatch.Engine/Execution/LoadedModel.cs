@@ -27,15 +27,32 @@ public sealed class LoadedModel : IDisposable
     /// </summary>
     public void Run(RunOptions runOptions, IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count, int padTo = 0)
     {
-        if (padTo > count) { RunPadded(runOptions, inputs, outputs, offset, count, padTo); return; }
+        if (Signature.FixedBatch is long fixedBatch && fixedBatch != count)
+        {
+            // a graph exported with a fixed batch: run it in pieces of that size, the last one padded
+            int size = (int)fixedBatch;
+            for (int done = 0; done < count; done += size)
+            {
+                int n = Math.Min(size, count - done);
+                if (n == size) RunDirect(runOptions, inputs, outputs, offset + done, n);
+                else RunPadded(runOptions, inputs, outputs, offset + done, n, size);
+            }
+            return;
+        }
+        if (padTo > count) RunPadded(runOptions, inputs, outputs, offset, count, padTo);
+        else RunDirect(runOptions, inputs, outputs, offset, count);
+    }
+
+    private void RunDirect(RunOptions runOptions, IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count)
+    {
         var inputValues = new OrtValue[inputs.Count];
         var outputValues = new OrtValue[outputs.Count];
         try
         {
             for (int i = 0; i < inputs.Count; i++)
-                inputValues[i] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, inputs[i].Slice(offset, count), inputs[i].ShapeFor(count));
+                inputValues[i] = inputs[i].CreateValue(offset, count);
             for (int i = 0; i < outputs.Count; i++)
-                outputValues[i] = OrtValue.CreateTensorValueFromMemory(OrtMemoryInfo.DefaultInstance, outputs[i].Slice(offset, count), outputs[i].ShapeFor(count));
+                outputValues[i] = outputs[i].CreateValue(offset, count);
             Session.Run(runOptions, _inputNames, inputValues, _outputNames, outputValues);
         }
         finally
@@ -57,13 +74,12 @@ public sealed class LoadedModel : IDisposable
     {
         if (!_staging.TryGetValue(padTo, out var staging))
         {
-            staging = (inputs.Select(t => new TensorBatch(t.Name, t.SampleShape, padTo)).ToList(),
-                       outputs.Select(t => new TensorBatch(t.Name, t.SampleShape, padTo)).ToList());
+            staging = (inputs.Select(t => t.EmptyLike(padTo)).ToList(), outputs.Select(t => t.EmptyLike(padTo)).ToList());
             _staging[padTo] = staging;
         }
-        for (int i = 0; i < inputs.Count; i++) inputs[i].Slice(offset, count).CopyTo(staging.In[i].Slice(0, count));
-        Run(runOptions, staging.In, staging.Out, 0, padTo);
-        for (int i = 0; i < outputs.Count; i++) staging.Out[i].Slice(0, count).CopyTo(outputs[i].Slice(offset, count));
+        for (int i = 0; i < inputs.Count; i++) inputs[i].CopyTo(offset, count, staging.In[i], 0);
+        RunDirect(runOptions, staging.In, staging.Out, 0, padTo);
+        for (int i = 0; i < outputs.Count; i++) staging.Out[i].CopyTo(0, count, outputs[i], offset);
     }
 
     /// <summary>
@@ -120,10 +136,10 @@ public sealed class LoadedModel : IDisposable
             if (o.SampleElements < 0)
                 throw new HeteroBatchException("OutputShapeDynamic", FailureKind.InvalidData,
                     $"Output '{o.Name}' has a symbolic dimension besides the batch; HeteroBatch needs a fixed per-sample output shape.", o.Name);
-            if (o.ElementType != Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float)
+            if (!TensorBatch.IsSupported(o.ElementType))
                 throw new HeteroBatchException("ElementTypeUnsupported", FailureKind.InvalidData,
-                    $"Output '{o.Name}' is {o.ElementType}; this version partitions float tensors only.", o.Name);
-            return new TensorBatch(o.Name, o.SampleShape, count);
+                    $"Output '{o.Name}' is {o.ElementType}; float, double, int64, int32 and uint8 tensors are supported.", o.Name);
+            return new TensorBatch(o.Name, o.SampleShape, count, null, o.ElementType);
         }).ToList();
 
     /// <summary>Seeded synthetic inputs that fit this model.</summary>
@@ -133,10 +149,10 @@ public sealed class LoadedModel : IDisposable
             if (i.SampleElements < 0)
                 throw new HeteroBatchException("InputShapeDynamic", FailureKind.InvalidData,
                     $"Input '{i.Name}' has a symbolic dimension besides the batch; give inputs of a fixed shape.", i.Name);
-            if (i.ElementType != Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float)
+            if (!TensorBatch.IsSupported(i.ElementType))
                 throw new HeteroBatchException("ElementTypeUnsupported", FailureKind.InvalidData,
-                    $"Input '{i.Name}' is {i.ElementType}; this version partitions float tensors only.", i.Name);
-            return SyntheticInput.Create(i.Name, i.SampleShape, count, seed);
+                    $"Input '{i.Name}' is {i.ElementType}; float, double, int64, int32 and uint8 tensors are supported.", i.Name);
+            return SyntheticInput.Create(i.Name, i.SampleShape, count, seed, i.ElementType);
         }).ToList();
 
     public void Dispose() => Session.Dispose();

@@ -22,8 +22,12 @@ public sealed class ModelSignature
     {
         Inputs = session.InputMetadata.Select(kv => Spec(kv.Key, kv.Value)).ToList();
         Outputs = session.OutputMetadata.Select(kv => Spec(kv.Key, kv.Value)).ToList();
-        var first = session.InputMetadata.Values.FirstOrDefault();
-        FixedBatch = first != null && first.Dimensions.Length > 0 && first.Dimensions[0] > 0 ? first.Dimensions[0] : null;
+        var batchDims = session.InputMetadata.Select(kv => (kv.Key, Dim: (long)kv.Value.Dimensions[0])).ToList();
+        var fixedDims = batchDims.Where(d => d.Dim > 0).Select(d => d.Dim).Distinct().ToList();
+        if (fixedDims.Count > 1 || (fixedDims.Count == 1 && batchDims.Any(d => d.Dim <= 0)))
+            throw new HeteroBatchException("BatchAxisUnknown", FailureKind.InvalidData,
+                $"The inputs' first dimensions disagree ({string.Join(", ", batchDims.Select(d => $"{d.Key}: {(d.Dim > 0 ? d.Dim.ToString() : "symbolic")}"))}), so no batch axis can be identified; HeteroBatch splits batches along axis 0 of every input.");
+        FixedBatch = fixedDims.Count == 1 ? fixedDims[0] : null;
     }
 
     private static TensorSpec Spec(string name, NodeMetadata meta)

@@ -21,6 +21,10 @@ public sealed record RunSettings
     public ProviderSettings Provider { get; init; } = ProviderSettings.Default;
     /// <summary>Test only: the unit with this id throws after this many sub-batches (see about_HeteroBatch).</summary>
     public (string UnitId, int AfterSubBatches)? InjectFailure { get; init; }
+    /// <summary>Run the whole input this many times; the result's WallMs is the median.</summary>
+    public int Repeat { get; init; } = 1;
+    /// <summary>How many top classes each prediction lists.</summary>
+    public int TopK { get; init; } = 5;
 
     /// <summary>Reads HETEROBATCH_TEST_FAIL_UNIT=unitId:k (test only).</summary>
     public static (string, int)? FailureFromEnvironment()
@@ -39,7 +43,18 @@ public sealed record RunSettings
 /// </summary>
 public static class PartitionedRunner
 {
-    public static InferenceResult Run(BatchPlan plan, ModelSource model, IReadOnlyList<TensorBatch>? inputs, RunSettings settings, CancellationToken cancel = default)
+    /// <summary>The model's inputs and outputs, from its session on the plan's first unit.</summary>
+    public static ModelSignature Signature(BatchPlan plan, ModelSource model, ProviderSettings? provider = null)
+    {
+        var worker = WorkerPool.For(plan.Shards[0].Unit, provider);
+        return LoadAll(new List<UnitWorker> { worker }, model)[0].Signature;
+    }
+
+    /// <summary>
+    /// Runs the plan over the inputs (seeded synthetic ones when null). More inputs than the plan's
+    /// batch run as successive planned batches, the last one with the plan's shares scaled down.
+    /// </summary>
+    public static InferenceResult Run(BatchPlan plan, ModelSource model, InputSet? inputs, RunSettings settings, CancellationToken cancel = default)
     {
         if (plan.Shards.Count == 0)
             throw new HeteroBatchException("PlanEmpty", FailureKind.InvalidArgument, "The plan has no shards.");
@@ -50,31 +65,82 @@ public static class PartitionedRunner
         // load (cached) sessions on every unit in parallel
         var loaded = LoadAll(workers, model);
         var signature = loaded[0].Signature;
-        inputs ??= loaded[0].SyntheticInputs(plan.BatchSize, settings.Seed);
-        CheckInputs(inputs, signature, plan.BatchSize);
-        var outputs = loaded[0].AllocateOutputs(plan.BatchSize);
+        inputs ??= InputSet.Synthetic(signature, plan.BatchSize, settings.Seed);
+        CheckInputs(inputs.Tensors, signature);
+        int total = inputs.Count;
+        var outputs = loaded[0].AllocateOutputs(total);
 
-        // warm each unit at the sizes it is about to run (first runs at a shape allocate)
-        var warmClock = Stopwatch.StartNew();
-        Task.WaitAll(plan.Shards.Select((s, i) => workers[i].Invoke(() =>
+        // successive planned batches over the inputs
+        var chunks = new List<(BatchPlan Plan, int Offset)>();
+        for (int offset = 0; offset < total; offset += plan.BatchSize)
         {
-            using var ro = new RunOptions();
-            var sizes = PadsToOneShape(s.Unit) ? new[] { Math.Min(s.SubBatchSize, s.Count) }
-                : new[] { Math.Min(s.SubBatchSize, s.Count), s.Count % Math.Max(1, s.SubBatchSize) };
-            foreach (var size in sizes.Where(n => n > 0).Distinct())
-                if (loaded[i].WarmedSizes.Add(size)) loaded[i].Run(ro, inputs, outputs, 0, size);
-            return true;
-        })).ToArray());
+            int n = Math.Min(plan.BatchSize, total - offset);
+            chunks.Add((n == plan.BatchSize ? plan : PlanScaling.Scale(plan, n), offset));
+        }
+
+        // warm each unit at the shapes it is about to run (first runs at a shape allocate)
+        var warmClock = Stopwatch.StartNew();
+        foreach (var (chunkPlan, _) in chunks)
+            Task.WaitAll(chunkPlan.Shards.Select(s => WorkerPool.For(s.Unit, settings.Provider)).Select((w, i) => w.Invoke(() =>
+            {
+                var s = chunkPlan.Shards[i];
+                var lm = w.Load(model);
+                using var ro = new RunOptions();
+                var sizes = PadsToOneShape(s.Unit) ? new[] { Math.Min(s.SubBatchSize, s.Count) }
+                    : new[] { Math.Min(s.SubBatchSize, s.Count), s.Count % Math.Max(1, s.SubBatchSize) };
+                foreach (var size in sizes.Where(n => n > 0).Distinct())
+                    if (lm.WarmedSizes.Add(size)) lm.Run(ro, inputs.Tensors, outputs, 0, size);
+                return true;
+            })).ToArray());
         double warmMs = warmClock.Elapsed.TotalMilliseconds;
 
-        var work = new WorkBoard(plan, settings.Balance);
+        var runs = plan.Shards.Select(s => new UnitRun { UnitId = s.UnitId }).ToDictionary(r => r.UnitId);
+        var walls = new List<double>();
+        for (int repeat = 0; repeat < Math.Max(1, settings.Repeat); repeat++)
+        {
+            bool last = repeat == Math.Max(1, settings.Repeat) - 1;
+            double wall = 0;
+            foreach (var (chunkPlan, offset) in chunks)
+            {
+                var chunkRuns = RunChunk(chunkPlan, offset, model, inputs.Tensors, outputs, settings, cancel);
+                wall += chunkRuns.Wall;
+                if (!last) continue;
+                foreach (var r in chunkRuns.Runs)
+                {
+                    var acc = runs[r.UnitId];
+                    acc.PlannedCount += r.PlannedCount; acc.Count += r.Count; acc.SubBatches += r.SubBatches; acc.Ms += r.Ms;
+                    acc.PredictedMs += r.PredictedMs; acc.TookOver += r.TookOver;
+                    if (r.Failed) { acc.Failed = true; acc.Error = r.Error; }
+                }
+            }
+            walls.Add(wall);
+        }
+        walls.Sort();
+
+        var result = new InferenceResult
+        {
+            Plan = plan, Model = model.Name, BatchSize = total, Balance = settings.Balance.ToString(),
+            WallMs = Profiling.Statistics.Quantile(walls, 0.5), RepeatWallMs = walls.ToArray(), WarmupMs = warmMs,
+            PredictedMs = chunks.Sum(c => c.Plan.PredictedMs), Units = runs.Values.ToList(), Outputs = outputs.ToList(),
+            InputNames = inputs.Names.ToArray(), Top1 = ArgMax(outputs[0]), Complete = true,
+        };
+        result.Predictions = Predictions(outputs[0], inputs.Names, settings.TopK);
+        return result;
+    }
+
+    /// <summary>One planned batch at <paramref name="baseOffset"/> of the inputs; throws if samples stay without output.</summary>
+    private static (double Wall, List<UnitRun> Runs) RunChunk(BatchPlan plan, int baseOffset, ModelSource model, IReadOnlyList<TensorBatch> inputs,
+        IReadOnlyList<TensorBatch> outputs, RunSettings settings, CancellationToken cancel)
+    {
+        var workers = plan.Shards.Select(s => WorkerPool.For(s.Unit, settings.Provider)).ToList();
+        var work = new WorkBoard(plan, settings.Balance, baseOffset);
         var runs = plan.Shards.Select(s => new UnitRun { UnitId = s.UnitId, PlannedCount = s.Count, PredictedMs = s.PredictedMs }).ToList();
         using var cancelBoard = cancel.Register(work.Cancel);
         var clock = Stopwatch.StartNew();
         var tasks = plan.Shards.Select((s, i) => workers[i].Invoke(() =>
         {
-            int padTo = PadsToOneShape(plan.Shards[i].Unit) ? Math.Min(plan.Shards[i].SubBatchSize, plan.Shards[i].Count) : 0;
-            RunUnit(i, loaded[i], work, runs[i], inputs, outputs, settings, clock, padTo, cancel);
+            int padTo = PadsToOneShape(s.Unit) ? Math.Min(s.SubBatchSize, s.Count) : 0;
+            RunUnit(i, workers[i].Load(model), work, runs[i], inputs, outputs, settings, clock, padTo, cancel);
             return true;
         })).ToArray();
         try { Task.WaitAll(tasks); }
@@ -88,13 +154,22 @@ public static class PartitionedRunner
         if (!work.AllDone)
             throw new HeteroBatchException("SamplesUnfinished", FailureKind.InvalidOperation,
                 $"{work.Unfinished} samples got no output: " + string.Join("; ", runs.Where(r => r.Failed).Select(r => $"{r.UnitId}: {r.Error}")));
+        return (wall, runs);
+    }
 
-        return new InferenceResult
+    /// <summary>Top classes of each sample, for classifier outputs (one float vector per sample).</summary>
+    private static List<SamplePrediction> Predictions(TensorBatch output, IReadOnlyList<string> names, int k)
+    {
+        var list = new List<SamplePrediction>();
+        if (output.Data is not float[] data || output.SampleShape.Length != 1 || output.SampleElements < 2 || k < 1) return list;
+        int n = (int)output.SampleElements;
+        for (int s = 0; s < output.Count; s++)
         {
-            Plan = plan, Model = model.Name, BatchSize = plan.BatchSize, Balance = settings.Balance.ToString(),
-            WallMs = wall, WarmupMs = warmMs, PredictedMs = plan.PredictedMs, Units = runs, Outputs = outputs.ToList(),
-            Top1 = ArgMax(outputs[0]), Complete = true,
-        };
+            var row = new ArraySegment<float>(data, s * n, n);
+            var top = Enumerable.Range(0, n).OrderByDescending(j => row[j]).ThenBy(j => j).Take(k).ToArray();
+            list.Add(new SamplePrediction { Index = s, Input = names[s], Class = top[0], Score = row[top[0]], TopClasses = top, TopScores = top.Select(j => row[j]).ToArray() });
+        }
+        return list;
     }
 
     private static List<LoadedModel> LoadAll(List<UnitWorker> workers, ModelSource model)
@@ -109,14 +184,18 @@ public static class PartitionedRunner
         return tasks.Select(t => t.Result).ToList();
     }
 
-    private static void CheckInputs(IReadOnlyList<TensorBatch> inputs, ModelSignature signature, int batch)
+    private static void CheckInputs(IReadOnlyList<TensorBatch> inputs, ModelSignature signature)
     {
+        int batch = inputs[0].Count;
         foreach (var spec in signature.Inputs)
         {
             var t = inputs.FirstOrDefault(i => i.Name == spec.Name)
                 ?? throw new HeteroBatchException("InputMissing", FailureKind.InvalidArgument, $"No data for the model's input '{spec.Name}'.", spec.Name);
             if (t.Count != batch)
-                throw new HeteroBatchException("InputCountMismatch", FailureKind.InvalidArgument, $"Input '{spec.Name}' has {t.Count} samples; the plan is for {batch}.", spec.Name);
+                throw new HeteroBatchException("InputCountMismatch", FailureKind.InvalidArgument, $"Input '{spec.Name}' has {t.Count} samples; input '{inputs[0].Name}' has {batch}.", spec.Name);
+            if (t.ElementType != spec.ElementType)
+                throw new HeteroBatchException("InputTypeMismatch", FailureKind.InvalidData,
+                    $"Input '{spec.Name}' holds {t.ElementType} values; the model takes {spec.ElementType}.", spec.Name);
             if (!t.SampleShape.SequenceEqual(spec.SampleShape))
                 throw new HeteroBatchException("InputShapeMismatch", FailureKind.InvalidData,
                     $"Input '{spec.Name}' samples are [{string.Join(",", t.SampleShape)}]; the model takes [{string.Join(",", spec.SampleShape)}].", spec.Name);
@@ -164,10 +243,10 @@ public static class PartitionedRunner
     {
         var top = new int[output.Count];
         int n = (int)output.SampleElements;
-        if (n <= 1) return top;
+        if (n <= 1 || output.Data is not float[] data) return top;
         for (int s = 0; s < output.Count; s++)
         {
-            var span = output.Data.AsSpan(s * n, n);
+            var span = data.AsSpan(s * n, n);
             int best = 0;
             for (int j = 1; j < n; j++) if (span[j] > span[best]) best = j;
             top[s] = best;
@@ -196,7 +275,7 @@ internal sealed class WorkBoard
     private bool _cancelled;
     private int _unfinished;
 
-    public WorkBoard(BatchPlan plan, BalanceMode balance)
+    public WorkBoard(BatchPlan plan, BalanceMode balance, int baseOffset = 0)
     {
         _dynamic = balance == BalanceMode.Dynamic;
         int k = plan.Shards.Count;
@@ -213,7 +292,7 @@ internal sealed class WorkBoard
             if (_dynamic && !PartitionedRunner.PadsToOneShape(s.Unit)) size = Math.Max(1, Math.Min(size, (s.Count + 3) / 4));
             _limits[i] = Math.Max(1, Math.Min(s.SubBatchSize, s.Count));
             for (int o = 0; o < s.Count; o += size)
-                _queues[i].AddLast(new WorkRange(s.Offset + o, Math.Min(size, s.Count - o), i));
+                _queues[i].AddLast(new WorkRange(baseOffset + s.Offset + o, Math.Min(size, s.Count - o), i));
         }
         _unfinished = plan.BatchSize;
     }

@@ -37,21 +37,26 @@ public static class ModelCatalog
         if (string.IsNullOrWhiteSpace(model))
             throw new HeteroBatchException("ModelNotFound", FailureKind.InvalidArgument, $"No model given. Built-in models: {string.Join(", ", ModelZoo.Names)}.");
         if (LooksLikePath(model) || (basePath != null && File.Exists(Path.Combine(basePath, model))))
-            return FromFile(basePath == null ? model : Path.Combine(basePath, model));
+            return FromFile(basePath == null ? model : Path.Combine(basePath, model), cacheFolder ?? DefaultCacheFolder());
         var zoo = ModelZoo.Find(model)
             ?? throw new HeteroBatchException("ModelNotFound", FailureKind.ObjectNotFound,
                 $"No built-in model is named '{model}'. Built-in models: {string.Join(", ", ModelZoo.Names)}. To use your own, pass the path of an .onnx file.", model);
         return FromZoo(zoo, cacheFolder ?? DefaultCacheFolder());
     }
 
-    private static ModelSource FromFile(string path)
+    private static ModelSource FromFile(string path, string cacheFolder)
     {
         var full = Path.GetFullPath(path);
         if (!File.Exists(full))
             throw new HeteroBatchException("ModelFileNotFound", FailureKind.ObjectNotFound, $"Model file not found: {full}", full);
         var hash = HashOf(full);
         Validate(full);
-        return new ModelSource { Name = Path.GetFileNameWithoutExtension(full), Path = full, Sha256 = hash, IsBuiltIn = false };
+        var prepared = BatchRewriter.Prepare(full, hash, cacheFolder);
+        return new ModelSource
+        {
+            Name = Path.GetFileNameWithoutExtension(full), Path = prepared.Path, Sha256 = prepared.Sha256, IsBuiltIn = false,
+            BatchMode = prepared.Mode, Note = prepared.Note, OriginalPath = prepared.Path == full ? null : full,
+        };
     }
 
     /// <summary>Loads the file with ONNX Runtime (no optimisation) and reports its reason if that fails.</summary>

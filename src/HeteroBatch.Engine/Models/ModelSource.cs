@@ -9,6 +9,12 @@ public sealed class ModelSource
     /// <summary>SHA-256 of the file, lower-case hex.</summary>
     public string Sha256 { get; set; } = "";
     public bool IsBuiltIn { get; set; }
+    /// <summary>How the model takes a batch (see <see cref="Models.BatchMode"/>).</summary>
+    public BatchMode BatchMode { get; set; } = BatchMode.Native;
+    /// <summary>The file the user gave, where <see cref="Path"/> is a rewritten copy.</summary>
+    public string? OriginalPath { get; set; }
+    /// <summary>What was done to make the model batch, or why it cannot.</summary>
+    public string? Note { get; set; }
 
     /// <summary>Short content hash (first 12 hex digits) for display and file names.</summary>
     public string ShortHash => Sha256.Length >= 12 ? Sha256[..12] : Sha256;

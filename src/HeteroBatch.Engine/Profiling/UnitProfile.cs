@@ -30,6 +30,8 @@ public sealed class UnitProfile
     public string ModelSha256 { get; set; } = "";
     /// <summary>Where the model file was when measured (zoo models: the cache).</summary>
     public string? ModelPath { get; set; }
+    /// <summary>How the model takes a batch: Native, Rewritten (a fixed batch made symbolic) or Fixed (pieces of its fixed batch).</summary>
+    public string BatchMode { get; set; } = "Native";
     public List<ProfileEntry> Entries { get; set; } = new();
     /// <summary>The largest batch size that ran.</summary>
     public int MaxBatchSize { get; set; }

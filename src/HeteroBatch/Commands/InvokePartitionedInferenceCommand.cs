@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using HeteroBatch.Engine;
+using HeteroBatch.Engine.Data;
 using HeteroBatch.Engine.Execution;
 using HeteroBatch.Engine.Models;
 using HeteroBatch.Engine.Planning;
@@ -54,11 +55,52 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
     [Parameter]
     public ulong Seed { get; set; } = 1;
 
+    /// <summary>Image files (.jpg, .jpeg, .png), .npy tensors, or folders of them; files bind from the pipeline.</summary>
+    [Parameter(ValueFromPipelineByPropertyName = true)]
+    [Alias("FullName")]
+    [ValidateNotNullOrEmpty]
+    public string[]? InputPath { get; set; }
+
+    /// <summary>A folder to write each output tensor to as &lt;name&gt;.npy (whole batch, input order), with inputs.txt naming the samples.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? OutputPath { get; set; }
+
+    /// <summary>Run the whole input this many times (steady-state numbers); WallMs is the median.</summary>
+    [Parameter]
+    [ValidateRange(1, 10000)]
+    public int Repeat { get; set; } = 1;
+
+    /// <summary>How many top classes each prediction lists (classifier outputs).</summary>
+    [Parameter]
+    [ValidateRange(1, 1000)]
+    public int Top { get; set; } = 5;
+
+    private readonly List<string> _inputPaths = new();
+    private BatchPlan? _planForFiles;
+
     protected override void ProcessRecord()
     {
         var plan = ParameterSetName == FromPlan
             ? Plan!
-            : Engine(() => Planner.Plan(StoredProfiles.For(this, Model, Unit, ProfilePath), BatchSize, Algorithm));
+            : _planForFiles ?? Engine(() => Planner.Plan(StoredProfiles.For(this, Model, Unit, ProfilePath), BatchSize, Algorithm));
+        if (InputPath != null)
+        {
+            // files may come one by one from the pipeline: gather them, run once at the end
+            _inputPaths.AddRange(InputPath.Select(p => GetUnresolvedProviderPathFromPSPath(p)));
+            _planForFiles = plan;
+            return;
+        }
+        RunPlan(plan, null);
+    }
+
+    protected override void EndProcessing()
+    {
+        if (_planForFiles != null) RunPlan(_planForFiles, _inputPaths);
+    }
+
+    private void RunPlan(BatchPlan plan, IReadOnlyList<string>? inputFiles)
+    {
         foreach (var shard in plan.Shards)
         {
             if (UnitPresence.WhyAbsent(shard.Unit) is { } why)
@@ -72,13 +114,26 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
         try { model = ResolvePlanModel(plan); }
         catch (HeteroBatchException e) { WriteFailure(e); return; }
 
-        var settings = new RunSettings { Balance = Balance, Seed = Seed, InjectFailure = RunSettings.FailureFromEnvironment() };
+        var settings = new RunSettings { Balance = Balance, Seed = Seed, Repeat = Repeat, TopK = Top, InjectFailure = RunSettings.FailureFromEnvironment() };
+        InputSet? inputs = null;
+        if (inputFiles != null)
+        {
+            try
+            {
+                var files = InputSet.ExpandPaths(inputFiles);
+                var signature = PartitionedRunner.Signature(plan, model, settings.Provider);
+                inputs = InputSet.FromFiles(files, signature);
+                WriteVerbose($"{inputs.Count} samples from {files.Count} files");
+            }
+            catch (HeteroBatchException e) { Fail(e); return; }
+        }
         InferenceResult result;
         try
         {
-            result = Await(Task.Run(() => PartitionedRunner.Run(plan, model, null, settings, StopToken)));
+            result = Await(Task.Run(() => PartitionedRunner.Run(plan, model, inputs, settings, StopToken)));
+            if (OutputPath != null) WriteOutputs(result, GetUnresolvedProviderPathFromPSPath(OutputPath));
         }
-        catch (HeteroBatchException e) when (e.ErrorId == "AllUnitsFailed" || e.ErrorId == "SamplesUnfinished")
+        catch (HeteroBatchException e) when (e.ErrorId is "AllUnitsFailed" or "SamplesUnfinished" or "OutputWriteFailed")
         {
             Fail(e);
             return;
@@ -91,6 +146,25 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
         foreach (var failed in result.Units.Where(u => u.Failed))
             WriteWarning($"Unit '{failed.UnitId}' failed after {failed.Count} samples ({failed.Error}); its other samples ran on the remaining units.");
         WriteObject(result);
+    }
+
+    /// <summary>Each output as one .npy (atomically) and the sample names, in input order.</summary>
+    private static void WriteOutputs(InferenceResult result, string folder)
+    {
+        try
+        {
+            Directory.CreateDirectory(folder);
+            foreach (var output in result.Outputs)
+            {
+                var safe = new string(output.Name.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray());
+                Npy.Write(Path.Combine(folder, safe + ".npy"), output);
+            }
+            ModelCatalog.WriteTextAtomically(Path.Combine(folder, "inputs.txt"), string.Join("\n", result.InputNames) + "\n");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new HeteroBatchException("OutputWriteFailed", FailureKind.WriteError, $"Could not write the outputs to {folder}: {e.Message}", folder, e);
+        }
     }
 
     private static ModelSource ResolvePlanModel(BatchPlan plan)

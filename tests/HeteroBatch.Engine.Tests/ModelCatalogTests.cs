@@ -1,0 +1,186 @@
+using System.Security.Cryptography;
+using Google.Protobuf;
+using HeteroBatch.Engine.Data;
+using HeteroBatch.Engine.Execution;
+using HeteroBatch.Engine.Models;
+using HeteroBatch.Engine.Planning;
+using Microsoft.ML.OnnxRuntime;
+
+namespace HeteroBatch.Engine.Tests;
+
+public sealed class ModelCatalogTests : IDisposable
+{
+    private readonly string _dir = Path.Combine(Path.GetTempPath(), "hb-models-" + Guid.NewGuid().ToString("N"));
+
+    public ModelCatalogTests() => Directory.CreateDirectory(_dir);
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    private string Write(string name, byte[] bytes)
+    {
+        var path = Path.Combine(_dir, name);
+        File.WriteAllBytes(path, bytes);
+        return path;
+    }
+
+    private static LoadedModel OpenCpu(string path, int threads = 2)
+    {
+        Runtime.OrtRuntime.Initialize();
+        using var o = new SessionOptions { IntraOpNumThreads = threads, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL };
+        return new LoadedModel(new InferenceSession(path, o));
+    }
+
+    [Theory]
+    [InlineData("mobilenet")]
+    [InlineData("squeezenet_v1.0")]
+    [InlineData("squeezenet_v1.1")]
+    [InlineData("resnet-18")]
+    [InlineData("resnet-34")]
+    [InlineData("resnet-50")]
+    [InlineData("inception_v3")]
+    [InlineData("vgg-16")]
+    [InlineData("vgg-19")]
+    [InlineData("densenet-121")]
+    public void EachNetworkRunsAtBatchOneAndThreeWithAThousandClasses(string name)
+    {
+        var source = ModelCatalog.Resolve(name, TestModels.Cache);
+        using var model = OpenCpu(source.Path);
+        Assert.Equal(new long[] { 1000 }, model.Signature.Outputs[0].SampleShape);
+        Assert.Null(model.Signature.FixedBatch);
+        using var ro = new RunOptions();
+        foreach (var n in new[] { 1, 3 })
+        {
+            var inputs = model.SyntheticInputs(n, 1);
+            var outputs = model.AllocateOutputs(n);
+            model.Run(ro, inputs, outputs, 0, n);
+            Assert.Equal(n * 1000, outputs[0].Floats.Length);
+            Assert.All(outputs[0].Floats, v => Assert.True(float.IsFinite(v)));
+        }
+    }
+
+    [Fact]
+    public void TheSameNameGivesTheSameBytes()
+    {
+        var a = SHA256.HashData(ModelZoo.Build("squeezenet_v1.1").ToByteArray());
+        var b = SHA256.HashData(ModelZoo.Build("squeezenet_v1.1").ToByteArray());
+        Assert.Equal(a, b);
+        Assert.Equal(Convert.ToHexString(a).ToLowerInvariant(), ModelCatalog.Resolve("squeezenet_v1.1", TestModels.Cache).Sha256);
+    }
+
+    [Fact]
+    public void ADamagedCachedModelIsRebuilt()
+    {
+        var first = ModelCatalog.Resolve("tinynet", _dir);
+        var bytes = File.ReadAllBytes(first.Path);
+        File.WriteAllBytes(first.Path, bytes[..(bytes.Length / 2)]); // truncated
+        var again = ModelCatalog.Resolve("tinynet", _dir);
+        Assert.Equal(first.Sha256, again.Sha256);
+        Assert.Equal(bytes, File.ReadAllBytes(again.Path));
+    }
+
+    [Fact]
+    public void AFailedWriteLeavesNoFileBehind()
+    {
+        var target = Path.Combine(_dir, "out.onnx");
+        Assert.Throws<IOException>(() => ModelCatalog.WriteAtomically(target, s => { s.Write(new byte[1000]); throw new IOException("disk full"); }));
+        Assert.Empty(Directory.GetFiles(_dir));
+    }
+
+    [Fact]
+    public void ErrorIds()
+    {
+        Assert.Equal("ModelNotFound", Assert.Throws<HeteroBatchException>(() => ModelCatalog.Resolve("resnet-51", _dir)).ErrorId);
+        Assert.Equal("ModelFileNotFound", Assert.Throws<HeteroBatchException>(() => ModelCatalog.Resolve(Path.Combine(_dir, "none.onnx"), _dir)).ErrorId);
+        var bad = Write("bad.onnx", "not a model"u8.ToArray());
+        var invalid = Assert.Throws<HeteroBatchException>(() => ModelCatalog.Resolve(bad, _dir));
+        Assert.Equal("ModelInvalid", invalid.ErrorId);
+        Assert.Contains("bad.onnx", invalid.Message);
+        var noAxis = Write("no-axis.onnx", CustomGraphs.NoBatchAxis());
+        Assert.Equal("BatchAxisUnknown", Assert.Throws<HeteroBatchException>(() => ModelCatalog.Resolve(noAxis, _dir)).ErrorId);
+    }
+
+    private static BatchPlan TwoUnitPlan(ModelSource model, int batch, int first)
+    {
+        var units = TestModels.TwoCpuUnits();
+        var plan = new BatchPlan { Model = model.Name, ModelSha256 = model.Sha256, ModelPath = model.Path, BatchSize = batch };
+        plan.Shards.Add(new PlanShard { Unit = units[0], UnitId = units[0].Id, Offset = 0, Count = first, SubBatchSize = first, PredictedMs = 1 });
+        plan.Shards.Add(new PlanShard { Unit = units[^1], UnitId = units[^1].Id, Offset = first, Count = batch - first, SubBatchSize = 3, PredictedMs = 1 });
+        return plan;
+    }
+
+    /// <summary>Runs each sample alone on the original file and returns the first output's rows.</summary>
+    private static float[][] PerSample(string path, IReadOnlyList<TensorBatch> inputs, int n)
+    {
+        using var model = OpenCpu(path, 1);
+        using var ro = new RunOptions();
+        var rows = new float[n][];
+        for (int i = 0; i < n; i++)
+        {
+            var one = inputs.Select(t => { var b = t.EmptyLike(1); t.CopyTo(i, 1, b, 0); return b; }).ToList();
+            var outputs = model.AllocateOutputs(1);
+            model.Run(ro, one, outputs, 0, 1);
+            rows[i] = outputs[0].Floats;
+        }
+        return rows;
+    }
+
+    [Fact]
+    public void AFixedBatchModelIsMadeToBatchAndGivesPerSampleOutputs()
+    {
+        var path = Path.Combine(_dir, "tiny-fixed.onnx");
+        File.WriteAllBytes(path, ModelZoo.Build("tinynet", fixedBatch: 1).ToByteArray());
+        var source = ModelCatalog.Resolve(path, _dir);
+        Assert.Equal(BatchMode.Rewritten, source.BatchMode);
+        Assert.NotEqual(path, source.Path);
+        var inputs = new[] { SyntheticInput.Create(ModelZoo.InputName, new long[] { 3, 32, 32 }, 10, 5) };
+        var result = PartitionedRunner.Run(TwoUnitPlan(source, 10, 4), source, InputSet.Of(inputs), new RunSettings());
+        var expected = PerSample(path, inputs, 10);
+        for (int i = 0; i < 10; i++)
+            for (int j = 0; j < expected[i].Length; j++)
+                Assert.Equal(expected[i][j], result.OutputOf(i)[j], 4);
+    }
+
+    [Fact]
+    public void AModelThatCannotBatchRunsItsSharesSampleBySample()
+    {
+        var path = Write("fixed-reshape.onnx", CustomGraphs.FixedBatchWithReshape());
+        var source = ModelCatalog.Resolve(path, _dir);
+        Assert.Equal(BatchMode.Fixed, source.BatchMode);
+        Assert.Contains("cannot be made to batch", source.Note);
+        var inputs = new[] { SyntheticInput.Create("x", new long[] { 3, 4, 4 }, 7, 9) };
+        var result = PartitionedRunner.Run(TwoUnitPlan(source, 7, 3), source, InputSet.Of(inputs), new RunSettings());
+        var expected = PerSample(path, inputs, 7);
+        for (int i = 0; i < 7; i++) Assert.Equal(expected[i], result.OutputOf(i));
+    }
+
+    [Fact]
+    public void SeveralInputsAndInt64InputsSplitAlongTheBatch()
+    {
+        var path = Write("two-inputs.onnx", CustomGraphs.TwoInputsWithInt64());
+        var source = ModelCatalog.Resolve(path, _dir);
+        var inputs = new TensorBatch[]
+        {
+            SyntheticInput.Create("x", new long[] { 4 }, 11, 3),
+            SyntheticInput.Create("ids", new long[] { 3 }, 11, 3, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Int64),
+        };
+        var result = PartitionedRunner.Run(TwoUnitPlan(source, 11, 5), source, InputSet.Of(inputs), new RunSettings());
+        Assert.Equal(inputs[1].Data, result.Outputs.Single(o => o.Name == "ids_out").Data);
+        var expected = PerSample(path, inputs, 11);
+        for (int i = 0; i < 11; i++)
+            for (int j = 0; j < 2; j++) Assert.Equal(expected[i][j], result.OutputOf(i)[j], 4);
+    }
+
+    [Fact]
+    public void PaddedRunsGiveTheSameOutputsAsExactOnes()
+    {
+        using var model = OpenCpu(TestModels.Tiny.Path, 1);
+        using var ro = new RunOptions();
+        var inputs = model.SyntheticInputs(10, 2);
+        var exact = model.AllocateOutputs(10);
+        var padded = model.AllocateOutputs(10);
+        model.Run(ro, inputs, exact, 0, 10);
+        model.Run(ro, inputs, padded, 0, 6, padTo: 8);
+        model.Run(ro, inputs, padded, 6, 4, padTo: 8);
+        for (int i = 0; i < 10; i++)
+            for (int j = 0; j < 10; j++) Assert.Equal(exact[0].Sample(i)[j], padded[0].Sample(i)[j], 4);
+    }
+}
