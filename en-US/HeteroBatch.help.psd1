@@ -63,11 +63,16 @@
             ProfilePath = 'The profile store folder (with -Model).'
             Balance     = 'Static (default) runs the plan as it is; Dynamic lets units that finish early take work from slower ones.'
             Seed        = 'The seed of the synthetic inputs. The same seed gives the same input for each sample, however the batch is split. Default: 1.'
+            InputPath   = 'Real inputs instead of synthetic ones: image files (.jpg, .jpeg, .png; decoded, resized to the model''s input and normalised with the ImageNet mean and standard deviation), .npy tensors (one sample, or a batch along the first axis), or folders of them (taken in name order). Files piped from Get-ChildItem bind here. More samples than the plan''s batch run as successive planned batches.'
+            OutputPath  = 'A folder to write the outputs to: one <output name>.npy per output tensor holding the whole batch in input order, and inputs.txt naming the samples. Files are written through temporary files, so a stopped or failed run leaves none half-written.'
+            Repeat      = 'Run the whole input this many times; WallMs is the median and RepeatWallMs lists every run. Default: 1.'
+            Top         = 'How many top classes each entry of Predictions lists, for classifier outputs. Default: 5.'
         }
         Examples    = @(
             @{ Code = 'Get-ComputeUnit | Invoke-Profile -Model vgg-16 | Get-BatchPlan -BatchSize 100 | Invoke-PartitionedInference'; Remarks = 'The whole path: measure, plan, run.' }
             @{ Code = '$r = Invoke-PartitionedInference -Model mobilenet -BatchSize 64; $r.Units | Format-Table'; Remarks = 'Plans from stored profiles and runs; shows what each unit did.' }
             @{ Code = '$r = Get-BatchPlan -Model tinynet -BatchSize 50 | Invoke-PartitionedInference -Balance Dynamic; $r.Top1'; Remarks = 'Runs with dynamic balance and prints the top class of each sample.' }
+            @{ Code = '$r = Get-ChildItem ./photos/*.jpg | Invoke-PartitionedInference -Plan $plan -OutputPath ./out; $r.Predictions | Format-Table'; Remarks = 'Classifies image files in the plan''s batches and writes the outputs as .npy files.' }
         )
     }
     'Get-InferenceModel' = @{

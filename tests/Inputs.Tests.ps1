@@ -1,0 +1,121 @@
+# Real inputs and outputs: images, .npy tensors, files from the pipeline, output files, cancellation.
+BeforeAll {
+    . $PSScriptRoot/TestHelpers.ps1
+    Import-Module $env:HETEROBATCH_TEST_MODULE -Force
+    $script:store = New-TestStore
+    $script:units = Get-ComputeUnit -CpuGroup 2
+    $script:profiles = $units | Invoke-Profile -Model tinynet -BatchSize 1, 4, 16 -SecondsPerSize 0.05
+    $script:plan = $profiles | Get-BatchPlan -BatchSize 8 -Algorithm Even
+    $script:single = $profiles | Get-BatchPlan -BatchSize 8 -Unit $units[0].Id -Algorithm Single
+
+    # solid-colour images of different sizes, written with the same decoder library the module uses
+    [HeteroBatch.Engine.Runtime.NativeLibraries]::Register()
+    $script:images = Join-Path $TestDrive 'images'
+    New-Item -ItemType Directory $images | Out-Null
+    $colours = @(@(255, 0, 0), @(0, 255, 0), @(0, 0, 255), @(255, 255, 0), @(0, 255, 255), @(128, 64, 32), @(10, 200, 90))
+    for ($i = 0; $i -lt $colours.Count; $i++) {
+        $bmp = [SkiaSharp.SKBitmap]::new(40 + 7 * $i, 30 + 3 * $i)
+        $bmp.Erase([SkiaSharp.SKColor]::new([byte]$colours[$i][0], [byte]$colours[$i][1], [byte]$colours[$i][2]))
+        $format = if ($i % 2) { [SkiaSharp.SKEncodedImageFormat]::Jpeg } else { [SkiaSharp.SKEncodedImageFormat]::Png }
+        $ext = if ($i % 2) { 'jpg' } else { 'png' }
+        $data = $bmp.Encode($format, 95)
+        [System.IO.File]::WriteAllBytes((Join-Path $images ("img{0}.{1}" -f $i, $ext)), $data.ToArray())
+        $data.Dispose(); $bmp.Dispose()
+    }
+}
+
+Describe 'Image inputs' {
+    It 'runs a folder of images in name order, each output equal to that image run alone' {
+        $r = $plan | Invoke-PartitionedInference -InputPath $images
+        $r.BatchSize | Should -Be 7
+        $r.InputNames | Should -Be @('img0.png', 'img1.jpg', 'img2.png', 'img3.jpg', 'img4.png', 'img5.jpg', 'img6.png')
+        for ($i = 0; $i -lt 7; $i++) {
+            $file = Get-ChildItem $images | Where-Object Name -EQ $r.InputNames[$i]
+            $alone = $single | Invoke-PartitionedInference -InputPath $file.FullName
+            $a = $alone.OutputOf(0); $b = $r.OutputOf($i)
+            for ($j = 0; $j -lt $a.Length; $j++) { [Math]::Abs($a[$j] - $b[$j]) | Should -BeLessOrEqual 1e-4 }
+        }
+        $r.Predictions.Count | Should -Be 7
+        $r.Predictions[3].Input | Should -Be 'img3.jpg'
+        $r.Predictions[0].TopClasses.Count | Should -Be 5
+    }
+
+    It 'takes files from the pipeline, and runs more inputs than planned as successive batches' {
+        $r = Get-ChildItem $images | Invoke-PartitionedInference -Plan ($profiles | Get-BatchPlan -BatchSize 3)
+        $r.BatchSize | Should -Be 7
+        ($r.Units | Measure-Object Count -Sum).Sum | Should -Be 7
+        $r.InputNames[6] | Should -Be 'img6.png'
+    }
+
+    It 'refuses an unreadable image and runs nothing (ImageUnreadable)' {
+        $bad = Join-Path $TestDrive 'bad-images'
+        New-Item -ItemType Directory $bad | Out-Null
+        Copy-Item (Join-Path $images 'img0.png') $bad
+        Set-Content (Join-Path $bad 'broken.jpg') 'not an image'
+        { $plan | Invoke-PartitionedInference -InputPath $bad -OutputPath (Join-Path $TestDrive 'never') } | Should -Throw -ErrorId 'ImageUnreadable,HeteroBatch.Commands.InvokePartitionedInferenceCommand'
+        Test-Path (Join-Path $TestDrive 'never') | Should -BeFalse
+    }
+
+    It 'refuses an empty folder (InputFolderEmpty)' {
+        $empty = Join-Path $TestDrive 'empty'
+        New-Item -ItemType Directory $empty | Out-Null
+        { $plan | Invoke-PartitionedInference -InputPath $empty } | Should -Throw -ErrorId 'InputFolderEmpty,HeteroBatch.Commands.InvokePartitionedInferenceCommand'
+    }
+}
+
+Describe '.npy inputs and outputs' {
+    It 'round-trips a tensor file to output files in input order' {
+        $data = [HeteroBatch.Engine.Data.SyntheticInput]::Create('input', [long[]](3, 32, 32), 6, 3, 'Float', 10)
+        $npy = Join-Path $TestDrive 'batch.npy'
+        [HeteroBatch.Engine.Data.Npy]::Write($npy, $data)
+        $out = Join-Path $TestDrive 'out'
+        $r = $plan | Invoke-PartitionedInference -InputPath $npy -OutputPath $out
+        $r.InputNames | Should -Be @(0..5 | ForEach-Object { "batch.npy[$_]" })
+        $synthetic = $profiles | Get-BatchPlan -BatchSize 6 -Algorithm Even | Invoke-PartitionedInference -Seed 3
+        for ($i = 0; $i -lt 6; $i++) { $r.OutputOf($i) | Should -Be $synthetic.OutputOf($i) }
+        $written = [HeteroBatch.Engine.Data.Npy]::Read((Join-Path $out 'logits.npy'), 'logits')
+        $written.Count | Should -Be 6
+        $written.Floats | Should -Be $r.Outputs[0].Floats
+        Get-Content (Join-Path $out 'inputs.txt') | Should -Be $r.InputNames
+        Get-ChildItem $out -Filter '*.tmp' -Force | Should -BeNullOrEmpty
+    }
+
+    It 'refuses a tensor of the wrong shape (InputShapeMismatch) or type (InputTypeMismatch)' {
+        $wrongShape = Join-Path $TestDrive 'shape.npy'
+        [HeteroBatch.Engine.Data.Npy]::Write($wrongShape, [HeteroBatch.Engine.Data.SyntheticInput]::Create('input', [long[]](3, 16, 16), 2, 1, 'Float', 10))
+        { $plan | Invoke-PartitionedInference -InputPath $wrongShape } | Should -Throw -ErrorId 'InputShapeMismatch,HeteroBatch.Commands.InvokePartitionedInferenceCommand'
+        $wrongType = Join-Path $TestDrive 'type.npy'
+        [HeteroBatch.Engine.Data.Npy]::Write($wrongType, [HeteroBatch.Engine.Data.SyntheticInput]::Create('input', [long[]](3, 32, 32), 2, 1, 'Int64', 10))
+        { $plan | Invoke-PartitionedInference -InputPath $wrongType } | Should -Throw -ErrorId 'InputTypeMismatch,HeteroBatch.Commands.InvokePartitionedInferenceCommand'
+        $garbage = Join-Path $TestDrive 'garbage.npy'
+        Set-Content $garbage 'nope'
+        { $plan | Invoke-PartitionedInference -InputPath $garbage } | Should -Throw -ErrorId 'NpyInvalid,HeteroBatch.Commands.InvokePartitionedInferenceCommand'
+    }
+}
+
+Describe '-Repeat' {
+    It 'runs the batch that many times and reports the median' {
+        $r = $plan | Invoke-PartitionedInference -Repeat 5
+        $r.RepeatWallMs.Count | Should -Be 5
+        $r.WallMs | Should -Be $r.RepeatWallMs[2]
+    }
+}
+
+Describe 'Stopping' {
+    It 'stops every unit promptly on Ctrl+C and leaves no output file' {
+        $slow = $units | Invoke-Profile -Model squeezenet_v1.1 -BatchSize 1, 8 -SecondsPerSize 0.05 -NoStore | Get-BatchPlan -BatchSize 200
+        $out = Join-Path $TestDrive 'stopped'
+        $ps = [powershell]::Create()
+        [void]$ps.AddCommand('Import-Module').AddArgument($env:HETEROBATCH_TEST_MODULE).AddStatement()
+        [void]$ps.AddCommand('Invoke-PartitionedInference').AddParameter('Plan', $slow).AddParameter('Repeat', 50).AddParameter('OutputPath', $out)
+        $handle = $ps.BeginInvoke()
+        Start-Sleep -Milliseconds 1500
+        $clock = [Diagnostics.Stopwatch]::StartNew()
+        $ps.Stop()
+        $clock.Elapsed.TotalSeconds | Should -BeLessThan 2
+        $handle.IsCompleted | Should -BeTrue
+        $ps.InvocationStateInfo.State | Should -Be 'Stopped'
+        Test-Path $out | Should -BeFalse
+        $ps.Dispose()
+    }
+}
