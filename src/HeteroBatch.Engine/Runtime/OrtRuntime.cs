@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using Microsoft.ML.OnnxRuntime;
 
 namespace HeteroBatch.Engine.Runtime;
@@ -9,8 +10,13 @@ namespace HeteroBatch.Engine.Runtime;
 /// </summary>
 public static class OrtRuntime
 {
+    /// <summary>Points the module at another ONNX Runtime native folder (an OpenVINO build, say).</summary>
+    public const string NativePathVariable = "HETEROBATCH_ORT_PATH";
     private static readonly object Gate = new();
     private static OrtEnv? _env;
+
+    /// <summary>The native library loaded, where <see cref="NativePathVariable"/> chose it; null for the one shipped with the module.</summary>
+    public static string? NativeLibraryPath { get; private set; }
 
     public static OrtEnv Env
     {
@@ -21,6 +27,7 @@ public static class OrtRuntime
             {
                 if (_env != null) return _env;
                 Libc.SetNativeEnvironment("ORT_DISABLE_TELEMETRY", "1");
+                UseNativeFolderFromEnvironment();
                 var options = new EnvironmentCreationOptions
                 {
                     logId = "HeteroBatch",
@@ -32,6 +39,26 @@ public static class OrtRuntime
                 return env;
             }
         }
+    }
+
+    /// <summary>
+    /// With HETEROBATCH_ORT_PATH set, loads libonnxruntime from that folder instead of the module's
+    /// own (its execution-provider libraries load from beside it). Throws OrtPathInvalid if the
+    /// folder holds no such library. Must run before any ONNX Runtime type is touched.
+    /// </summary>
+    private static void UseNativeFolderFromEnvironment()
+    {
+        var dir = Environment.GetEnvironmentVariable(NativePathVariable);
+        if (string.IsNullOrEmpty(dir)) return;
+        var file = OperatingSystem.IsWindows() ? "onnxruntime.dll" : OperatingSystem.IsMacOS() ? "libonnxruntime.dylib" : "libonnxruntime.so";
+        var path = Path.Combine(Path.GetFullPath(dir), file);
+        if (!File.Exists(path))
+            throw new HeteroBatchException("OrtPathInvalid", FailureKind.InvalidArgument,
+                $"{NativePathVariable} is '{dir}', which holds no {file}. Point it at the native folder of an ONNX Runtime build (for OpenVINO: one built with the OpenVINO provider), or remove it to use the module's own.", dir);
+        OrtEnv.DisableDllImportResolver = true;
+        NativeLibrary.SetDllImportResolver(typeof(OrtEnv).Assembly, (name, _, _) =>
+            name.Contains("onnxruntime", StringComparison.OrdinalIgnoreCase) ? NativeLibrary.Load(path) : IntPtr.Zero);
+        NativeLibraryPath = path;
     }
 
     /// <summary>Starts the runtime (idempotent).</summary>

@@ -101,7 +101,7 @@ public static class UnitDiscovery
         var providers = OrtRuntime.Env.GetAvailableProviders();
         if (!providers.Contains("OpenVINOExecutionProvider"))
         {
-            const string reason = "the loaded ONNX Runtime has no OpenVINO provider (see about_HeteroBatch: OpenVINO)";
+            var reason = $"the loaded ONNX Runtime ({OrtRuntime.NativeLibraryPath ?? "the module's own CUDA build"}) has no OpenVINO provider; set {OrtRuntime.NativePathVariable} to an OpenVINO build's native folder (see about_HeteroBatch)";
             log?.Invoke($"openvino: {reason}");
             return new[] { new ComputeUnit { Id = "igpu0", Kind = UnitKind.IntegratedGpu, Name = "OpenVINO GPU", Provider = ExecutionProvider.OpenVINO, RuntimeVersion = runtimeVersion, Available = false, Reason = reason } };
         }

@@ -1,0 +1,57 @@
+# Compute units beyond one CPU: groups, accelerators that are absent here, another ONNX Runtime build.
+BeforeAll {
+    . $PSScriptRoot/TestHelpers.ps1
+    Import-Module $env:HETEROBATCH_TEST_MODULE -Force
+    $script:moduleDir = Split-Path $env:HETEROBATCH_TEST_MODULE
+}
+
+Describe 'CPU groups' {
+    It 'gives one unit per processor with -CpuGroup Core, each pinned to its own' {
+        $units = Get-ComputeUnit -CpuGroup Core
+        $units.Count | Should -Be ([Environment]::ProcessorCount)
+        $units | ForEach-Object { $_.Cores | Should -Be 1 }
+        ($units.Processors | Select-Object -Unique).Count | Should -Be $units.Count
+        foreach ($u in $units) {
+            $w = [HeteroBatch.Engine.Execution.WorkerPool]::For($u, $null)
+            $w.Affinity | Should -Be @($u.Processors[0])
+        }
+    }
+
+    It 'keeps a unit''s fingerprint stable, and changes it when the cores change' {
+        $a = Get-ComputeUnit -CpuGroup Core | Select-Object -First 1
+        $b = Get-ComputeUnit -CpuGroup Core | Select-Object -First 1
+        $a.Fingerprint | Should -Be $b.Fingerprint
+        $whole = Get-ComputeUnit | Where-Object Id -EQ cpu
+        $whole.Fingerprint | Should -Not -Be $a.Fingerprint
+    }
+
+    It 'finds units again by id, with wildcards' {
+        (Get-ComputeUnit -CpuGroup Core -Id 'cpu*').Count | Should -Be ([Environment]::ProcessorCount)
+        Get-ComputeUnit -Id 'nothing*' | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'Another ONNX Runtime build (HETEROBATCH_ORT_PATH)' {
+    It 'loads the native library from the folder it names' {
+        $ort = Join-Path $TestDrive 'ort'
+        New-Item -ItemType Directory $ort | Out-Null
+        Copy-Item (Join-Path $moduleDir 'runtimes/linux-x64/native/libonnxruntime.so') $ort
+        Copy-Item (Join-Path $moduleDir 'runtimes/linux-x64/native/libonnxruntime_providers_shared.so') $ort
+        $r = Invoke-ChildPwsh "`$env:HETEROBATCH_ORT_PATH = '$ort'; Import-Module '$env:HETEROBATCH_TEST_MODULE'; `$null = Get-ComputeUnit; (Get-Content /proc/self/maps | Select-String 'libonnxruntime.so' | Select-Object -First 1).Line"
+        $r.ExitCode | Should -Be 0
+        $r.Stdout | Should -Match ([regex]::Escape("$ort/libonnxruntime.so"))
+        $r.Stderr | Should -BeNullOrEmpty
+    }
+
+    It 'refuses, at import, a folder without ONNX Runtime (OrtPathInvalid)' {
+        $r = Invoke-ChildPwsh "`$env:HETEROBATCH_ORT_PATH = '$TestDrive/nothing-here'; try { Import-Module '$env:HETEROBATCH_TEST_MODULE' -ErrorAction Stop; 'imported' } catch { `$_.Exception.Message }"
+        $r.Stdout | Should -Match 'HETEROBATCH_ORT_PATH'
+        $r.Stdout | Should -Not -Match '^imported$'
+    }
+
+    It 'says, under -ListAvailable, how to get OpenVINO units' {
+        $ov = Get-ComputeUnit -ListAvailable | Where-Object Provider -EQ OpenVINO
+        $ov.Available | Should -Not -Contain $true
+        $ov[0].Reason | Should -Match 'HETEROBATCH_ORT_PATH'
+    }
+}
