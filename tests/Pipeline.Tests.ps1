@@ -191,10 +191,24 @@ Describe 'Invoke-PartitionedInference' {
         $failed[0].FullyQualifiedErrorId | Should -Be 'UnitUnavailable,HeteroBatch.Commands.InvokePartitionedInferenceCommand'
     }
 
-    It 'binds a plan that went through JSON' {
+    It 'binds a plan saved as JSON or CLIXML and read back' {
         $plan = $profiles | Get-BatchPlan -BatchSize 20
-        $back = [System.Text.Json.JsonSerializer]::Deserialize(($plan | ConvertTo-Json -Depth 6), [HeteroBatch.Engine.Planning.BatchPlan])
-        $r = $back | Invoke-PartitionedInference
-        ($r.Units | Measure-Object Count -Sum).Sum | Should -Be 20
+        $json = Join-Path $TestDrive 'plan.json'
+        $plan | ConvertTo-Json -Depth 8 | Set-Content $json
+        $xml = Join-Path $TestDrive 'plan.xml'
+        $plan | Export-Clixml $xml -Depth 8
+        foreach ($back in @((Get-Content -Raw $json), (Get-Content -Raw $json | ConvertFrom-Json), (Import-Clixml $xml))) {
+            $r = $back | Invoke-PartitionedInference
+            ($r.Units | Measure-Object Count -Sum).Sum | Should -Be 20
+            $r.Plan.Split | Should -Be $plan.Split
+        }
+    }
+
+    It 'plans from profiles saved as JSON and read back' {
+        $json = Join-Path $TestDrive 'profiles.json'
+        $profiles | ConvertTo-Json -Depth 8 | Set-Content $json
+        $plan = Get-Content -Raw $json | ConvertFrom-Json | Get-BatchPlan -BatchSize 30
+        ($plan.Shards | Measure-Object Count -Sum).Sum | Should -Be 30
+        $plan.Units | Should -Be ($units.Id | Sort-Object)
     }
 }

@@ -17,6 +17,7 @@ public sealed class GetBatchPlanCommand : HeteroBatchCmdlet
     /// <summary>Profiles to plan from (from Invoke-Profile or Get-PerformanceProfile).</summary>
     [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = FromProfile)]
     [ValidateNotNull]
+    [JsonObject]
     public UnitProfile[]? Profile { get; set; }
 
     /// <summary>Plan from the stored profiles of this model (a built-in name or an .onnx path).</summary>

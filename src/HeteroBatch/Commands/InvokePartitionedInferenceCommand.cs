@@ -19,6 +19,7 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
     /// <summary>The plan to run (from Get-BatchPlan).</summary>
     [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = FromPlan)]
     [ValidateNotNull]
+    [JsonObject]
     public BatchPlan? Plan { get; set; }
 
     /// <summary>Plan from stored profiles of this model, then run: a built-in name or an .onnx path.</summary>

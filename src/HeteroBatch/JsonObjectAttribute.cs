@@ -1,0 +1,86 @@
+using System.Management.Automation;
+using System.Text.Json;
+using HeteroBatch.Engine.Profiling;
+
+namespace HeteroBatch;
+
+/// <summary>
+/// Lets plans and profiles come back from files: a JSON string (Get-Content -Raw plan.json), an
+/// object from ConvertFrom-Json, or a deserialized one from Import-Clixml becomes the engine type.
+/// </summary>
+public sealed class JsonObjectAttribute : ArgumentTransformationAttribute
+{
+    private static readonly JsonSerializerOptions Options = new() { Converters = { new LenientEnumConverterFactory() } };
+
+    public override object? Transform(EngineIntrinsics engineIntrinsics, object? inputData)
+    {
+        if (inputData is null) return null;
+        if (inputData is System.Collections.IList list && inputData is not string)
+            return list.Cast<object?>().Select(item => TransformOne(engineIntrinsics, item)).ToArray();
+        return TransformOne(engineIntrinsics, inputData);
+    }
+
+    private static object? TransformOne(EngineIntrinsics engine, object? item)
+    {
+        var value = item is PSObject ps ? ps.BaseObject : item;
+        if (value is Engine.Planning.BatchPlan or UnitProfile) return value;
+        string? json = value as string;
+        if (json == null && item is PSObject pso)
+        {
+            // ConvertFrom-Json and Import-Clixml objects: back to JSON, then to the real type
+            var result = engine.InvokeCommand.InvokeScript("param($o) $o | ConvertTo-Json -Depth 10 -Compress", false,
+                System.Management.Automation.Runspaces.PipelineResultTypes.None, null, pso);
+            json = result.Count > 0 ? result[0].BaseObject as string : null;
+        }
+        if (json == null) return item;
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            bool isPlan = doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("Shards", out _);
+            return isPlan ? JsonSerializer.Deserialize<Engine.Planning.BatchPlan>(json, Options)
+                          : JsonSerializer.Deserialize<UnitProfile>(json, Options);
+        }
+        catch (JsonException e)
+        {
+            throw new ArgumentTransformationMetadataException($"Not a HeteroBatch plan or profile: {e.Message}", e);
+        }
+    }
+}
+
+/// <summary>
+/// Reads an enum written as a number, a name, or as PowerShell writes a deserialized enum
+/// ({"value": 0, "Value": "Optimal"}).
+/// </summary>
+internal sealed class LenientEnumConverterFactory : System.Text.Json.Serialization.JsonConverterFactory
+{
+    public override bool CanConvert(Type t) => t.IsEnum;
+
+    public override System.Text.Json.Serialization.JsonConverter CreateConverter(Type t, JsonSerializerOptions o) =>
+        (System.Text.Json.Serialization.JsonConverter)Activator.CreateInstance(typeof(Converter<>).MakeGenericType(t))!;
+
+    private sealed class Converter<T> : System.Text.Json.Serialization.JsonConverter<T> where T : struct, Enum
+    {
+        public override T Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+        {
+            switch (reader.TokenType)
+            {
+                case JsonTokenType.Number:
+                    return (T)Enum.ToObject(typeof(T), reader.GetInt32());
+                case JsonTokenType.String:
+                    return Enum.Parse<T>(reader.GetString()!, ignoreCase: true);
+                case JsonTokenType.StartObject:
+                    using (var doc = JsonDocument.ParseValue(ref reader))
+                    {
+                        foreach (var p in doc.RootElement.EnumerateObject())
+                            if (p.Value.ValueKind == JsonValueKind.String && Enum.TryParse<T>(p.Value.GetString(), true, out var named)) return named;
+                        foreach (var p in doc.RootElement.EnumerateObject())
+                            if (p.Value.ValueKind == JsonValueKind.Number) return (T)Enum.ToObject(typeof(T), p.Value.GetInt32());
+                    }
+                    break;
+            }
+            throw new JsonException($"not a {typeof(T).Name}");
+        }
+
+        public override void Write(Utf8JsonWriter writer, T value, JsonSerializerOptions options) => writer.WriteStringValue(value.ToString());
+    }
+}
