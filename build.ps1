@@ -133,9 +133,10 @@ function Invoke-Bench {
     Write-Host 'Building the benchmark'
     $benchDir = Join-Path $out 'bench'
     Invoke-Native 'dotnet publish bench' { dotnet publish (Join-Path $root 'src/HeteroBatch.Bench/HeteroBatch.Bench.csproj') -c Release -o $benchDir --nologo -v quiet }
-    $args = @('--out', (Join-Path $root 'bench-results'))
-    if ($Quick) { $args += '--quick' }
-    & (Join-Path $benchDir 'HeteroBatch.Bench') @args
+    # this machine's CPU cores as units; the GPU machine's run is described in bench-reports/
+    $benchArgs = @('--out', (Join-Path $root 'bench-results'), '--cpu-group', 'Core')
+    $benchArgs += if ($Quick) { '--quick' } else { '--models', 'mobilenet,squeezenet_v1.1', '--batches', '100,256', '--repeats', '5', '--sweep', 'resnet-50' }
+    & (Join-Path $benchDir 'HeteroBatch.Bench') @benchArgs
     if ($LASTEXITCODE -ne 0) { exit $LASTEXITCODE }
 }
 
