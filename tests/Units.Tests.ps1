@@ -31,6 +31,16 @@ Describe 'CPU groups' {
     }
 }
 
+Describe 'TensorRT' {
+    It 'lists TensorRT GPUs only where they start, with the reason under -ListAvailable' {
+        if (Get-ComputeUnit -TensorRT | Where-Object Provider -EQ TensorRT) { Set-ItResult -Skipped -Because 'TensorRT runs here' }
+        Get-ComputeUnit -TensorRT | Where-Object Kind -EQ Gpu | Should -BeNullOrEmpty
+        $trt = Get-ComputeUnit -TensorRT -ListAvailable | Where-Object Kind -EQ Gpu
+        $trt.Provider | Should -Contain ([HeteroBatch.Engine.Units.ExecutionProvider]::TensorRT)
+        $trt[0].Reason | Should -Match 'TensorRT'
+    }
+}
+
 Describe 'Another ONNX Runtime build (HETEROBATCH_ORT_PATH)' {
     It 'loads the native library from the folder it names' {
         $ort = Join-Path $TestDrive 'ort'

@@ -270,6 +270,9 @@ internal sealed class WorkBoard
     private readonly Queue<WorkRange> _orphans = new();
     private readonly int[] _limits;
     private readonly bool[] _failed;
+    private readonly bool[] _pads;
+    private readonly double[] _perRunMs;
+    private readonly double[] _perSampleMs;
     private readonly bool _dynamic;
     private int _running;
     private bool _cancelled;
@@ -282,6 +285,9 @@ internal sealed class WorkBoard
         _queues = new LinkedList<WorkRange>[k];
         _limits = new int[k];
         _failed = new bool[k];
+        _pads = new bool[k];
+        _perRunMs = new double[k];
+        _perSampleMs = new double[k];
         for (int i = 0; i < k; i++)
         {
             var s = plan.Shards[i];
@@ -291,6 +297,9 @@ internal sealed class WorkBoard
             // take; accelerators keep their one shape
             if (_dynamic && !PartitionedRunner.PadsToOneShape(s.Unit)) size = Math.Max(1, Math.Min(size, (s.Count + 3) / 4));
             _limits[i] = Math.Max(1, Math.Min(s.SubBatchSize, s.Count));
+            _pads[i] = PartitionedRunner.PadsToOneShape(s.Unit);
+            _perRunMs[i] = s.PredictedMs / Math.Max(1, s.SubBatches);
+            _perSampleMs[i] = s.PredictedMs / Math.Max(1, s.Count);
             for (int o = 0; o < s.Count; o += size)
                 _queues[i].AddLast(new WorkRange(baseOffset + s.Offset + o, Math.Min(size, s.Count - o), i));
         }
@@ -312,9 +321,11 @@ internal sealed class WorkBoard
                 if (_orphans.Count > 0) { _running++; return Fit(_orphans.Dequeue(), me, toOrphans: true); }
                 if (_dynamic)
                 {
+                    // take the last queued sub-batch of the unit with the most predicted work left,
+                    // but only if this unit would finish it before that one gets through its queue
                     var victim = Enumerable.Range(0, _queues.Length).Where(i => i != me && _queues[i].Count > 0)
-                        .OrderByDescending(i => _queues[i].Sum(r => r.Count)).FirstOrDefault(-1);
-                    if (victim >= 0)
+                        .OrderByDescending(i => _queues[i].Sum(r => Cost(i, r))).FirstOrDefault(-1);
+                    if (victim >= 0 && Cost(me, _queues[victim].Last!.Value) < _queues[victim].Sum(r => Cost(victim, r)))
                     {
                         var tail = _queues[victim].Last!.Value;
                         _queues[victim].RemoveLast();
@@ -328,6 +339,10 @@ internal sealed class WorkBoard
             }
         }
     }
+
+    /// <summary>Predicted time for unit <paramref name="i"/> to run a range: a padded run costs a whole run.</summary>
+    private double Cost(int i, WorkRange r) =>
+        _pads[i] ? _perRunMs[i] * Math.Ceiling((double)r.Count / _limits[i]) : _perSampleMs[i] * r.Count;
 
     /// <summary>Cuts a range to what unit <paramref name="me"/> runs at once; the rest goes back where it came from.</summary>
     private WorkRange Fit(WorkRange r, int me, bool toOrphans, int victim = -1)

@@ -12,11 +12,12 @@ public static class UnitDiscovery
     /// <param name="grouping">How to split the CPU into units.</param>
     /// <param name="includeUnavailable">Also list units that cannot run here, with the reason.</param>
     /// <param name="log">Receives one line per probe (for -Verbose).</param>
-    public static IReadOnlyList<ComputeUnit> Discover(CpuGrouping grouping, bool includeUnavailable = false, Action<string>? log = null)
+    /// <param name="tensorRt">Run NVIDIA GPUs through TensorRT (CUDA for what it cannot take) instead of CUDA alone.</param>
+    public static IReadOnlyList<ComputeUnit> Discover(CpuGrouping grouping, bool includeUnavailable = false, Action<string>? log = null, bool tensorRt = false)
     {
         var version = OrtRuntime.Version;
         var units = new List<ComputeUnit>();
-        var gpus = CudaUnits(version, log);
+        var gpus = CudaUnits(version, log, tensorRt);
         // one processor per working GPU feeds it (copies, kernel launches): the CPU units leave it free
         var allowed = CpuTopology.AllowedProcessors();
         var working = gpus.Where(g => g.Available).ToList();
@@ -55,8 +56,9 @@ public static class UnitDiscovery
     }
 
     /// <summary>One unit per NVIDIA GPU; each is probed by starting a real CUDA session on it.</summary>
-    public static IReadOnlyList<ComputeUnit> CudaUnits(string runtimeVersion, Action<string>? log = null)
+    public static IReadOnlyList<ComputeUnit> CudaUnits(string runtimeVersion, Action<string>? log = null, bool tensorRt = false)
     {
+        var provider = tensorRt ? ExecutionProvider.TensorRT : ExecutionProvider.CUDA;
         var known = NvidiaGpus.List();
         int count = known.Count;
         try
@@ -74,20 +76,20 @@ public static class UnitDiscovery
         }
         if (count == 0)
         {
-            var (_, why) = SessionProbe.Try(ExecutionProvider.CUDA, 0);
-            var reason = "no NVIDIA GPU found" + (why == null ? "" : $"; CUDA provider: {why}");
+            var (_, why) = SessionProbe.Try(provider, 0);
+            var reason = "no NVIDIA GPU found" + (why == null ? "" : $"; {provider} provider: {why}");
             log?.Invoke($"gpu: {reason}");
-            units.Add(new ComputeUnit { Id = "gpu", Kind = UnitKind.Gpu, Name = "NVIDIA GPU", Provider = ExecutionProvider.CUDA, RuntimeVersion = runtimeVersion, Available = false, Reason = reason });
+            units.Add(new ComputeUnit { Id = "gpu", Kind = UnitKind.Gpu, Name = "NVIDIA GPU", Provider = provider, RuntimeVersion = runtimeVersion, Available = false, Reason = reason });
             return units;
         }
         for (int i = 0; i < count; i++)
         {
             var info = i < known.Count ? known[i] : default;
-            var (ok, why) = SessionProbe.Try(ExecutionProvider.CUDA, i);
-            log?.Invoke(ok ? $"gpu{i}: CUDA session started" : $"gpu{i}: CUDA session failed: {why}");
+            var (ok, why) = SessionProbe.Try(provider, i);
+            log?.Invoke(ok ? $"gpu{i}: {provider} session started" : $"gpu{i}: {provider} session failed: {why}");
             units.Add(new ComputeUnit
             {
-                Id = $"gpu{i}", Kind = UnitKind.Gpu, Name = info.Name ?? "NVIDIA GPU", Provider = ExecutionProvider.CUDA,
+                Id = $"gpu{i}", Kind = UnitKind.Gpu, Name = info.Name ?? "NVIDIA GPU", Provider = provider,
                 DeviceId = i, BusId = info.BusId, MemoryBytes = info.MemoryBytes, RuntimeVersion = runtimeVersion,
                 Available = ok, Reason = ok ? null : why,
             });

@@ -20,6 +20,10 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
     [ValidateNotNullOrEmpty]
     public string CpuGroup { get; set; } = "All";
 
+    /// <summary>Run NVIDIA GPUs through TensorRT (with CUDA for what TensorRT cannot take), where TensorRT's libraries load.</summary>
+    [Parameter]
+    public SwitchParameter TensorRT { get; set; }
+
     /// <summary>Also list units that cannot run here, with the reason.</summary>
     [Parameter]
     public SwitchParameter ListAvailable { get; set; }
@@ -29,7 +33,7 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
         if (!CpuGrouping.TryParse(CpuGroup, out var grouping))
             Fail(new HeteroBatchException("CpuGroupInvalid", FailureKind.InvalidArgument,
                 $"-CpuGroup '{CpuGroup}' is not All, Core, Numa, CoreType or a positive number of groups.", CpuGroup));
-        var units = Engine(() => UnitDiscovery.Discover(grouping, ListAvailable, WriteVerbose));
+        var units = Engine(() => UnitDiscovery.Discover(grouping, ListAvailable, WriteVerbose, TensorRT));
         foreach (var unit in units)
             if (Id == null || Id.Any(pattern => WildcardPattern.Get(pattern, WildcardOptions.IgnoreCase).IsMatch(unit.Id)))
                 WriteObject(unit);
