@@ -93,13 +93,13 @@ public class DynamicBalanceTests
     {
         var units = TestModels.TwoCpuUnits();
         var model = TestModels.Tiny;
-        var plan = new BatchPlan { Model = "tinynet", BatchSize = 42, ModelSha256 = model.Sha256 };
-        plan.Shards.Add(new PlanShard { Unit = units[0], UnitId = units[0].Id, Offset = 0, Count = 40, SubBatchSize = 40, PredictedMs = 2 });
+        var plan = new BatchPlan { Model = "tinynet", BatchSize = 202, ModelSha256 = model.Sha256 };
+        plan.Shards.Add(new PlanShard { Unit = units[0], UnitId = units[0].Id, Offset = 0, Count = 200, SubBatchSize = 200, PredictedMs = 10 });
         // predicted a million times slower per sample: stealing any of the first unit's work would only delay it
-        plan.Shards.Add(new PlanShard { Unit = units[^1], UnitId = units[^1].Id, Offset = 40, Count = 2, SubBatchSize = 2, PredictedMs = 50_000 });
+        plan.Shards.Add(new PlanShard { Unit = units[^1], UnitId = units[^1].Id, Offset = 200, Count = 2, SubBatchSize = 2, PredictedMs = 50_000 });
         var r = PartitionedRunner.Run(plan, model, null, new RunSettings { Balance = BalanceMode.Dynamic });
         Assert.Equal(0, r.Units[1].TookOver);                      // the slow unit never took the fast one's work
-        Assert.Equal(40 + r.Units[0].TookOver, r.Units[0].Count);  // (the fast one may take the slow one's)
-        Assert.Equal(42, r.Units.Sum(u => u.Count));
+        Assert.Equal(200 + r.Units[0].TookOver, r.Units[0].Count);  // (the fast one may take the slow one's)
+        Assert.Equal(202, r.Units.Sum(u => u.Count));
     }
 }
