@@ -33,7 +33,7 @@ public sealed record BenchOptions
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
             switch (args[i])
             {
-                case "run": case "report": o = o with { Command = args[i] }; break;
+                case "run": case "report": case "verify": o = o with { Command = args[i] }; break;
                 case "--from": o = o with { From = Next() }; break;
                 case "--models": o = o with { Models = Next().Split(',', StringSplitOptions.RemoveEmptyEntries) }; break;
                 case "--batches": o = o with { Batches = Next().Split(',').Select(int.Parse).ToArray() }; break;

@@ -11,6 +11,7 @@ using HeteroBatch.Engine.Units;
 // HeteroBatch's benchmark. Every ratio it reports is measured in this one run on this one machine.
 //   run     (default) profile, plan and run each model at each batch size on every subset of units
 //   report  --from results.json: write the markdown report and plots again
+//   verify  outputs of a batch split over every unit against one unit alone
 var options = BenchOptions.Parse(args);
 if (options.Command == "report")
 {
@@ -20,6 +21,12 @@ if (options.Command == "report")
 }
 
 OrtRuntime.Initialize();
+if (options.Command == "verify")
+{
+    Verify.Run(options);
+    WorkerPool.Clear();
+    return 0;
+}
 var results = new BenchResults { Machine = MachineInfo.Read(), Options = options.ToString(), StartedAt = DateTimeOffset.UtcNow };
 Console.WriteLine($"HeteroBatch bench on {results.Machine.Cpu} ({results.Machine.Processors} processors), GPUs: {string.Join(", ", results.Machine.Gpus.DefaultIfEmpty("none"))}, ONNX Runtime {results.Machine.OrtVersion}");
 
