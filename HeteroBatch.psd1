@@ -18,6 +18,7 @@
         'Get-InferenceModel'
         'Export-InferenceModel'
         'Get-PerformanceProfile'
+        'Set-PerformanceProfile'
         'Remove-PerformanceProfile'
     )
     FunctionsToExport    = @()

@@ -107,10 +107,25 @@
             Model       = 'Only profiles of this model (its name or content hash).'
             Unit        = 'Only these units (ids, wildcards allowed).'
             ProfilePath = 'The profile store folder. Default: $env:HETEROBATCH_PROFILE_PATH, else the user data folder.'
+            AsTable     = 'Emit the tables side by side: one row per batch size with a column of median milliseconds per unit (per model and unit when several models match), as the seed''s print_table.py printed them.'
         }
         Examples    = @(
             @{ Code = 'Get-PerformanceProfile -Model mobilenet | ForEach-Object Table | Format-Table'; Remarks = 'Prints the stored tables of MobileNet.' }
+            @{ Code = 'Get-PerformanceProfile -Model vgg-16 -ProfilePath ./profiles/gpu-2xH200 -AsTable | Format-Table'; Remarks = 'Batch size by unit: the reference tables of the GPU machine side by side.' }
             @{ Code = 'Get-PerformanceProfile -Model resnet-50 | Get-BatchPlan -BatchSize 100'; Remarks = 'Plans from stored profiles through the pipeline.' }
+        )
+    }
+    'Set-PerformanceProfile' = @{
+        Synopsis    = 'Sets one batch size''s time in stored performance tables.'
+        Description = 'Adds or replaces the entry of -BatchSize in each piped profile with -MedianMs and stores the profile (atomically, under the store''s lock). An edited entry has Samples 0, so it can be told from a measured one. Supports -WhatIf and -Confirm.'
+        Parameters  = @{
+            Profile     = 'The profiles to edit, piped from Get-PerformanceProfile.'
+            BatchSize   = 'The batch size whose entry to set.'
+            MedianMs    = 'The time of one run of that batch, in milliseconds.'
+            ProfilePath = 'The profile store folder. Default: $env:HETEROBATCH_PROFILE_PATH, else the user data folder.'
+        }
+        Examples    = @(
+            @{ Code = 'Get-PerformanceProfile -Model resnet-50 -Unit cpu | Set-PerformanceProfile -BatchSize 64 -MedianMs 410'; Remarks = 'Adds a batch size the schedule did not measure.' }
         )
     }
     'Remove-PerformanceProfile' = @{

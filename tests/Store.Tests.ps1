@@ -35,6 +35,29 @@ Describe 'Get-PerformanceProfile' {
     }
 }
 
+Describe 'Set-PerformanceProfile' {
+    It 'changes nothing with -WhatIf' {
+        $before = Get-ChildItem $store -Filter *.json | Get-FileHash
+        Get-PerformanceProfile -Model tinynet | Set-PerformanceProfile -BatchSize 3 -MedianMs 9.5 -WhatIf
+        (Get-ChildItem $store -Filter *.json | Get-FileHash).Hash | Should -Be $before.Hash
+    }
+
+    It 'adds an entry, marked as edited, and keeps it' {
+        $p = Get-PerformanceProfile -Model tinynet | Set-PerformanceProfile -BatchSize 3 -MedianMs 9.5 -Confirm:$false
+        $p.Table.BatchSize | Should -Be @(1, 2, 3, 4)
+        $e = (Get-PerformanceProfile -Model tinynet).Table | Where-Object BatchSize -EQ 3
+        $e.MedianMs | Should -Be 9.5
+        $e.Samples | Should -Be 0
+        Get-PerformanceProfile -Model tinynet | Remove-PerformanceProfile -BatchSize 3 -Confirm:$false | Out-Null
+    }
+
+    It 'shows the tables side by side with -AsTable' {
+        $rows = Get-PerformanceProfile -Model tinynet -AsTable
+        $rows.BatchSize | Should -Be @(1, 2, 4)
+        $rows[0].PSObject.Properties.Name | Should -Contain "$($unit.Id) ms"
+    }
+}
+
 Describe 'Remove-PerformanceProfile' {
     It 'changes nothing with -WhatIf' {
         $before = Get-ChildItem $store -Filter *.json | Get-FileHash

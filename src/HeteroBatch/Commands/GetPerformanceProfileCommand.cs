@@ -25,10 +25,29 @@ public sealed class GetPerformanceProfileCommand : HeteroBatchCmdlet
     [ValidateNotNullOrEmpty]
     public string? ProfilePath { get; set; }
 
+    /// <summary>Emit the tables side by side instead: one row per batch size, one column of median ms per unit (and model).</summary>
+    [Parameter]
+    public SwitchParameter AsTable { get; set; }
+
     protected override void EndProcessing()
     {
         var store = new ProfileStore(ProfilePath == null ? null : GetUnresolvedProviderPathFromPSPath(ProfilePath),
             w => WriteWarning($"[{w.ErrorId}] {w.Message}"));
-        foreach (var p in store.Load(Model, Unit)) WriteObject(p);
+        var profiles = store.Load(Model, Unit);
+        if (!AsTable)
+        {
+            foreach (var p in profiles) WriteObject(p);
+            return;
+        }
+        bool severalModels = profiles.Select(p => p.Model).Distinct().Count() > 1;
+        string Column(UnitProfile p) => severalModels ? $"{p.Model} {p.Unit.Id} ms" : $"{p.Unit.Id} ms";
+        foreach (var batch in profiles.SelectMany(p => p.Entries.Select(e => e.BatchSize)).Distinct().OrderBy(b => b))
+        {
+            var row = new PSObject();
+            row.Properties.Add(new PSNoteProperty("BatchSize", batch));
+            foreach (var p in profiles)
+                row.Properties.Add(new PSNoteProperty(Column(p), p.Entries.FirstOrDefault(e => e.BatchSize == batch)?.MedianMs is double ms ? Math.Round(ms, 3) : null));
+            WriteObject(row);
+        }
     }
 }
