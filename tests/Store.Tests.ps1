@@ -117,3 +117,15 @@ Describe 'Stopping a profile run' {
         $p.Table.BatchSize | Should -Be @(1, 2)
     }
 }
+
+Describe 'Reference tables in profiles/' {
+    It 'plan without the hardware they were measured on' {
+        $ref = Join-Path $PSScriptRoot '../profiles/gpu-2xH200'
+        $p = Get-PerformanceProfile -ProfilePath $ref -Model vgg-16
+        $p.UnitId | Sort-Object | Should -Be @('cpu', 'gpu0', 'gpu1')
+        $plan = $p | Get-BatchPlan -BatchSize 1000
+        ($plan.Shards | Measure-Object Count -Sum).Sum | Should -Be 1000
+        $plan.PredictedMs | Should -BeLessThan $plan.BestSingleMs
+        (Get-PerformanceProfile -ProfilePath $ref -Model resnet-50 -AsTable)[0].PSObject.Properties.Name | Should -Be @('BatchSize', 'cpu ms', 'gpu0 ms', 'gpu1 ms')
+    }
+}
