@@ -105,17 +105,10 @@ Describe 'Stopping' {
     It 'stops every unit promptly on Ctrl+C and leaves no output file' {
         $slow = $units | Invoke-Profile -Model squeezenet_v1.1 -BatchSize 1, 8 -SecondsPerSize 0.05 -NoStore | Get-BatchPlan -BatchSize 200
         $out = Join-Path $TestDrive 'stopped'
-        $ps = [powershell]::Create()
-        [void]$ps.AddCommand('Import-Module').AddArgument($env:HETEROBATCH_TEST_MODULE).AddStatement()
-        [void]$ps.AddCommand('Invoke-PartitionedInference').AddParameter('Plan', $slow).AddParameter('Repeat', 50).AddParameter('OutputPath', $out)
-        $handle = $ps.BeginInvoke()
-        Start-Sleep -Milliseconds 1500
-        $clock = [Diagnostics.Stopwatch]::StartNew()
-        $ps.Stop()
-        $clock.Elapsed.TotalSeconds | Should -BeLessThan 2
-        $handle.IsCompleted | Should -BeTrue
-        $ps.InvocationStateInfo.State | Should -Be 'Stopped'
+        $stop = Stop-CommandAfter Invoke-PartitionedInference @{ Plan = $slow; Repeat = 50; OutputPath = $out } 1500
+        $stop.StopSeconds | Should -BeLessThan 2
+        $stop.Completed | Should -BeTrue
+        $stop.State | Should -Be 'Stopped'
         Test-Path $out | Should -BeFalse
-        $ps.Dispose()
     }
 }

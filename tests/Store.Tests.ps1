@@ -100,16 +100,9 @@ Describe 'Stopping a profile run' {
         $dir = Join-Path $TestDrive 'stop-store'
         $unit | Invoke-Profile -Model squeezenet_v1.1 -BatchSize 1, 2 -SecondsPerSize 0.05 -ProfilePath $dir | Out-Null
         $before = Get-ChildItem $dir -Filter *.json | Get-FileHash
-        $ps = [powershell]::Create()
-        [void]$ps.AddCommand('Import-Module').AddArgument($env:HETEROBATCH_TEST_MODULE).AddStatement()
-        [void]$ps.AddCommand('Invoke-Profile').AddParameter('Unit', $unit).AddParameter('Model', 'squeezenet_v1.1').AddParameter('MaxBatchSize', 64).AddParameter('SecondsPerSize', 5).AddParameter('ProfilePath', $dir)
-        $handle = $ps.BeginInvoke()
-        Start-Sleep -Milliseconds 2000
-        $clock = [Diagnostics.Stopwatch]::StartNew()
-        $ps.Stop()
-        $clock.Elapsed.TotalSeconds | Should -BeLessThan 2
-        $handle.IsCompleted | Should -BeTrue
-        $ps.Dispose()
+        $stop = Stop-CommandAfter Invoke-Profile @{ Unit = $unit; Model = 'squeezenet_v1.1'; MaxBatchSize = 64; SecondsPerSize = 5; ProfilePath = $dir } 2000
+        $stop.StopSeconds | Should -BeLessThan 2
+        $stop.Completed | Should -BeTrue
         Get-ChildItem $dir -Force | Where-Object Name -Like '*.tmp' | Should -BeNullOrEmpty
         (Get-ChildItem $dir -Filter *.json | Get-FileHash).Hash | Should -Be $before.Hash
         $p = Get-PerformanceProfile -ProfilePath $dir -Model squeezenet_v1.1 -WarningVariable warned

@@ -19,3 +19,22 @@ function New-TestStore {
     $env:HETEROBATCH_PROFILE_PATH = $dir
     $dir
 }
+
+# Starts a command in a PowerShell of its own with the module loaded, stops it as Ctrl+C does
+# after a delay, and says how long stopping took and how the command ended.
+function Stop-CommandAfter([string] $Command, [hashtable] $Parameters, [int] $Milliseconds) {
+    $ps = [powershell]::Create()
+    try {
+        [void]$ps.AddCommand('Import-Module').AddArgument($env:HETEROBATCH_TEST_MODULE).AddStatement()
+        [void]$ps.AddCommand($Command)
+        foreach ($k in $Parameters.Keys) { [void]$ps.AddParameter($k, $Parameters[$k]) }
+        $handle = $ps.BeginInvoke()
+        Start-Sleep -Milliseconds $Milliseconds
+        $clock = [Diagnostics.Stopwatch]::StartNew()
+        $ps.Stop()
+        $completed = $handle.AsyncWaitHandle.WaitOne(10000)
+        # StopSeconds: from Ctrl+C until the command had ended
+        [pscustomobject]@{ StopSeconds = $clock.Elapsed.TotalSeconds; Completed = $completed; State = $ps.InvocationStateInfo.State }
+    }
+    finally { $ps.Dispose() }
+}

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Management.Automation;
 using HeteroBatch.Engine;
+using HeteroBatch.Engine.Profiling;
 
 namespace HeteroBatch;
 
@@ -61,6 +62,13 @@ public abstract class HeteroBatchCmdlet : PSCmdlet
     {
         while (_pending.TryDequeue(out var write)) write();
     }
+
+    /// <summary>The profile store at -ProfilePath (a PowerShell path), or the default one; damaged files become warnings.</summary>
+    internal static ProfileStore OpenStore(PSCmdlet cmdlet, string? profilePath) =>
+        new(profilePath == null ? null : cmdlet.GetUnresolvedProviderPathFromPSPath(profilePath),
+            w => cmdlet.WriteWarning($"[{w.ErrorId}] {w.Message}"));
+
+    protected ProfileStore OpenStore(string? profilePath) => OpenStore(this, profilePath);
 
     /// <summary>Runs engine code, turning its errors into terminating ErrorRecords.</summary>
     protected T Engine<T>(Func<T> work)

@@ -82,8 +82,7 @@ internal static class StoredProfiles
     public static IReadOnlyList<UnitProfile> For(PSCmdlet cmdlet, string model, string[]? units, string? profilePath)
     {
         var source = ModelCatalog.Resolve(model, basePath: cmdlet.SessionState.Path.CurrentFileSystemLocation.Path);
-        var folder = profilePath == null ? null : cmdlet.GetUnresolvedProviderPathFromPSPath(profilePath);
-        var store = new ProfileStore(folder, w => cmdlet.WriteWarning($"[{w.ErrorId}] {w.Message}"));
+        var store = HeteroBatchCmdlet.OpenStore(cmdlet, profilePath);
         return ProfileSelection.Select(store.Load(), source.Name, source.Sha256, units);
     }
 }

@@ -31,8 +31,7 @@ public sealed class GetPerformanceProfileCommand : HeteroBatchCmdlet
 
     protected override void EndProcessing()
     {
-        var store = new ProfileStore(ProfilePath == null ? null : GetUnresolvedProviderPathFromPSPath(ProfilePath),
-            w => WriteWarning($"[{w.ErrorId}] {w.Message}"));
+        var store = OpenStore(ProfilePath);
         var profiles = store.Load(Model, Unit);
         if (!AsTable)
         {

@@ -58,8 +58,7 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
         _model = Engine(() => ModelCatalog.Resolve(Model, basePath: SessionState.Path.CurrentFileSystemLocation.Path));
         if (_model.BatchMode == BatchMode.Fixed) WriteWarning($"{_model.Name}: {_model.Note}");
         else if (_model.Note != null) WriteVerbose($"{_model.Name}: {_model.Note}");
-        var folder = ProfilePath == null ? null : GetUnresolvedProviderPathFromPSPath(ProfilePath);
-        _store = new ProfileStore(folder, w => Post(() => WriteWarning($"[{w.ErrorId}] {w.Message}")));
+        _store = OpenStore(ProfilePath); // read and written on the pipeline thread
     }
 
     protected override void ProcessRecord()

@@ -26,8 +26,7 @@ public sealed class RemovePerformanceProfileCommand : HeteroBatchCmdlet
     private ProfileStore? _store;
 
     protected override void BeginProcessing() =>
-        _store = new ProfileStore(ProfilePath == null ? null : GetUnresolvedProviderPathFromPSPath(ProfilePath),
-            w => WriteWarning($"[{w.ErrorId}] {w.Message}"));
+        _store = OpenStore(ProfilePath);
 
     protected override void ProcessRecord()
     {

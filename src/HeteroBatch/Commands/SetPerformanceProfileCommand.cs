@@ -32,8 +32,7 @@ public sealed class SetPerformanceProfileCommand : HeteroBatchCmdlet
     private ProfileStore? _store;
 
     protected override void BeginProcessing() =>
-        _store = new ProfileStore(ProfilePath == null ? null : GetUnresolvedProviderPathFromPSPath(ProfilePath),
-            w => WriteWarning($"[{w.ErrorId}] {w.Message}"));
+        _store = OpenStore(ProfilePath);
 
     protected override void ProcessRecord()
     {
