@@ -27,11 +27,13 @@
             SecondsPerSize = 'The most time to spend sampling one batch size once three timed runs are in. Default: 1.5.'
             ProfilePath    = 'The profile store folder. Default: $env:HETEROBATCH_PROFILE_PATH, else HeteroBatch/profiles in the user data folder.'
             NoStore        = 'Return the profiles without storing them.'
+            Concurrent     = 'Measure all the units at the same time, as a plan runs them: units share memory bandwidth, caches and the cores that feed GPUs, so a unit measured alone is predicted faster than it runs beside the others. A unit that finishes its schedule keeps running its largest batch as load until all are done. Each profile lists the units in MeasuredAlongside.'
         }
         Examples    = @(
             @{ Code = 'Get-ComputeUnit | Invoke-Profile -Model mobilenet'; Remarks = 'Measures MobileNet on every unit and stores the tables.' }
             @{ Code = 'Get-ComputeUnit -CpuGroup Core | Invoke-Profile -Model tinynet -BatchSize 1,8,64 -Verbose'; Remarks = 'Measures three batch sizes on each core; -Verbose prints each measurement.' }
             @{ Code = 'Invoke-Profile -Model ./model.onnx -NoStore | Select-Object -ExpandProperty Table'; Remarks = 'Measures your own model without storing it and prints the performance table.' }
+            @{ Code = 'Get-ComputeUnit -CpuGroup Core | Invoke-Profile -Model mobilenet -Concurrent'; Remarks = 'Measures every core while the others run too, so plans predict the side-by-side speed.' }
         )
     }
     'Get-BatchPlan' = @{

@@ -61,6 +61,15 @@ Describe 'Invoke-Profile' {
         $p.Table.BatchSize | Should -Be @(1, 2, 3, 4, 5, 7, 8, 9)
     }
 
+    It 'measures the units together with -Concurrent' {
+        $p = $units | Invoke-Profile -Model tinynet -BatchSize 1, 8 -SecondsPerSize 0.05 -Concurrent -NoStore
+        $p.Count | Should -Be $units.Count
+        foreach ($one in $p) {
+            $one.Table.BatchSize | Should -Be @(1, 8)
+            $one.MeasuredAlongside | Should -Be @($units.Id | Where-Object { $_ -ne $one.UnitId })
+        }
+    }
+
     It 'refuses batch size 0 by parameter validation' {
         { $units[0] | Invoke-Profile -Model tinynet -BatchSize 0 -NoStore } | Should -Throw -ErrorId 'ParameterArgumentValidationError,HeteroBatch.Commands.InvokeProfileCommand'
     }

@@ -24,6 +24,8 @@ public sealed record BenchOptions
     public string? Sweep { get; init; }
     /// <summary>Write results.json only (the report and plots can be made later with: report --from).</summary>
     public bool JsonOnly { get; init; }
+    /// <summary>Profile every unit at the same time (Invoke-Profile -Concurrent) instead of one after another.</summary>
+    public bool ConcurrentProfiling { get; init; }
 
     public static BenchOptions Parse(string[] args)
     {
@@ -51,6 +53,7 @@ public sealed record BenchOptions
                 case "--profile-path": o = o with { ProfilePath = Next() }; break;
                 case "--sweep": o = o with { Sweep = Next() }; break;
                 case "--json-only": o = o with { JsonOnly = true }; break;
+                case "--concurrent-profiling": o = o with { ConcurrentProfiling = true }; break;
                 case "--quick":
                     o = o with { Models = new[] { "mobilenet" }, Batches = new[] { 64 }, Repeats = 1, SecondsPerSize = 0.2, MaxCpuBatch = 16 };
                     break;
@@ -61,5 +64,5 @@ public sealed record BenchOptions
     }
 
     public override string ToString() =>
-        $"models {string.Join(",", Models)}; batches {string.Join(",", Batches)}; cpu group {CpuGrouping.Mode}{(CpuGrouping.Count > 0 ? $" {CpuGrouping.Count}" : "")}; repeats {Repeats}; seconds per profiled size {SecondsPerSize}; largest profiled batch: CPU {(MaxCpuBatch > 0 ? MaxCpuBatch.ToString() : "default")}, GPU {(MaxGpuBatch > 0 ? MaxGpuBatch.ToString() : "default")}";
+        $"models {string.Join(",", Models)}; batches {string.Join(",", Batches)}; cpu group {CpuGrouping.Mode}{(CpuGrouping.Count > 0 ? $" {CpuGrouping.Count}" : "")}; repeats {Repeats}; profiling {(ConcurrentProfiling ? "all units at once" : "one unit at a time")}; seconds per profiled size {SecondsPerSize}; largest profiled batch: CPU {(MaxCpuBatch > 0 ? MaxCpuBatch.ToString() : "default")}, GPU {(MaxGpuBatch > 0 ? MaxGpuBatch.ToString() : "default")}";
 }

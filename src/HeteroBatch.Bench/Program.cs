@@ -43,24 +43,40 @@ var store = options.ProfilePath == null ? null : new ProfileStore(options.Profil
 foreach (var modelName in options.Models)
 {
     var model = ModelCatalog.Resolve(modelName);
-    var profiles = new List<UnitProfile>();
-    foreach (var unit in units)
+    ProfileSettings SettingsFor(ComputeUnit unit) => new()
     {
-        var settings = new ProfileSettings
+        MaxBatchSize = unit.Kind == UnitKind.Cpu
+            ? (options.MaxCpuBatch > 0 ? options.MaxCpuBatch : ProfileSettings.DefaultMaxBatch(unit.Kind))
+            : (options.MaxGpuBatch > 0 ? options.MaxGpuBatch : ProfileSettings.DefaultMaxBatch(unit.Kind)),
+        PointBudget = TimeSpan.FromSeconds(options.SecondsPerSize),
+    };
+    var profiles = new List<UnitProfile>();
+    var profileClock = Stopwatch.StartNew();
+    if (options.ConcurrentProfiling)
+    {
+        profiles.AddRange(await Profiler.RunConcurrentAsync(units, model, SettingsFor));
+        Record(profiles, profileClock.Elapsed.TotalSeconds);
+    }
+    else
+    {
+        foreach (var unit in units)
         {
-            MaxBatchSize = unit.Kind == UnitKind.Cpu
-                ? (options.MaxCpuBatch > 0 ? options.MaxCpuBatch : ProfileSettings.DefaultMaxBatch(unit.Kind))
-                : (options.MaxGpuBatch > 0 ? options.MaxGpuBatch : ProfileSettings.DefaultMaxBatch(unit.Kind)),
-            PointBudget = TimeSpan.FromSeconds(options.SecondsPerSize),
-        };
-        var clock = Stopwatch.StartNew();
-        var profile = await Profiler.RunAsync(unit, model, settings);
-        var seconds = clock.Elapsed.TotalSeconds;
-        profiles.Add(profile);
-        store?.Save(profile);
-        results.Profiles.Add(new ProfileRow(model.Name, unit.Id, seconds, profile.MaxBatchSize, profile.FailedBatchSize,
-            profile.Table.Select(e => new ProfilePoint(e.BatchSize, e.MedianMs, e.P10Ms, e.P90Ms, e.ImagesPerSecond, e.TransferMs)).ToList()));
-        Console.WriteLine($"profiled {model.Name} on {unit.Id} in {seconds:F1} s: sizes {profile.Entries.Count}, max batch {profile.MaxBatchSize}{(profile.FailedBatchSize is int f ? $" (failed at {f})" : "")}");
+            profileClock.Restart();
+            var profile = await Profiler.RunAsync(unit, model, SettingsFor(unit));
+            profiles.Add(profile);
+            Record(new[] { profile }, profileClock.Elapsed.TotalSeconds);
+        }
+    }
+
+    void Record(IEnumerable<UnitProfile> measured, double seconds)
+    {
+        foreach (var profile in measured)
+        {
+            store?.Save(profile);
+            results.Profiles.Add(new ProfileRow(model.Name, profile.Unit.Id, seconds, profile.MaxBatchSize, profile.FailedBatchSize,
+                profile.Table.Select(e => new ProfilePoint(e.BatchSize, e.MedianMs, e.P10Ms, e.P90Ms, e.ImagesPerSecond, e.TransferMs)).ToList()));
+            Console.WriteLine($"profiled {model.Name} on {profile.Unit.Id} in {seconds:F1} s{(profile.MeasuredAlongside.Length > 0 ? " (all units at once)" : "")}: sizes {profile.Entries.Count}, max batch {profile.MaxBatchSize}{(profile.FailedBatchSize is int f ? $" (failed at {f})" : "")}");
+        }
     }
     foreach (var batch in options.Batches)
     {

@@ -40,12 +40,15 @@ public static class ProfileSelection
         return set.OrderBy(p => p.Unit.Id, StringComparer.Ordinal).ToList();
     }
 
-    public static void CheckNoOverlap(IReadOnlyList<UnitProfile> profiles)
+    public static void CheckNoOverlap(IReadOnlyList<UnitProfile> profiles) => CheckNoOverlap(profiles.Select(p => p.Unit).ToList());
+
+    /// <summary>Throws UnitsOverlap if two CPU units share a processor.</summary>
+    public static void CheckNoOverlap(IReadOnlyList<ComputeUnit> units)
     {
-        for (int i = 0; i < profiles.Count; i++)
-            for (int j = i + 1; j < profiles.Count; j++)
-                if (UnitPresence.Overlap(profiles[i].Unit, profiles[j].Unit))
+        for (int i = 0; i < units.Count; i++)
+            for (int j = i + 1; j < units.Count; j++)
+                if (UnitPresence.Overlap(units[i], units[j]))
                     throw new HeteroBatchException("UnitsOverlap", FailureKind.InvalidArgument,
-                        $"Units '{profiles[i].Unit.Id}' and '{profiles[j].Unit.Id}' share processors; plan with units of one grouping (see Get-ComputeUnit -CpuGroup).");
+                        $"Units '{units[i].Id}' and '{units[j].Id}' share processors; use units of one grouping (see Get-ComputeUnit -CpuGroup).");
     }
 }

@@ -44,6 +44,59 @@ public static class Profiler
         return worker.Invoke(() => Measure(worker, model, settings, progress, cancel));
     }
 
+    /// <summary>
+    /// Measures every unit at the same time, as they will run in a plan: memory bandwidth, caches
+    /// and the cores that feed GPUs are shared, and a unit measured alone is predicted too fast.
+    /// A unit that finishes its schedule keeps running its largest batch as load until all are done.
+    /// </summary>
+    public static async Task<IReadOnlyList<UnitProfile>> RunConcurrentAsync(IReadOnlyList<ComputeUnit> units, ModelSource model,
+        Func<ComputeUnit, ProfileSettings> settingsFor, Action<ProfileProgress>? progress = null, CancellationToken cancel = default, ProviderSettings? provider = null)
+    {
+        using var allDone = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        var loads = new List<Task>();
+        var tasks = units.Select(unit =>
+        {
+            var settings = settingsFor(unit);
+            var worker = WorkerPool.For(unit, provider);
+            return worker.Invoke(() => Measure(worker, model, settings, progress, cancel)).ContinueWith(t =>
+            {
+                if (t.IsCompletedSuccessfully && t.Result.Entries.Count > 0)
+                    lock (loads) loads.Add(worker.Invoke(() => KeepBusy(worker, model, t.Result.MaxBatchSize, allDone.Token)));
+                return t;
+            }, TaskScheduler.Default).Unwrap();
+        }).ToList();
+        try
+        {
+            var profiles = await Task.WhenAll(tasks).ConfigureAwait(false);
+            foreach (var p in profiles)
+                p.MeasuredAlongside = profiles.Where(o => o != p).Select(o => o.Unit.Id).ToArray();
+            return profiles;
+        }
+        finally
+        {
+            allDone.Cancel();
+            Task[] pending;
+            lock (loads) pending = loads.ToArray();
+            try { await Task.WhenAll(pending).ConfigureAwait(false); } catch (OperationCanceledException) { }
+        }
+    }
+
+    /// <summary>Runs one batch size over and over until told to stop: load for units still being measured.</summary>
+    private static bool KeepBusy(UnitWorker worker, ModelSource model, int batch, CancellationToken stop)
+    {
+        var loaded = worker.Load(model);
+        var inputs = loaded.SyntheticInputs(batch, 1);
+        var outputs = loaded.AllocateOutputs(batch);
+        using var runOptions = new RunOptions();
+        using var reg = stop.Register(() => runOptions.Terminate = true);
+        try
+        {
+            while (!stop.IsCancellationRequested) loaded.Run(runOptions, inputs, outputs, 0, batch);
+        }
+        catch (OnnxRuntimeException) when (stop.IsCancellationRequested) { /* terminated mid-run */ }
+        return true;
+    }
+
     private static UnitProfile Measure(UnitWorker worker, ModelSource model, ProfileSettings settings, Action<ProfileProgress>? progress, CancellationToken cancel)
     {
         var unit = worker.Unit;

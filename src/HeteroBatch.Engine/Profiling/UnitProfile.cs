@@ -39,6 +39,8 @@ public sealed class UnitProfile
     public int? FailedBatchSize { get; set; }
     public string? FailureReason { get; set; }
     public DateTimeOffset MeasuredAt { get; set; }
+    /// <summary>Units that ran at the same time while this one was measured (Invoke-Profile -Concurrent); empty when measured alone.</summary>
+    public string[] MeasuredAlongside { get; set; } = Array.Empty<string>();
     public string Host { get; set; } = "";
     public string RuntimeVersion { get; set; } = "";
 

@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using HeteroBatch.Engine;
 using HeteroBatch.Engine.Models;
+using HeteroBatch.Engine.Planning;
 using HeteroBatch.Engine.Profiling;
 using HeteroBatch.Engine.Runtime;
 using HeteroBatch.Engine.Units;
@@ -45,9 +46,15 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
     [ValidateNotNullOrEmpty]
     public string? ProfilePath { get; set; }
 
+    /// <summary>Measure all the units at the same time, as a plan runs them (shared memory bandwidth, caches, feeder cores).</summary>
+    [Parameter]
+    public SwitchParameter Concurrent { get; set; }
+
     /// <summary>Measure and return the profiles without storing them.</summary>
     [Parameter]
     public SwitchParameter NoStore { get; set; }
+
+    private readonly List<ComputeUnit> _units = new();
 
     private ModelSource? _model;
     private ProfileStore? _store;
@@ -65,33 +72,95 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
     {
         if (Unit == null) return;
         _sawInput = true;
-        foreach (var unit in Unit) ProfileOne(unit);
+        foreach (var unit in Unit)
+        {
+            if (Concurrent) _units.Add(unit); // measured together at the end
+            else ProfileOne(unit);
+        }
     }
 
     protected override void EndProcessing()
     {
-        if (_sawInput) return;
-        foreach (var unit in Engine(() => UnitDiscovery.Discover(CpuGrouping.All))) ProfileOne(unit);
+        if (!_sawInput)
+        {
+            var units = Engine(() => UnitDiscovery.Discover(CpuGrouping.All));
+            if (Concurrent) _units.AddRange(units);
+            else foreach (var unit in units) ProfileOne(unit);
+        }
+        if (Concurrent) ProfileTogether();
+    }
+
+    private ProfileSettings SettingsFor(ComputeUnit unit) =>
+        new() { BatchSizes = BatchSize, MaxBatchSize = MaxBatchSize, PointBudget = TimeSpan.FromSeconds(SecondsPerSize) };
+
+    /// <summary>Why a unit cannot be measured here, or null.</summary>
+    private static string? WhyUnusable(ComputeUnit unit) =>
+        unit.Available ? UnitPresence.WhyAbsent(unit) : unit.Reason ?? "it is not available";
+
+    private void ProfileTogether()
+    {
+        var units = new List<ComputeUnit>();
+        foreach (var unit in _units)
+        {
+            if (WhyUnusable(unit) is { } why)
+                WriteFailure(new HeteroBatchException("UnitUnavailable", FailureKind.ResourceUnavailable, $"Unit '{unit.Id}' cannot run here: {why}", unit.Id));
+            else units.Add(unit);
+        }
+        if (units.Count == 0) return;
+        Engine(() => { ProfileSelection.CheckNoOverlap(units); return true; });
+        int total = units.Sum(u => SettingsFor(u).ScheduleFor(u).Length), done = 0;
+        var activity = $"Profiling {_model!.Name} on {string.Join(", ", units.Select(u => u.Id))} together";
+        IReadOnlyList<UnitProfile> profiles;
+        try
+        {
+            profiles = Await(Profiler.RunConcurrentAsync(units, _model, SettingsFor, p => Post(() =>
+            {
+                done++;
+                Report(p);
+                WriteProgress(new ProgressRecord(ActivityId, activity, $"{p.UnitId} batch {p.BatchSize}") { PercentComplete = Math.Min(100, 100 * done / total) });
+            }), StopToken));
+        }
+        catch (HeteroBatchException e) { WriteFailure(e); return; }
+        finally { WriteProgress(new ProgressRecord(ActivityId, activity, "done") { RecordType = ProgressRecordType.Completed }); }
+        foreach (var profile in profiles) Emit(profile);
+    }
+
+    private void Report(ProfileProgress p)
+    {
+        if (p.Entry is { } e)
+            WriteVerbose($"{p.UnitId} batch {p.BatchSize}: median {e.MedianMs:F2} ms (p10 {e.P10Ms:F2}, p90 {e.P90Ms:F2}, {e.Samples} runs, ±{e.Ci95Percent:F1}%), {e.ImagesPerSecond:F1} samples/s");
+        else
+            WriteVerbose($"{p.UnitId} batch {p.BatchSize} failed, profiling stops growing here: {p.Failure}");
+    }
+
+    /// <summary>Warns about a failed size, stores the profile and writes it.</summary>
+    private void Emit(UnitProfile profile)
+    {
+        var unit = profile.Unit;
+        if (profile.FailedBatchSize is int failed)
+            WriteWarning($"{unit.Id}: batch {failed} failed ({profile.FailureReason}); the largest batch that ran is {profile.MaxBatchSize}.");
+        if (profile.Entries.Count == 0)
+        {
+            WriteFailure(new HeteroBatchException("ProfileFailed", FailureKind.InvalidOperation, $"No batch size ran on unit '{unit.Id}': {profile.FailureReason}", unit.Id));
+            return;
+        }
+        WriteObject(NoStore ? profile : _store!.Save(profile));
     }
 
     private void ProfileOne(ComputeUnit unit)
     {
-        var why = unit.Available ? UnitPresence.WhyAbsent(unit) : unit.Reason ?? "it is not available";
-        if (why != null)
+        if (WhyUnusable(unit) is { } why)
         {
             WriteFailure(new HeteroBatchException("UnitUnavailable", FailureKind.ResourceUnavailable, $"Unit '{unit.Id}' cannot run here: {why}", unit.Id));
             return;
         }
-        var settings = new ProfileSettings { BatchSizes = BatchSize, MaxBatchSize = MaxBatchSize, PointBudget = TimeSpan.FromSeconds(SecondsPerSize) };
+        var settings = SettingsFor(unit);
         var schedule = settings.ScheduleFor(unit);
         var activity = $"Profiling {_model!.Name} on {unit.Id}";
         WriteProgress(new ProgressRecord(ActivityId, activity, $"batch sizes {string.Join(",", schedule)}") { PercentComplete = 0 });
         var task = Profiler.RunAsync(unit, _model, settings, p => Post(() =>
         {
-            if (p.Entry is { } e)
-                WriteVerbose($"{p.UnitId} batch {p.BatchSize}: median {e.MedianMs:F2} ms (p10 {e.P10Ms:F2}, p90 {e.P90Ms:F2}, {e.Samples} runs, ±{e.Ci95Percent:F1}%), {e.ImagesPerSecond:F1} samples/s");
-            else
-                WriteVerbose($"{p.UnitId} batch {p.BatchSize} failed, profiling stops growing here: {p.Failure}");
+            Report(p);
             WriteProgress(new ProgressRecord(ActivityId, activity, $"batch {p.BatchSize} ({p.Index}/{p.Total})") { PercentComplete = 100 * p.Index / p.Total });
         }), StopToken);
         UnitProfile profile;
@@ -108,14 +177,6 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
         {
             WriteProgress(new ProgressRecord(ActivityId, activity, "done") { RecordType = ProgressRecordType.Completed });
         }
-        if (profile.FailedBatchSize is int failed)
-            WriteWarning($"{unit.Id}: batch {failed} failed ({profile.FailureReason}); the largest batch that ran is {profile.MaxBatchSize}.");
-        if (profile.Entries.Count == 0)
-        {
-            WriteFailure(new HeteroBatchException("ProfileFailed", FailureKind.InvalidOperation, $"No batch size ran on unit '{unit.Id}': {profile.FailureReason}", unit.Id));
-            return;
-        }
-        if (!NoStore) profile = _store!.Save(profile);
-        WriteObject(profile);
+        Emit(profile);
     }
 }
