@@ -8,6 +8,7 @@
             Id            = 'Unit ids to return, such as cpu, cpu0 or gpu1. Wildcards are allowed.'
             CpuGroup      = 'How to split the CPU into units: All (one unit on every processor, the default), Core (one unit per processor), Numa (one per NUMA node), CoreType (performance and efficiency cores of a hybrid CPU), or a number of equal groups. Each group runs on its own pinned worker thread.'
             ListAvailable = 'Also list units that cannot run here (Available is False), with the Reason: for example a CUDA library that is not found.'
+            AllowTf32     = 'Let NVIDIA GPU units use TF32 tensor-core math (faster convolutions and matrix products, with about 10 bits of mantissa). The units get their own fingerprint, so their profiles never mix with full-precision ones.'
             TensorRT      = 'Run NVIDIA GPUs through ONNX Runtime''s TensorRT provider (CUDA takes what TensorRT cannot), where TensorRT''s libraries load; such units have their own fingerprint, so their profiles do not mix with CUDA ones.'
         }
         Examples    = @(

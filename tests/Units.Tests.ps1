@@ -25,6 +25,15 @@ Describe 'CPU groups' {
         $whole.Fingerprint | Should -Not -Be $a.Fingerprint
     }
 
+    It 'gives TF32 GPU units a fingerprint of their own' {
+        $plain = Get-ComputeUnit -ListAvailable | Where-Object Provider -EQ CUDA | Select-Object -First 1
+        $tf32 = Get-ComputeUnit -ListAvailable -AllowTf32 | Where-Object Provider -EQ CUDA | Select-Object -First 1
+        $tf32.AllowTf32 | Should -BeTrue
+        $plain.AllowTf32 | Should -BeFalse
+        $tf32.Fingerprint | Should -Not -Be $plain.Fingerprint
+        (Get-ComputeUnit -AllowTf32 | Where-Object Kind -EQ Cpu).AllowTf32 | Should -Not -Contain $true
+    }
+
     It 'finds units again by id, with wildcards' {
         (Get-ComputeUnit -CpuGroup Core -Id 'cpu*').Count | Should -Be ([Environment]::ProcessorCount)
         Get-ComputeUnit -Id 'nothing*' | Should -BeNullOrEmpty

@@ -7,8 +7,6 @@ namespace HeteroBatch.Engine.Execution;
 /// <summary>Provider settings that the user may change.</summary>
 public sealed record ProviderSettings
 {
-    /// <summary>Allow TF32 math on NVIDIA GPUs (faster, slightly less exact).</summary>
-    public bool AllowTf32 { get; init; }
     /// <summary>cuDNN convolution algorithm search: EXHAUSTIVE, HEURISTIC or DEFAULT.</summary>
     public string CudnnAlgorithmSearch { get; init; } = Environment.GetEnvironmentVariable("HETEROBATCH_CUDNN_SEARCH") is { Length: > 0 } s ? s : "EXHAUSTIVE";
 
@@ -51,7 +49,7 @@ public static class SessionFactory
                 {
                     ["device_id"] = unit.DeviceId.ToString(),
                     ["cudnn_conv_algo_search"] = settings.CudnnAlgorithmSearch,
-                    ["use_tf32"] = settings.AllowTf32 ? "1" : "0",
+                    ["use_tf32"] = unit.AllowTf32 ? "1" : "0",
                     ["arena_extend_strategy"] = "kSameAsRequested",
                     ["do_copy_in_default_stream"] = "1",
                 });

@@ -31,6 +31,8 @@ public sealed class ComputeUnit
     public long MemoryBytes { get; set; }
     /// <summary>PCI bus id of a GPU, where known.</summary>
     public string? BusId { get; set; }
+    /// <summary>NVIDIA GPUs: TF32 tensor-core math allowed (faster convolutions and matrix products, about 10 bits of mantissa).</summary>
+    public bool AllowTf32 { get; set; }
     /// <summary>The ONNX Runtime version the unit was found with.</summary>
     public string RuntimeVersion { get; set; } = "";
     /// <summary>False for units listed by -ListAvailable that cannot run here.</summary>
@@ -46,7 +48,7 @@ public sealed class ComputeUnit
     {
         get
         {
-            var text = $"{Kind}|{Name}|{Provider}|{DeviceId}|{string.Join(",", Processors)}|{BusId}|{RuntimeVersion}";
+            var text = $"{Kind}|{Name}|{Provider}|{DeviceId}|{string.Join(",", Processors)}|{BusId}|{RuntimeVersion}" + (AllowTf32 ? "|tf32" : "");
             var hash = SHA256.HashData(Encoding.UTF8.GetBytes(text));
             return Convert.ToHexString(hash, 0, 8).ToLowerInvariant();
         }

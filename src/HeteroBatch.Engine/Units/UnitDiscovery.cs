@@ -13,11 +13,13 @@ public static class UnitDiscovery
     /// <param name="includeUnavailable">Also list units that cannot run here, with the reason.</param>
     /// <param name="log">Receives one line per probe (for -Verbose).</param>
     /// <param name="tensorRt">Run NVIDIA GPUs through TensorRT (CUDA for what it cannot take) instead of CUDA alone.</param>
-    public static IReadOnlyList<ComputeUnit> Discover(CpuGrouping grouping, bool includeUnavailable = false, Action<string>? log = null, bool tensorRt = false)
+    /// <param name="allowTf32">Let NVIDIA GPUs use TF32 math (the units then have their own fingerprint).</param>
+    public static IReadOnlyList<ComputeUnit> Discover(CpuGrouping grouping, bool includeUnavailable = false, Action<string>? log = null, bool tensorRt = false, bool allowTf32 = false)
     {
         var version = OrtRuntime.Version;
         var units = new List<ComputeUnit>();
         var gpus = CudaUnits(version, log, tensorRt);
+        foreach (var g in gpus) g.AllowTf32 = allowTf32;
         // one processor per working GPU feeds it (copies, kernel launches): the CPU units leave it free
         var allowed = CpuTopology.AllowedProcessors();
         var working = gpus.Where(g => g.Available).ToList();

@@ -24,6 +24,10 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
     [Parameter]
     public SwitchParameter TensorRT { get; set; }
 
+    /// <summary>Let NVIDIA GPUs use TF32 math: faster, with about 10 bits of mantissa in convolutions and matrix products.</summary>
+    [Parameter]
+    public SwitchParameter AllowTf32 { get; set; }
+
     /// <summary>Also list units that cannot run here, with the reason.</summary>
     [Parameter]
     public SwitchParameter ListAvailable { get; set; }
@@ -33,7 +37,7 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
         if (!CpuGrouping.TryParse(CpuGroup, out var grouping))
             Fail(new HeteroBatchException("CpuGroupInvalid", FailureKind.InvalidArgument,
                 $"-CpuGroup '{CpuGroup}' is not All, Core, Numa, CoreType or a positive number of groups.", CpuGroup));
-        var units = Engine(() => UnitDiscovery.Discover(grouping, ListAvailable, WriteVerbose, TensorRT));
+        var units = Engine(() => UnitDiscovery.Discover(grouping, ListAvailable, WriteVerbose, TensorRT, AllowTf32));
         foreach (var unit in units)
             if (Id == null || Id.Any(pattern => WildcardPattern.Get(pattern, WildcardOptions.IgnoreCase).IsMatch(unit.Id)))
                 WriteObject(unit);
