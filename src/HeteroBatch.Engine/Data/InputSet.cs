@@ -24,7 +24,8 @@ public sealed class InputSet
 
     public static InputSet Synthetic(ModelSignature signature, int count, ulong seed)
     {
-        var tensors = signature.Inputs.Select(i => SyntheticInput.Create(i.Name, i.SampleShape, count, seed, i.ElementType)).ToList();
+        var tensors = signature.Inputs.Select(i => i.CheckUsable(isInput: true))
+            .Select(i => SyntheticInput.Create(i.Name, i.SampleShape, count, seed, i.ElementType)).ToList();
         return new InputSet(tensors, Enumerable.Range(0, count).Select(i => $"synthetic[{i}]").ToList());
     }
 
@@ -60,9 +61,7 @@ public sealed class InputSet
         if (signature.Inputs.Count != 1)
             throw new HeteroBatchException("InputFilesNeedOneInput", FailureKind.InvalidArgument,
                 $"The model has {signature.Inputs.Count} inputs ({string.Join(", ", signature.Inputs.Select(i => i.Name))}); files can feed a model with one input.");
-        var spec = signature.Inputs[0];
-        if (spec.SampleElements < 0)
-            throw new HeteroBatchException("InputShapeDynamic", FailureKind.InvalidData, $"Input '{spec.Name}' has a symbolic dimension besides the batch.", spec.Name);
+        var spec = signature.Inputs[0].CheckUsable(isInput: true);
 
         var npy = new Dictionary<string, TensorBatch>();
         var names = new List<string>();

@@ -131,29 +131,10 @@ public sealed class LoadedModel : IDisposable
 
     /// <summary>Output buffers for a batch of <paramref name="count"/> samples.</summary>
     public IReadOnlyList<TensorBatch> AllocateOutputs(int count) =>
-        Signature.Outputs.Select(o =>
-        {
-            if (o.SampleElements < 0)
-                throw new HeteroBatchException("OutputShapeDynamic", FailureKind.InvalidData,
-                    $"Output '{o.Name}' has a symbolic dimension besides the batch; HeteroBatch needs a fixed per-sample output shape.", o.Name);
-            if (!TensorBatch.IsSupported(o.ElementType))
-                throw new HeteroBatchException("ElementTypeUnsupported", FailureKind.InvalidData,
-                    $"Output '{o.Name}' is {o.ElementType}; float, double, int64, int32 and uint8 tensors are supported.", o.Name);
-            return new TensorBatch(o.Name, o.SampleShape, count, null, o.ElementType);
-        }).ToList();
+        Signature.Outputs.Select(o => o.CheckUsable(isInput: false)).Select(o => new TensorBatch(o.Name, o.SampleShape, count, null, o.ElementType)).ToList();
 
     /// <summary>Seeded synthetic inputs that fit this model.</summary>
-    public IReadOnlyList<TensorBatch> SyntheticInputs(int count, ulong seed) =>
-        Signature.Inputs.Select(i =>
-        {
-            if (i.SampleElements < 0)
-                throw new HeteroBatchException("InputShapeDynamic", FailureKind.InvalidData,
-                    $"Input '{i.Name}' has a symbolic dimension besides the batch; give inputs of a fixed shape.", i.Name);
-            if (!TensorBatch.IsSupported(i.ElementType))
-                throw new HeteroBatchException("ElementTypeUnsupported", FailureKind.InvalidData,
-                    $"Input '{i.Name}' is {i.ElementType}; float, double, int64, int32 and uint8 tensors are supported.", i.Name);
-            return SyntheticInput.Create(i.Name, i.SampleShape, count, seed, i.ElementType);
-        }).ToList();
+    public IReadOnlyList<TensorBatch> SyntheticInputs(int count, ulong seed) => InputSet.Synthetic(Signature, count, seed).Tensors;
 
     public void Dispose() => Session.Dispose();
 }
