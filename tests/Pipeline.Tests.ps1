@@ -134,6 +134,14 @@ Describe 'Get-BatchPlan' {
         { Get-BatchPlan -Model squeezenet_v1.1 -BatchSize 10 } | Should -Throw -ErrorId 'ProfileNotFound,HeteroBatch.Commands.GetBatchPlanCommand' -ExpectedMessage '*Invoke-Profile -Model squeezenet_v1.1*'
     }
 
+    It 'suggests the next command as the recommended action, keeping -ProfilePath' {
+        $empty = Join-Path $TestDrive 'empty store'
+        $e = $null
+        try { Get-BatchPlan -Model tinynet -BatchSize 10 -ProfilePath $empty -ErrorAction Stop } catch { $e = $_ }
+        $e.FullyQualifiedErrorId | Should -BeLike 'ProfileNotFound,*'
+        $e.ErrorDetails.RecommendedAction | Should -BeLike "*Invoke-Profile -Model tinynet -ProfilePath '*empty store'"
+    }
+
     It 'refuses units that share processors (UnitsOverlap)' {
         $whole = Get-ComputeUnit | Where-Object Id -EQ cpu | Invoke-Profile -Model tinynet -BatchSize 1, 2 -SecondsPerSize 0.05 -NoStore
         { @($profiles) + @($whole) | Get-BatchPlan -BatchSize 10 } | Should -Throw -ErrorId 'UnitsOverlap,HeteroBatch.Commands.GetBatchPlanCommand'

@@ -12,7 +12,7 @@ Describe 'CPU groups' {
         $units | ForEach-Object { $_.Cores | Should -Be 1 }
         ($units.Processors | Select-Object -Unique).Count | Should -Be $units.Count
         foreach ($u in $units) {
-            $w = [HeteroBatch.Engine.Execution.WorkerPool]::For($u, $null)
+            $w = [HeteroBatch.ModuleContext]::Current.Workers.For($u)
             $w.Affinity | Should -Be @($u.Processors[0])
         }
     }

@@ -11,7 +11,7 @@ namespace HeteroBatch.Bench;
 public static class Measurements
 {
     /// <summary>Each unit alone, then every subset (or just all units) with each algorithm and balance mode.</summary>
-    public static IEnumerable<RunRow> RunAll(ModelSource model, List<UnitProfile> profiles, int batch, BenchOptions options)
+    public static IEnumerable<RunRow> RunAll(EngineContext context, ModelSource model, List<UnitProfile> profiles, int batch, BenchOptions options)
     {
         var rows = new List<RunRow>();
         // each unit alone at its best: the baseline and the ideal bound's inputs
@@ -19,7 +19,7 @@ public static class Measurements
         foreach (var p in profiles)
         {
             var plan = Planner.Plan(new[] { p }, batch, PlanAlgorithm.Single);
-            var row = Measure(model, plan, BalanceMode.Static, options.Repeats);
+            var row = Measure(context, model, plan, BalanceMode.Static, options.Repeats);
             alone[p.Unit.Id] = row.MedianMs;
             rows.Add(row);
         }
@@ -37,7 +37,7 @@ public static class Measurements
                 foreach (var balance in new[] { BalanceMode.Static, BalanceMode.Dynamic })
                 {
                     var plan = Planner.Plan(subset, batch, algorithm);
-                    rows.Add(Measure(model, plan, balance, options.Repeats));
+                    rows.Add(Measure(context, model, plan, balance, options.Repeats));
                 }
 
         foreach (var r in rows)
@@ -55,12 +55,12 @@ public static class Measurements
         return rows;
     }
 
-    private static RunRow Measure(ModelSource model, BatchPlan plan, BalanceMode balance, int repeats)
+    private static RunRow Measure(EngineContext context, ModelSource model, BatchPlan plan, BalanceMode balance, int repeats)
     {
         var settings = new RunSettings { Balance = balance, Seed = 1 };
-        PartitionedRunner.Run(plan, model, null, settings); // warm (sessions, shapes); not timed
+        PartitionedRunner.Run(context, plan, model, null, settings); // warm (sessions, shapes); not timed
         var walls = new List<double>();
-        for (int i = 0; i < repeats; i++) walls.Add(PartitionedRunner.Run(plan, model, null, settings).WallMs);
+        for (int i = 0; i < repeats; i++) walls.Add(PartitionedRunner.Run(context, plan, model, null, settings).WallMs);
         walls.Sort();
         return new RunRow
         {
@@ -107,16 +107,13 @@ public static class Measurements
     /// The runner's cost per sub-batch: 64 single-sample sub-batches through the runner, against
     /// the same 64 runs straight on the unit's session, on the same worker thread.
     /// </summary>
-    public static OverheadRow DispatchOverhead(ModelSource model, ComputeUnit unit, int repeats)
+    public static OverheadRow DispatchOverhead(EngineContext context, ModelSource model, ComputeUnit unit, int repeats)
     {
         const int n = 64;
-        var plan = new BatchPlan
-        {
-            Model = model.Name, ModelSha256 = model.Sha256, BatchSize = n, Units = new[] { unit.Id },
-            Shards = { new PlanShard { Unit = unit, UnitId = unit.Id, Offset = 0, Count = n, SubBatchSize = 1, PredictedMs = 1 } },
-        };
-        var worker = WorkerPool.For(unit);
-        PartitionedRunner.Run(plan, model, null, new RunSettings());
+        var plan = PlanLayout.Manual(model.Name, model.Sha256, new[] { new ShareSpec(unit, n, 1, 1) });
+        plan.Units = new[] { unit.Id };
+        var worker = context.Workers.For(unit);
+        PartitionedRunner.Run(context, plan, model, null, new RunSettings());
         var direct = new List<double>();
         var runner = new List<double>();
         for (int r = 0; r < Math.Max(3, repeats); r++)
@@ -126,12 +123,11 @@ public static class Measurements
                 var loaded = worker.Load(model);
                 var inputs = loaded.SyntheticInputs(n, 1);
                 var outputs = loaded.AllocateOutputs(n);
-                using var ro = new RunOptions();
                 var clock = Stopwatch.StartNew();
-                for (int i = 0; i < n; i++) loaded.Run(ro, inputs, outputs, i, 1);
+                for (int i = 0; i < n; i++) loaded.Run(inputs, outputs, i, 1);
                 return clock.Elapsed.TotalMilliseconds;
             }).Result);
-            runner.Add(PartitionedRunner.Run(plan, model, null, new RunSettings()).WallMs);
+            runner.Add(PartitionedRunner.Run(context, plan, model, null, new RunSettings()).WallMs);
         }
         double d = Median(direct), w = Median(runner);
         var row = new OverheadRow(model.Name, unit.Id, n, 1, d, w, (w - d) / n);
@@ -140,15 +136,15 @@ public static class Measurements
     }
 
     /// <summary>Times the default profiling sweep of a model on one CPU unit twice and compares the medians.</summary>
-    public static async Task<SweepRow> SweepTwice(string modelName, ComputeUnit unit)
+    public static async Task<SweepRow> SweepTwice(EngineContext context, string modelName, ComputeUnit unit)
     {
         var model = ModelCatalog.Resolve(modelName);
         var settings = new ProfileSettings();
         var c1 = Stopwatch.StartNew();
-        var first = await Profiler.RunAsync(unit, model, settings);
+        var first = await Profiler.RunAsync(context, unit, model, settings);
         double s1 = c1.Elapsed.TotalSeconds;
         var c2 = Stopwatch.StartNew();
-        var second = await Profiler.RunAsync(unit, model, settings);
+        var second = await Profiler.RunAsync(context, unit, model, settings);
         double s2 = c2.Elapsed.TotalSeconds;
         var diffs = first.Entries.Join(second.Entries, e => e.BatchSize, e => e.BatchSize, (a, b) => Math.Abs(a.MedianMs - b.MedianMs) / a.MedianMs * 100).OrderBy(x => x).ToList();
         var row = new SweepRow(model.Name, unit.Id, s1, s2, first.Entries.Count, Math.Round(Median(diffs), 2), Math.Round(diffs.Max(), 2));

@@ -20,17 +20,16 @@ if (options.Command == "report")
     return 0;
 }
 
-OrtRuntime.Initialize();
+using var context = new EngineContext(EngineOptions.FromEnvironment());
 if (options.Command == "verify")
 {
-    Verify.Run(options);
-    WorkerPool.Clear();
+    Verify.Run(context, options);
     return 0;
 }
 var results = new BenchResults { Machine = MachineInfo.Read(), Options = options.ToString(), StartedAt = DateTimeOffset.UtcNow };
 Console.WriteLine($"HeteroBatch bench on {results.Machine.Cpu} ({results.Machine.Processors} processors), GPUs: {string.Join(", ", results.Machine.Gpus.DefaultIfEmpty("none"))}, ONNX Runtime {results.Machine.OrtVersion}");
 
-var units = UnitDiscovery.Discover(options.CpuGrouping).Where(u => u.Available).ToList();
+var units = UnitDiscovery.Discover(new DiscoveryRequest { Grouping = options.CpuGrouping }).Where(u => u.Available).ToList();
 if (options.GpuOnly) units = units.Where(u => u.Kind != UnitKind.Cpu).ToList();
 if (options.NoCpu) units = units.Where(u => u.Kind != UnitKind.Cpu).ToList();
 Console.WriteLine($"units: {string.Join(", ", units.Select(u => $"{u.Id} ({u.Provider}{(u.Cores > 0 ? $", {u.Cores} cores" : "")})"))}");
@@ -46,15 +45,15 @@ foreach (var modelName in options.Models)
     ProfileSettings SettingsFor(ComputeUnit unit) => new()
     {
         MaxBatchSize = unit.Kind == UnitKind.Cpu
-            ? (options.MaxCpuBatch > 0 ? options.MaxCpuBatch : ProfileSettings.DefaultMaxBatch(unit.Kind))
-            : (options.MaxGpuBatch > 0 ? options.MaxGpuBatch : ProfileSettings.DefaultMaxBatch(unit.Kind)),
+            ? (options.MaxCpuBatch > 0 ? options.MaxCpuBatch : ProfileSettings.DefaultMaxBatch(unit))
+            : (options.MaxGpuBatch > 0 ? options.MaxGpuBatch : ProfileSettings.DefaultMaxBatch(unit)),
         PointBudget = TimeSpan.FromSeconds(options.SecondsPerSize),
     };
     var profiles = new List<UnitProfile>();
     var profileClock = Stopwatch.StartNew();
     if (options.ConcurrentProfiling)
     {
-        profiles.AddRange(await Profiler.RunConcurrentAsync(units, model, SettingsFor));
+        profiles.AddRange(await Profiler.RunConcurrentAsync(context, units, model, SettingsFor));
         Record(profiles, profileClock.Elapsed.TotalSeconds);
     }
     else
@@ -62,7 +61,7 @@ foreach (var modelName in options.Models)
         foreach (var unit in units)
         {
             profileClock.Restart();
-            var profile = await Profiler.RunAsync(unit, model, SettingsFor(unit));
+            var profile = await Profiler.RunAsync(context, unit, model, SettingsFor(unit));
             profiles.Add(profile);
             Record(new[] { profile }, profileClock.Elapsed.TotalSeconds);
         }
@@ -80,22 +79,21 @@ foreach (var modelName in options.Models)
     }
     foreach (var batch in options.Batches)
     {
-        results.Runs.AddRange(Measurements.RunAll(model, profiles, batch, options));
+        results.Runs.AddRange(Measurements.RunAll(context, model, profiles, batch, options));
         Save(results, options); // what is measured survives a run cut short
     }
 }
 // the runner's own cost per sub-batch, on a model small enough for it to show: one unit of each kind
 var tiny = ModelCatalog.Resolve("tinynet");
 foreach (var unit in units.GroupBy(u => u.Kind).Select(g => g.First()))
-    results.Overheads.Add(Measurements.DispatchOverhead(tiny, unit, 9));
+    results.Overheads.Add(Measurements.DispatchOverhead(context, tiny, unit, 9));
 if (options.Sweep != null)
-    results.Sweeps.Add(await Measurements.SweepTwice(options.Sweep, units.First(u => u.Kind == UnitKind.Cpu)));
+    results.Sweeps.Add(await Measurements.SweepTwice(context, options.Sweep, units.First(u => u.Kind == UnitKind.Cpu)));
 
 results.FinishedAt = DateTimeOffset.UtcNow;
 var json = Save(results, options);
 if (!options.JsonOnly) Report.Write(results, options.Out);
 Console.WriteLine($"wrote {json}{(options.JsonOnly ? "" : $" and {Path.Combine(options.Out, "report.md")}")}");
-WorkerPool.Clear();
 return 0;
 
 static string Save(BenchResults results, BenchOptions options)

@@ -110,7 +110,7 @@ public static class Report
         var errors = full.Select(x => Math.Abs(x.PredictionError)).OrderBy(v => v).ToList();
         if (errors.Count > 0)
         {
-            double p90 = HeteroBatch.Engine.Profiling.Statistics.Quantile(errors, 0.9);
+            double p90 = HeteroBatch.Engine.Runtime.Statistics.Quantile(errors, 0.9);
             yield return $"Prediction error |measured - predicted| / predicted over {errors.Count} Optimal/Static multi-unit runs: p90 {Pct(p90)} (target ≤ 10%: {(p90 <= 0.10 ? "met" : $"missed by {Pct(p90 - 0.10)}")})";
         }
         var worst = r.Runs.Where(x => x.Algorithm == "Optimal").MinBy(x => x.Speedup);

@@ -37,7 +37,7 @@ public sealed class MachineInfo
         Host = Environment.MachineName,
         Cpu = CpuTopology.ModelName(),
         Processors = CpuTopology.AllowedProcessors().Length,
-        Gpus = UnitDiscovery.CudaUnits(OrtRuntime.Version).Where(u => u.Available).Select(u => $"{u.Id}: {u.Name}").ToList(),
+        Gpus = UnitBackends.Cuda.Discover(new DiscoveryRequest(), OrtRuntime.Version).Where(u => u.Available).Select(u => $"{u.Id}: {u.Name}").ToList(),
         OrtVersion = OrtRuntime.Version,
         Os = RuntimeInformation.OSDescription,
         Runtime = RuntimeInformation.FrameworkDescription,

@@ -15,9 +15,9 @@ public static class Verify
 {
     public sealed record Row(string Model, int BatchSize, string Reference, string Split, double MaxAbsDiff, double MaxRelDiff, int Top1Agree, int Samples);
 
-    public static List<Row> Run(BenchOptions options)
+    public static List<Row> Run(EngineContext context, BenchOptions options)
     {
-        var units = UnitDiscovery.Discover(options.CpuGrouping).Where(u => u.Available).ToList();
+        var units = UnitDiscovery.Discover(new DiscoveryRequest { Grouping = options.CpuGrouping }).Where(u => u.Available).ToList();
         var reference = units.FirstOrDefault(u => u.Kind != UnitKind.Cpu) ?? units[0];
         var rows = new List<Row>();
         foreach (var name in options.Models)
@@ -26,8 +26,8 @@ public static class Verify
             int batch = options.Batches[0];
             var alone = Manual(model, batch, new[] { reference });
             var split = Manual(model, batch, units);
-            var a = PartitionedRunner.Run(alone, model, null, new RunSettings { Seed = 7 });
-            var b = PartitionedRunner.Run(split, model, null, new RunSettings { Seed = 7 });
+            var a = PartitionedRunner.Run(context, alone, model, null, new RunSettings { Seed = 7 });
+            var b = PartitionedRunner.Run(context, split, model, null, new RunSettings { Seed = 7 });
             var x = a.Outputs[0].Floats;
             var y = b.Outputs[0].Floats;
             double maxAbs = 0, maxRel = 0;
@@ -50,15 +50,11 @@ public static class Verify
     /// <summary>An even split over the units, each share in one run.</summary>
     private static BatchPlan Manual(ModelSource model, int batch, IReadOnlyList<ComputeUnit> units)
     {
-        var plan = new BatchPlan { Model = model.Name, ModelSha256 = model.Sha256, ModelPath = model.Path, BatchSize = batch, Algorithm = PlanAlgorithm.Even, Units = units.Select(u => u.Id).ToArray() };
-        int offset = 0;
         var shares = Planner.Even(units.Count, batch);
-        for (int i = 0; i < units.Count; i++)
-        {
-            if (shares[i] == 0) continue;
-            plan.Shards.Add(new PlanShard { Unit = units[i], UnitId = units[i].Id, Offset = offset, Count = shares[i], SubBatchSize = shares[i], PredictedMs = 1 });
-            offset += shares[i];
-        }
+        var plan = PlanLayout.Manual(model.Name, model.Sha256, units.Select((u, i) => new ShareSpec(u, shares[i], shares[i], 1)).ToList());
+        plan.ModelPath = model.Path;
+        plan.Algorithm = PlanAlgorithm.Even;
+        plan.Units = units.Select(u => u.Id).ToArray();
         return plan;
     }
 }

@@ -9,6 +9,8 @@ public class HeteroBatchException : Exception
     public string ErrorId { get; }
     public FailureKind Kind { get; }
     public object? Target { get; }
+    /// <summary>True when nothing more of the command can be done (every unit failed, outputs could not be written); false for a failure of one item.</summary>
+    public bool StopsCommand { get; init; }
 
     public HeteroBatchException(string errorId, FailureKind kind, string message, object? target = null, Exception? inner = null)
         : base(message, inner)

@@ -17,6 +17,9 @@ public abstract class HeteroBatchCmdlet : PSCmdlet
 
     protected CancellationToken StopToken => _stop.Token;
 
+    /// <summary>The module's engine context (workers, presence, settings).</summary>
+    protected static EngineContext Context => ModuleContext.Current;
+
     protected override void StopProcessing() => _stop.Cancel();
 
     protected static ErrorCategory CategoryOf(FailureKind kind) => kind switch
@@ -30,7 +33,18 @@ public abstract class HeteroBatchCmdlet : PSCmdlet
         _ => ErrorCategory.InvalidOperation,
     };
 
-    protected static ErrorRecord Record(HeteroBatchException e) => new(e, e.ErrorId, CategoryOf(e.Kind), e.Target);
+    /// <summary>The error as a record, with the next step to run (if there is one) as its recommended action, shown after the message.</summary>
+    protected ErrorRecord Record(HeteroBatchException e)
+    {
+        var action = RecommendedActions.For(e, this);
+        var shown = action == null ? e : new HeteroBatchException(e.ErrorId, e.Kind, $"{e.Message} {action}", e.Target, e.InnerException) { StopsCommand = e.StopsCommand };
+        var record = new ErrorRecord(shown, e.ErrorId, CategoryOf(e.Kind), e.Target);
+        if (action != null) record.ErrorDetails = new ErrorDetails(shown.Message) { RecommendedAction = action };
+        return record;
+    }
+
+    /// <summary>The -ProfilePath the user gave this command, if any, so that suggested commands keep it.</summary>
+    internal virtual string? ProfilePathGiven => null;
 
     /// <summary>Writes a non-terminating error for one bad item.</summary>
     protected void WriteFailure(HeteroBatchException e) => WriteError(Record(e));

@@ -1,13 +1,41 @@
 using System.Management.Automation;
-using HeteroBatch.Engine.Execution;
-using HeteroBatch.Engine.Runtime;
+using HeteroBatch.Engine;
 
 namespace HeteroBatch;
 
-/// <summary>On import: telemetry off and ONNX Runtime started quietly, before any cmdlet runs. On removal: workers end.</summary>
+/// <summary>On import: the module's engine context (ONNX Runtime started quietly, telemetry off) before any cmdlet runs. On removal: the context ends, with its workers.</summary>
 public sealed class ModuleInitializer : IModuleAssemblyInitializer, IModuleAssemblyCleanup
 {
-    public void OnImport() => OrtRuntime.Initialize();
+    public void OnImport() => ModuleContext.Start();
 
-    public void OnRemove(PSModuleInfo module) => WorkerPool.Clear();
+    public void OnRemove(PSModuleInfo module) => ModuleContext.Stop();
+}
+
+/// <summary>
+/// The one engine context of the imported module: the only mutable state kept between commands.
+/// Settings come from the environment once, at import (HETEROBATCH_CUDNN_SEARCH,
+/// HETEROBATCH_NO_TRANSFER_SPLIT). Public so that scripts and tests can look at the workers
+/// (for example a worker's processor affinity).
+/// </summary>
+public static class ModuleContext
+{
+    private static readonly object Gate = new(); // guards _current
+    private static EngineContext? _current;
+
+    public static EngineContext Current
+    {
+        get
+        {
+            lock (Gate) return _current ??= new EngineContext(EngineOptions.FromEnvironment());
+        }
+    }
+
+    internal static void Start() => _ = Current;
+
+    internal static void Stop()
+    {
+        EngineContext? old;
+        lock (Gate) { old = _current; _current = null; }
+        old?.Dispose();
+    }
 }

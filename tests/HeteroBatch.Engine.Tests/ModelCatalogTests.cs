@@ -2,6 +2,8 @@ using System.Security.Cryptography;
 using Google.Protobuf;
 using HeteroBatch.Engine.Data;
 using HeteroBatch.Engine.Execution;
+using HeteroBatch.Engine.Runtime;
+using HeteroBatch.Engine.Sessions;
 using HeteroBatch.Engine.Models;
 using HeteroBatch.Engine.Planning;
 using Microsoft.ML.OnnxRuntime;
@@ -12,8 +14,14 @@ public sealed class ModelCatalogTests : IDisposable
 {
     private readonly string _dir = Path.Combine(Path.GetTempPath(), "hb-models-" + Guid.NewGuid().ToString("N"));
 
+    private readonly EngineContext _context = new();
+
     public ModelCatalogTests() => Directory.CreateDirectory(_dir);
-    public void Dispose() => Directory.Delete(_dir, true);
+    public void Dispose()
+    {
+        _context.Dispose();
+        Directory.Delete(_dir, true);
+    }
 
     private string Write(string name, byte[] bytes)
     {
@@ -26,7 +34,7 @@ public sealed class ModelCatalogTests : IDisposable
     {
         Runtime.OrtRuntime.Initialize();
         using var o = new SessionOptions { IntraOpNumThreads = threads, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL };
-        return new LoadedModel(new InferenceSession(path, o));
+        return new LoadedModel(path, o);
     }
 
     [Theory]
@@ -45,15 +53,14 @@ public sealed class ModelCatalogTests : IDisposable
         // built in memory: the two VGGs alone would put 1.1 GB in the cache folder
         Runtime.OrtRuntime.Initialize();
         using var options = new SessionOptions { IntraOpNumThreads = 2, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL };
-        using var model = new LoadedModel(new InferenceSession(ModelZoo.Build(name).ToByteArray(), options));
+        using var model = new LoadedModel(ModelZoo.Build(name).ToByteArray(), options);
         Assert.Equal(new long[] { 1000 }, model.Signature.Outputs[0].SampleShape);
         Assert.Null(model.Signature.FixedBatch);
-        using var ro = new RunOptions();
         foreach (var n in new[] { 1, 3 })
         {
             var inputs = model.SyntheticInputs(n, 1);
             var outputs = model.AllocateOutputs(n);
-            model.Run(ro, inputs, outputs, 0, n);
+            model.Run(inputs, outputs, 0, n);
             Assert.Equal(n * 1000, outputs[0].Floats.Length);
             Assert.All(outputs[0].Floats, v => Assert.True(float.IsFinite(v)));
         }
@@ -83,7 +90,7 @@ public sealed class ModelCatalogTests : IDisposable
     public void AFailedWriteLeavesNoFileBehind()
     {
         var target = Path.Combine(_dir, "out.onnx");
-        Assert.Throws<IOException>(() => ModelCatalog.WriteAtomically(target, s => { s.Write(new byte[1000]); throw new IOException("disk full"); }));
+        Assert.Throws<IOException>(() => AtomicFile.Write(target, s => { s.Write(new byte[1000]); throw new IOException("disk full"); }));
         Assert.Empty(Directory.GetFiles(_dir));
     }
 
@@ -103,9 +110,8 @@ public sealed class ModelCatalogTests : IDisposable
     private static BatchPlan TwoUnitPlan(ModelSource model, int batch, int first)
     {
         var units = TestModels.TwoCpuUnits();
-        var plan = new BatchPlan { Model = model.Name, ModelSha256 = model.Sha256, ModelPath = model.Path, BatchSize = batch };
-        plan.Shards.Add(new PlanShard { Unit = units[0], UnitId = units[0].Id, Offset = 0, Count = first, SubBatchSize = first, PredictedMs = 1 });
-        plan.Shards.Add(new PlanShard { Unit = units[^1], UnitId = units[^1].Id, Offset = first, Count = batch - first, SubBatchSize = 3, PredictedMs = 1 });
+        var plan = PlanLayout.Manual(model.Name, model.Sha256, new[] { new ShareSpec(units[0], first, first, 1), new ShareSpec(units[^1], batch - first, 3, 1) });
+        plan.ModelPath = model.Path;
         return plan;
     }
 
@@ -113,13 +119,12 @@ public sealed class ModelCatalogTests : IDisposable
     private static float[][] PerSample(string path, IReadOnlyList<TensorBatch> inputs, int n)
     {
         using var model = OpenCpu(path, 1);
-        using var ro = new RunOptions();
         var rows = new float[n][];
         for (int i = 0; i < n; i++)
         {
             var one = inputs.Select(t => { var b = t.EmptyLike(1); t.CopyTo(i, 1, b, 0); return b; }).ToList();
             var outputs = model.AllocateOutputs(1);
-            model.Run(ro, one, outputs, 0, 1);
+            model.Run(one, outputs, 0, 1);
             rows[i] = outputs[0].Floats;
         }
         return rows;
@@ -134,7 +139,7 @@ public sealed class ModelCatalogTests : IDisposable
         Assert.Equal(BatchMode.Rewritten, source.BatchMode);
         Assert.NotEqual(path, source.Path);
         var inputs = new[] { SyntheticInput.Create(ModelZoo.InputName, new long[] { 3, 32, 32 }, 10, 5) };
-        var result = PartitionedRunner.Run(TwoUnitPlan(source, 10, 4), source, InputSet.Of(inputs), new RunSettings());
+        var result = PartitionedRunner.Run(_context, TwoUnitPlan(source, 10, 4), source, InputSet.Of(inputs), new RunSettings());
         var expected = PerSample(path, inputs, 10);
         for (int i = 0; i < 10; i++)
             for (int j = 0; j < expected[i].Length; j++)
@@ -149,7 +154,7 @@ public sealed class ModelCatalogTests : IDisposable
         Assert.Equal(BatchMode.Fixed, source.BatchMode);
         Assert.Contains("cannot be made to batch", source.Note);
         var inputs = new[] { SyntheticInput.Create("x", new long[] { 3, 4, 4 }, 7, 9) };
-        var result = PartitionedRunner.Run(TwoUnitPlan(source, 7, 3), source, InputSet.Of(inputs), new RunSettings());
+        var result = PartitionedRunner.Run(_context, TwoUnitPlan(source, 7, 3), source, InputSet.Of(inputs), new RunSettings());
         var expected = PerSample(path, inputs, 7);
         for (int i = 0; i < 7; i++) Assert.Equal(expected[i], result.OutputOf(i));
     }
@@ -164,7 +169,7 @@ public sealed class ModelCatalogTests : IDisposable
             SyntheticInput.Create("x", new long[] { 4 }, 11, 3),
             SyntheticInput.Create("ids", new long[] { 3 }, 11, 3, Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Int64),
         };
-        var result = PartitionedRunner.Run(TwoUnitPlan(source, 11, 5), source, InputSet.Of(inputs), new RunSettings());
+        var result = PartitionedRunner.Run(_context, TwoUnitPlan(source, 11, 5), source, InputSet.Of(inputs), new RunSettings());
         Assert.Equal(inputs[1].Data, result.Outputs.Single(o => o.Name == "ids_out").Data);
         var expected = PerSample(path, inputs, 11);
         for (int i = 0; i < 11; i++)
@@ -175,13 +180,12 @@ public sealed class ModelCatalogTests : IDisposable
     public void PaddedRunsGiveTheSameOutputsAsExactOnes()
     {
         using var model = OpenCpu(TestModels.Tiny.Path, 1);
-        using var ro = new RunOptions();
         var inputs = model.SyntheticInputs(10, 2);
         var exact = model.AllocateOutputs(10);
         var padded = model.AllocateOutputs(10);
-        model.Run(ro, inputs, exact, 0, 10);
-        model.Run(ro, inputs, padded, 0, 6, padTo: 8);
-        model.Run(ro, inputs, padded, 6, 4, padTo: 8);
+        model.Run(inputs, exact, 0, 10);
+        model.Run(inputs, padded, 0, 6, padTo: 8);
+        model.Run(inputs, padded, 6, 4, padTo: 8);
         for (int i = 0; i < 10; i++)
             for (int j = 0; j < 10; j++) Assert.Equal(exact[0].Sample(i)[j], padded[0].Sample(i)[j], 4);
     }

@@ -1,20 +1,19 @@
 using HeteroBatch.Engine.Execution;
 using HeteroBatch.Engine.Planning;
 using HeteroBatch.Engine.Profiling;
+using HeteroBatch.Engine.Units;
 
 namespace HeteroBatch.Engine.Tests;
 
-public class PartitionedRunnerTests
+public sealed class PartitionedRunnerTests : IDisposable
 {
-    private static BatchPlan ManualPlan(int batch, params (Units.ComputeUnit Unit, int Count, int Sub)[] shares)
+    private readonly EngineContext _context = new();
+    public void Dispose() => _context.Dispose();
+
+    private static BatchPlan ManualPlan(int batch, params (ComputeUnit Unit, int Count, int Sub)[] shares)
     {
-        var plan = new BatchPlan { Model = "tinynet", BatchSize = batch, ModelSha256 = TestModels.Tiny.Sha256 };
-        int offset = 0;
-        foreach (var (u, c, sub) in shares)
-        {
-            plan.Shards.Add(new PlanShard { Unit = u, UnitId = u.Id, Offset = offset, Count = c, SubBatchSize = sub, PredictedMs = 1 });
-            offset += c;
-        }
+        var plan = PlanLayout.Manual("tinynet", TestModels.Tiny.Sha256, shares.Select(s => new ShareSpec(s.Unit, s.Count, s.Sub, 1)).ToList());
+        Assert.Equal(batch, plan.BatchSize);
         return plan;
     }
 
@@ -25,8 +24,8 @@ public class PartitionedRunnerTests
     {
         var units = TestModels.TwoCpuUnits();
         var model = TestModels.Tiny;
-        var single = PartitionedRunner.Run(ManualPlan(37, (units[0], 37, 37)), model, null, new RunSettings { Seed = 7 });
-        var split = PartitionedRunner.Run(ManualPlan(37, (units[0], 20, 8), (units[^1], 17, 5)), model, null, new RunSettings { Seed = 7, Balance = balance });
+        var single = PartitionedRunner.Run(_context, ManualPlan(37, (units[0], 37, 37)), model, null, new RunSettings { Seed = 7 });
+        var split = PartitionedRunner.Run(_context, ManualPlan(37, (units[0], 20, 8), (units[^1], 17, 5)), model, null, new RunSettings { Seed = 7, Balance = balance });
         Assert.True(split.Complete);
         Assert.Equal(37, split.Units.Sum(u => u.Count));
         for (int i = 0; i < 37; i++)
@@ -43,9 +42,9 @@ public class PartitionedRunnerTests
     {
         var units = TestModels.TwoCpuUnits();
         var model = TestModels.Tiny;
-        var reference = PartitionedRunner.Run(ManualPlan(40, (units[0], 40, 40)), model, null, new RunSettings { Seed = 3 });
+        var reference = PartitionedRunner.Run(_context, ManualPlan(40, (units[0], 40, 40)), model, null, new RunSettings { Seed = 3 });
         var plan = ManualPlan(40, (units[0], 16, 4), (units[^1], 24, 4));
-        var result = PartitionedRunner.Run(plan, model, null, new RunSettings { Seed = 3, InjectFailure = (units[^1].Id, 2) });
+        var result = PartitionedRunner.Run(_context, plan, model, null, new RunSettings { Seed = 3, InjectFailure = (units[^1].Id, 2) });
         var failed = result.Units.Single(u => u.Failed);
         Assert.Equal(8, failed.Count);
         Assert.Equal(40, result.Units.Sum(u => u.Count));
@@ -60,7 +59,7 @@ public class PartitionedRunnerTests
         var units = TestModels.TwoCpuUnits();
         var plan = ManualPlan(8, (units[0], 8, 4));
         var e = Assert.Throws<HeteroBatchException>(() =>
-            PartitionedRunner.Run(plan, TestModels.Tiny, null, new RunSettings { InjectFailure = (units[0].Id, 0) }));
+            PartitionedRunner.Run(_context, plan, TestModels.Tiny, null, new RunSettings { InjectFailure = (units[0].Id, 0) }));
         Assert.Equal("AllUnitsFailed", e.ErrorId);
     }
 
@@ -69,7 +68,7 @@ public class PartitionedRunnerTests
     {
         foreach (var unit in TestModels.TwoCpuUnits())
         {
-            var worker = WorkerPool.For(unit);
+            var worker = _context.Workers.For(unit);
             Assert.True(worker.Pinned);
             Assert.Equal(new[] { unit.Processors[0] }, worker.Affinity);
         }
@@ -79,25 +78,26 @@ public class PartitionedRunnerTests
     public async Task ProfilingMeasuresEveryScheduledSize()
     {
         var unit = TestModels.TwoCpuUnits()[0];
-        var profile = await Profiler.RunAsync(unit, TestModels.Tiny, new ProfileSettings { BatchSizes = new[] { 1, 4, 9 }, PointBudget = TimeSpan.FromMilliseconds(100) });
+        var profile = await Profiler.RunAsync(_context, unit, TestModels.Tiny, new ProfileSettings { BatchSizes = new[] { 1, 4, 9 }, PointBudget = TimeSpan.FromMilliseconds(100) });
         Assert.Equal(new[] { 1, 4, 9 }, profile.Entries.Select(e => e.BatchSize));
         Assert.All(profile.Entries, e => Assert.True(e.MedianMs > 0 && e.Samples >= 3 && e.P10Ms <= e.MedianMs && e.MedianMs <= e.P90Ms));
         Assert.Equal(9, profile.MaxBatchSize);
     }
 }
 
-public class DynamicBalanceTests
+public sealed class DynamicBalanceTests : IDisposable
 {
+    private readonly EngineContext _context = new();
+    public void Dispose() => _context.Dispose();
+
     [Fact]
     public void AUnitTakesNoWorkItWouldFinishLaterThanItsOwner()
     {
         var units = TestModels.TwoCpuUnits();
         var model = TestModels.Tiny;
-        var plan = new BatchPlan { Model = "tinynet", BatchSize = 202, ModelSha256 = model.Sha256 };
-        plan.Shards.Add(new PlanShard { Unit = units[0], UnitId = units[0].Id, Offset = 0, Count = 200, SubBatchSize = 200, PredictedMs = 10 });
-        // predicted a million times slower per sample: stealing any of the first unit's work would only delay it
-        plan.Shards.Add(new PlanShard { Unit = units[^1], UnitId = units[^1].Id, Offset = 200, Count = 2, SubBatchSize = 2, PredictedMs = 50_000 });
-        var r = PartitionedRunner.Run(plan, model, null, new RunSettings { Balance = BalanceMode.Dynamic });
+        // the second unit is predicted a million times slower per sample: stealing any of the first unit's work would only delay it
+        var plan = PlanLayout.Manual("tinynet", model.Sha256, new[] { new ShareSpec(units[0], 200, 200, 10), new ShareSpec(units[^1], 2, 2, 50_000) });
+        var r = PartitionedRunner.Run(_context, plan, model, null, new RunSettings { Balance = BalanceMode.Dynamic });
         Assert.Equal(0, r.Units[1].TookOver);                      // the slow unit never took the fast one's work
         Assert.Equal(200 + r.Units[0].TookOver, r.Units[0].Count);  // (the fast one may take the slow one's)
         Assert.Equal(202, r.Units.Sum(u => u.Count));

@@ -13,8 +13,7 @@ public static class TestModels
 
     public static IReadOnlyList<ComputeUnit> TwoCpuUnits()
     {
-        var units = UnitDiscovery.CpuUnits(new CpuGrouping(CpuGroupingMode.Count, 2), Runtime.OrtRuntime.Version);
-        return units;
+        return Units.Backends.CpuBackend.Units(new CpuGrouping(CpuGroupingMode.Count, 2), Runtime.OrtRuntime.Version);
     }
 
     public static UnitProfile FakeProfile(string unitId, string model, params (int B, double Ms)[] points) => new()

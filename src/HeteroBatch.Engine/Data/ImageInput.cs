@@ -9,8 +9,8 @@ namespace HeteroBatch.Engine.Data;
 /// </summary>
 public static class ImageInput
 {
-    public static readonly float[] Mean = { 0.485f, 0.456f, 0.406f };
-    public static readonly float[] Std = { 0.229f, 0.224f, 0.225f };
+    public static ReadOnlySpan<float> Mean => new[] { 0.485f, 0.456f, 0.406f };
+    public static ReadOnlySpan<float> Std => new[] { 0.229f, 0.224f, 0.225f };
 
     public static bool IsImage(string path) =>
         Path.GetExtension(path).ToLowerInvariant() is ".jpg" or ".jpeg" or ".png";

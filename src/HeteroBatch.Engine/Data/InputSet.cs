@@ -1,4 +1,4 @@
-using HeteroBatch.Engine.Execution;
+
 
 namespace HeteroBatch.Engine.Data;
 
@@ -22,9 +22,9 @@ public sealed class InputSet
     public static InputSet Of(params TensorBatch[] tensors) =>
         new(tensors, Enumerable.Range(0, tensors[0].Count).Select(i => $"sample[{i}]").ToList());
 
-    public static InputSet Synthetic(ModelSignature signature, int count, ulong seed)
+    public static InputSet Synthetic(IReadOnlyList<TensorSpec> inputs, int count, ulong seed)
     {
-        var tensors = signature.Inputs.Select(i => i.CheckUsable(isInput: true))
+        var tensors = inputs.Select(i => i.CheckUsable(isInput: true))
             .Select(i => SyntheticInput.Create(i.Name, i.SampleShape, count, seed, i.ElementType)).ToList();
         return new InputSet(tensors, Enumerable.Range(0, count).Select(i => $"synthetic[{i}]").ToList());
     }
@@ -56,12 +56,12 @@ public sealed class InputSet
     /// sample (the input's per-sample shape) or a batch (one more leading axis). Everything is
     /// checked before anything runs.
     /// </summary>
-    public static InputSet FromFiles(IReadOnlyList<string> files, ModelSignature signature)
+    public static InputSet FromFiles(IReadOnlyList<string> files, IReadOnlyList<TensorSpec> inputs)
     {
-        if (signature.Inputs.Count != 1)
+        if (inputs.Count != 1)
             throw new HeteroBatchException("InputFilesNeedOneInput", FailureKind.InvalidArgument,
-                $"The model has {signature.Inputs.Count} inputs ({string.Join(", ", signature.Inputs.Select(i => i.Name))}); files can feed a model with one input.");
-        var spec = signature.Inputs[0].CheckUsable(isInput: true);
+                $"The model has {inputs.Count} inputs ({string.Join(", ", inputs.Select(i => i.Name))}); files can feed a model with one input.");
+        var spec = inputs[0].CheckUsable(isInput: true);
 
         var npy = new Dictionary<string, TensorBatch>();
         var names = new List<string>();

@@ -8,7 +8,7 @@ namespace HeteroBatch.Engine.Data;
 /// <summary>NumPy .npy files (format 1.0-3.0, little-endian, C order): the first axis is the batch.</summary>
 public static partial class Npy
 {
-    private static readonly byte[] Magic = { 0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y' };
+    private static ReadOnlySpan<byte> Magic => new byte[] { 0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y' };
 
     private static (string Descr, TensorElementType Type, int Size)[] Types =>
         new[]
@@ -57,7 +57,7 @@ public static partial class Npy
         var dict = $"{{'descr': '{type.Descr}', 'fortran_order': False, 'shape': ({shape}), }}";
         int unpadded = 10 + dict.Length + 1;
         var header = dict + new string(' ', (64 - unpadded % 64) % 64) + "\n";
-        Models.ModelCatalog.WriteAtomically(path, s =>
+        Runtime.AtomicFile.Write(path, s =>
         {
             s.Write(Magic);
             s.WriteByte(1);

@@ -96,7 +96,7 @@ public static class SyntheticInput
     public static TensorBatch Create(string name, long[] sampleShape, int count, ulong seed, TensorElementType type = TensorElementType.Float, int integerRange = 10)
     {
         var batch = new TensorBatch(name, sampleShape, count, null, type);
-        var rng = new Models.WeightGenerator(Models.WeightGenerator.Mix(name, seed));
+        var rng = new Runtime.WeightGenerator(Runtime.WeightGenerator.Mix(name, seed));
         switch (batch.Data)
         {
             case float[] f: rng.Fill(f, 0.5f, 0.5f); break;

@@ -19,6 +19,14 @@ public sealed class UnitRun
     public bool Failed { get; set; }
     public string? Error { get; set; }
     public double ImagesPerSecond => Ms > 0 ? Count * 1000.0 / Ms : 0;
+
+    /// <summary>Adds another chunk's run of the same unit.</summary>
+    internal void Add(UnitRun r)
+    {
+        PlannedCount += r.PlannedCount; Count += r.Count; SubBatches += r.SubBatches; Ms += r.Ms;
+        PredictedMs += r.PredictedMs; TookOver += r.TookOver;
+        if (r.Failed) { Failed = true; Error = r.Error; }
+    }
 }
 
 /// <summary>One sample's top classes (classifier outputs).</summary>

@@ -1,6 +1,6 @@
 using Google.Protobuf;
 using HeteroBatch.Engine.Data;
-using HeteroBatch.Engine.Execution;
+using HeteroBatch.Engine.Sessions;
 using HeteroBatch.Engine.Runtime;
 using Microsoft.ML.OnnxRuntime;
 using Onnx;
@@ -54,8 +54,8 @@ public static class BatchRewriter
             why = Verify(path, bytes, (int)fixedBatch.Value);
             if (why == null)
             {
-                var hash = ModelCatalog.WriteAtomically(target, s => s.Write(bytes));
-                ModelCatalog.WriteTextAtomically(sidecar, hash);
+                var hash = AtomicFile.Write(target, s => s.Write(bytes));
+                AtomicFile.WriteText(sidecar, hash);
                 return new Result(target, hash, BatchMode.Rewritten, $"the graph's fixed batch of {fixedBatch} was made symbolic; a batch of two matched two single runs");
             }
         }
@@ -78,15 +78,14 @@ public static class BatchRewriter
     private static string? Verify(string originalPath, byte[] rewritten, int fixedBatch)
     {
         using var o = new SessionOptions { LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL, IntraOpNumThreads = 1 };
-        using var original = new LoadedModel(new InferenceSession(originalPath, o));
-        using var batched = new LoadedModel(new InferenceSession(rewritten, o));
+        using var original = new LoadedModel(originalPath, o);
+        using var batched = new LoadedModel(rewritten, o);
         int n = 2 * fixedBatch;
         var inputs = original.SyntheticInputs(n, 12345);
         var expected = original.AllocateOutputs(n);
         var actual = batched.AllocateOutputs(n);
-        using var ro = new RunOptions();
-        original.Run(ro, inputs, expected, 0, n); // runs as two pieces of the fixed batch
-        try { batched.Run(ro, inputs, actual, 0, n); }
+        original.Run(inputs, expected, 0, n); // runs as two pieces of the fixed batch
+        try { batched.Run(inputs, actual, 0, n); }
         catch (OnnxRuntimeException e) { return $"a batch of {n} fails: {e.Message.Trim()}"; }
         for (int k = 0; k < expected.Count; k++)
             if (!Close(expected[k], actual[k])) return $"output '{expected[k].Name}' differs between a batch of {n} and single runs";

@@ -1,3 +1,4 @@
+using HeteroBatch.Engine.Runtime;
 using Google.Protobuf;
 using Onnx;
 

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using Google.Protobuf;
 using HeteroBatch.Engine.Runtime;
@@ -13,7 +12,6 @@ namespace HeteroBatch.Engine.Models;
 public static class ModelCatalog
 {
     public const string CacheVariable = "HETEROBATCH_CACHE";
-    private static readonly ConcurrentDictionary<(string Path, long Size, DateTime Written), string> Hashes = new();
     private static readonly object BuildGate = new();
 
     /// <summary>The model cache: $HETEROBATCH_CACHE, else $XDG_CACHE_HOME/HeteroBatch/models, else ~/.cache/HeteroBatch/models.</summary>
@@ -85,8 +83,8 @@ public static class ModelCatalog
             var hash = CachedHashIfIntact(file, sidecar);
             if (hash == null)
             {
-                hash = WriteAtomically(file, stream => ModelZoo.Build(zoo.Name).WriteTo(stream));
-                WriteTextAtomically(sidecar, hash);
+                hash = AtomicFile.Write(file, stream => ModelZoo.Build(zoo.Name).WriteTo(stream));
+                AtomicFile.WriteText(sidecar, hash);
             }
             return new ModelSource { Name = zoo.Name, Path = file, Sha256 = hash, IsBuiltIn = true };
         }
@@ -104,60 +102,10 @@ public static class ModelCatalog
         catch (IOException) { return null; }
     }
 
-    /// <summary>SHA-256 of a file, remembered per (path, size, write time) so that repeated commands do not re-read large models.</summary>
+    /// <summary>SHA-256 of a file's bytes. Read every time: a cache keyed by size and time would miss an edit that kept both.</summary>
     public static string HashOf(string path)
     {
-        var info = new FileInfo(path);
-        var key = (info.FullName, info.Length, info.LastWriteTimeUtc);
-        return Hashes.GetOrAdd(key, k =>
-        {
-            using var stream = File.OpenRead(k.Item1);
-            return Convert.ToHexString(SHA256.HashData(stream)).ToLowerInvariant();
-        });
-    }
-
-    /// <summary>Writes through a temporary file in the same folder, then renames it over the target; returns the SHA-256 of what was written.</summary>
-    public static string WriteAtomically(string path, Action<Stream> write)
-    {
-        var dir = Path.GetDirectoryName(Path.GetFullPath(path))!;
-        Directory.CreateDirectory(dir);
-        var temp = Path.Combine(dir, $".{Path.GetFileName(path)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            string hash;
-            using (var file = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20))
-            using (var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256))
-            {
-                using (var hashing = new HashingStream(file, sha)) write(hashing);
-                file.Flush(flushToDisk: true);
-                hash = Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
-            }
-            File.Move(temp, path, overwrite: true);
-            return hash;
-        }
-        finally
-        {
-            if (File.Exists(temp)) File.Delete(temp);
-        }
-    }
-
-    public static void WriteTextAtomically(string path, string text) =>
-        WriteAtomically(path, s => { using var w = new StreamWriter(s, leaveOpen: true); w.Write(text); });
-
-    /// <summary>Passes writes through to a stream while hashing them.</summary>
-    private sealed class HashingStream(Stream inner, IncrementalHash hash) : Stream
-    {
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => inner.Length;
-        public override long Position { get => inner.Position; set => throw new NotSupportedException(); }
-        public override void Flush() => inner.Flush();
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
-        public override void Write(ReadOnlySpan<byte> buffer) { hash.AppendData(buffer); inner.Write(buffer); }
-        protected override void Dispose(bool disposing) { /* the caller owns the inner stream */ }
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        return Convert.ToHexString(SHA256.HashData(stream)).ToLowerInvariant();
     }
 }

@@ -1,3 +1,4 @@
+using HeteroBatch.Engine.Runtime;
 using Onnx;
 
 namespace HeteroBatch.Engine.Models;

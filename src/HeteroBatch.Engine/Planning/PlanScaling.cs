@@ -14,20 +14,8 @@ public static class PlanScaling
             Model = plan.Model, ModelSha256 = plan.ModelSha256, ModelPath = plan.ModelPath, BatchSize = batch, Algorithm = plan.Algorithm,
             BestSingleUnit = plan.BestSingleUnit, Units = plan.Units,
         };
-        int offset = 0;
-        for (int i = 0; i < counts.Length; i++)
-        {
-            if (counts[i] == 0) continue;
-            var s = plan.Shards[i];
-            double perSample = s.PredictedMs / s.Count;
-            scaled.Shards.Add(new PlanShard
-            {
-                UnitId = s.UnitId, Unit = s.Unit, Offset = offset, Count = counts[i],
-                SubBatchSize = Math.Min(s.SubBatchSize, counts[i]), PredictedMs = perSample * counts[i],
-            });
-            offset += counts[i];
-        }
-        scaled.PredictedMs = scaled.Shards.Max(s => s.PredictedMs);
+        PlanLayout.Lay(scaled, plan.Shards.Select((s, i) =>
+            new ShareSpec(s.Unit, counts[i], Math.Min(s.SubBatchSize, counts[i]), s.PredictedMs / s.Count * counts[i])).ToList());
         scaled.BestSingleMs = plan.BestSingleMs * batch / plan.BatchSize;
         scaled.PredictedSpeedup = scaled.PredictedMs > 0 ? scaled.BestSingleMs / scaled.PredictedMs : 1;
         return scaled;

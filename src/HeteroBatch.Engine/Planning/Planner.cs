@@ -16,13 +16,13 @@ public static class Planner
         if (batchSize < 1)
             throw new HeteroBatchException("BatchSizeInvalid", FailureKind.InvalidArgument, $"The batch size must be at least 1 (got {batchSize}).", batchSize);
         if (profiles.Count == 0)
-            throw new HeteroBatchException("ProfileNotFound", FailureKind.ObjectNotFound, "No profiles to plan from; run Invoke-Profile first.");
+            throw new HeteroBatchException("ProfileNotFound", FailureKind.ObjectNotFound, "No profiles to plan from.");
         var distinctModels = profiles.Select(p => p.ModelSha256).Distinct().Count();
         if (distinctModels > 1)
             throw new HeteroBatchException("ProfileModelMismatch", FailureKind.InvalidArgument,
                 $"The profiles are of different models ({string.Join(", ", profiles.Select(p => p.Model).Distinct())}); plan one model at a time.");
         // one profile per unit: the latest measured
-        var units = profiles.GroupBy(p => p.Unit.Id).Select(g => g.OrderBy(p => p.MeasuredAt).Last()).ToList();
+        var units = ProfileSelection.LatestPerUnit(profiles);
         var models = units.Select(p => new UnitCostModel(p)).ToList();
         var tables = models.Select(m => m.Table(batchSize)).ToList();
         var costs = tables.Select(t => t.Cost).ToList();
@@ -51,19 +51,8 @@ public static class Planner
             BestSingleUnit = models[single].Unit.Id, BestSingleMs = singleMs, FellBackToSingle = fellBack,
             Units = models.Select(m => m.Unit.Id).ToArray(),
         };
-        int offset = 0;
-        for (int i = 0; i < models.Count; i++)
-        {
-            if (shares[i] == 0) continue;
-            plan.Shards.Add(new PlanShard
-            {
-                UnitId = models[i].Unit.Id, Unit = models[i].Unit, Offset = offset, Count = shares[i],
-                SubBatchSize = tables[i].SubBatch[shares[i]], PredictedMs = costs[i][shares[i]],
-            });
-            offset += shares[i];
-        }
+        PlanLayout.Lay(plan, models.Select((m, i) => new ShareSpec(m.Unit, shares[i], tables[i].SubBatch[shares[i]], costs[i][shares[i]])).ToList());
         plan.UnusedUnits = models.Where((m, i) => shares[i] == 0).Select(m => m.Unit.Id).ToArray();
-        plan.PredictedMs = plan.Shards.Max(s => s.PredictedMs);
         plan.PredictedSpeedup = plan.PredictedMs > 0 ? Math.Round(singleMs / plan.PredictedMs, 4) : 1;
         plan.PlanningMs = clock.Elapsed.TotalMilliseconds;
         return plan;
@@ -72,7 +61,7 @@ public static class Planner
     /// <summary>One plan per non-empty subset of the units: what each unit adds.</summary>
     public static IReadOnlyList<BatchPlan> PlanSubsets(IReadOnlyList<UnitProfile> profiles, int batchSize, PlanAlgorithm algorithm = PlanAlgorithm.Optimal)
     {
-        var units = profiles.GroupBy(p => p.Unit.Id).Select(g => g.OrderBy(p => p.MeasuredAt).Last()).ToList();
+        var units = ProfileSelection.LatestPerUnit(profiles);
         if (units.Count > 12)
             throw new HeteroBatchException("TooManyUnits", FailureKind.InvalidArgument, $"{units.Count} units give {(1L << units.Count) - 1} subsets; restrict them with -Unit (at most 12).");
         var plans = new List<BatchPlan>();

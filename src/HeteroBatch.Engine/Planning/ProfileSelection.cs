@@ -1,5 +1,7 @@
 using HeteroBatch.Engine.Profiling;
+using HeteroBatch.Engine.Runtime;
 using HeteroBatch.Engine.Units;
+using HeteroBatch.Engine.Units.Backends;
 
 namespace HeteroBatch.Engine.Planning;
 
@@ -11,12 +13,11 @@ public static class ProfileSelection
     /// (ProfileNotFound for any without a profile); without, the most recently measured set of
     /// units that do not share processors.
     /// </summary>
-    public static IReadOnlyList<UnitProfile> Select(IReadOnlyList<UnitProfile> stored, string model, string modelSha, IReadOnlyCollection<string>? unitIds)
+    /// <param name="presence">Which units are present here now (the context's).</param>
+    public static IReadOnlyList<UnitProfile> Select(IReadOnlyList<UnitProfile> stored, string model, string modelSha, IReadOnlyCollection<string>? unitIds, UnitPresence presence)
     {
         var forModel = stored.Where(p => p.ModelSha256 == modelSha).ToList();
-        var present = forModel.Where(p => UnitPresence.WhyAbsent(p.Unit) == null)
-            .GroupBy(p => p.Unit.Id).Select(g => g.OrderBy(p => p.MeasuredAt).Last()).ToList();
-        string hint = $"Run: Get-ComputeUnit | Invoke-Profile -Model {model}";
+        var present = LatestPerUnit(forModel.Where(p => presence.WhyAbsent(p.Unit) == null));
         if (unitIds is { Count: > 0 })
         {
             var chosen = new List<UnitProfile>();
@@ -25,7 +26,7 @@ public static class ProfileSelection
                 var match = present.Where(p => Wildcard.IsMatch(p.Unit.Id, id)).ToList();
                 if (match.Count == 0)
                     throw new HeteroBatchException("ProfileNotFound", FailureKind.ObjectNotFound,
-                        $"No stored profile of '{model}' for unit '{id}' on this machine. {hint}", id);
+                        $"No stored profile of '{model}' for unit '{id}' on this machine.", model);
                 chosen.AddRange(match.Where(m => !chosen.Contains(m)));
             }
             CheckNoOverlap(chosen);
@@ -33,12 +34,16 @@ public static class ProfileSelection
         }
         if (present.Count == 0)
             throw new HeteroBatchException("ProfileNotFound", FailureKind.ObjectNotFound,
-                $"No stored profile of '{model}' for any unit of this machine. {hint}", model);
+                $"No stored profile of '{model}' for any unit of this machine.", model);
         var set = new List<UnitProfile>();
         foreach (var p in present.OrderByDescending(p => p.MeasuredAt))
-            if (!set.Any(s => UnitPresence.Overlap(s.Unit, p.Unit))) set.Add(p);
+            if (!set.Any(s => UnitBackends.Overlap(s.Unit, p.Unit))) set.Add(p);
         return set.OrderBy(p => p.Unit.Id, StringComparer.Ordinal).ToList();
     }
+
+    /// <summary>The latest measured profile of each unit (by id), in the order units first appear.</summary>
+    public static List<UnitProfile> LatestPerUnit(IEnumerable<UnitProfile> profiles) =>
+        profiles.GroupBy(p => p.Unit.Id).Select(g => g.OrderBy(p => p.MeasuredAt).Last()).ToList();
 
     public static void CheckNoOverlap(IReadOnlyList<UnitProfile> profiles) => CheckNoOverlap(profiles.Select(p => p.Unit).ToList());
 
@@ -47,8 +52,8 @@ public static class ProfileSelection
     {
         for (int i = 0; i < units.Count; i++)
             for (int j = i + 1; j < units.Count; j++)
-                if (UnitPresence.Overlap(units[i], units[j]))
+                if (UnitBackends.Overlap(units[i], units[j]))
                     throw new HeteroBatchException("UnitsOverlap", FailureKind.InvalidArgument,
-                        $"Units '{units[i].Id}' and '{units[j].Id}' share processors; use units of one grouping (see Get-ComputeUnit -CpuGroup).");
+                        $"Units '{units[i].Id}' and '{units[j].Id}' share processors; use units of one grouping.");
     }
 }

@@ -27,8 +27,9 @@ public sealed class UnitCostModel
             .Select(g => (g.Key, g.Last().MedianMs)).OrderBy(p => p.Key).ToArray();
         if (_points.Length == 0)
             throw new HeteroBatchException("ProfileEmpty", FailureKind.InvalidData,
-                $"The profile of '{profile.Model}' on unit '{profile.Unit.Id}' has no usable measurements; run Invoke-Profile again.", profile.Unit.Id);
+                $"The profile of '{profile.Model}' on unit '{profile.Unit.Id}' has no usable measurements.", profile.Unit.Id);
         MaxBatch = _points[^1].B;
+        UniformShapes = Units.Backends.UnitBackends.For(Unit).KeepsOneShape;
     }
 
     /// <summary>Time of one run of b samples (1 ≤ b ≤ MaxBatch), interpolated between profiled sizes.</summary>
@@ -47,10 +48,10 @@ public sealed class UnitCostModel
     }
 
     /// <summary>
-    /// Accelerators run every sub-batch at one shape (the tail padded), since a change of shape
-    /// costs them far more than a few padded samples; CPUs run the tail as it is.
+    /// Units whose backend keeps one input shape run every sub-batch at that shape (the tail
+    /// padded), so a tail costs a whole run; others run the tail as it is.
     /// </summary>
-    public bool UniformShapes => Unit.Provider != Units.ExecutionProvider.CPU;
+    public bool UniformShapes { get; }
 
     /// <summary>Samples per second at the profiled size that gives the most.</summary>
     public double BestThroughput => _points.Max(p => p.B * 1000.0 / p.Ms);

@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using HeteroBatch.Engine.Models;
+using HeteroBatch.Engine.Runtime;
 
 namespace HeteroBatch.Engine.Profiling;
 
@@ -112,7 +112,7 @@ public sealed class ProfileStore
     }
 
     private void Write(string path, UnitProfile profile) =>
-        ModelCatalog.WriteAtomically(path, s => JsonSerializer.Serialize(s, profile, Json));
+        AtomicFile.Write(path, s => JsonSerializer.Serialize(s, profile, Json));
 
     /// <summary>Reads one file; null (and a ProfileCorrupt warning, the file moved aside) when it is not a valid profile.</summary>
     private UnitProfile? TryRead(string path)
@@ -158,15 +158,5 @@ public sealed class ProfileStore
                 Thread.Sleep(20);
             }
         }
-    }
-}
-
-/// <summary>PowerShell-style wildcards (* and ?) without PowerShell.</summary>
-public static class Wildcard
-{
-    public static bool IsMatch(string text, string pattern)
-    {
-        var regex = "^" + System.Text.RegularExpressions.Regex.Escape(pattern).Replace("\\*", ".*").Replace("\\?", ".") + "$";
-        return System.Text.RegularExpressions.Regex.IsMatch(text, regex, System.Text.RegularExpressions.RegexOptions.IgnoreCase);
     }
 }

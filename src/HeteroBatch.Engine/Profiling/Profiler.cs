@@ -1,7 +1,10 @@
 using System.Diagnostics;
-using HeteroBatch.Engine.Execution;
+using HeteroBatch.Engine.Data;
 using HeteroBatch.Engine.Models;
+using HeteroBatch.Engine.Runtime;
+using HeteroBatch.Engine.Sessions;
 using HeteroBatch.Engine.Units;
+using HeteroBatch.Engine.Units.Backends;
 using Microsoft.ML.OnnxRuntime;
 
 namespace HeteroBatch.Engine.Profiling;
@@ -21,26 +24,27 @@ public sealed record ProfileSettings
     /// <summary>Stop sampling once the median's 95% confidence half-width is within this percentage.</summary>
     public double TargetCiPercent { get; init; } = 3;
     public ulong Seed { get; init; } = 1;
-    /// <summary>GPUs: also time each size with device-resident inputs and outputs, to split transfer from compute.</summary>
-    public bool SplitTransfers { get; init; } = Environment.GetEnvironmentVariable("HETEROBATCH_NO_TRANSFER_SPLIT") != "1";
-
-    public static int DefaultMaxBatch(UnitKind kind) => kind == UnitKind.Cpu ? 32 : 512;
+    /// <summary>The largest batch of a unit's default schedule, as its backend says.</summary>
+    public static int DefaultMaxBatch(ComputeUnit unit) => UnitBackends.For(unit).DefaultMaxBatch;
 
     public int[] ScheduleFor(ComputeUnit unit) =>
         BatchSizes is { Length: > 0 } ? BatchSizes.Distinct().OrderBy(b => b).ToArray()
-        : ProfileSchedule.Default(MaxBatchSize > 0 ? MaxBatchSize : DefaultMaxBatch(unit.Kind));
+        : ProfileSchedule.Default(MaxBatchSize > 0 ? MaxBatchSize : DefaultMaxBatch(unit));
 }
 
 /// <summary>One step of a profiling run, for progress bars and -Verbose.</summary>
 public sealed record ProfileProgress(string UnitId, int BatchSize, int Index, int Total, ProfileEntry? Entry, string? Failure);
 
-/// <summary>Measures a model on a unit at each batch size of a schedule, on the unit's own worker thread.</summary>
+/// <summary>
+/// Measures a model on a unit at each batch size of a schedule. Measuring runs on the unit's own
+/// worker thread; progress is reported from there (the caller queues it for its own thread).
+/// </summary>
 public static class Profiler
 {
-    public static Task<UnitProfile> RunAsync(ComputeUnit unit, ModelSource model, ProfileSettings settings,
-        Action<ProfileProgress>? progress = null, CancellationToken cancel = default, ProviderSettings? provider = null)
+    public static Task<UnitProfile> RunAsync(EngineContext context, ComputeUnit unit, ModelSource model, ProfileSettings settings,
+        Action<ProfileProgress>? progress = null, CancellationToken cancel = default)
     {
-        var worker = WorkerPool.For(unit, provider);
+        var worker = context.Workers.For(unit);
         return worker.Invoke(() => Measure(worker, model, settings, progress, cancel));
     }
 
@@ -49,15 +53,15 @@ public static class Profiler
     /// and the cores that feed GPUs are shared, and a unit measured alone is predicted too fast.
     /// A unit that finishes its schedule keeps running its largest batch as load until all are done.
     /// </summary>
-    public static async Task<IReadOnlyList<UnitProfile>> RunConcurrentAsync(IReadOnlyList<ComputeUnit> units, ModelSource model,
-        Func<ComputeUnit, ProfileSettings> settingsFor, Action<ProfileProgress>? progress = null, CancellationToken cancel = default, ProviderSettings? provider = null)
+    public static async Task<IReadOnlyList<UnitProfile>> RunConcurrentAsync(EngineContext context, IReadOnlyList<ComputeUnit> units, ModelSource model,
+        Func<ComputeUnit, ProfileSettings> settingsFor, Action<ProfileProgress>? progress = null, CancellationToken cancel = default)
     {
         using var allDone = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         var loads = new List<Task>();
         var tasks = units.Select(unit =>
         {
             var settings = settingsFor(unit);
-            var worker = WorkerPool.For(unit, provider);
+            var worker = context.Workers.For(unit);
             return worker.Invoke(() => Measure(worker, model, settings, progress, cancel)).ContinueWith(t =>
             {
                 if (t.IsCompletedSuccessfully && t.Result.Entries.Count > 0)
@@ -87,13 +91,11 @@ public static class Profiler
         var loaded = worker.Load(model);
         var inputs = loaded.SyntheticInputs(batch, 1);
         var outputs = loaded.AllocateOutputs(batch);
-        using var runOptions = new RunOptions();
-        using var reg = stop.Register(() => runOptions.Terminate = true);
         try
         {
-            while (!stop.IsCancellationRequested) loaded.Run(runOptions, inputs, outputs, 0, batch);
+            while (!stop.IsCancellationRequested) loaded.Run(inputs, outputs, 0, batch, cancel: stop);
         }
-        catch (OnnxRuntimeException) when (stop.IsCancellationRequested) { /* terminated mid-run */ }
+        catch (Exception e) when (e is OnnxRuntimeException or OperationCanceledException && stop.IsCancellationRequested) { /* terminated mid-run */ }
         return true;
     }
 
@@ -111,8 +113,7 @@ public static class Profiler
         int largest = schedule[^1];
         var inputs = loaded.SyntheticInputs(largest, settings.Seed);
         var outputs = loaded.AllocateOutputs(largest);
-        using var runOptions = new RunOptions();
-        using var stop = cancel.Register(() => runOptions.Terminate = true);
+        var backend = UnitBackends.For(unit);
 
         for (int i = 0; i < schedule.Length; i++)
         {
@@ -120,9 +121,8 @@ public static class Profiler
             cancel.ThrowIfCancellationRequested();
             try
             {
-                var entry = MeasureOne(loaded, runOptions, inputs, outputs, b, settings, cancel);
-                if (unit.Provider is ExecutionProvider.CUDA or ExecutionProvider.TensorRT && settings.SplitTransfers
-                    && loaded.DeviceResidentMedianMs(runOptions, unit.DeviceId, b, Math.Max(3, entry.Samples)) is double compute)
+                var entry = MeasureOne(loaded, inputs, outputs, b, settings, cancel);
+                if (worker.Settings.SplitTransfers && backend.ComputeOnlyMedianMs(loaded, unit, b, Math.Max(3, entry.Samples), cancel) is double compute)
                 {
                     entry.ComputeMs = compute;
                     entry.TransferMs = Math.Max(0, entry.MedianMs - compute);
@@ -143,13 +143,13 @@ public static class Profiler
         return profile;
     }
 
-    private static ProfileEntry MeasureOne(LoadedModel loaded, RunOptions runOptions, IReadOnlyList<Data.TensorBatch> inputs,
-        IReadOnlyList<Data.TensorBatch> outputs, int b, ProfileSettings settings, CancellationToken cancel)
+    private static ProfileEntry MeasureOne(IModelSession loaded, IReadOnlyList<TensorBatch> inputs,
+        IReadOnlyList<TensorBatch> outputs, int b, ProfileSettings settings, CancellationToken cancel)
     {
         for (int w = 0; w < settings.WarmupRuns; w++)
         {
             cancel.ThrowIfCancellationRequested();
-            loaded.Run(runOptions, inputs, outputs, 0, b);
+            loaded.Run(inputs, outputs, 0, b, cancel: cancel);
         }
         var times = new List<double>();
         var budget = Stopwatch.StartNew();
@@ -157,7 +157,7 @@ public static class Profiler
         {
             cancel.ThrowIfCancellationRequested();
             long t0 = Stopwatch.GetTimestamp();
-            loaded.Run(runOptions, inputs, outputs, 0, b);
+            loaded.Run(inputs, outputs, 0, b, cancel: cancel);
             times.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
             if (times.Count < settings.MinSamples) continue;
             if (times.Count >= settings.MaxSamples || budget.Elapsed >= settings.PointBudget) break;
@@ -174,32 +174,5 @@ public static class Profiler
             Samples = sorted.Length,
             Ci95Percent = Math.Round(Statistics.MedianCiPercent(times), 2),
         };
-    }
-}
-
-public static class Statistics
-{
-    /// <summary>Linear-interpolated quantile of sorted values.</summary>
-    public static double Quantile(IReadOnlyList<double> sorted, double q)
-    {
-        if (sorted.Count == 0) return double.NaN;
-        double pos = q * (sorted.Count - 1);
-        int lo = (int)Math.Floor(pos), hi = (int)Math.Ceiling(pos);
-        return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
-    }
-
-    /// <summary>
-    /// Half-width of a distribution-free 95% confidence interval of the median (order statistics
-    /// n/2 ± 0.98·√n), as a percentage of the median.
-    /// </summary>
-    public static double MedianCiPercent(IReadOnlyList<double> values)
-    {
-        var s = values.OrderBy(v => v).ToArray();
-        int n = s.Length;
-        if (n < 2) return double.PositiveInfinity;
-        int lo = Math.Max(0, (int)Math.Floor(n / 2.0 - 0.98 * Math.Sqrt(n)));
-        int hi = Math.Min(n - 1, (int)Math.Ceiling(n / 2.0 + 0.98 * Math.Sqrt(n)));
-        double median = Quantile(s, 0.5);
-        return median <= 0 ? double.PositiveInfinity : (s[hi] - s[lo]) / 2 / median * 100;
     }
 }

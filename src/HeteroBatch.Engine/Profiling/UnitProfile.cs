@@ -49,5 +49,23 @@ public sealed class UnitProfile
     /// <summary>Entries ordered by batch size.</summary>
     public IEnumerable<ProfileEntry> Table => Entries.OrderBy(e => e.BatchSize);
 
+    /// <summary>A deep copy: the engine hands out changed copies and never edits a profile a caller holds.</summary>
+    public UnitProfile Copy() =>
+        System.Text.Json.JsonSerializer.Deserialize<UnitProfile>(System.Text.Json.JsonSerializer.SerializeToUtf8Bytes(this, ProfileStore.Json), ProfileStore.Json)!;
+
+    /// <summary>
+    /// A copy with one batch size's time set by hand (an entry with no samples behind it); a
+    /// failure at or below that size is cleared, since the size is now said to run.
+    /// </summary>
+    public UnitProfile WithEntry(int batchSize, double medianMs)
+    {
+        var p = Copy();
+        var entry = new ProfileEntry { BatchSize = batchSize, MedianMs = medianMs, P10Ms = medianMs, P90Ms = medianMs, MinMs = medianMs, Samples = 0 };
+        p.Entries = p.Entries.Where(e => e.BatchSize != batchSize).Append(entry).OrderBy(e => e.BatchSize).ToList();
+        if (p.FailedBatchSize is int f && batchSize >= f) { p.FailedBatchSize = null; p.FailureReason = null; }
+        p.MaxBatchSize = p.Entries.Max(e => e.BatchSize);
+        return p;
+    }
+
     public override string ToString() => $"{Model} on {Unit.Id}";
 }

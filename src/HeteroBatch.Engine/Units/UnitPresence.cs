@@ -1,29 +1,26 @@
 using HeteroBatch.Engine.Runtime;
+using HeteroBatch.Engine.Units.Backends;
 
 namespace HeteroBatch.Engine.Units;
 
-/// <summary>Whether a unit (from a stored profile or a plan) exists on this machine now, as it was.</summary>
-public static class UnitPresence
+/// <summary>
+/// Whether a unit (from a stored profile or a plan) exists on this machine now, as it was.
+/// Accelerators are discovered once per presence (one per engine context) and compared by
+/// device through their backend, so math modes such as TF32 do not make a unit absent.
+/// </summary>
+public sealed class UnitPresence
 {
-    private static readonly Lazy<IReadOnlyList<ComputeUnit>> Accelerators = new(() =>
-        UnitDiscovery.CudaUnits(OrtRuntime.Version).Concat(UnitDiscovery.OpenVinoUnits(OrtRuntime.Version)).Where(u => u.Available).ToList());
+    private readonly Lazy<IReadOnlyList<ComputeUnit>> _accelerators;
+
+    /// <param name="accelerators">The accelerator devices found here; default: discovered on first use.</param>
+    public UnitPresence(Func<IReadOnlyList<ComputeUnit>>? accelerators = null) =>
+        _accelerators = new Lazy<IReadOnlyList<ComputeUnit>>(accelerators ?? UnitDiscovery.Accelerators, LazyThreadSafetyMode.ExecutionAndPublication);
 
     /// <summary>Null if present; otherwise why not.</summary>
-    public static string? WhyAbsent(ComputeUnit unit)
+    public string? WhyAbsent(ComputeUnit unit)
     {
         if (unit.RuntimeVersion != OrtRuntime.Version)
             return $"it was found with ONNX Runtime {unit.RuntimeVersion}; this is {OrtRuntime.Version}";
-        if (unit.Provider == ExecutionProvider.CPU)
-        {
-            if (unit.Name != CpuTopology.ModelName()) return $"this machine's CPU is not '{unit.Name}'";
-            var allowed = new HashSet<int>(CpuTopology.AllowedProcessors());
-            var missing = unit.Processors.Where(p => !allowed.Contains(p)).ToArray();
-            return missing.Length == 0 ? null : $"processors {string.Join(",", missing)} are not available to this process";
-        }
-        return Accelerators.Value.Any(a => a.Fingerprint == unit.Fingerprint) ? null : $"no {unit.Provider} device '{unit.Name}' ({unit.Id}) runs here";
+        return UnitBackends.For(unit).WhyAbsent(unit, _accelerators.Value);
     }
-
-    /// <summary>True if two CPU units share a processor (they would slow each other down).</summary>
-    public static bool Overlap(ComputeUnit a, ComputeUnit b) =>
-        a.Provider == ExecutionProvider.CPU && b.Provider == ExecutionProvider.CPU && a.Processors.Intersect(b.Processors).Any();
 }

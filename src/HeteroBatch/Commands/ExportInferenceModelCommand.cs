@@ -1,6 +1,7 @@
 using System.Management.Automation;
 using HeteroBatch.Engine;
 using HeteroBatch.Engine.Models;
+using HeteroBatch.Engine.Runtime;
 
 namespace HeteroBatch.Commands;
 
@@ -47,7 +48,7 @@ public sealed class ExportInferenceModelCommand : HeteroBatchCmdlet
         try
         {
             long? fixedBatch = FixedBatchSize > 0 ? FixedBatchSize : null;
-            ModelCatalog.WriteAtomically(target, s => Google.Protobuf.MessageExtensions.WriteTo(ModelZoo.Build(zoo.Name, fixedBatch), s));
+            AtomicFile.Write(target, s => Google.Protobuf.MessageExtensions.WriteTo(ModelZoo.Build(zoo.Name, fixedBatch), s));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {

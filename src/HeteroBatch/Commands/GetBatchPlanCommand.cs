@@ -3,6 +3,7 @@ using HeteroBatch.Engine;
 using HeteroBatch.Engine.Models;
 using HeteroBatch.Engine.Planning;
 using HeteroBatch.Engine.Profiling;
+using HeteroBatch.Engine.Runtime;
 
 namespace HeteroBatch.Commands;
 
@@ -50,6 +51,8 @@ public sealed class GetBatchPlanCommand : HeteroBatchCmdlet
     [ValidateNotNullOrEmpty]
     public string? ProfilePath { get; set; }
 
+    internal override string? ProfilePathGiven => ProfilePath;
+
     private readonly List<UnitProfile> _piped = new();
 
     protected override void ProcessRecord()
@@ -70,7 +73,7 @@ public sealed class GetBatchPlanCommand : HeteroBatchCmdlet
             profiles = Engine(() => StoredProfiles.For(this, Model, Unit, ProfilePath));
         }
         if (profiles.Count == 0)
-            Fail(new HeteroBatchException("ProfileNotFound", FailureKind.ObjectNotFound, "No profiles to plan from; run Invoke-Profile first.", null));
+            Fail(new HeteroBatchException("ProfileNotFound", FailureKind.ObjectNotFound, "No profiles to plan from.", null));
         var plans = Engine(() => EachSubset ? Planner.PlanSubsets(profiles, BatchSize, Algorithm) : new[] { Planner.Plan(profiles, BatchSize, Algorithm) });
         foreach (var plan in plans) WriteObject(plan);
     }
@@ -83,6 +86,6 @@ internal static class StoredProfiles
     {
         var source = ModelCatalog.Resolve(model, basePath: cmdlet.SessionState.Path.CurrentFileSystemLocation.Path);
         var store = HeteroBatchCmdlet.OpenStore(cmdlet, profilePath);
-        return ProfileSelection.Select(store.Load(), source.Name, source.Sha256, units);
+        return ProfileSelection.Select(store.Load(), source.Name, source.Sha256, units, ModuleContext.Current.Presence);
     }
 }

@@ -1,6 +1,8 @@
 using System.Management.Automation;
 using HeteroBatch.Engine;
+using HeteroBatch.Engine.Runtime;
 using HeteroBatch.Engine.Units;
+using HeteroBatch.Engine.Units.Backends;
 
 namespace HeteroBatch.Commands;
 
@@ -37,9 +39,12 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
         if (!CpuGrouping.TryParse(CpuGroup, out var grouping))
             Fail(new HeteroBatchException("CpuGroupInvalid", FailureKind.InvalidArgument,
                 $"-CpuGroup '{CpuGroup}' is not All, Core, Numa, CoreType or a positive number of groups.", CpuGroup));
-        var units = Engine(() => UnitDiscovery.Discover(grouping, ListAvailable, WriteVerbose, TensorRT, AllowTf32));
+        var request = new DiscoveryRequest { Grouping = grouping, IncludeUnavailable = ListAvailable, TensorRt = TensorRT, AllowTf32 = AllowTf32 };
+        var lines = new List<string>();
+        var units = Engine(() => UnitDiscovery.Discover(request with { Log = lines.Add }));
+        foreach (var line in lines) WriteVerbose(line);
         foreach (var unit in units)
-            if (Id == null || Id.Any(pattern => WildcardPattern.Get(pattern, WildcardOptions.IgnoreCase).IsMatch(unit.Id)))
+            if (Id == null || Id.Any(pattern => Wildcard.IsMatch(unit.Id, pattern)))
                 WriteObject(unit);
     }
 }

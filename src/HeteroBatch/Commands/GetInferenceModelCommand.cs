@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using HeteroBatch.Engine.Models;
+using HeteroBatch.Engine.Runtime;
 
 namespace HeteroBatch.Commands;
 
@@ -18,7 +19,7 @@ public sealed class GetInferenceModelCommand : HeteroBatchCmdlet
     protected override void EndProcessing()
     {
         foreach (var m in ModelZoo.Models)
-            if (Name == null || Name.Any(n => WildcardPattern.Get(n, WildcardOptions.IgnoreCase).IsMatch(m.Name)))
+            if (Name == null || Name.Any(n => Wildcard.IsMatch(m.Name, n)))
                 WriteObject(m);
     }
 }

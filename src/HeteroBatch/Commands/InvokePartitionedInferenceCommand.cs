@@ -4,6 +4,7 @@ using HeteroBatch.Engine.Data;
 using HeteroBatch.Engine.Execution;
 using HeteroBatch.Engine.Models;
 using HeteroBatch.Engine.Planning;
+using HeteroBatch.Engine.Runtime;
 using HeteroBatch.Engine.Units;
 
 namespace HeteroBatch.Commands;
@@ -77,6 +78,8 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
     [ValidateRange(1, 1000)]
     public int Top { get; set; } = 5;
 
+    internal override string? ProfilePathGiven => ProfilePath;
+
     private readonly List<string> _inputPaths = new();
     private BatchPlan? _planForFiles;
 
@@ -104,7 +107,7 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
     {
         foreach (var shard in plan.Shards)
         {
-            if (UnitPresence.WhyAbsent(shard.Unit) is { } why)
+            if (Context.Presence.WhyAbsent(shard.Unit) is { } why)
             {
                 WriteFailure(new HeteroBatchException("UnitUnavailable", FailureKind.ResourceUnavailable,
                     $"The plan gives samples to unit '{shard.UnitId}', which cannot run here: {why}", shard.UnitId));
@@ -115,15 +118,15 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
         try { model = ResolvePlanModel(plan); }
         catch (HeteroBatchException e) { WriteFailure(e); return; }
 
-        var settings = new RunSettings { Balance = Balance, Seed = Seed, Repeat = Repeat, TopK = Top, InjectFailure = RunSettings.FailureFromEnvironment() };
+        var settings = new RunSettings { Balance = Balance, Seed = Seed, Repeat = Repeat, TopK = Top, InjectFailure = EngineOptions.FromEnvironment().InjectFailure };
         InputSet? inputs = null;
         if (inputFiles != null)
         {
             try
             {
                 var files = InputSet.ExpandPaths(inputFiles);
-                var signature = PartitionedRunner.Signature(plan, model, settings.Provider);
-                inputs = InputSet.FromFiles(files, signature);
+                var signature = PartitionedRunner.Signature(Context, plan, model);
+                inputs = InputSet.FromFiles(files, signature.Inputs);
                 WriteVerbose($"{inputs.Count} samples from {files.Count} files");
             }
             catch (HeteroBatchException e) { Fail(e); return; }
@@ -131,10 +134,10 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
         InferenceResult result;
         try
         {
-            result = Await(Task.Run(() => PartitionedRunner.Run(plan, model, inputs, settings, StopToken)));
+            result = Await(Task.Run(() => PartitionedRunner.Run(Context, plan, model, inputs, settings, StopToken)));
             if (OutputPath != null) WriteOutputs(result, GetUnresolvedProviderPathFromPSPath(OutputPath));
         }
-        catch (HeteroBatchException e) when (e.ErrorId is "AllUnitsFailed" or "SamplesUnfinished" or "OutputWriteFailed")
+        catch (HeteroBatchException e) when (e.StopsCommand)
         {
             Fail(e);
             return;
@@ -160,11 +163,11 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
                 var safe = new string(output.Name.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray());
                 Npy.Write(Path.Combine(folder, safe + ".npy"), output);
             }
-            ModelCatalog.WriteTextAtomically(Path.Combine(folder, "inputs.txt"), string.Join("\n", result.InputNames) + "\n");
+            AtomicFile.WriteText(Path.Combine(folder, "inputs.txt"), string.Join("\n", result.InputNames) + "\n");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new HeteroBatchException("OutputWriteFailed", FailureKind.WriteError, $"Could not write the outputs to {folder}: {e.Message}", folder, e);
+            throw new HeteroBatchException("OutputWriteFailed", FailureKind.WriteError, $"Could not write the outputs to {folder}: {e.Message}", folder, e) { StopsCommand = true };
         }
     }
 

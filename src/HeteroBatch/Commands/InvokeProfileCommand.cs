@@ -5,6 +5,7 @@ using HeteroBatch.Engine.Planning;
 using HeteroBatch.Engine.Profiling;
 using HeteroBatch.Engine.Runtime;
 using HeteroBatch.Engine.Units;
+using HeteroBatch.Engine.Units.Backends;
 
 namespace HeteroBatch.Commands;
 
@@ -54,6 +55,8 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
     [Parameter]
     public SwitchParameter NoStore { get; set; }
 
+    internal override string? ProfilePathGiven => ProfilePath;
+
     private readonly List<ComputeUnit> _units = new();
 
     private ModelSource? _model;
@@ -83,7 +86,7 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
     {
         if (!_sawInput)
         {
-            var units = Engine(() => UnitDiscovery.Discover(CpuGrouping.All));
+            var units = Engine(() => UnitDiscovery.Discover(new DiscoveryRequest()));
             if (Concurrent) _units.AddRange(units);
             else foreach (var unit in units) ProfileOne(unit);
         }
@@ -95,7 +98,7 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
 
     /// <summary>Why a unit cannot be measured here, or null.</summary>
     private static string? WhyUnusable(ComputeUnit unit) =>
-        unit.Available ? UnitPresence.WhyAbsent(unit) : unit.Reason ?? "it is not available";
+        unit.Available ? Context.Presence.WhyAbsent(unit) : unit.Reason ?? "it is not available";
 
     private void ProfileTogether()
     {
@@ -113,7 +116,7 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
         IReadOnlyList<UnitProfile> profiles;
         try
         {
-            profiles = Await(Profiler.RunConcurrentAsync(units, _model, SettingsFor, p => Post(() =>
+            profiles = Await(Profiler.RunConcurrentAsync(Context, units, _model, SettingsFor, p => Post(() =>
             {
                 done++;
                 Report(p);
@@ -158,7 +161,7 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
         var schedule = settings.ScheduleFor(unit);
         var activity = $"Profiling {_model!.Name} on {unit.Id}";
         WriteProgress(new ProgressRecord(ActivityId, activity, $"batch sizes {string.Join(",", schedule)}") { PercentComplete = 0 });
-        var task = Profiler.RunAsync(unit, _model, settings, p => Post(() =>
+        var task = Profiler.RunAsync(Context, unit, _model, settings, p => Post(() =>
         {
             Report(p);
             WriteProgress(new ProgressRecord(ActivityId, activity, $"batch {p.BatchSize} ({p.Index}/{p.Total})") { PercentComplete = 100 * p.Index / p.Total });

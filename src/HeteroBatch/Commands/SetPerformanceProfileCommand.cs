@@ -39,13 +39,9 @@ public sealed class SetPerformanceProfileCommand : HeteroBatchCmdlet
         foreach (var p in Profile)
         {
             if (!ShouldProcess($"{p.Model} on {p.Unit.Id}", $"Set batch {BatchSize} to {MedianMs} ms")) continue;
-            // an edited entry says so: no samples behind it
-            var entry = new ProfileEntry { BatchSize = BatchSize, MedianMs = MedianMs, P10Ms = MedianMs, P90Ms = MedianMs, MinMs = MedianMs, Samples = 0 };
-            p.Entries = p.Entries.Where(e => e.BatchSize != BatchSize).Append(entry).OrderBy(e => e.BatchSize).ToList();
-            if (p.FailedBatchSize is int f && BatchSize >= f) { p.FailedBatchSize = null; p.FailureReason = null; }
-            p.MaxBatchSize = p.Entries.Max(e => e.BatchSize);
-            _store!.Replace(p);
-            WriteObject(p);
+            var edited = p.WithEntry(BatchSize, MedianMs); // the piped object stays as it was
+            _store!.Replace(edited);
+            WriteObject(edited);
         }
     }
 }

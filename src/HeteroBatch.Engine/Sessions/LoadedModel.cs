@@ -1,31 +1,100 @@
 using HeteroBatch.Engine.Data;
 using Microsoft.ML.OnnxRuntime;
 
-namespace HeteroBatch.Engine.Execution;
+namespace HeteroBatch.Engine.Sessions;
 
-/// <summary>A session of one model on one unit, with its signature. Used only on its unit's worker thread.</summary>
-public sealed class LoadedModel : IDisposable
+/// <summary>
+/// A model opened on one unit: what the profiler and the runner call, whatever runs it (a local
+/// ONNX Runtime session today; a client of a remote server would be another implementation).
+/// Used only on its unit's worker thread.
+/// </summary>
+public interface IModelSession : IDisposable
+{
+    ModelSignature Signature { get; }
+    /// <summary>Batch sizes already run once (first runs at a shape allocate, so they are not timed).</summary>
+    HashSet<int> WarmedSizes { get; }
+
+    /// <summary>
+    /// Runs samples [offset, offset + count) of the inputs and writes the results into the same
+    /// rows of the outputs; with <paramref name="padTo"/> above count, runs one batch of that size.
+    /// <paramref name="cancel"/> ends a run in progress.
+    /// </summary>
+    void Run(IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count, int padTo = 0, CancellationToken cancel = default);
+}
+
+public static class ModelSessionExtensions
+{
+    /// <summary>Output buffers for a batch of <paramref name="count"/> samples.</summary>
+    public static IReadOnlyList<TensorBatch> AllocateOutputs(this IModelSession model, int count) =>
+        model.Signature.Outputs.Select(o => o.CheckUsable(isInput: false)).Select(o => new TensorBatch(o.Name, o.SampleShape, count, null, o.ElementType)).ToList();
+
+    /// <summary>Seeded synthetic inputs that fit this model.</summary>
+    public static IReadOnlyList<TensorBatch> SyntheticInputs(this IModelSession model, int count, ulong seed) => InputSet.Synthetic(model.Signature.Inputs, count, seed).Tensors;
+}
+
+/// <summary>An ONNX Runtime session of one model on one unit, with its signature. Used only on its unit's worker thread.</summary>
+public sealed class LoadedModel : IModelSession
 {
     public InferenceSession Session { get; }
     public ModelSignature Signature { get; }
-    /// <summary>Batch sizes already run once (first runs at a shape allocate, so they are not timed).</summary>
     public HashSet<int> WarmedSizes { get; } = new();
     private readonly string[] _inputNames;
     private readonly string[] _outputNames;
+    // one RunOptions for every run on this (single) thread; replaced after a run is terminated
+    private RunOptions _runOptions = new();
 
-    public LoadedModel(InferenceSession session)
+    /// <summary>Opens the model file at <paramref name="path"/>.</summary>
+    public LoadedModel(string path, SessionOptions options) : this(new InferenceSession(path, options)) { }
+
+    /// <summary>Opens a model held in memory.</summary>
+    public LoadedModel(byte[] model, SessionOptions options) : this(new InferenceSession(model, options)) { }
+
+    /// <summary>Takes the session; it is disposed here if reading its signature fails.</summary>
+    private LoadedModel(InferenceSession session)
     {
         Session = session;
-        Signature = new ModelSignature(session);
+        try
+        {
+            Signature = new ModelSignature(Session);
+        }
+        catch
+        {
+            Session.Dispose();
+            _runOptions.Dispose();
+            throw;
+        }
         _inputNames = Signature.Inputs.Select(i => i.Name).ToArray();
         _outputNames = Signature.Outputs.Select(o => o.Name).ToArray();
     }
 
-    /// <summary>
-    /// Runs samples [offset, offset + count) of the inputs and writes the results straight into
-    /// the same rows of the outputs: OrtValues over slices of the batch buffers, no copies.
-    /// </summary>
-    public void Run(RunOptions runOptions, IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count, int padTo = 0)
+    public void Run(IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count, int padTo = 0, CancellationToken cancel = default)
+    {
+        cancel.ThrowIfCancellationRequested();
+        var runOptions = _runOptions;
+        using (cancel.CanBeCanceled ? cancel.Register(() => runOptions.Terminate = true) : default)
+        {
+            try
+            {
+                Run(runOptions, inputs, outputs, offset, count, padTo);
+            }
+            catch (OnnxRuntimeException) when (cancel.IsCancellationRequested)
+            {
+                throw new OperationCanceledException(cancel); // terminated mid-run
+            }
+            finally
+            {
+                if (runOptions.Terminate)
+                {
+                    _runOptions = new RunOptions();
+                    runOptions.Dispose();
+                }
+            }
+        }
+        cancel.ThrowIfCancellationRequested();
+    }
+
+    // samples [offset, offset + count) straight into the same rows of the outputs: OrtValues over slices of the batch buffers, no copies
+    private void Run(RunOptions runOptions, IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count, int padTo = 0)
     {
         if (Signature.FixedBatch is long fixedBatch && fixedBatch != count)
         {
@@ -84,13 +153,14 @@ public sealed class LoadedModel : IDisposable
 
     /// <summary>
     /// Median time of <paramref name="runs"/> runs of <paramref name="count"/> samples with inputs
-    /// and outputs resident on a CUDA device (no host transfers); null where that cannot be set up.
+    /// and outputs resident in <paramref name="memory"/> (a device's: no host transfers); null where that cannot be set up.
     /// </summary>
-    public double? DeviceResidentMedianMs(RunOptions runOptions, int deviceId, int count, int runs)
+    public double? DeviceResidentMedianMs(OrtMemoryInfo memory, int count, int runs, CancellationToken cancel)
     {
+        var runOptions = _runOptions;
+        using var stop = cancel.Register(() => runOptions.Terminate = true);
         try
         {
-            using var memory = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, deviceId, OrtMemType.Default);
             using var allocator = new OrtAllocator(Session, memory);
             var values = new List<OrtValue>();
             try
@@ -107,7 +177,7 @@ public sealed class LoadedModel : IDisposable
                 Session.RunWithBinding(runOptions, binding);
                 binding.SynchronizeBoundOutputs();
                 var times = new List<double>();
-                for (int i = 0; i < runs; i++)
+                for (int i = 0; i < runs && !cancel.IsCancellationRequested; i++)
                 {
                     long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
                     Session.RunWithBinding(runOptions, binding);
@@ -127,14 +197,15 @@ public sealed class LoadedModel : IDisposable
         {
             return null;
         }
+        finally
+        {
+            if (runOptions.Terminate) { _runOptions = new RunOptions(); runOptions.Dispose(); }
+        }
     }
 
-    /// <summary>Output buffers for a batch of <paramref name="count"/> samples.</summary>
-    public IReadOnlyList<TensorBatch> AllocateOutputs(int count) =>
-        Signature.Outputs.Select(o => o.CheckUsable(isInput: false)).Select(o => new TensorBatch(o.Name, o.SampleShape, count, null, o.ElementType)).ToList();
-
-    /// <summary>Seeded synthetic inputs that fit this model.</summary>
-    public IReadOnlyList<TensorBatch> SyntheticInputs(int count, ulong seed) => InputSet.Synthetic(Signature, count, seed).Tensors;
-
-    public void Dispose() => Session.Dispose();
+    public void Dispose()
+    {
+        Session.Dispose();
+        _runOptions.Dispose();
+    }
 }

@@ -1,34 +1,37 @@
 using System.Collections.Concurrent;
 using HeteroBatch.Engine.Models;
 using HeteroBatch.Engine.Runtime;
-using HeteroBatch.Engine.Units;
+using HeteroBatch.Engine.Sessions;
+using HeteroBatch.Engine.Units.Backends;
 using Microsoft.ML.OnnxRuntime;
 
-namespace HeteroBatch.Engine.Execution;
+namespace HeteroBatch.Engine.Units;
 
 /// <summary>
-/// One long-lived thread per compute unit. CPU units' threads are pinned to their processors
-/// (ORT runs a session's work on the calling thread plus its own pool), and every session of
-/// the unit is created and run on that thread, cached per model.
+/// One long-lived thread per compute unit, pinned where the unit's backend says (a CPU unit's
+/// first processor, a GPU's feeder). Every session of the unit is created, run and disposed on
+/// that thread, cached per model. Only that thread touches <see cref="_models"/>.
 /// </summary>
 public sealed class UnitWorker : IDisposable
 {
     private readonly BlockingCollection<Action> _queue = new();
     private readonly Thread _thread;
-    private readonly Dictionary<string, LoadedModel> _models = new();
+    private readonly IUnitBackend _backend;
+    private readonly Dictionary<string, IModelSession> _models = new(); // worker thread only
     private readonly TaskCompletionSource<bool> _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     public ComputeUnit Unit { get; }
-    public ProviderSettings Settings { get; }
+    public EngineOptions Settings { get; }
     /// <summary>True if the worker thread is pinned to the unit's processors.</summary>
     public bool Pinned { get; private set; }
     /// <summary>The processors the worker thread may run on, read back from the OS after pinning.</summary>
     public int[]? Affinity { get; private set; }
 
-    public UnitWorker(ComputeUnit unit, ProviderSettings? settings = null)
+    public UnitWorker(ComputeUnit unit, EngineOptions settings)
     {
         Unit = unit;
-        Settings = settings ?? ProviderSettings.Default;
+        Settings = settings;
+        _backend = UnitBackends.For(unit);
         _thread = new Thread(Loop) { IsBackground = true, Name = $"HeteroBatch {unit.Id}" };
         _thread.Start();
         _started.Task.Wait();
@@ -36,14 +39,16 @@ public sealed class UnitWorker : IDisposable
 
     private void Loop()
     {
-        int? pinTo = Unit.Provider == ExecutionProvider.CPU && Unit.Processors.Length > 0 ? Unit.Processors[0] : Unit.FeederProcessor;
-        if (pinTo is int p)
+        if (_backend.WorkerProcessor(Unit) is int p)
         {
             Pinned = Libc.PinCurrentThread(new[] { p });
             Affinity = Libc.CurrentThreadAffinity();
         }
         _started.SetResult(true);
         foreach (var work in _queue.GetConsumingEnumerable()) work();
+        // the queue is closed: sessions end on the thread that made them
+        foreach (var m in _models.Values) m.Dispose();
+        _models.Clear();
     }
 
     /// <summary>Runs work on the worker thread.</summary>
@@ -65,50 +70,55 @@ public sealed class UnitWorker : IDisposable
         return tcs.Task;
     }
 
-    /// <summary>The cached session of a model on this unit; created on first use. Call on the worker thread.</summary>
-    public LoadedModel Load(ModelSource model)
+    /// <summary>The cached session of a model on this unit; opened on first use. Call on the worker thread.</summary>
+    public IModelSession Load(ModelSource model)
     {
         if (Thread.CurrentThread != _thread) throw new InvalidOperationException("Load must run on the unit's worker thread");
         if (_models.TryGetValue(model.Sha256, out var loaded)) return loaded;
         try
         {
-            using var options = SessionFactory.Options(Unit, Settings);
-            loaded = new LoadedModel(new InferenceSession(model.Path, options));
+            loaded = _backend.Open(Unit, model.Path, Settings);
         }
         catch (OnnxRuntimeException e)
         {
             throw new HeteroBatchException("SessionFailed", FailureKind.ResourceUnavailable,
-                $"Could not start model '{model.Name}' on unit '{Unit.Id}' ({Unit.Provider}): {e.Message.Trim()}", Unit.Id, e);
+                $"Could not start model '{model.Name}' on unit '{Unit.Id}' ({_backend.Name}): {e.Message.Trim()}", Unit.Id, e);
         }
         _models[model.Sha256] = loaded;
         return loaded;
     }
 
+    /// <summary>Closes the queue; the thread disposes its sessions and ends; then it is joined.</summary>
     public void Dispose()
     {
+        if (_queue.IsAddingCompleted) return;
         _queue.CompleteAdding();
         if (Thread.CurrentThread != _thread) _thread.Join(TimeSpan.FromSeconds(30));
-        foreach (var m in _models.Values) m.Dispose();
-        _models.Clear();
     }
 }
 
-/// <summary>The process-wide workers, one per unit (by id and fingerprint), reused across commands.</summary>
-public static class WorkerPool
+/// <summary>The workers of one engine context, one per unit (by id and fingerprint), reused across commands.</summary>
+public sealed class WorkerPool : IDisposable
 {
-    private static readonly ConcurrentDictionary<string, Lazy<UnitWorker>> Workers = new();
+    private readonly EngineOptions _settings;
+    // guards nothing beyond itself: ConcurrentDictionary + Lazy make one worker per key
+    private readonly ConcurrentDictionary<string, Lazy<UnitWorker>> _workers = new();
+    private bool _disposed;
 
-    public static UnitWorker For(ComputeUnit unit, ProviderSettings? settings = null)
+    public WorkerPool(EngineOptions settings) => _settings = settings;
+
+    public UnitWorker For(ComputeUnit unit)
     {
-        var s = settings ?? ProviderSettings.Default;
-        var key = $"{unit.Id}|{unit.Fingerprint}|{s}";
-        return Workers.GetOrAdd(key, _ => new Lazy<UnitWorker>(() => new UnitWorker(unit, s))).Value;
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var key = $"{unit.Id}|{unit.Fingerprint}";
+        return _workers.GetOrAdd(key, _ => new Lazy<UnitWorker>(() => new UnitWorker(unit, _settings))).Value;
     }
 
     /// <summary>Ends every worker and releases their sessions.</summary>
-    public static void Clear()
+    public void Dispose()
     {
-        foreach (var w in Workers.Values) if (w.IsValueCreated) w.Value.Dispose();
-        Workers.Clear();
+        _disposed = true;
+        foreach (var w in _workers.Values) if (w.IsValueCreated) w.Value.Dispose();
+        _workers.Clear();
     }
 }

@@ -1,6 +1,6 @@
 using System.Runtime.InteropServices;
 
-namespace HeteroBatch.Engine.Models;
+namespace HeteroBatch.Engine.Runtime;
 
 /// <summary>
 /// A seeded generator (xorshift64*) for model weights and synthetic inputs: the same seed gives

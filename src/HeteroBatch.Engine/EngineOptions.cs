@@ -1,0 +1,37 @@
+namespace HeteroBatch.Engine;
+
+/// <summary>
+/// Settings of one engine context. The engine reads no environment variable for these: the
+/// module (on import) and the benchmark build them with <see cref="FromEnvironment"/>; tests
+/// build them directly.
+/// </summary>
+public sealed record EngineOptions
+{
+    /// <summary>cuDNN convolution algorithm search: EXHAUSTIVE, HEURISTIC or DEFAULT.</summary>
+    public string CudnnAlgorithmSearch { get; init; } = "EXHAUSTIVE";
+
+    /// <summary>GPUs: also time each profiled size with device-resident inputs and outputs, to split transfer from compute.</summary>
+    public bool SplitTransfers { get; init; } = true;
+
+    /// <summary>Test only: the unit with this id throws after this many sub-batches (see about_HeteroBatch).</summary>
+    public (string UnitId, int AfterSubBatches)? InjectFailure { get; init; }
+
+    public const string CudnnSearchVariable = "HETEROBATCH_CUDNN_SEARCH";
+    public const string NoTransferSplitVariable = "HETEROBATCH_NO_TRANSFER_SPLIT";
+    public const string FailUnitVariable = "HETEROBATCH_TEST_FAIL_UNIT";
+
+    /// <summary>Options from HETEROBATCH_CUDNN_SEARCH, HETEROBATCH_NO_TRANSFER_SPLIT=1 and HETEROBATCH_TEST_FAIL_UNIT=unitId:k.</summary>
+    public static EngineOptions FromEnvironment(Func<string, string?>? read = null)
+    {
+        read ??= Environment.GetEnvironmentVariable;
+        var options = new EngineOptions();
+        if (read(CudnnSearchVariable) is { Length: > 0 } search) options = options with { CudnnAlgorithmSearch = search };
+        if (read(NoTransferSplitVariable) == "1") options = options with { SplitTransfers = false };
+        if (read(FailUnitVariable) is { Length: > 0 } fail)
+        {
+            var parts = fail.Split(':');
+            if (parts.Length == 2 && int.TryParse(parts[1], out var k)) options = options with { InjectFailure = (parts[0], k) };
+        }
+        return options;
+    }
+}

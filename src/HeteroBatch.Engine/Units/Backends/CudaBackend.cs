@@ -1,0 +1,136 @@
+using HeteroBatch.Engine.Runtime;
+using HeteroBatch.Engine.Sessions;
+using Microsoft.ML.OnnxRuntime;
+
+namespace HeteroBatch.Engine.Units.Backends;
+
+/// <summary>
+/// NVIDIA GPUs through ONNX Runtime's CUDA provider, or TensorRT with CUDA for what it cannot
+/// take. TF32 math is a variant of the unit (its own fingerprint), not another device.
+/// </summary>
+public sealed class CudaBackend : OrtBackend
+{
+    private const int NvidiaVendorId = 0x10DE;
+
+    public override string Name => "CUDA";
+    public override bool NeedsFeeder => true;
+    /// <summary>ONNX Runtime's CUDA provider re-plans convolutions whenever the input shape changes (hundreds of ms), so a GPU keeps one shape per plan.</summary>
+    public override bool KeepsOneShape => true;
+    public override int DefaultMaxBatch => 512;
+
+    /// <summary>One unit per NVIDIA GPU; each is probed by starting a real session on it.</summary>
+    public override IReadOnlyList<ComputeUnit> Discover(DiscoveryRequest request, string runtimeVersion)
+    {
+        var provider = request.TensorRt ? ExecutionProvider.TensorRT : ExecutionProvider.CUDA;
+        var log = request.Log;
+        var known = NvidiaGpus.List();
+        int count = known.Count;
+        try
+        {
+            count = Math.Max(count, OrtRuntime.Env.GetHardwareDevices()
+                .Count(d => d.Type == OrtHardwareDeviceType.GPU && d.VendorId == NvidiaVendorId));
+        }
+        catch (Exception e) { log?.Invoke($"ONNX Runtime's device list is not available: {e.Message}"); }
+
+        var settings = new EngineOptions();
+        ComputeUnit Unit(int i, ExecutionProvider p) => new()
+        {
+            Id = $"gpu{i}", Kind = UnitKind.Gpu, Name = (i < known.Count ? known[i].Name : null) ?? "NVIDIA GPU", Provider = p,
+            DeviceId = i, BusId = i < known.Count ? known[i].BusId : null, RuntimeVersion = runtimeVersion, AllowTf32 = request.AllowTf32,
+        };
+        // no device list: count the ordinals on which a CUDA session starts
+        if (count == 0)
+            while (count < 64 && Probe(Unit(count, ExecutionProvider.CUDA), settings) == null) count++;
+        if (count == 0)
+        {
+            var absent = Unit(0, provider);
+            var why = Probe(absent, settings);
+            absent.Id = "gpu";
+            absent.Available = false;
+            absent.Reason = "no NVIDIA GPU found" + (why == null ? "" : $"; {provider} provider: {why}");
+            log?.Invoke($"gpu: {absent.Reason}");
+            return new[] { absent };
+        }
+        var units = new List<ComputeUnit>();
+        for (int i = 0; i < count; i++)
+        {
+            var unit = Unit(i, provider);
+            var why = Probe(unit, settings);
+            log?.Invoke(why == null ? $"gpu{i}: {provider} session started" : $"gpu{i}: {provider} session failed: {why}");
+            unit.Available = why == null;
+            unit.Reason = why;
+            units.Add(unit);
+        }
+        return units;
+    }
+
+    protected override void AddProvider(SessionOptions o, ComputeUnit unit, EngineOptions settings)
+    {
+        if (unit.Provider == ExecutionProvider.TensorRT) o.AppendExecutionProvider_Tensorrt(unit.DeviceId);
+        using var cuda = new OrtCUDAProviderOptions();
+        cuda.UpdateOptions(new Dictionary<string, string>
+        {
+            ["device_id"] = unit.DeviceId.ToString(),
+            ["cudnn_conv_algo_search"] = settings.CudnnAlgorithmSearch,
+            ["use_tf32"] = unit.AllowTf32 ? "1" : "0",
+            ["arena_extend_strategy"] = "kSameAsRequested",
+            ["do_copy_in_default_stream"] = "1",
+        });
+        o.AppendExecutionProvider_CUDA(cuda);
+    }
+
+    /// <summary>Present when a GPU with the same ordinal, name and bus is found here, whatever its math mode; TensorRT also needs its provider in this build.</summary>
+    public override string? WhyAbsent(ComputeUnit unit, IReadOnlyList<ComputeUnit> found)
+    {
+        if (!found.Any(f => f.Available && UnitBackends.SameDevice(f, unit)))
+            return $"no NVIDIA GPU '{unit.Name}' ({unit.Id}) runs here";
+        if (unit.Provider == ExecutionProvider.TensorRT && !OrtRuntime.Env.GetAvailableProviders().Contains("TensorrtExecutionProvider"))
+            return "the loaded ONNX Runtime has no TensorRT provider";
+        return null;
+    }
+
+    public override int? WorkerProcessor(ComputeUnit unit) => unit.FeederProcessor;
+
+    /// <summary>Time with inputs and outputs resident on the GPU (no host copies).</summary>
+    public override double? ComputeOnlyMedianMs(IModelSession model, ComputeUnit unit, int batch, int runs, CancellationToken cancel)
+    {
+        if (model is not LoadedModel loaded) return null;
+        using var memory = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, unit.DeviceId, OrtMemType.Default);
+        return loaded.DeviceResidentMedianMs(memory, batch, runs, cancel);
+    }
+}
+
+/// <summary>NVIDIA GPUs as the driver lists them under /proc (Linux), in bus order.</summary>
+internal static class NvidiaGpus
+{
+    public readonly record struct Info(string? Name, string? BusId);
+
+    public static IReadOnlyList<Info> List()
+    {
+        const string root = "/proc/driver/nvidia/gpus";
+        var list = new List<Info>();
+        try
+        {
+            if (!Directory.Exists(root)) return list;
+            foreach (var dir in Directory.GetDirectories(root).OrderBy(d => d, StringComparer.Ordinal))
+            {
+                var file = Path.Combine(dir, "information");
+                if (!File.Exists(file)) continue;
+                string? name = null, bus = null;
+                foreach (var line in File.ReadLines(file))
+                {
+                    var colon = line.IndexOf(':');
+                    if (colon < 0) continue;
+                    var key = line[..colon].Trim();
+                    var value = line[(colon + 1)..].Trim();
+                    if (key == "Model") name = value;
+                    else if (key == "Bus Location") bus = value;
+                }
+                list.Add(new Info(name, bus ?? Path.GetFileName(dir)));
+            }
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return list;
+    }
+}

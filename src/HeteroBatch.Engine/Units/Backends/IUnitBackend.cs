@@ -1,0 +1,64 @@
+using HeteroBatch.Engine.Sessions;
+
+namespace HeteroBatch.Engine.Units.Backends;
+
+/// <summary>What discovery is asked for: how to group the CPU and how to run accelerators.</summary>
+public sealed record DiscoveryRequest
+{
+    public CpuGrouping Grouping { get; init; } = CpuGrouping.All;
+    /// <summary>Also list units that cannot run here, with the reason.</summary>
+    public bool IncludeUnavailable { get; init; }
+    /// <summary>NVIDIA GPUs through TensorRT (CUDA for what it cannot take) instead of CUDA alone.</summary>
+    public bool TensorRt { get; init; }
+    /// <summary>NVIDIA GPUs with TF32 math (their own fingerprint).</summary>
+    public bool AllowTf32 { get; init; }
+    /// <summary>Receives one line per probe (for -Verbose).</summary>
+    public Action<string>? Log { get; init; }
+}
+
+/// <summary>
+/// Everything one kind of compute unit decides: how its devices are found, how a session runs on
+/// it, whether it is present, where its worker thread runs, how it takes batches and how its
+/// compute-only time is measured. One implementation per kind, picked by <see cref="UnitBackends"/>;
+/// nothing outside this folder branches on a unit's provider or kind.
+/// </summary>
+public interface IUnitBackend
+{
+    /// <summary>A short name for messages: "CPU", "CUDA", "OpenVINO".</summary>
+    string Name { get; }
+
+    /// <summary>
+    /// The accelerator devices of this kind found here (available or not), probed with a real
+    /// session. The CPU backend finds none here: CPU units are cut from the processors the
+    /// accelerators leave free (<see cref="CpuBackend.Units"/>).
+    /// </summary>
+    IReadOnlyList<ComputeUnit> Discover(DiscoveryRequest request, string runtimeVersion);
+
+    /// <summary>True if a working unit of this kind needs a processor of its own to feed it (copies, kernel launches).</summary>
+    bool NeedsFeeder { get; }
+
+    /// <summary>
+    /// Opens a model on the unit, on the calling thread (the unit's worker): a local ONNX Runtime
+    /// session configured for the unit; a unit that is not local would return a client here.
+    /// A session whose set-up fails halfway is disposed before the error leaves.
+    /// </summary>
+    IModelSession Open(ComputeUnit unit, string modelPath, EngineOptions settings);
+
+    /// <summary>Null when the unit can run here now; otherwise why not. Accelerators are compared with <paramref name="found"/>, the devices found here.</summary>
+    string? WhyAbsent(ComputeUnit unit, IReadOnlyList<ComputeUnit> found);
+
+    /// <summary>The processor the unit's worker thread is pinned to, if any.</summary>
+    int? WorkerProcessor(ComputeUnit unit);
+
+    /// <summary>True if the unit runs every sub-batch at one input shape (padding the tail), because a change of shape costs it far more than a few padded samples.</summary>
+    bool KeepsOneShape { get; }
+
+    /// <summary>The largest batch of the default profiling schedule.</summary>
+    int DefaultMaxBatch { get; }
+
+    /// <summary>Median time of runs with inputs and outputs already where the unit computes (no host copies); null where that means nothing or cannot be set up.</summary>
+    double? ComputeOnlyMedianMs(IModelSession model, ComputeUnit unit, int batch, int runs, CancellationToken cancel);
+
+    /// <summary>True if two units of this kind would compete for the same hardware (CPU units sharing processors).</summary>
+    bool Overlap(ComputeUnit a, ComputeUnit b);
+}

@@ -1,0 +1,71 @@
+using HeteroBatch.Engine.Models;
+using HeteroBatch.Engine.Runtime;
+using HeteroBatch.Engine.Sessions;
+using Microsoft.ML.OnnxRuntime;
+
+namespace HeteroBatch.Engine.Units.Backends;
+
+/// <summary>What every kind of unit that runs a local ONNX Runtime session shares: the options all sessions get, and the probe.</summary>
+public abstract class OrtBackend : IUnitBackend
+{
+    public abstract string Name { get; }
+    public abstract bool NeedsFeeder { get; }
+    public abstract bool KeepsOneShape { get; }
+    public abstract int DefaultMaxBatch { get; }
+
+    public abstract IReadOnlyList<ComputeUnit> Discover(DiscoveryRequest request, string runtimeVersion);
+    public abstract string? WhyAbsent(ComputeUnit unit, IReadOnlyList<ComputeUnit> found);
+    public abstract int? WorkerProcessor(ComputeUnit unit);
+    public virtual double? ComputeOnlyMedianMs(IModelSession model, ComputeUnit unit, int batch, int runs, CancellationToken cancel) => null;
+    public virtual bool Overlap(ComputeUnit a, ComputeUnit b) => false;
+
+    /// <summary>Adds the unit's execution provider and its threading to options.</summary>
+    protected abstract void AddProvider(SessionOptions options, ComputeUnit unit, EngineOptions settings);
+
+    public IModelSession Open(ComputeUnit unit, string modelPath, EngineOptions settings)
+    {
+        using var options = Options(unit, settings);
+        return new LoadedModel(modelPath, options);
+    }
+
+    /// <summary>The session options for a unit (the caller disposes them).</summary>
+    public SessionOptions Options(ComputeUnit unit, EngineOptions settings)
+    {
+        OrtRuntime.Initialize();
+        var o = new SessionOptions
+        {
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL,
+            InterOpNumThreads = 1,
+            IntraOpNumThreads = 1,
+        };
+        try
+        {
+            AddProvider(o, unit, settings);
+        }
+        catch
+        {
+            o.Dispose();
+            throw;
+        }
+        return o;
+    }
+
+    /// <summary>Starts a real session on a one-node model: the only trustworthy test that a provider works on a device. Null if it started; else why not.</summary>
+    protected string? Probe(ComputeUnit unit, EngineOptions settings)
+    {
+        try
+        {
+            using var options = Options(unit, settings);
+            using var session = new InferenceSession(ProbeModel.Bytes, options);
+            return null;
+        }
+        catch (Exception e) when (e is OnnxRuntimeException or EntryPointNotFoundException or DllNotFoundException)
+        {
+            var m = e.Message;
+            var i = m.IndexOf('\n');
+            return (i < 0 ? m : m[..i]).Trim();
+        }
+    }
+}

@@ -1,0 +1,2 @@
+global using HeteroBatch.Engine.Sessions;
+global using HeteroBatch.Engine.Units.Backends;
