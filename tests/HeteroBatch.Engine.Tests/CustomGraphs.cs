@@ -84,4 +84,34 @@ public static class CustomGraphs
         g.Output.Add(Value("y", TensorProto.Types.DataType.Float, 1, 4));
         return Model(g);
     }
+
+    /// <summary>x float [N,8] → y = ReduceSum(Exp(x · 3), axis 1, keepdims) [N,1] + Gemm: a reduction and an exponential, kept in fp32 at fp16.</summary>
+    public static byte[] SumOverFeatures()
+    {
+        var g = new GraphProto { Name = "sum-over-features" };
+        g.Input.Add(Value("x", TensorProto.Types.DataType.Float, -1, 8));
+        g.Initializer.Add(Floats("three", new long[] { 1 }, 3f));
+        var axes = new TensorProto { Name = "axes", DataType = (int)TensorProto.Types.DataType.Int64 };
+        axes.Dims.Add(1);
+        axes.Int64Data.Add(1);
+        g.Initializer.Add(axes);
+        g.Initializer.Add(Floats("w", new long[] { 4, 8 }, 0.5f));
+        g.Node.Add(Node("Mul", new[] { "x", "three" }, "x3"));
+        g.Node.Add(Node("Exp", new[] { "x3" }, "e"));
+        g.Node.Add(Node("ReduceSum", new[] { "e", "axes" }, "s", new AttributeProto { Name = "keepdims", Type = AttributeProto.Types.AttributeType.Int, I = 1 }));
+        g.Node.Add(Node("Gemm", new[] { "x", "w" }, "h", new AttributeProto { Name = "transB", Type = AttributeProto.Types.AttributeType.Int, I = 1 }));
+        g.Node.Add(Node("Add", new[] { "h", "s" }, "y"));
+        g.Output.Add(Value("y", TensorProto.Types.DataType.Float, -1, 4));
+        return Model(g);
+    }
+
+    /// <summary>A double-precision model (x double [N,2] → Relu): not converted to fp16.</summary>
+    public static byte[] DoubleModel()
+    {
+        var g = new GraphProto { Name = "double" };
+        g.Input.Add(Value("x", TensorProto.Types.DataType.Double, -1, 2));
+        g.Node.Add(Node("Relu", new[] { "x" }, "y"));
+        g.Output.Add(Value("y", TensorProto.Types.DataType.Double, -1, 2));
+        return Model(g);
+    }
 }

@@ -53,7 +53,7 @@ public static class ModelCatalog
         return new ModelSource
         {
             Name = Path.GetFileNameWithoutExtension(full), Path = prepared.Path, Sha256 = prepared.Sha256, IsBuiltIn = false,
-            BatchMode = prepared.Mode, Note = prepared.Note, OriginalPath = prepared.Path == full ? null : full,
+            BatchMode = prepared.Mode, Note = prepared.Note, OriginalPath = prepared.Path == full ? null : full, CacheFolder = cacheFolder,
         };
     }
 
@@ -86,7 +86,7 @@ public static class ModelCatalog
                 hash = AtomicFile.Write(file, stream => ModelZoo.Build(zoo.Name).WriteTo(stream));
                 AtomicFile.WriteText(sidecar, hash);
             }
-            return new ModelSource { Name = zoo.Name, Path = file, Sha256 = hash, IsBuiltIn = true };
+            return new ModelSource { Name = zoo.Name, Path = file, Sha256 = hash, IsBuiltIn = true, CacheFolder = cacheFolder };
         }
     }
 
@@ -108,4 +108,34 @@ public static class ModelCatalog
         using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
         return Convert.ToHexString(SHA256.HashData(stream)).ToLowerInvariant();
     }
+
+    /// <summary>
+    /// The file a unit at <paramref name="precision"/> runs: the model itself for Fp32 and Tf32;
+    /// for Fp16 its converted form, written once into the cache under the fp32 file's content hash
+    /// (and checked against the hash recorded beside it). Throws PrecisionUnsupported for models
+    /// that cannot be converted.
+    /// </summary>
+    public static string PathFor(ModelSource model, Precision precision)
+    {
+        if (precision != Precision.Fp16) return model.Path;
+        var folder = Path.Combine(model.CacheFolder ?? DefaultCacheFolder(), "fp16");
+        var file = Path.Combine(folder, $"{model.Sha256[..Math.Min(16, model.Sha256.Length)]}.v{ConverterVersion}.onnx");
+        var sidecar = file + ".sha256";
+        lock (BuildGate)
+        {
+            if (CachedHashIfIntact(file, sidecar) == null)
+            {
+                Onnx.ModelProto source;
+                try { source = Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(model.Path)); }
+                catch (InvalidProtocolBufferException e) { throw new HeteroBatchException("ModelInvalid", FailureKind.InvalidData, $"Not a valid ONNX model: {model.Path}: {e.Message}", model.Path, e); }
+                var half = PrecisionConverter.ToFloat16(source);
+                var hash = AtomicFile.Write(file, s => half.WriteTo(s));
+                AtomicFile.WriteText(sidecar, hash);
+            }
+        }
+        return file;
+    }
+
+    /// <summary>Bumped whenever the fp16 conversion changes; part of the converted files' names.</summary>
+    public const int ConverterVersion = 1;
 }

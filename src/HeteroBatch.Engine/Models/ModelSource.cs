@@ -16,6 +16,9 @@ public sealed class ModelSource
     /// <summary>What was done to make the model batch, or why it cannot.</summary>
     public string? Note { get; set; }
 
+    /// <summary>The model cache this model's derived forms (fp16) are written to.</summary>
+    public string? CacheFolder { get; set; }
+
     /// <summary>Short content hash (first 12 hex digits) for display and file names.</summary>
     public string ShortHash => Sha256.Length >= 12 ? Sha256[..12] : Sha256;
 

@@ -1,5 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
+using System.Text.Json.Serialization;
+using HeteroBatch.Engine.Models;
 
 namespace HeteroBatch.Engine.Units;
 
@@ -31,8 +33,16 @@ public sealed class ComputeUnit
     public long MemoryBytes { get; set; }
     /// <summary>PCI bus id of a GPU, where known.</summary>
     public string? BusId { get; set; }
-    /// <summary>NVIDIA GPUs: TF32 tensor-core math allowed (faster convolutions and matrix products, about 10 bits of mantissa).</summary>
-    public bool AllowTf32 { get; set; }
+    /// <summary>The arithmetic the unit runs models in: Fp32, Tf32 (NVIDIA GPUs) or Fp16 (the model converted). Part of the fingerprint.</summary>
+    public Precision Precision { get; set; }
+
+    /// <summary>True for Tf32 units: kept so that profiles and plans written before Precision existed read back as they were.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingDefault)]
+    public bool AllowTf32
+    {
+        get => Precision == Precision.Tf32;
+        set { if (value) Precision = Precision.Tf32; else if (Precision == Precision.Tf32) Precision = Precision.Fp32; }
+    }
     /// <summary>The ONNX Runtime version the unit was found with.</summary>
     public string RuntimeVersion { get; set; } = "";
     /// <summary>False for units listed by -ListAvailable that cannot run here.</summary>
@@ -48,7 +58,7 @@ public sealed class ComputeUnit
     {
         get
         {
-            var text = $"{Kind}|{Name}|{Provider}|{DeviceId}|{string.Join(",", Processors)}|{BusId}|{RuntimeVersion}" + (AllowTf32 ? "|tf32" : "");
+            var text = $"{Kind}|{Name}|{Provider}|{DeviceId}|{string.Join(",", Processors)}|{BusId}|{RuntimeVersion}" + Precision switch { Precision.Tf32 => "|tf32", Precision.Fp16 => "|fp16", _ => "" };
             var hash = SHA256.HashData(Encoding.UTF8.GetBytes(text));
             return Convert.ToHexString(hash, 0, 8).ToLowerInvariant();
         }

@@ -77,7 +77,8 @@ public sealed class UnitWorker : IDisposable
         if (_models.TryGetValue(model.Sha256, out var loaded)) return loaded;
         try
         {
-            loaded = _backend.Open(Unit, model.Path, Settings);
+            // the unit's precision picks the file: the model itself, or its fp16 form (converted once, cached)
+            loaded = _backend.Open(Unit, ModelCatalog.PathFor(model, Unit.Precision), Settings);
         }
         catch (OnnxRuntimeException e)
         {

@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using HeteroBatch.Engine;
+using HeteroBatch.Engine.Models;
 using HeteroBatch.Engine.Runtime;
 using HeteroBatch.Engine.Units;
 using HeteroBatch.Engine.Units.Backends;
@@ -26,7 +27,11 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
     [Parameter]
     public SwitchParameter TensorRT { get; set; }
 
-    /// <summary>Let NVIDIA GPUs use TF32 math: faster, with about 10 bits of mantissa in convolutions and matrix products.</summary>
+    /// <summary>The precision GPU units run at: Fp32 (default), Tf32 (TF32 tensor-core math) or Fp16 (the model converted, float32 inputs and outputs). CPU units stay Fp32.</summary>
+    [Parameter]
+    public Precision Precision { get; set; } = Precision.Fp32;
+
+    /// <summary>The same as -Precision Tf32 (kept for scripts written before -Precision).</summary>
     [Parameter]
     public SwitchParameter AllowTf32 { get; set; }
 
@@ -39,7 +44,7 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
         if (!CpuGrouping.TryParse(CpuGroup, out var grouping))
             Fail(new HeteroBatchException("CpuGroupInvalid", FailureKind.InvalidArgument,
                 $"-CpuGroup '{CpuGroup}' is not All, Core, Numa, CoreType or a positive number of groups.", CpuGroup));
-        var request = new DiscoveryRequest { Grouping = grouping, IncludeUnavailable = ListAvailable, TensorRt = TensorRT, AllowTf32 = AllowTf32 };
+        var request = new DiscoveryRequest { Grouping = grouping, IncludeUnavailable = ListAvailable, TensorRt = TensorRT, Precision = AllowTf32 ? Precision.Tf32 : Precision };
         var lines = new List<string>();
         var units = Engine(() => UnitDiscovery.Discover(request with { Log = lines.Add }));
         foreach (var line in lines) WriteVerbose(line);

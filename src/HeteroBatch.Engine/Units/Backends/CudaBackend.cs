@@ -36,7 +36,7 @@ public sealed class CudaBackend : OrtBackend
         ComputeUnit Unit(int i, ExecutionProvider p) => new()
         {
             Id = $"gpu{i}", Kind = UnitKind.Gpu, Name = (i < known.Count ? known[i].Name : null) ?? "NVIDIA GPU", Provider = p,
-            DeviceId = i, BusId = i < known.Count ? known[i].BusId : null, RuntimeVersion = runtimeVersion, AllowTf32 = request.AllowTf32,
+            DeviceId = i, BusId = i < known.Count ? known[i].BusId : null, RuntimeVersion = runtimeVersion, Precision = request.Precision,
         };
         // no device list: count the ordinals on which a CUDA session starts
         if (count == 0)
@@ -72,7 +72,7 @@ public sealed class CudaBackend : OrtBackend
         {
             ["device_id"] = unit.DeviceId.ToString(),
             ["cudnn_conv_algo_search"] = settings.CudnnAlgorithmSearch,
-            ["use_tf32"] = unit.AllowTf32 ? "1" : "0",
+            ["use_tf32"] = unit.Precision == Models.Precision.Tf32 ? "1" : "0",
             ["arena_extend_strategy"] = "kSameAsRequested",
             ["do_copy_in_default_stream"] = "1",
         });

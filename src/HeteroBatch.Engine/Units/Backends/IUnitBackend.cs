@@ -10,8 +10,8 @@ public sealed record DiscoveryRequest
     public bool IncludeUnavailable { get; init; }
     /// <summary>NVIDIA GPUs through TensorRT (CUDA for what it cannot take) instead of CUDA alone.</summary>
     public bool TensorRt { get; init; }
-    /// <summary>NVIDIA GPUs with TF32 math (their own fingerprint).</summary>
-    public bool AllowTf32 { get; init; }
+    /// <summary>The precision accelerators run at (their own fingerprint); CPU units stay Fp32.</summary>
+    public Models.Precision Precision { get; init; }
     /// <summary>Receives one line per probe (for -Verbose).</summary>
     public Action<string>? Log { get; init; }
 }

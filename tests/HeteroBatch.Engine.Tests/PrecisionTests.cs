@@ -1,0 +1,113 @@
+using System.Text.Json;
+using Google.Protobuf;
+using HeteroBatch.Engine.Data;
+using HeteroBatch.Engine.Models;
+using HeteroBatch.Engine.Profiling;
+using HeteroBatch.Engine.Units;
+using Microsoft.ML.OnnxRuntime;
+using Xunit.Abstractions;
+
+namespace HeteroBatch.Engine.Tests;
+
+/// <summary>fp16 forms of models, run on the CPU provider against their fp32 originals.</summary>
+public sealed class PrecisionTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("hb-precision-").FullName;
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    private static LoadedModel Open(byte[] model)
+    {
+        Runtime.OrtRuntime.Initialize();
+        using var o = new SessionOptions { IntraOpNumThreads = 1, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL };
+        return new LoadedModel(model, o);
+    }
+
+    /// <summary>Runs both forms on the same seeded inputs and compares the first output.</summary>
+    private OutputAgreement Agreement(byte[] fp32, byte[] fp16, int n)
+    {
+        using var a = Open(fp32);
+        using var b = Open(fp16);
+        Assert.Equal(a.Signature.Inputs.Select(i => (i.Name, i.ElementType)), b.Signature.Inputs.Select(i => (i.Name, i.ElementType)));
+        Assert.Equal(a.Signature.Outputs.Select(o => (o.Name, o.ElementType)), b.Signature.Outputs.Select(o => (o.Name, o.ElementType)));
+        var inputs = a.SyntheticInputs(n, 11);
+        var ra = a.AllocateOutputs(n);
+        var rb = b.AllocateOutputs(n);
+        a.Run(inputs, ra, 0, n);
+        b.Run(inputs, rb, 0, n);
+        var agreement = OutputAgreement.Compare(ra[0], rb[0]);
+        output.WriteLine(agreement.ToString());
+        return agreement;
+    }
+
+    [Theory]
+    [InlineData("tinynet")]
+    [InlineData("squeezenet_v1.1")]
+    [InlineData("resnet-18")]
+    public void AZooModelAtFp16AgreesWithFp32(string name)
+    {
+        var fp32 = ModelZoo.Build(name);
+        var fp16 = PrecisionConverter.ToFloat16(fp32);
+        Assert.All(fp16.Graph.Initializer, t => Assert.NotEqual((int)Onnx.TensorProto.Types.DataType.Float, t.DataType));
+        var agreement = Agreement(fp32.ToByteArray(), fp16.ToByteArray(), 4);
+        Assert.True(agreement.MinCosine >= 0.999, agreement.ToString());
+        Assert.True(agreement.MaxAbsDifference > 0, "fp16 gave bit-identical outputs: the conversion did nothing");
+    }
+
+    [Fact]
+    public void AUserModelWithIntegerInputsAndAReductionAgreesAndKeepsItsTypes()
+    {
+        var path = Path.Combine(_dir, "user.onnx");
+        File.WriteAllBytes(path, CustomGraphs.TwoInputsWithInt64());
+        var source = ModelCatalog.Resolve(path, _dir);
+        var fp16Path = ModelCatalog.PathFor(source, Precision.Fp16);
+        var agreement = Agreement(File.ReadAllBytes(path), File.ReadAllBytes(fp16Path), 6);
+        Assert.True(agreement.MinCosine >= 0.999, agreement.ToString());
+
+        var reduce = PrecisionConverter.ToFloat16(Onnx.ModelProto.Parser.ParseFrom(CustomGraphs.SumOverFeatures()));
+        Assert.Contains(reduce.Graph.Node, n => n.OpType == "Cast" && n.Output.Any(o => reduce.Graph.Node.Single(r => r.OpType == "ReduceSum").Input.Contains(o)));
+        var sum = Agreement(CustomGraphs.SumOverFeatures(), reduce.ToByteArray(), 3);
+        Assert.True(sum.MinCosine >= 0.999, sum.ToString());
+    }
+
+    [Fact]
+    public void TheConversionIsCachedByContentHash()
+    {
+        var source = ModelCatalog.Resolve("tinynet", _dir);
+        var first = ModelCatalog.PathFor(source, Precision.Fp16);
+        var written = File.GetLastWriteTimeUtc(first);
+        Assert.Contains(source.Sha256[..16], Path.GetFileName(first));
+        Assert.Equal(first, ModelCatalog.PathFor(source, Precision.Fp16));
+        Assert.Equal(written, File.GetLastWriteTimeUtc(first));
+        // a damaged cached file is written again
+        File.WriteAllBytes(first, new byte[] { 1, 2, 3 });
+        ModelCatalog.PathFor(source, Precision.Fp16);
+        Assert.True(new FileInfo(first).Length > 1000);
+        Assert.Equal(source.Path, ModelCatalog.PathFor(source, Precision.Tf32));
+    }
+
+    [Fact]
+    public void AModelThatCannotBeConvertedIsRefusedClearly()
+    {
+        var e = Assert.Throws<HeteroBatchException>(() => PrecisionConverter.ToFloat16(Onnx.ModelProto.Parser.ParseFrom(CustomGraphs.DoubleModel())));
+        Assert.Equal("PrecisionUnsupported", e.ErrorId);
+        Assert.Contains("double", e.Message);
+    }
+
+    [Fact]
+    public void PrecisionIsPartOfAUnitAndSurvivesJson()
+    {
+        var fp32 = new ComputeUnit { Id = "gpu0", Kind = UnitKind.Gpu, Provider = ExecutionProvider.CUDA, Name = "NVIDIA H200", RuntimeVersion = "1.31.0" };
+        var fp16 = JsonSerializer.Deserialize<ComputeUnit>(JsonSerializer.Serialize(fp32, ProfileStore.Json), ProfileStore.Json)!;
+        Assert.Equal(fp32.Fingerprint, fp16.Fingerprint);
+        fp16.Precision = Precision.Fp16;
+        var tf32 = new ComputeUnit { Id = "gpu0", Kind = UnitKind.Gpu, Provider = ExecutionProvider.CUDA, Name = "NVIDIA H200", RuntimeVersion = "1.31.0", Precision = Precision.Tf32 };
+        Assert.Equal(3, new[] { fp32.Fingerprint, fp16.Fingerprint, tf32.Fingerprint }.Distinct().Count());
+        var back = JsonSerializer.Deserialize<ComputeUnit>(JsonSerializer.Serialize(fp16, ProfileStore.Json), ProfileStore.Json)!;
+        Assert.Equal(Precision.Fp16, back.Precision);
+        Assert.Equal(fp16.Fingerprint, back.Fingerprint);
+        // a unit stored before Precision existed, with TF32 on
+        var old = JsonSerializer.Deserialize<ComputeUnit>("""{"Id":"gpu0","Kind":"Gpu","Provider":"CUDA","Name":"NVIDIA H200","RuntimeVersion":"1.31.0","AllowTf32":true}""", ProfileStore.Json)!;
+        Assert.Equal(Precision.Tf32, old.Precision);
+        Assert.Equal(tf32.Fingerprint, old.Fingerprint);
+    }
+}
