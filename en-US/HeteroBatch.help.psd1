@@ -8,12 +8,14 @@
             Id            = 'Unit ids to return, such as cpu, cpu0 or gpu1. Wildcards are allowed.'
             CpuGroup      = 'How to split the CPU into units: All (one unit on every processor, the default), Core (one unit per processor), Numa (one per NUMA node), CoreType (performance and efficiency cores of a hybrid CPU), or a number of equal groups. Each group runs on its own pinned worker thread.'
             ListAvailable = 'Also list units that cannot run here (Available is False), with the Reason: for example a CUDA library that is not found.'
-            AllowTf32     = 'Let NVIDIA GPU units use TF32 tensor-core math (faster convolutions and matrix products, with about 10 bits of mantissa). The units get their own fingerprint, so their profiles never mix with full-precision ones.'
+            Precision     = 'The arithmetic GPU units run models in: Fp32 (the default), Tf32 (TF32 tensor-core math on the float32 model) or Fp16 (the model converted to fp16, inputs and outputs still float32; converted once and cached by content hash). CPU units stay Fp32. Each precision is a unit of its own (its own fingerprint and profiles); see about_HeteroBatch.'
+            AllowTf32     = 'The same as -Precision Tf32: let NVIDIA GPU units use TF32 tensor-core math (faster convolutions and matrix products, with about 10 bits of mantissa). The units get their own fingerprint, so their profiles never mix with full-precision ones.'
             TensorRT      = 'Run NVIDIA GPUs through ONNX Runtime''s TensorRT provider (CUDA takes what TensorRT cannot), where TensorRT''s libraries load; such units have their own fingerprint, so their profiles do not mix with CUDA ones.'
         }
         Examples    = @(
             @{ Code = 'Get-ComputeUnit'; Remarks = 'The units a plan can use: the whole CPU as one unit, and every NVIDIA GPU where CUDA starts.' }
             @{ Code = 'Get-ComputeUnit -CpuGroup Core'; Remarks = 'One unit per processor (cpu0, cpu1, ...), each pinned to its core.' }
+            @{ Code = 'Get-ComputeUnit -Precision Fp16'; Remarks = 'CPU units at Fp32 and every NVIDIA GPU at Fp16: a plan over them mixes precisions.' }
             @{ Code = 'Get-ComputeUnit -ListAvailable -Verbose'; Remarks = 'Also shows GPUs and OpenVINO devices that cannot run here and why; -Verbose shows each probe.' }
         )
     }

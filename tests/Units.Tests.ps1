@@ -25,6 +25,13 @@ Describe 'CPU groups' {
         $whole.Fingerprint | Should -Not -Be $a.Fingerprint
     }
 
+    It 'keeps CPU units at Fp32 whatever -Precision asks, and shows the precision' {
+        $units = Get-ComputeUnit -Precision Fp16 -ListAvailable
+        ($units | Where-Object Kind -EQ Cpu).Precision | Should -Be @('Fp32')
+        ($units | Where-Object Provider -EQ CUDA).Precision | Should -Not -Contain 'Fp32'
+        $units | Format-Table | Out-String | Should -Match 'Precision'
+    }
+
     It 'gives TF32 GPU units a fingerprint of their own' {
         $plain = Get-ComputeUnit -ListAvailable | Where-Object Provider -EQ CUDA | Select-Object -First 1
         $tf32 = Get-ComputeUnit -ListAvailable -AllowTf32 | Where-Object Provider -EQ CUDA | Select-Object -First 1

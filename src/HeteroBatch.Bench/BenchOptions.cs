@@ -26,6 +26,8 @@ public sealed record BenchOptions
     public bool JsonOnly { get; init; }
     /// <summary>Profile every unit at the same time (Invoke-Profile -Concurrent) instead of one after another.</summary>
     public bool ConcurrentProfiling { get; init; }
+    /// <summary>precision: measure only the first this many GPUs (0: all).</summary>
+    public int GpuLimit { get; init; }
 
     public static BenchOptions Parse(string[] args)
     {
@@ -35,7 +37,7 @@ public sealed record BenchOptions
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
             switch (args[i])
             {
-                case "run": case "report": case "verify": o = o with { Command = args[i] }; break;
+                case "run": case "report": case "verify": case "precision": o = o with { Command = args[i] }; break;
                 case "--from": o = o with { From = Next() }; break;
                 case "--models": o = o with { Models = Next().Split(',', StringSplitOptions.RemoveEmptyEntries) }; break;
                 case "--batches": o = o with { Batches = Next().Split(',').Select(int.Parse).ToArray() }; break;
@@ -52,6 +54,7 @@ public sealed record BenchOptions
                 case "--out": o = o with { Out = Next() }; break;
                 case "--profile-path": o = o with { ProfilePath = Next() }; break;
                 case "--sweep": o = o with { Sweep = Next() }; break;
+                case "--gpus": o = o with { GpuLimit = int.Parse(Next()) }; break;
                 case "--json-only": o = o with { JsonOnly = true }; break;
                 case "--concurrent-profiling": o = o with { ConcurrentProfiling = true }; break;
                 case "--quick":

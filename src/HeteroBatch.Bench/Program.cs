@@ -12,6 +12,7 @@ using HeteroBatch.Engine.Units;
 //   run     (default) profile, plan and run each model at each batch size on every subset of units
 //   report  --from results.json: write the markdown report and plots again
 //   verify  outputs of a batch split over every unit against one unit alone
+//   precision  each GPU alone at fp32, TF32 and fp16, pageable or pinned transfers, NHWC (beside precision_gpu.py)
 var options = BenchOptions.Parse(args);
 if (options.Command == "report")
 {
@@ -21,6 +22,11 @@ if (options.Command == "report")
 }
 
 using var context = new EngineContext(EngineOptions.FromEnvironment());
+if (options.Command == "precision")
+{
+    PrecisionBench.Run(options);
+    return 0;
+}
 if (options.Command == "verify")
 {
     Verify.Run(context, options);

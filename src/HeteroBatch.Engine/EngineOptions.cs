@@ -13,12 +13,25 @@ public sealed record EngineOptions
     /// <summary>GPUs: also time each profiled size with device-resident inputs and outputs, to split transfer from compute.</summary>
     public bool SplitTransfers { get; init; } = true;
 
+    /// <summary>
+    /// GPUs: stage each sub-batch in page-locked host buffers bound with IOBinding. Off by default:
+    /// on ONNX Runtime 1.31's CUDA provider every such run failed on an H200 ("dst_data != src_data"
+    /// in GPUDataTransfer::CopyTensorAsync; bench-reports/gpu-precision-h200), so it is opt-in
+    /// (HETEROBATCH_PINNED=1) until that is understood.
+    /// </summary>
+    public bool PinnedTransfers { get; init; }
+
+    /// <summary>CUDA: let the provider run convolutions in NHWC layout (prefer_nhwc).</summary>
+    public bool CudaPreferNhwc { get; init; }
+
     /// <summary>Test only: the unit with this id throws after this many sub-batches (see about_HeteroBatch).</summary>
     public (string UnitId, int AfterSubBatches)? InjectFailure { get; init; }
 
     public const string CudnnSearchVariable = "HETEROBATCH_CUDNN_SEARCH";
     public const string NoTransferSplitVariable = "HETEROBATCH_NO_TRANSFER_SPLIT";
     public const string FailUnitVariable = "HETEROBATCH_TEST_FAIL_UNIT";
+    public const string PinnedVariable = "HETEROBATCH_PINNED";
+    public const string NhwcVariable = "HETEROBATCH_CUDA_NHWC";
 
     /// <summary>Options from HETEROBATCH_CUDNN_SEARCH, HETEROBATCH_NO_TRANSFER_SPLIT=1 and HETEROBATCH_TEST_FAIL_UNIT=unitId:k.</summary>
     public static EngineOptions FromEnvironment(Func<string, string?>? read = null)
@@ -27,6 +40,8 @@ public sealed record EngineOptions
         var options = new EngineOptions();
         if (read(CudnnSearchVariable) is { Length: > 0 } search) options = options with { CudnnAlgorithmSearch = search };
         if (read(NoTransferSplitVariable) == "1") options = options with { SplitTransfers = false };
+        if (read(PinnedVariable) == "1") options = options with { PinnedTransfers = true };
+        if (read(NhwcVariable) == "1") options = options with { CudaPreferNhwc = true };
         if (read(FailUnitVariable) is { Length: > 0 } fail)
         {
             var parts = fail.Split(':');

@@ -101,6 +101,7 @@ public class ArchitectureTests
         t.IsPrimitive || t.IsEnum || t == typeof(string) || t == typeof(decimal) || t == typeof(TimeSpan)
         || t.Namespace == "HeteroBatch.Engine.Units.Backends" // stateless backends
         || t == typeof(System.Text.Json.JsonSerializerOptions) // frozen after first use
+        || (t.IsGenericType && t.GetGenericTypeDefinition() == typeof(System.Collections.Frozen.FrozenSet<>) && Immutable(t.GetGenericArguments()[0]))
         || (t.IsGenericType && t.GetGenericTypeDefinition() == typeof(Lazy<>) && Immutable(t.GetGenericArguments()[0]))
         || (t.IsGenericType && t.GetGenericTypeDefinition() == typeof(IReadOnlyList<>) && Immutable(t.GetGenericArguments()[0]))
         || (t.IsValueType && t.GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic).All(f => f.IsInitOnly && Immutable(f.FieldType)));

@@ -75,6 +75,21 @@ public sealed class TensorBatch
         };
     }
 
+    /// <summary>The bytes of samples [offset, offset + count), without copying.</summary>
+    public Span<byte> Bytes(int offset, int count)
+    {
+        int s = Start(offset), n = Length(count);
+        return Data switch
+        {
+            float[] f => System.Runtime.InteropServices.MemoryMarshal.AsBytes(f.AsSpan(s, n)),
+            double[] d => System.Runtime.InteropServices.MemoryMarshal.AsBytes(d.AsSpan(s, n)),
+            long[] l => System.Runtime.InteropServices.MemoryMarshal.AsBytes(l.AsSpan(s, n)),
+            int[] i => System.Runtime.InteropServices.MemoryMarshal.AsBytes(i.AsSpan(s, n)),
+            byte[] b => b.AsSpan(s, n),
+            _ => throw new InvalidOperationException(),
+        };
+    }
+
     /// <summary>Copies samples [offset, offset + count) into another batch of the same type at <paramref name="targetOffset"/>.</summary>
     public void CopyTo(int offset, int count, TensorBatch target, int targetOffset) =>
         Array.Copy(Data, Start(offset), target.Data, target.Start(targetOffset), Length(count));

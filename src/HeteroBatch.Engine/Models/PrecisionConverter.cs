@@ -1,3 +1,4 @@
+using System.Collections.Frozen;
 using Google.Protobuf;
 using Onnx;
 
@@ -15,19 +16,19 @@ public static class PrecisionConverter
     private const int Float16 = (int)TensorProto.Types.DataType.Float16;
 
     /// <summary>Ops run in fp32 inside an fp16 graph: they sum or exponentiate many values, where fp16's range or 11-bit mantissa loses the answer.</summary>
-    public static readonly IReadOnlySet<string> KeptInFp32 = new HashSet<string>
+    public static readonly FrozenSet<string> KeptInFp32 = new[]
     {
         "ReduceSum", "ReduceSumSquare", "ReduceMean", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp",
         "Exp", "Log", "Pow", "Softmax", "LogSoftmax", "LayerNormalization", "InstanceNormalization", "CumSum", "Range",
         "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Einsum",
-    };
+    }.ToFrozenSet();
 
     /// <summary>Ops whose outputs are not float whatever their inputs (indices, shapes, masks).</summary>
-    private static readonly IReadOnlySet<string> NonFloatOutputs = new HashSet<string>
+    private static readonly FrozenSet<string> NonFloatOutputs = new[]
     {
         "Shape", "Size", "ArgMax", "ArgMin", "NonZero", "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual",
         "And", "Or", "Not", "Xor", "IsNaN", "IsInf",
-    };
+    }.ToFrozenSet();
 
     /// <summary>
     /// The fp16 form of <paramref name="model"/>. Throws PrecisionUnsupported when the model has

@@ -108,8 +108,91 @@ public sealed class LoadedModel : IModelSession
             }
             return;
         }
-        if (padTo > count) RunPadded(runOptions, inputs, outputs, offset, count, padTo);
+        if (_pinnedAllocator != null) RunPinned(runOptions, inputs, outputs, offset, count, Math.Max(padTo, count));
+        else if (padTo > count) RunPadded(runOptions, inputs, outputs, offset, count, padTo);
         else RunDirect(runOptions, inputs, outputs, offset, count);
+    }
+
+    // pinned staging: page-locked host buffers bound with IOBinding, one per batch size run
+    private OrtMemoryInfo? _pinnedInfo;
+    private OrtAllocator? _pinnedAllocator;
+    private readonly Dictionary<int, PinnedStage> _pinnedStages = new();
+
+    private sealed class PinnedStage(OrtIoBinding binding, OrtValue[] inputs, OrtValue[] outputs) : IDisposable
+    {
+        public OrtIoBinding Binding { get; } = binding;
+        public OrtValue[] Inputs { get; } = inputs;
+        public OrtValue[] Outputs { get; } = outputs;
+
+        public void Dispose()
+        {
+            Binding.Dispose();
+            foreach (var v in Inputs) v.Dispose();
+            foreach (var v in Outputs) v.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// From now on, runs go through page-locked host buffers allocated from <paramref name="pinned"/>
+    /// (a device's pinned host memory) and bound with IOBinding: the samples are copied in, the
+    /// provider copies them to the device and back by DMA, the results are copied out. False if
+    /// the session has no allocator for that memory (the plain path stays).
+    /// </summary>
+    public bool UsePinnedStaging(OrtMemoryInfo pinned)
+    {
+        try
+        {
+            _pinnedAllocator = new OrtAllocator(Session, pinned);
+            _pinnedInfo = pinned;
+            return true;
+        }
+        catch (OnnxRuntimeException)
+        {
+            pinned.Dispose();
+            return false;
+        }
+    }
+
+    private void RunPinned(RunOptions runOptions, IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count, int size)
+    {
+        if (!_pinnedStages.TryGetValue(size, out var stage))
+        {
+            var ins = new List<OrtValue>();
+            var outs = new List<OrtValue>();
+            var binding = Session.CreateIoBinding();
+            try
+            {
+                foreach (var t in inputs)
+                {
+                    var v = OrtValue.CreateAllocatedTensorValue(_pinnedAllocator!, t.ElementType, t.ShapeFor(size));
+                    ins.Add(v);
+                    binding.BindInput(t.Name, v);
+                }
+                for (int i = 0; i < outputs.Count; i++)
+                {
+                    var v = OrtValue.CreateAllocatedTensorValue(_pinnedAllocator!, outputs[i].ElementType, outputs[i].ShapeFor(size));
+                    outs.Add(v);
+                    binding.BindOutput(_outputNames[i], v);
+                }
+            }
+            catch
+            {
+                binding.Dispose();
+                foreach (var v in ins.Concat(outs)) v.Dispose();
+                throw;
+            }
+            stage = new PinnedStage(binding, ins.ToArray(), outs.ToArray());
+            _pinnedStages[size] = stage;
+        }
+        for (int i = 0; i < inputs.Count; i++)
+            inputs[i].Bytes(offset, count).CopyTo(stage.Inputs[i].GetTensorMutableRawData());
+        Session.RunWithBinding(runOptions, stage.Binding);
+        stage.Binding.SynchronizeBoundOutputs();
+        for (int i = 0; i < outputs.Count; i++)
+        {
+            var target = outputs[i].Bytes(offset, count);
+            stage.Outputs[i].GetTensorMutableRawData()[..target.Length].CopyTo(target);
+        }
     }
 
     private void RunDirect(RunOptions runOptions, IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count)
@@ -205,6 +288,11 @@ public sealed class LoadedModel : IModelSession
 
     public void Dispose()
     {
+        // buffers before the allocator they came from, the allocator before its session
+        foreach (var stage in _pinnedStages.Values) stage.Dispose();
+        _pinnedStages.Clear();
+        _pinnedAllocator?.Dispose();
+        _pinnedInfo?.Dispose();
         Session.Dispose();
         _runOptions.Dispose();
     }

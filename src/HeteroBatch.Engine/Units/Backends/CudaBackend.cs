@@ -75,6 +75,7 @@ public sealed class CudaBackend : OrtBackend
             ["use_tf32"] = unit.Precision == Models.Precision.Tf32 ? "1" : "0",
             ["arena_extend_strategy"] = "kSameAsRequested",
             ["do_copy_in_default_stream"] = "1",
+            ["prefer_nhwc"] = settings.CudaPreferNhwc ? "1" : "0",
         });
         o.AppendExecutionProvider_CUDA(cuda);
     }
@@ -90,6 +91,15 @@ public sealed class CudaBackend : OrtBackend
     }
 
     public override int? WorkerProcessor(ComputeUnit unit) => unit.FeederProcessor;
+
+    /// <summary>A session on the GPU; with pinned transfers on, its runs stage through page-locked host memory.</summary>
+    public override IModelSession Open(ComputeUnit unit, string modelPath, EngineOptions settings)
+    {
+        var session = (LoadedModel)base.Open(unit, modelPath, settings);
+        if (settings.PinnedTransfers)
+            session.UsePinnedStaging(new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA_PINNED, OrtAllocatorType.DeviceAllocator, unit.DeviceId, OrtMemType.CpuOutput));
+        return session;
+    }
 
     /// <summary>Time with inputs and outputs resident on the GPU (no host copies).</summary>
     public override double? ComputeOnlyMedianMs(IModelSession model, ComputeUnit unit, int batch, int runs, CancellationToken cancel)

@@ -22,7 +22,7 @@ public abstract class OrtBackend : IUnitBackend
     /// <summary>Adds the unit's execution provider and its threading to options.</summary>
     protected abstract void AddProvider(SessionOptions options, ComputeUnit unit, EngineOptions settings);
 
-    public IModelSession Open(ComputeUnit unit, string modelPath, EngineOptions settings)
+    public virtual IModelSession Open(ComputeUnit unit, string modelPath, EngineOptions settings)
     {
         using var options = Options(unit, settings);
         return new LoadedModel(modelPath, options);

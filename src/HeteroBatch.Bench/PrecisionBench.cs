@@ -1,0 +1,97 @@
+using System.Diagnostics;
+using System.Text.Json;
+using HeteroBatch.Engine.Data;
+using HeteroBatch.Engine.Models;
+using HeteroBatch.Engine.Units;
+
+namespace HeteroBatch.Bench;
+
+/// <summary>
+/// Each GPU unit alone, one batch host → GPU → host through the same session code the runner
+/// uses, at each precision and transfer set-up: what PyTorch's anchor (precision_gpu.py) is held
+/// against, in the same run on the same host. Also the fp16 and TF32 outputs against fp32.
+/// </summary>
+public static class PrecisionBench
+{
+    public sealed record Row(string Model, int Batch, string Unit, string Precision, string Transfers, bool Nhwc,
+        double? MedianMs, double? MinMs, int Runs, string? Failure, double? MinCosine, double? MaxAbsDiff, int SubBatch = 0);
+
+    public static List<Row> Run(BenchOptions options)
+    {
+        var rows = new List<Row>();
+        var gpus = UnitBackends.Cuda.Discover(new DiscoveryRequest(), OrtRuntime.Version).Where(u => u.Available).ToList();
+        if (options.GpuLimit > 0) gpus = gpus.Take(options.GpuLimit).ToList();
+        Console.WriteLine($"precision bench on {string.Join(", ", gpus.Select(g => $"{g.Id} {g.Name}"))}");
+        var variants = new List<(Precision P, bool Pinned, bool Nhwc)>
+        {
+            (Precision.Fp32, false, false), (Precision.Fp32, true, false),
+            (Precision.Tf32, true, false),
+            (Precision.Fp16, false, false), (Precision.Fp16, true, false), (Precision.Fp16, true, true),
+        };
+        foreach (var name in options.Models)
+        {
+            var model = ModelCatalog.Resolve(name);
+            foreach (var batch in options.Batches)
+            {
+                // the fp32 outputs of this batch on the first GPU: what the other precisions are compared with
+                TensorBatch? reference = null;
+                foreach (var gpu in gpus)
+                    foreach (var (p, pinned, nhwc) in variants)
+                    {
+                        var unit = JsonSerializer.Deserialize<ComputeUnit>(JsonSerializer.Serialize(gpu))!;
+                        unit.Precision = p;
+                        var settings = EngineOptions.FromEnvironment() with { PinnedTransfers = pinned, CudaPreferNhwc = nhwc, SplitTransfers = false };
+                        using var context = new EngineContext(settings);
+                        var worker = context.Workers.For(unit);
+                        var row = worker.Invoke(() => Measure(worker, model, batch, options.Repeats, ref reference, p)).GetAwaiter().GetResult();
+                        row = row with { Unit = unit.Id, Precision = p.ToString(), Transfers = pinned ? "pinned+IOBinding" : "pageable", Nhwc = nhwc };
+                        rows.Add(row);
+                        Console.WriteLine($"{name} x{batch} {unit.Id} {p} {row.Transfers}{(nhwc ? " NHWC" : "")}: " +
+                            (row.Failure ?? $"{(row.SubBatch < batch ? $"sub-batches of {row.SubBatch}, " : "")}median {row.MedianMs:F2} ms (min {row.MinMs:F2}, {row.Runs} runs){(row.MinCosine is double c ? $", cosine vs fp32 ≥ {c:F6}, max |diff| {row.MaxAbsDiff:G4}" : "")}"));
+                        Directory.CreateDirectory(options.Out);
+                        File.WriteAllText(Path.Combine(options.Out, "precision.json"), JsonSerializer.Serialize(rows, BenchResults.Json));
+                    }
+            }
+        }
+        return rows;
+    }
+
+    private static Row Measure(UnitWorker worker, ModelSource model, int batch, int repeats, ref TensorBatch? reference, Precision p)
+    {
+        string? failure = null;
+        // the whole batch in one run; where the GPU refuses that size, in equal sub-batches (as a plan would)
+        for (int sub = batch; sub >= Math.Max(1, batch / 4); sub = (sub + 1) / 2)
+        {
+            try { return MeasureAt(worker, model, batch, sub, repeats, ref reference, p); }
+            catch (Exception e) when (e is HeteroBatchException or Microsoft.ML.OnnxRuntime.OnnxRuntimeException) { failure = $"sub-batch {sub}: {e.Message.Split('\n')[0]}"; }
+        }
+        return new Row(model.Name, batch, "", "", "", false, null, null, 0, failure, null, null);
+    }
+
+    private static Row MeasureAt(UnitWorker worker, ModelSource model, int batch, int sub, int repeats, ref TensorBatch? reference, Precision p)
+    {
+        {
+            var session = worker.Load(model);
+            var inputs = session.SyntheticInputs(batch, 1);
+            var outputs = session.AllocateOutputs(batch);
+            void Once() { for (int o = 0; o < batch; o += sub) session.Run(inputs, outputs, o, Math.Min(sub, batch - o), padTo: sub); }
+            for (int i = 0; i < 3; i++) Once();
+            var times = new List<double>();
+            for (int i = 0; i < Math.Max(5, repeats); i++)
+            {
+                long t0 = Stopwatch.GetTimestamp();
+                Once();
+                times.Add(Stopwatch.GetElapsedTime(t0).TotalMilliseconds);
+            }
+            times.Sort();
+            double? cos = null, diff = null;
+            if (p == Precision.Fp32 && reference == null) reference = outputs[0];
+            else if (reference != null && p != Precision.Fp32)
+            {
+                var a = OutputAgreement.Compare(reference, outputs[0]);
+                cos = a.MinCosine; diff = a.MaxAbsDifference;
+            }
+            return new Row(model.Name, batch, "", "", "", false, Statistics.Quantile(times, 0.5), times[0], times.Count, null, cos, diff, sub);
+        }
+    }
+}
