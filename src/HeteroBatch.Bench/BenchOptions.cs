@@ -28,6 +28,10 @@ public sealed record BenchOptions
     public bool ConcurrentProfiling { get; init; }
     /// <summary>precision: measure only the first this many GPUs (0: all).</summary>
     public int GpuLimit { get; init; }
+    /// <summary>precision: write ONNX Runtime node profiles of the first model and batch here.</summary>
+    public string? OrtProfile { get; init; }
+    /// <summary>precision: also the pinned-transfer variants.</summary>
+    public bool AllVariants { get; init; }
 
     public static BenchOptions Parse(string[] args)
     {
@@ -55,6 +59,8 @@ public sealed record BenchOptions
                 case "--profile-path": o = o with { ProfilePath = Next() }; break;
                 case "--sweep": o = o with { Sweep = Next() }; break;
                 case "--gpus": o = o with { GpuLimit = int.Parse(Next()) }; break;
+                case "--ort-profile": o = o with { OrtProfile = Next() }; break;
+                case "--all-variants": o = o with { AllVariants = true }; break;
                 case "--json-only": o = o with { JsonOnly = true }; break;
                 case "--concurrent-profiling": o = o with { ConcurrentProfiling = true }; break;
                 case "--quick":

@@ -22,12 +22,16 @@ public static class PrecisionBench
         var gpus = UnitBackends.Cuda.Discover(new DiscoveryRequest(), OrtRuntime.Version).Where(u => u.Available).ToList();
         if (options.GpuLimit > 0) gpus = gpus.Take(options.GpuLimit).ToList();
         Console.WriteLine($"precision bench on {string.Join(", ", gpus.Select(g => $"{g.Id} {g.Name}"))}");
+        // what run 2 (bench-reports/gpu-precision-h200) left open: every precision on pageable transfers, with and without NHWC;
+        // --all-variants adds the pinned ones
         var variants = new List<(Precision P, bool Pinned, bool Nhwc)>
         {
-            (Precision.Fp32, false, false), (Precision.Fp32, true, false),
-            (Precision.Tf32, true, false),
-            (Precision.Fp16, false, false), (Precision.Fp16, true, false), (Precision.Fp16, true, true),
+            (Precision.Fp32, false, false), (Precision.Fp32, false, true),
+            (Precision.Tf32, false, false), (Precision.Tf32, false, true),
+            (Precision.Fp16, false, false), (Precision.Fp16, false, true),
         };
+        if (options.AllVariants)
+            variants.AddRange(new[] { (Precision.Fp32, true, false), (Precision.Tf32, true, false), (Precision.Tf32, true, true), (Precision.Fp16, true, false), (Precision.Fp16, true, true) });
         foreach (var name in options.Models)
         {
             var model = ModelCatalog.Resolve(name);
@@ -51,6 +55,32 @@ public static class PrecisionBench
                         Directory.CreateDirectory(options.Out);
                         File.WriteAllText(Path.Combine(options.Out, "precision.json"), JsonSerializer.Serialize(rows, BenchResults.Json));
                     }
+            }
+        }
+        if (options.OrtProfile is { } dir)
+        {
+            // a few profiled runs of the first model and batch: where each variant's time goes, node by node
+            Directory.CreateDirectory(dir);
+            var model = ModelCatalog.Resolve(options.Models[0]);
+            int batch = options.Batches[0];
+            foreach (var (p, pinned, nhwc) in new[] { (Precision.Fp32, true, false), (Precision.Fp16, true, false), (Precision.Fp16, true, true) })
+            {
+                var unit = JsonSerializer.Deserialize<ComputeUnit>(JsonSerializer.Serialize(gpus[0]))!;
+                unit.Precision = p;
+                var settings = EngineOptions.FromEnvironment() with
+                {
+                    PinnedTransfers = pinned, CudaPreferNhwc = nhwc, SplitTransfers = false,
+                    OrtProfilePrefix = Path.Combine(dir, $"{model.Name}-{batch}-{p}{(nhwc ? "-nhwc" : "")}"),
+                };
+                using var context = new EngineContext(settings);
+                var worker = context.Workers.For(unit);
+                TensorBatch? none = null;
+                var file = worker.Invoke(() =>
+                {
+                    MeasureAt(worker, model, batch, batch, 3, ref none, Precision.Fp32);
+                    return ((LoadedModel)worker.Load(model)).Session.EndProfiling();
+                }).GetAwaiter().GetResult();
+                Console.WriteLine($"ONNX Runtime profile of {model.Name} x{batch} {p}{(nhwc ? " NHWC" : "")}: {file}");
             }
         }
         return rows;

@@ -21,8 +21,14 @@ public sealed record EngineOptions
     /// </summary>
     public bool PinnedTransfers { get; init; }
 
-    /// <summary>CUDA: let the provider run convolutions in NHWC layout (prefer_nhwc).</summary>
-    public bool CudaPreferNhwc { get; init; }
+    /// <summary>
+    /// CUDA: run convolutions in NHWC layout (the provider's prefer_nhwc); null lets the backend
+    /// choose: on for Tf32 units, off for Fp32 and Fp16 (what the H200 benchmark measured faster).
+    /// </summary>
+    public bool? CudaPreferNhwc { get; init; }
+
+    /// <summary>Where ONNX Runtime writes a per-node profile of every session (a file name prefix); null for none. For finding where a model's time goes.</summary>
+    public string? OrtProfilePrefix { get; init; }
 
     /// <summary>Test only: the unit with this id throws after this many sub-batches (see about_HeteroBatch).</summary>
     public (string UnitId, int AfterSubBatches)? InjectFailure { get; init; }
@@ -32,6 +38,7 @@ public sealed record EngineOptions
     public const string FailUnitVariable = "HETEROBATCH_TEST_FAIL_UNIT";
     public const string PinnedVariable = "HETEROBATCH_PINNED";
     public const string NhwcVariable = "HETEROBATCH_CUDA_NHWC";
+    public const string OrtProfileVariable = "HETEROBATCH_ORT_PROFILE";
 
     /// <summary>Options from HETEROBATCH_CUDNN_SEARCH, HETEROBATCH_NO_TRANSFER_SPLIT=1 and HETEROBATCH_TEST_FAIL_UNIT=unitId:k.</summary>
     public static EngineOptions FromEnvironment(Func<string, string?>? read = null)
@@ -41,7 +48,8 @@ public sealed record EngineOptions
         if (read(CudnnSearchVariable) is { Length: > 0 } search) options = options with { CudnnAlgorithmSearch = search };
         if (read(NoTransferSplitVariable) == "1") options = options with { SplitTransfers = false };
         if (read(PinnedVariable) == "1") options = options with { PinnedTransfers = true };
-        if (read(NhwcVariable) == "1") options = options with { CudaPreferNhwc = true };
+        if (read(NhwcVariable) is "1" or "0") options = options with { CudaPreferNhwc = read(NhwcVariable) == "1" };
+        if (read(OrtProfileVariable) is { Length: > 0 } prefix) options = options with { OrtProfilePrefix = prefix };
         if (read(FailUnitVariable) is { Length: > 0 } fail)
         {
             var parts = fail.Split(':');

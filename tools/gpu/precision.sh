@@ -2,13 +2,19 @@
 # GPU precision benchmark, run on the GPU machine from the project root after the benchmark's
 # self-contained build is assembled there (see README, "On the GPU machine"):
 #   source /tmp/hb/assemble.sh && bash tools/gpu/precision.sh <anchors-folder>
-# Each GPU unit alone at fp32, TF32 and fp16 (pageable vs pinned transfers, NHWC), then PyTorch's
-# anchor at the same models, batches and precisions, in the same call on the same host.
+# Each GPU unit alone at fp32, TF32 and fp16 (with and without NHWC; ALL_VARIANTS=1 adds pinned
+# transfers; ORT_PROFILE=1 adds ONNX Runtime node profiles), then PyTorch's anchor at the same
+# models, batches and precisions, in the same call on the same host. MODELS and BATCHES choose.
 set -uo pipefail
 anchors=${1:?usage: precision.sh <folder holding precision_gpu.py>}
 out=${OUT:-bench-results/gpu}
 mkdir -p "$out"
-"$HB_APP/HeteroBatch.Bench" precision --models "${MODELS:-resnet-50,vgg-16}" --batches "${BATCHES:-100,1000}" --repeats 10 --gpus 1 --out "$out" 2>&1 | tee "$out/bench.log"
+prof=/tmp/hb-ortprofile
+"$HB_APP/HeteroBatch.Bench" precision --models "${MODELS:-resnet-50,vgg-16}" --batches "${BATCHES:-100,1000}" --repeats 10 --gpus 1 --out "$out" ${ORT_PROFILE:+--ort-profile "$prof"} ${ALL_VARIANTS:+--all-variants} 2> /tmp/hb-stderr.log | tee "$out/bench.log"
+# which nodes ONNX Runtime placed off the GPU (verbose session logs of the profiled runs)
+grep -iE "CPUExecutionProvider|not assigned|placed on" /tmp/hb-stderr.log | sed 's/^.*\] //' | sort | uniq -c | sort -rn | head -60 > "$out/placement.txt"
+# where the first model's time goes, per op type and provider, in each profiled variant
+[ -n "${ORT_PROFILE:-}" ] && python3 "$(dirname "$0")/ortprofile.py" "$prof" > "$out/ortprofile-summary.txt"
 cd "$anchors" && PYTHONUNBUFFERED=1 python3 - "$out" <<'PY'
 import json, sys, os
 import torch, precision_gpu as p

@@ -118,17 +118,15 @@ public sealed class LoadedModel : IModelSession
     private OrtAllocator? _pinnedAllocator;
     private readonly Dictionary<int, PinnedStage> _pinnedStages = new();
 
-    private sealed class PinnedStage(OrtIoBinding binding, OrtValue[] inputs, OrtValue[] outputs) : IDisposable
+    private sealed class PinnedStage(OrtIoBinding binding, OrtValue[] inputs) : IDisposable
     {
         public OrtIoBinding Binding { get; } = binding;
         public OrtValue[] Inputs { get; } = inputs;
-        public OrtValue[] Outputs { get; } = outputs;
 
         public void Dispose()
         {
             Binding.Dispose();
             foreach (var v in Inputs) v.Dispose();
-            foreach (var v in Outputs) v.Dispose();
         }
     }
 
@@ -153,46 +151,54 @@ public sealed class LoadedModel : IModelSession
         }
     }
 
+    /// <summary>
+    /// Copies the samples into page-locked input buffers and binds them: binding queues the copy to
+    /// the device, so inputs are bound again for every run. Outputs are bound to the rows of the
+    /// output batch (host memory), where the provider writes them after the run.
+    /// </summary>
     private void RunPinned(RunOptions runOptions, IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count, int size)
     {
         if (!_pinnedStages.TryGetValue(size, out var stage))
         {
             var ins = new List<OrtValue>();
-            var outs = new List<OrtValue>();
-            var binding = Session.CreateIoBinding();
             try
             {
-                foreach (var t in inputs)
-                {
-                    var v = OrtValue.CreateAllocatedTensorValue(_pinnedAllocator!, t.ElementType, t.ShapeFor(size));
-                    ins.Add(v);
-                    binding.BindInput(t.Name, v);
-                }
-                for (int i = 0; i < outputs.Count; i++)
-                {
-                    var v = OrtValue.CreateAllocatedTensorValue(_pinnedAllocator!, outputs[i].ElementType, outputs[i].ShapeFor(size));
-                    outs.Add(v);
-                    binding.BindOutput(_outputNames[i], v);
-                }
+                foreach (var t in inputs) ins.Add(OrtValue.CreateAllocatedTensorValue(_pinnedAllocator!, t.ElementType, t.ShapeFor(size)));
             }
             catch
             {
-                binding.Dispose();
-                foreach (var v in ins.Concat(outs)) v.Dispose();
+                foreach (var v in ins) v.Dispose();
                 throw;
             }
-            stage = new PinnedStage(binding, ins.ToArray(), outs.ToArray());
+            stage = new PinnedStage(Session.CreateIoBinding(), ins.ToArray());
             _pinnedStages[size] = stage;
         }
+        // padded rows (count..size) keep whatever an earlier run left: their outputs are not kept
         for (int i = 0; i < inputs.Count; i++)
             inputs[i].Bytes(offset, count).CopyTo(stage.Inputs[i].GetTensorMutableRawData());
-        Session.RunWithBinding(runOptions, stage.Binding);
-        stage.Binding.SynchronizeBoundOutputs();
-        for (int i = 0; i < outputs.Count; i++)
+        var binding = stage.Binding;
+        binding.ClearBoundInputs();
+        binding.ClearBoundOutputs();
+        for (int i = 0; i < inputs.Count; i++) binding.BindInput(_inputNames[i], stage.Inputs[i]);
+        var staged = size > count ? outputs.Select(o => o.EmptyLike(size)).ToList() : null;
+        var outputValues = new OrtValue[outputs.Count];
+        try
         {
-            var target = outputs[i].Bytes(offset, count);
-            stage.Outputs[i].GetTensorMutableRawData()[..target.Length].CopyTo(target);
+            for (int i = 0; i < outputs.Count; i++)
+            {
+                outputValues[i] = staged != null ? staged[i].CreateValue(0, size) : outputs[i].CreateValue(offset, count);
+                binding.BindOutput(_outputNames[i], outputValues[i]);
+            }
+            binding.SynchronizeBoundInputs();
+            Session.RunWithBinding(runOptions, binding);
+            binding.SynchronizeBoundOutputs();
         }
+        finally
+        {
+            foreach (var v in outputValues) v?.Dispose();
+        }
+        if (staged != null)
+            for (int i = 0; i < outputs.Count; i++) staged[i].CopyTo(0, count, outputs[i], offset);
     }
 
     private void RunDirect(RunOptions runOptions, IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count)

@@ -75,7 +75,7 @@ public sealed class CudaBackend : OrtBackend
             ["use_tf32"] = unit.Precision == Models.Precision.Tf32 ? "1" : "0",
             ["arena_extend_strategy"] = "kSameAsRequested",
             ["do_copy_in_default_stream"] = "1",
-            ["prefer_nhwc"] = settings.CudaPreferNhwc ? "1" : "0",
+            ["prefer_nhwc"] = (settings.CudaPreferNhwc ?? unit.Precision == Models.Precision.Tf32) ? "1" : "0",
         });
         o.AppendExecutionProvider_CUDA(cuda);
     }

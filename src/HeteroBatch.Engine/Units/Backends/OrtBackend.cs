@@ -42,6 +42,12 @@ public abstract class OrtBackend : IUnitBackend
         };
         try
         {
+            if (settings.OrtProfilePrefix is { } prefix)
+            {
+                o.ProfileOutputPathPrefix = prefix; // read when profiling is switched on: set it first
+                o.EnableProfiling = true;
+                o.LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_VERBOSE; // node placements, to stderr
+            }
             AddProvider(o, unit, settings);
         }
         catch
