@@ -94,6 +94,32 @@ public sealed class PrecisionTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task AProfileAtFp16CarriesItsAgreementAndAPlanMayMixPrecisions()
+    {
+        using var context = new EngineContext();
+        var units = TestModels.TwoCpuUnits();
+        var half = JsonSerializer.Deserialize<ComputeUnit>(JsonSerializer.Serialize(units[^1], ProfileStore.Json), ProfileStore.Json)!;
+        half.Precision = Precision.Fp16; // the engine runs any unit at any precision; the cmdlets keep CPU units at Fp32
+        var model = ModelCatalog.Resolve("tinynet", _dir);
+        var settings = new ProfileSettings { BatchSizes = new[] { 1, 4 }, PointBudget = TimeSpan.FromMilliseconds(50) };
+        var p16 = await Profiler.RunAsync(context, half, model, settings);
+        var p32 = await Profiler.RunAsync(context, units[0], model, settings);
+        Assert.Null(p32.Agreement);
+        Assert.NotNull(p16.Agreement);
+        Assert.True(p16.Agreement!.MinCosine >= 0.999 && p16.Agreement.MaxAbsDifference > 0, p16.Agreement.ToString());
+
+        var plan = Planning.PlanLayout.Manual(model.Name, model.Sha256, new[] { new Planning.ShareSpec(units[0], 6, 3, 1), new Planning.ShareSpec(half, 6, 3, 1) });
+        Assert.True(plan.MixedPrecision);
+        Assert.Contains(":Fp16", plan.Precisions);
+        var mixed = Execution.PartitionedRunner.Run(context, plan, model, null, new Execution.RunSettings { Seed = 5 });
+        Assert.Equal(new[] { "Fp32", "Fp16" }, mixed.Units.Select(u => u.Precision));
+        var alone = Execution.PartitionedRunner.Run(context, Planning.PlanLayout.Manual(model.Name, model.Sha256, new[] { new Planning.ShareSpec(units[0], 12, 12, 1) }), model, null, new Execution.RunSettings { Seed = 5 });
+        var agreement = OutputAgreement.Compare(alone.Outputs[0], mixed.Outputs[0]);
+        Assert.True(agreement.MinCosine >= 0.999, agreement.ToString());
+        Assert.Equal(alone.OutputOf(0), mixed.OutputOf(0)); // the fp32 unit's samples are exact
+    }
+
+    [Fact]
     public void PrecisionIsPartOfAUnitAndSurvivesJson()
     {
         var fp32 = new ComputeUnit { Id = "gpu0", Kind = UnitKind.Gpu, Provider = ExecutionProvider.CUDA, Name = "NVIDIA H200", RuntimeVersion = "1.31.0" };

@@ -7,6 +7,8 @@ namespace HeteroBatch.Engine.Execution;
 public sealed class UnitRun
 {
     public string UnitId { get; set; } = "";
+    /// <summary>The arithmetic the unit ran in (Fp32, Tf32, Fp16).</summary>
+    public string Precision { get; set; } = "Fp32";
     public int PlannedCount { get; set; }
     /// <summary>Samples this unit produced outputs for.</summary>
     public int Count { get; set; }

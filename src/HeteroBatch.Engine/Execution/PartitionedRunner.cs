@@ -104,7 +104,7 @@ public static class PartitionedRunner
         List<(BatchPlan Plan, int Offset)> chunks, ModelSource model, IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs,
         RunSettings settings, CancellationToken cancel)
     {
-        var runs = plan.Shards.Select(s => new UnitRun { UnitId = s.UnitId }).ToDictionary(r => r.UnitId);
+        var runs = plan.Shards.Select(s => new UnitRun { UnitId = s.UnitId, Precision = s.Unit.Precision.ToString() }).ToDictionary(r => r.UnitId);
         var walls = new List<double>();
         int repeats = Math.Max(1, settings.Repeat);
         for (int repeat = 0; repeat < repeats; repeat++)

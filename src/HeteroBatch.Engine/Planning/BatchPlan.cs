@@ -54,5 +54,11 @@ public sealed class BatchPlan
 
     public string Split => string.Join(" + ", Shards.Select(s => $"{s.UnitId}:{s.Count}"));
 
+    /// <summary>True when the plan's units run at different precisions (say, CPU units at Fp32 and GPUs at Fp16).</summary>
+    public bool MixedPrecision => Shards.Select(s => s.Unit.Precision).Distinct().Count() > 1;
+
+    /// <summary>Each used unit's precision: "cpu:Fp32 gpu0:Fp16".</summary>
+    public string Precisions => string.Join(" ", Shards.Select(s => $"{s.UnitId}:{s.Unit.Precision}"));
+
     public override string ToString() => $"{Model} ×{BatchSize} [{Split}]";
 }

@@ -140,7 +140,23 @@ public static class Profiler
             }
         }
         cancel.ThrowIfCancellationRequested();
+        if (unit.Precision != Precision.Fp32 && profile.Entries.Count > 0)
+            profile.Agreement = AgreementWithFp32(loaded, model, Math.Min(8, profile.MaxBatchSize), settings.Seed);
         return profile;
+    }
+
+    /// <summary>The unit's outputs against the fp32 model's on the CPU provider, on the same seeded inputs.</summary>
+    private static OutputAgreement? AgreementWithFp32(IModelSession reduced, ModelSource model, int n, ulong seed)
+    {
+        if (reduced.Signature.Outputs[0].ElementType != Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float) return null;
+        using var options = new SessionOptions { IntraOpNumThreads = 1, LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL };
+        using var reference = new LoadedModel(model.Path, options);
+        var inputs = reference.SyntheticInputs(n, seed + 7919);
+        var expected = reference.AllocateOutputs(n);
+        var actual = reduced.AllocateOutputs(n);
+        reference.Run(inputs, expected, 0, n);
+        reduced.Run(inputs, actual, 0, n);
+        return OutputAgreement.Compare(expected[0], actual[0]);
     }
 
     private static ProfileEntry MeasureOne(IModelSession loaded, IReadOnlyList<TensorBatch> inputs,

@@ -42,6 +42,8 @@ public sealed class UnitProfile
     /// <summary>Units that ran at the same time while this one was measured (Invoke-Profile -Concurrent); empty when measured alone.</summary>
     public string[] MeasuredAlongside { get; set; } = Array.Empty<string>();
     public string Host { get; set; } = "";
+    /// <summary>Units at a reduced precision: how their outputs agree with the fp32 model's on the same seeded inputs; null for Fp32 units.</summary>
+    public Data.OutputAgreement? Agreement { get; set; }
     public string RuntimeVersion { get; set; } = "";
 
     public string UnitId => Unit.Id;
