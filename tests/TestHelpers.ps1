@@ -38,3 +38,32 @@ function Stop-CommandAfter([string] $Command, [hashtable] $Parameters, [int] $Mi
     }
     finally { $ps.Dispose() }
 }
+
+# Runs a script in a fresh pwsh whose memory is capped at $Bytes (a cgroup v1 memory group where
+# this machine lets root make one; otherwise the .NET heap limit alone). Returns what
+# Invoke-ChildPwsh returns, plus OomKilled: whether the kernel stopped it for memory.
+function Invoke-ChildPwshLimited([string] $Script, [long] $Bytes) {
+    $exe = (Get-Process -Id $PID).Path
+    $prefix = @(if ([System.IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { Join-Path $PSHOME 'pwsh.dll' })
+    $group = "/sys/fs/cgroup/memory/heterobatch-test-$([guid]::NewGuid().ToString('N'))"
+    $useGroup = $false
+    try { New-Item -ItemType Directory $group -ErrorAction Stop | Out-Null; Set-Content "$group/memory.limit_in_bytes" $Bytes -ErrorAction Stop; $useGroup = $true } catch { }
+    $errFile = [System.IO.Path]::GetTempFileName()
+    try {
+        if ($useGroup) {
+            $stdout = & /bin/sh -c 'echo $$ > "$1/cgroup.procs" && shift && exec "$@"' sh $group $exe @prefix -NoProfile -NonInteractive -Command $Script 2> $errFile
+        }
+        else {
+            $env:DOTNET_GCHeapHardLimit = '{0:X}' -f $Bytes
+            try { $stdout = & $exe @prefix -NoProfile -NonInteractive -Command $Script 2> $errFile }
+            finally { Remove-Item Env:DOTNET_GCHeapHardLimit }
+        }
+        $code = $LASTEXITCODE
+        $oom = $useGroup -and ((Get-Content "$group/memory.oom_control" -Raw) -match 'oom_kill [1-9]')
+        [pscustomobject]@{ ExitCode = $code; Stdout = ($stdout -join "`n"); Stderr = (Get-Content -Raw $errFile); OomKilled = $oom; Limited = $useGroup }
+    }
+    finally {
+        Remove-Item $errFile -ErrorAction Ignore
+        if ($useGroup) { Start-Sleep -Milliseconds 200; & /bin/rmdir $group 2>$null }
+    }
+}

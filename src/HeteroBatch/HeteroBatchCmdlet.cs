@@ -80,9 +80,13 @@ public abstract class HeteroBatchCmdlet : PSCmdlet
     /// <summary>The profile store at -ProfilePath (a PowerShell path), or the default one; damaged files become warnings.</summary>
     internal static ProfileStore OpenStore(PSCmdlet cmdlet, string? profilePath) =>
         new(profilePath == null ? null : cmdlet.GetUnresolvedProviderPathFromPSPath(profilePath),
-            w => cmdlet.WriteWarning($"[{w.ErrorId}] {w.Message}"));
+            w => cmdlet.WriteWarning($"[{w.ErrorId}] {w.Message}"),
+            double.TryParse(Environment.GetEnvironmentVariable(StoreLockVariable), System.Globalization.CultureInfo.InvariantCulture, out var s) && s >= 0 ? TimeSpan.FromSeconds(s) : null);
 
-    protected ProfileStore OpenStore(string? profilePath) => OpenStore(this, profilePath);
+    /// <summary>Seconds a store writer waits for another process's lock before ProfileStoreBusy (default 60).</summary>
+    internal const string StoreLockVariable = "HETEROBATCH_STORE_LOCK_SECONDS";
+
+    protected ProfileStore OpenStore(string? profilePath) => Engine(() => OpenStore(this, profilePath));
 
     /// <summary>Runs engine code, turning its errors into terminating ErrorRecords.</summary>
     protected T Engine<T>(Func<T> work)

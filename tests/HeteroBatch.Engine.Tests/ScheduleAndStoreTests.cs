@@ -46,7 +46,7 @@ public sealed class ProfileStoreTests : IDisposable
     [InlineData("")]
     [InlineData("{ \"SchemaVersion\": 1, \"Model\": \"m\", \"Entr")]
     [InlineData("not json at all")]
-    [InlineData("{ \"SchemaVersion\": 99, \"Model\": \"m\", \"Unit\": {}, \"Entries\": [] }")]
+    [InlineData("{ \"SchemaVersion\": 0, \"Model\": \"m\", \"Unit\": {}, \"Entries\": [] }")]
     public void ACorruptTruncatedOrEmptyFileIsMovedAsideAndReported(string content)
     {
         var good = TestModels.FakeProfile("cpu0", "m", (1, 1.0));
@@ -64,6 +64,22 @@ public sealed class ProfileStoreTests : IDisposable
         store.Save(good);
         Assert.Single(store.Load("m"));
         Assert.Equal(content, File.ReadAllText(aside));
+    }
+
+    [Fact]
+    public void AProfileOfANewerSchemaIsLeftInPlaceSkippedAndNeverOverwritten()
+    {
+        var good = TestModels.FakeProfile("cpu0", "m", (1, 1.0));
+        var store = new ProfileStore(_dir, _warnings.Add);
+        var path = store.PathFor(good);
+        Directory.CreateDirectory(_dir);
+        var newer = "{ \"SchemaVersion\": 99, \"Model\": \"m\", \"Unit\": {}, \"Entries\": [], \"SomethingNew\": 1 }";
+        File.WriteAllText(path, newer);
+        Assert.Empty(store.Load("m"));
+        Assert.Equal("ProfileSchemaNewer", Assert.Single(_warnings).ErrorId);
+        Assert.Equal("ProfileSchemaNewer", Assert.Throws<HeteroBatchException>(() => store.Save(good)).ErrorId);
+        Assert.Equal(newer, File.ReadAllText(path));
+        Assert.Empty(Directory.GetFiles(_dir, "*.corrupt-*"));
     }
 
     [Fact]

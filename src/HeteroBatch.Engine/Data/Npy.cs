@@ -38,9 +38,17 @@ public static partial class Npy
         if (fortran.Groups[1].Value == "True") throw Invalid(path, "Fortran-ordered arrays are not supported; save it C-ordered");
         var type = Types.FirstOrDefault(t => t.Descr == descr.Groups[1].Value);
         if (type.Descr == null) throw Invalid(path, $"element type '{descr.Groups[1].Value}' is not supported (float32, float64, int64, int32 or uint8, little-endian)");
-        var dims = shape.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(long.Parse).ToArray();
+        var parts = shape.Groups[1].Value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        var dims = new long[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!long.TryParse(parts[i], NumberStyles.None, CultureInfo.InvariantCulture, out dims[i]))
+                throw Invalid(path, $"dimension '{parts[i]}' of its shape is not a non-negative integer");
         if (dims.Length == 0) throw Invalid(path, "a scalar has no batch axis");
-        long count = dims.Aggregate(1L, (a, b) => a * b);
+        long count = 1;
+        foreach (var d in dims)
+            if (d > 0 && count > (long)Array.MaxLength / d) throw Invalid(path, $"its shape ({string.Join(", ", dims)}) holds more values than one array can");
+            else count *= d;
+        if (dims[0] > int.MaxValue || count * type.Size > Array.MaxLength) throw Invalid(path, $"its shape ({string.Join(", ", dims)}) is larger than HeteroBatch reads into memory");
         int dataStart = headerStart + headerLength;
         if (bytes.Length - dataStart != count * type.Size) throw Invalid(path, $"it holds {bytes.Length - dataStart} data bytes; shape ({string.Join(", ", dims)}) needs {count * type.Size}");
         var batch = new TensorBatch(tensorName, dims[1..], checked((int)dims[0]), null, type.Type);

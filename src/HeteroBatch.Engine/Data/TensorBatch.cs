@@ -34,6 +34,15 @@ public sealed class TensorBatch
             throw new HeteroBatchException("ElementTypeMismatch", FailureKind.InvalidData, $"'{name}' is {elementType}, but its data are {Data.GetType().Name}.", name);
     }
 
+    /// <summary>Bytes per element of a supported type.</summary>
+    public static int ElementSize(TensorElementType t) => t switch
+    {
+        TensorElementType.Double or TensorElementType.Int64 => 8,
+        TensorElementType.UInt8 => 1,
+        TensorElementType.Float16 => 2,
+        _ => 4,
+    };
+
     public static bool IsSupported(TensorElementType t) => t is TensorElementType.Float or TensorElementType.Double
         or TensorElementType.Int64 or TensorElementType.Int32 or TensorElementType.UInt8;
 

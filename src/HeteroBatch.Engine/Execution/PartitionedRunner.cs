@@ -28,10 +28,11 @@ public static class PartitionedRunner
     /// </summary>
     public static InferenceResult Run(EngineContext context, BatchPlan plan, ModelSource model, InputSet? inputs, RunSettings settings, CancellationToken cancel = default)
     {
-        CheckPlan(plan);
+        PlanLayout.Validate(plan);
         settings = settings with { InjectFailure = settings.InjectFailure ?? context.Options.InjectFailure };
         var workers = Workers(context, plan);
         var first = LoadSessions(workers, model)[0]; // read only for its signature here
+        CheckFits(first.Signature, inputs?.Count ?? plan.BatchSize, inputs == null);
         inputs ??= InputSet.Synthetic(first.Signature.Inputs, plan.BatchSize, settings.Seed);
         CheckInputs(inputs.Tensors, first.Signature);
         var outputs = first.AllocateOutputs(inputs.Count);
@@ -41,12 +42,16 @@ public static class PartitionedRunner
         return Result(plan, model, inputs, outputs, chunks, walls, runs, warmMs, settings);
     }
 
-    private static void CheckPlan(BatchPlan plan)
+    /// <summary>Refuses, before allocating, a batch whose inputs and outputs would take more than half of the memory this process may use.</summary>
+    private static void CheckFits(ModelSignature signature, int count, bool withInputs)
     {
-        if (plan.Shards.Count == 0)
-            throw new HeteroBatchException("PlanEmpty", FailureKind.InvalidArgument, "The plan has no shards.");
-        if (plan.Shards.Sum(s => s.Count) != plan.BatchSize)
-            throw new HeteroBatchException("PlanInvalid", FailureKind.InvalidArgument, $"The plan's shards cover {plan.Shards.Sum(s => s.Count)} samples, not its batch size {plan.BatchSize}.");
+        long perSample = withInputs ? signature.BytesPerSample
+            : signature.Outputs.Sum(t => Math.Max(1, t.SampleElements) * TensorBatch.ElementSize(t.ElementType));
+        long limit = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 2;
+        double need = (double)perSample * count;
+        if (need > limit || signature.Inputs.Concat(signature.Outputs).Any(t => (double)Math.Max(1, t.SampleElements) * count > Array.MaxLength))
+            throw new HeteroBatchException("BatchTooLarge", FailureKind.InvalidArgument,
+                $"A batch of {count} samples needs {need / (1 << 20):F0} MiB for its {(withInputs ? "inputs and outputs" : "outputs")}; this process may use {limit / (1 << 20)} MiB for them, about {Math.Max(1, limit / Math.Max(1, perSample))} samples.", count);
     }
 
     private static List<UnitWorker> Workers(EngineContext context, BatchPlan plan) =>

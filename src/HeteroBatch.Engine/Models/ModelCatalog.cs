@@ -34,7 +34,7 @@ public static class ModelCatalog
     {
         if (string.IsNullOrWhiteSpace(model))
             throw new HeteroBatchException("ModelNotFound", FailureKind.InvalidArgument, $"No model given. Built-in models: {string.Join(", ", ModelZoo.Names)}.");
-        if (LooksLikePath(model) || (basePath != null && File.Exists(Path.Combine(basePath, model))))
+        if (LooksLikePath(model) || (basePath != null && (File.Exists(Path.Combine(basePath, model)) || Directory.Exists(Path.Combine(basePath, model)))))
             return FromFile(basePath == null ? model : Path.Combine(basePath, model), cacheFolder ?? DefaultCacheFolder());
         var zoo = ModelZoo.Find(model)
             ?? throw new HeteroBatchException("ModelNotFound", FailureKind.ObjectNotFound,
@@ -45,6 +45,8 @@ public static class ModelCatalog
     private static ModelSource FromFile(string path, string cacheFolder)
     {
         var full = Path.GetFullPath(path);
+        if (Directory.Exists(full))
+            throw new HeteroBatchException("ModelPathIsFolder", FailureKind.InvalidArgument, $"{full} is a folder; -Model takes a built-in name or the path of an .onnx file.", full);
         if (!File.Exists(full))
             throw new HeteroBatchException("ModelFileNotFound", FailureKind.ObjectNotFound, $"Model file not found: {full}", full);
         var hash = HashOf(full);

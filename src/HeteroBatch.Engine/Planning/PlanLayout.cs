@@ -31,4 +31,21 @@ public static class PlanLayout
     /// <summary>A plan of the given shares, for benchmarks and tests that split by hand.</summary>
     public static BatchPlan Manual(string model, string modelSha256, IReadOnlyList<ShareSpec> shares) =>
         Lay(new BatchPlan { Model = model, ModelSha256 = modelSha256 }, shares);
+
+    /// <summary>Throws PlanEmpty or PlanInvalid for a plan that cannot be run as it is (one read back from a file or edited by hand).</summary>
+    public static void Validate(BatchPlan plan)
+    {
+        if (plan.Shards.Count == 0)
+            throw new HeteroBatchException("PlanEmpty", FailureKind.InvalidArgument, "The plan has no shards.");
+        if (plan.BatchSize < 1 || plan.Shards.Any(s => s.Count < 1 || s.SubBatchSize < 1 || s.Offset < 0))
+            throw new HeteroBatchException("PlanInvalid", FailureKind.InvalidArgument, "Every shard of a plan needs at least one sample, a sub-batch size of at least one and an offset of zero or more.");
+        if (plan.Shards.Any(s => s.Unit == null || string.IsNullOrEmpty(s.Unit.Id) || s.Unit.Id != s.UnitId))
+            throw new HeteroBatchException("PlanInvalid", FailureKind.InvalidArgument, "A shard of the plan does not carry its unit (as Get-BatchPlan writes it); plan again.");
+        if (plan.Shards.GroupBy(s => s.UnitId).FirstOrDefault(g => g.Count() > 1) is { } twice)
+            throw new HeteroBatchException("PlanInvalid", FailureKind.InvalidArgument, $"The plan names unit '{twice.Key}' in more than one shard.", twice.Key);
+        if (plan.Shards.OrderBy(s => s.Offset).Select((s, i) => (s, i)).Any(x => x.s.Offset != plan.Shards.OrderBy(s => s.Offset).Take(x.i).Sum(o => (long)o.Count)))
+            throw new HeteroBatchException("PlanInvalid", FailureKind.InvalidArgument, "The plan's shards overlap or leave gaps.");
+        if (plan.Shards.Sum(s => (long)s.Count) != plan.BatchSize)
+            throw new HeteroBatchException("PlanInvalid", FailureKind.InvalidArgument, $"The plan's shards cover {plan.Shards.Sum(s => (long)s.Count)} samples, not its batch size {plan.BatchSize}.");
+    }
 }

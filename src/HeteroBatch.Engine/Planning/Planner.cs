@@ -24,26 +24,31 @@ public static class Planner
         // one profile per unit: the latest measured
         var units = ProfileSelection.LatestPerUnit(profiles);
         var models = units.Select(p => new UnitCostModel(p)).ToList();
-        var tables = models.Select(m => m.Table(batchSize)).ToList();
+        // shares are planned in steps of one sample up to MaxExactBatch, coarser above it, so that
+        // planning memory does not grow with the batch size
+        int step = (int)Math.Max(1, ((long)batchSize + MaxExactBatch - 1) / MaxExactBatch);
+        int steps = (int)(((long)batchSize + step - 1) / step);
+        var tables = models.Select(m => m.Table(batchSize, step)).ToList();
         var costs = tables.Select(t => t.Cost).ToList();
 
-        int single = ArgMin(costs.Select(c => c[batchSize]).ToList());
+        int single = ArgMin(costs.Select(c => c[steps]).ToList());
         int[] shares = algorithm switch
         {
-            PlanAlgorithm.Optimal => Optimal(costs, batchSize),
-            PlanAlgorithm.Greedy => Greedy(costs, batchSize),
-            PlanAlgorithm.Proportional => Proportional(models.Select(m => m.BestThroughput).ToList(), batchSize),
-            PlanAlgorithm.Even => Even(models.Count, batchSize),
-            _ => SingleShares(models.Count, single, batchSize),
+            PlanAlgorithm.Optimal => Optimal(costs, steps),
+            PlanAlgorithm.Greedy => Greedy(costs, steps),
+            PlanAlgorithm.Proportional => Proportional(models.Select(m => m.BestThroughput).ToList(), steps),
+            PlanAlgorithm.Even => Even(models.Count, steps),
+            _ => SingleShares(models.Count, single, steps),
         };
-        double singleMs = costs[single][batchSize];
+        double singleMs = costs[single][steps];
         bool fellBack = false;
         if (algorithm is PlanAlgorithm.Greedy or PlanAlgorithm.Proportional or PlanAlgorithm.Optimal
             && Makespan(costs, shares) > singleMs)
         {
-            shares = SingleShares(models.Count, single, batchSize);
+            shares = SingleShares(models.Count, single, steps);
             fellBack = true;
         }
+        var samples = ToSamples(shares, step, batchSize);
 
         var plan = new BatchPlan
         {
@@ -51,11 +56,37 @@ public static class Planner
             BestSingleUnit = models[single].Unit.Id, BestSingleMs = singleMs, FellBackToSingle = fellBack,
             Units = models.Select(m => m.Unit.Id).ToArray(),
         };
-        PlanLayout.Lay(plan, models.Select((m, i) => new ShareSpec(m.Unit, shares[i], tables[i].SubBatch[shares[i]], costs[i][shares[i]])).ToList());
-        plan.UnusedUnits = models.Where((m, i) => shares[i] == 0).Select(m => m.Unit.Id).ToArray();
+        PlanLayout.Lay(plan, models.Select((m, i) => new ShareSpec(m.Unit, samples[i], tables[i].SubBatch[shares[i]], costs[i][shares[i]])).ToList());
+        plan.UnusedUnits = models.Where((m, i) => samples[i] == 0).Select(m => m.Unit.Id).ToArray();
         plan.PredictedSpeedup = plan.PredictedMs > 0 ? Math.Round(singleMs / plan.PredictedMs, 4) : 1;
         plan.PlanningMs = clock.Elapsed.TotalMilliseconds;
         return plan;
+    }
+
+    /// <summary>Batches up to this size are planned sample by sample; larger ones in equal steps (at most this many).</summary>
+    public const int MaxExactBatch = 1 << 16;
+
+    /// <summary>Shares in steps as samples: the last step of the unit with the most is cut so that they sum to the batch.</summary>
+    private static int[] ToSamples(int[] shares, int step, int batch)
+    {
+        var samples = shares.Select(s => (int)Math.Min((long)s * step, batch)).ToArray();
+        long excess = samples.Sum(s => (long)s) - batch;
+        while (excess > 0)
+        {
+            int most = ArgMax(samples);
+            int cut = (int)Math.Min(excess, samples[most] - 1);
+            if (cut <= 0) break;
+            samples[most] -= cut;
+            excess -= cut;
+        }
+        return samples;
+    }
+
+    private static int ArgMax(int[] values)
+    {
+        int best = 0;
+        for (int i = 1; i < values.Length; i++) if (values[i] > values[best]) best = i;
+        return best;
     }
 
     /// <summary>One plan per non-empty subset of the units: what each unit adds.</summary>

@@ -56,11 +56,17 @@ public sealed class UnitCostModel
     /// <summary>Samples per second at the profiled size that gives the most.</summary>
     public double BestThroughput => _points.Max(p => p.B * 1000.0 / p.Ms);
 
-    /// <summary>The predicted cost of every share size 0..batch, and the sub-batch size each would run with.</summary>
-    public CostTable Table(int batch)
+    /// <summary>
+    /// The predicted cost of shares of 0, step, 2·step, ... samples up to the batch (index k holds
+    /// min(k·step, batch) samples), and the sub-batch size each would run with. With step 1 that is
+    /// every share size; a larger step keeps the table's memory bounded for huge batches.
+    /// </summary>
+    public CostTable Table(int batch, int step = 1)
     {
+        step = Math.Max(1, step);
+        int steps = (int)((batch + (long)step - 1) / step);
         var direct = new double[Math.Min(batch, MaxBatch) + 1];
-        // walk the profiled points once: O(batch)
+        // walk the profiled points once: O(min(batch, largest profiled size))
         int k = 0;
         for (int b = 1; b < direct.Length; b++)
         {
@@ -82,26 +88,28 @@ public sealed class UnitCostModel
         int[] chunks = best == MaxBatch ? new[] { MaxBatch } : new[] { MaxBatch, best };
         double[] chunkCost = chunks.Select(c => c < direct.Length ? direct[c] : Direct(c)).ToArray();
 
-        var cost = new double[batch + 1];
-        var sub = new int[batch + 1];
-        for (int b = 1; b <= batch; b++)
+        var cost = new double[steps + 1];
+        var sub = new int[steps + 1];
+        for (int i = 1; i <= steps; i++)
         {
+            int b = (int)Math.Min((long)i * step, batch);
             double c = b < direct.Length ? direct[b] : double.PositiveInfinity;
             int size = b;
             for (int j = 0; j < chunks.Length; j++)
             {
                 int s = chunks[j];
                 if (s >= b) continue;
-                int q = b / s, r = b - q * s;
+                long q = b / s;
+                int r = (int)(b - q * s);
                 double t = UniformShapes ? (q + (r > 0 ? 1 : 0)) * chunkCost[j] : q * chunkCost[j] + direct[r];
                 if (t < c) { c = t; size = s; }
             }
-            cost[b] = Math.Max(c, cost[b - 1]);
-            sub[b] = size;
+            cost[i] = Math.Max(c, cost[i - 1]);
+            sub[i] = size;
         }
-        return new CostTable(cost, sub);
+        return new CostTable(cost, sub, step);
     }
 }
 
-/// <summary>Predicted milliseconds for each share size (index = samples), and the sub-batch size it runs with.</summary>
-public sealed record CostTable(double[] Cost, int[] SubBatch);
+/// <summary>Predicted milliseconds for each share size (index k = k·Step samples, the last one the whole batch), and the sub-batch size it runs with.</summary>
+public sealed record CostTable(double[] Cost, int[] SubBatch, int Step = 1);

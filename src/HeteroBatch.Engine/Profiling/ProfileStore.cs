@@ -24,12 +24,29 @@ public sealed class ProfileStore
     public string Folder { get; }
     private readonly Action<HeteroBatchException>? _warn;
 
+    private readonly TimeSpan _lockWait;
+
     /// <param name="folder">The store folder; null for <see cref="DefaultFolder"/>.</param>
-    /// <param name="warn">Receives ProfileCorrupt warnings.</param>
-    public ProfileStore(string? folder = null, Action<HeteroBatchException>? warn = null)
+    /// <param name="warn">Receives ProfileCorrupt and ProfileSchemaNewer warnings.</param>
+    /// <param name="lockWait">How long a writer waits for another process's lock before ProfileStoreBusy (default 60 s).</param>
+    public ProfileStore(string? folder = null, Action<HeteroBatchException>? warn = null, TimeSpan? lockWait = null)
     {
         Folder = Path.GetFullPath(folder ?? DefaultFolder());
+        if (File.Exists(Folder))
+            throw new HeteroBatchException("ProfilePathIsFile", FailureKind.InvalidArgument,
+                $"The profile store must be a folder; {Folder} is a file.", Folder);
         _warn = warn;
+        _lockWait = lockWait ?? TimeSpan.FromSeconds(60);
+    }
+
+    /// <summary>Runs a write, turning the file system's refusals into ProfileStoreFailed.</summary>
+    private T Writing<T>(Func<T> write)
+    {
+        try { return write(); }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException && e is not HeteroBatchException)
+        {
+            throw new HeteroBatchException("ProfileStoreFailed", FailureKind.WriteError, $"Could not write to the profile store {Folder}: {e.Message}", Folder, e);
+        }
     }
 
     /// <summary>$HETEROBATCH_PROFILE_PATH, else $XDG_DATA_HOME/HeteroBatch/profiles, else ~/.local/share/HeteroBatch/profiles.</summary>
@@ -53,13 +70,18 @@ public sealed class ProfileStore
     public string PathFor(UnitProfile p) => Path.Combine(Folder, FileNameFor(p.Model, p.ModelSha256, p.Unit.Id, p.Unit.Fingerprint));
 
     /// <summary>Saves a profile, merging its entries into any stored ones (new measurements replace old ones of the same batch size). Returns the merged profile.</summary>
-    public UnitProfile Save(UnitProfile profile)
+    public UnitProfile Save(UnitProfile profile) => Writing(() => SaveUnchecked(profile));
+
+    private UnitProfile SaveUnchecked(UnitProfile profile)
     {
         Directory.CreateDirectory(Folder);
         var path = PathFor(profile);
         using var _ = AcquireLock(path);
         var merged = profile;
         var existing = TryRead(path);
+        if (existing == null && File.Exists(path) && IsNewer(path))
+            throw new HeteroBatchException("ProfileSchemaNewer", FailureKind.InvalidData,
+                $"{path} was written by a newer HeteroBatch (schema above {UnitProfile.CurrentSchema}); it was not overwritten and these measurements were not stored.", path);
         if (existing != null)
         {
             var byBatch = existing.Entries.ToDictionary(e => e.BatchSize);
@@ -78,22 +100,23 @@ public sealed class ProfileStore
     }
 
     /// <summary>Replaces a stored profile as given (no merge): for edits.</summary>
-    public void Replace(UnitProfile profile)
+    public void Replace(UnitProfile profile) => Writing(() =>
     {
         Directory.CreateDirectory(Folder);
         var path = PathFor(profile);
         using var _ = AcquireLock(path);
         Write(path, profile);
-    }
+        return true;
+    });
 
-    public bool Remove(UnitProfile profile)
+    public bool Remove(UnitProfile profile) => Writing(() =>
     {
         var path = PathFor(profile);
         if (!File.Exists(path)) return false;
         using var _ = AcquireLock(path);
         File.Delete(path);
         return true;
-    }
+    });
 
     /// <summary>Every readable stored profile, optionally filtered by model name (or hash) and unit id (wildcards allowed).</summary>
     public IReadOnlyList<UnitProfile> Load(string? model = null, IReadOnlyCollection<string>? unitIds = null)
@@ -111,6 +134,17 @@ public sealed class ProfileStore
         return result;
     }
 
+    /// <summary>True if the file parses as a profile of a schema newer than this module's.</summary>
+    private static bool IsNewer(string path)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
+            return doc.RootElement.TryGetProperty("SchemaVersion", out var v) && v.TryGetInt32(out var n) && n > UnitProfile.CurrentSchema;
+        }
+        catch (JsonException) { return false; }
+    }
+
     private void Write(string path, UnitProfile profile) =>
         AtomicFile.Write(path, s => JsonSerializer.Serialize(s, profile, Json));
 
@@ -125,6 +159,13 @@ public sealed class ProfileStore
             var p = bytes.Length == 0 ? null : JsonSerializer.Deserialize<UnitProfile>(bytes, Json);
             if (p != null && p.SchemaVersion == UnitProfile.CurrentSchema && !string.IsNullOrEmpty(p.Model) && p.Entries != null && p.Unit != null)
                 return p;
+            if (p != null && p.SchemaVersion > UnitProfile.CurrentSchema)
+            {
+                // written by a newer HeteroBatch: not ours to judge or move; that version still reads it
+                _warn?.Invoke(new HeteroBatchException("ProfileSchemaNewer", FailureKind.InvalidData,
+                    $"Stored profile {path} has schema version {p.SchemaVersion}, newer than this module's {UnitProfile.CurrentSchema}; it was left in place and skipped.", path));
+                return null;
+            }
             reason = bytes.Length == 0 ? "the file is empty"
                 : p?.SchemaVersion != UnitProfile.CurrentSchema ? $"schema version {p?.SchemaVersion} is not {UnitProfile.CurrentSchema}"
                 : "required fields are missing";
@@ -143,10 +184,10 @@ public sealed class ProfileStore
     /// An exclusive lock on a file beside the profile (flock on Linux): other processes wait (up to
     /// 60 s). The lock file stays: deleting it on close would let two waiters lock different files.
     /// </summary>
-    private static FileStream AcquireLock(string path)
+    private FileStream AcquireLock(string path)
     {
         var lockPath = path + ".lock";
-        var deadline = DateTime.UtcNow.AddSeconds(60);
+        var deadline = DateTime.UtcNow + _lockWait;
         while (true)
         {
             try
@@ -156,6 +197,11 @@ public sealed class ProfileStore
             catch (IOException) when (DateTime.UtcNow < deadline)
             {
                 Thread.Sleep(20);
+            }
+            catch (IOException e) when (e.GetType() == typeof(IOException))
+            {
+                throw new HeteroBatchException("ProfileStoreBusy", FailureKind.ResourceUnavailable,
+                    $"Another process has held the lock on {lockPath} for {_lockWait.TotalSeconds:F0} s; nothing was written.", lockPath, e);
             }
         }
     }

@@ -41,6 +41,39 @@ public sealed record ProfileProgress(string UnitId, int BatchSize, int Index, in
 /// </summary>
 public static class Profiler
 {
+    /// <summary>
+    /// Whether the next batch size fits in memory, judged from how the process grew on the sizes
+    /// that ran: the peak resident memory above where profiling started, per sample, times the
+    /// next size, against what this process may use (its memory limit, or the machine's memory).
+    /// A size whose buffers alone cannot be one array is refused before anything is allocated.
+    /// </summary>
+    private sealed class MemoryGrowth
+    {
+        private readonly long _start = Libc.PeakResidentBytes() ?? Environment.WorkingSet;
+        private double _perSample;
+
+        public void Ran(int batch)
+        {
+            var peak = Libc.PeakResidentBytes();
+            if (peak is long p && batch > 0) _perSample = Math.Max(_perSample, (double)(p - _start) / batch);
+        }
+
+        public string? WhyNotFits(int batch, IModelSession model)
+        {
+            long bytesPerSample = 0;
+            foreach (var t in model.Signature.Inputs.Concat(model.Signature.Outputs))
+                bytesPerSample += Math.Max(1, t.SampleElements) * TensorBatch.ElementSize(t.ElementType);
+            if ((double)bytesPerSample * batch > Array.MaxLength)
+                return $"batch {batch} needs {Format((double)bytesPerSample * batch)} of inputs and outputs, more than one array holds";
+            long limit = (long)(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes * 0.8);
+            double predicted = _start + Math.Max(_perSample, 2.0 * bytesPerSample) * batch;
+            return predicted <= limit ? null
+                : $"batch {batch} would need about {Format(predicted)} of memory (measured growth {Format(Math.Max(_perSample, 2.0 * bytesPerSample))} per sample), more than the {Format(limit)} this process may use";
+        }
+
+        private static string Format(double bytes) => bytes >= 1 << 30 ? $"{bytes / (1 << 30):F1} GiB" : $"{bytes / (1 << 20):F0} MiB";
+    }
+
     public static Task<UnitProfile> RunAsync(EngineContext context, ComputeUnit unit, ModelSource model, ProfileSettings settings,
         Action<ProfileProgress>? progress = null, CancellationToken cancel = default)
     {
@@ -110,18 +143,34 @@ public static class Profiler
         };
         cancel.ThrowIfCancellationRequested();
         var loaded = worker.Load(model);
-        int largest = schedule[^1];
-        var inputs = loaded.SyntheticInputs(largest, settings.Seed);
-        var outputs = loaded.AllocateOutputs(largest);
         var backend = UnitBackends.For(unit);
+        // buffers grow with the sizes, in order: nothing is allocated for a size before the ones below it ran
+        IReadOnlyList<TensorBatch> inputs = Array.Empty<TensorBatch>(), outputs = Array.Empty<TensorBatch>();
+        int capacity = 0;
+        var memory = new MemoryGrowth();
 
         for (int i = 0; i < schedule.Length; i++)
         {
             int b = schedule[i];
             cancel.ThrowIfCancellationRequested();
+            if (memory.WhyNotFits(b, loaded) is { } tooBig)
+            {
+                profile.FailedBatchSize = b;
+                profile.FailureReason = tooBig;
+                progress?.Invoke(new ProfileProgress(unit.Id, b, i + 1, schedule.Length, null, tooBig));
+                break;
+            }
             try
             {
+                if (b > capacity)
+                {
+                    inputs = Array.Empty<TensorBatch>(); outputs = Array.Empty<TensorBatch>(); // let the smaller ones go first
+                    inputs = loaded.SyntheticInputs(b, settings.Seed);
+                    outputs = loaded.AllocateOutputs(b);
+                    capacity = b;
+                }
                 var entry = MeasureOne(loaded, inputs, outputs, b, settings, cancel);
+                memory.Ran(b);
                 if (worker.Settings.SplitTransfers && backend.ComputeOnlyMedianMs(loaded, unit, b, Math.Max(3, entry.Samples), cancel) is double compute)
                 {
                     entry.ComputeMs = compute;

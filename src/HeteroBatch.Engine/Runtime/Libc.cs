@@ -50,4 +50,19 @@ internal static partial class Libc
             if ((mask[i / 64] & (1UL << (i % 64))) != 0) list.Add(i);
         return list.ToArray();
     }
+
+    /// <summary>The most memory this process has had resident (Linux VmHWM), or null where the OS does not say.</summary>
+    public static long? PeakResidentBytes()
+    {
+        try
+        {
+            foreach (var line in File.ReadLines("/proc/self/status"))
+                if (line.StartsWith("VmHWM:", StringComparison.Ordinal)
+                    && long.TryParse(line[6..].Trim().Split(' ')[0], out var kb))
+                    return kb * 1024;
+        }
+        catch (IOException) { }
+        catch (UnauthorizedAccessException) { }
+        return null;
+    }
 }

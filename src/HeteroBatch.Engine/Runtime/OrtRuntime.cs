@@ -55,9 +55,13 @@ public static class OrtRuntime
         if (!File.Exists(path))
             throw new HeteroBatchException("OrtPathInvalid", FailureKind.InvalidArgument,
                 $"{NativePathVariable} is '{dir}', which holds no {file}. Point it at the native folder of an ONNX Runtime build (for OpenVINO: one built with the OpenVINO provider), or remove it to use the module's own.", dir);
+        // checked before anything is switched over, so that a bad folder leaves the process able to load the module's own
+        if (!NativeLibrary.TryLoad(path, out var handle) || !NativeLibrary.TryGetExport(handle, "OrtGetApiBase", out _))
+            throw new HeteroBatchException("OrtPathInvalid", FailureKind.InvalidArgument,
+                $"{NativePathVariable} is '{dir}', whose {file} is not an ONNX Runtime library this process can load. Point it at the native folder of an ONNX Runtime build, or remove it to use the module's own.", dir);
         OrtEnv.DisableDllImportResolver = true;
         NativeLibrary.SetDllImportResolver(typeof(OrtEnv).Assembly, (name, _, _) =>
-            name.Contains("onnxruntime", StringComparison.OrdinalIgnoreCase) ? NativeLibrary.Load(path) : IntPtr.Zero);
+            name.Contains("onnxruntime", StringComparison.OrdinalIgnoreCase) ? handle : IntPtr.Zero);
         NativeLibraryPath = path;
     }
 

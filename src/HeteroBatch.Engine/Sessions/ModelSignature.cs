@@ -11,6 +11,10 @@ public sealed class ModelSignature
     /// <summary>The fixed batch size the graph was exported with (e.g. 1), or null if the batch axis is symbolic.</summary>
     public long? FixedBatch { get; }
 
+    /// <summary>Bytes one sample takes in host memory: its inputs and its outputs.</summary>
+    public long BytesPerSample =>
+        Inputs.Concat(Outputs).Sum(t => Math.Max(1, t.SampleElements) * TensorBatch.ElementSize(t.ElementType));
+
     public ModelSignature(InferenceSession session)
     {
         Inputs = session.InputMetadata.Select(kv => Spec(kv.Key, kv.Value)).ToList();

@@ -105,6 +105,8 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
 
     private void RunPlan(BatchPlan plan, IReadOnlyList<string>? inputFiles)
     {
+        try { PlanLayout.Validate(plan); }
+        catch (HeteroBatchException e) { WriteFailure(e); return; }
         foreach (var shard in plan.Shards)
         {
             if (Context.Presence.WhyAbsent(shard.Unit) is { } why)

@@ -147,7 +147,17 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
             WriteFailure(new HeteroBatchException("ProfileFailed", FailureKind.InvalidOperation, $"No batch size ran on unit '{unit.Id}': {profile.FailureReason}", unit.Id));
             return;
         }
-        WriteObject(NoStore ? profile : _store!.Save(profile));
+        if (NoStore) { WriteObject(profile); return; }
+        try
+        {
+            WriteObject(_store!.Save(profile));
+        }
+        catch (HeteroBatchException e)
+        {
+            // the measurements still reach the pipeline; the error says why they are not stored
+            WriteFailure(e);
+            WriteObject(profile);
+        }
     }
 
     private void ProfileOne(ComputeUnit unit)
