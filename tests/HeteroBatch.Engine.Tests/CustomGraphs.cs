@@ -114,4 +114,17 @@ public static class CustomGraphs
         g.Output.Add(Value("y", TensorProto.Types.DataType.Double, -1, 2));
         return Model(g);
     }
+
+    /// <summary>x float [N,4] → y = x - ReduceMean(x, axis 0): each sample's output depends on the whole batch.</summary>
+    public static byte[] CentredOverTheBatch()
+    {
+        var g = new GraphProto { Name = "centred" };
+        g.Input.Add(Value("x", TensorProto.Types.DataType.Float, -1, 4));
+        g.Node.Add(Node("ReduceMean", new[] { "x" }, "m",
+            new AttributeProto { Name = "axes", Type = AttributeProto.Types.AttributeType.Ints, Ints = { 0 } },
+            new AttributeProto { Name = "keepdims", Type = AttributeProto.Types.AttributeType.Int, I = 1 }));
+        g.Node.Add(Node("Sub", new[] { "x", "m" }, "y"));
+        g.Output.Add(Value("y", TensorProto.Types.DataType.Float, -1, 4));
+        return Model(g);
+    }
 }

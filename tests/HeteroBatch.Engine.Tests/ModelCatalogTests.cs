@@ -177,6 +177,50 @@ public sealed class ModelCatalogTests : IDisposable
     }
 
     [Fact]
+    public void AModelWhoseSamplesInteractIsRefusedForSplittingButRunsWhole()
+    {
+        var path = Write("centred.onnx", CustomGraphs.CentredOverTheBatch());
+        var source = ModelCatalog.Resolve(path, _dir);
+        Assert.Equal(BatchMode.SamplesInteract, source.BatchMode);
+        var inputs = new[] { SyntheticInput.Create("x", new long[] { 4 }, 10, 3) };
+        var e = Assert.Throws<HeteroBatchException>(() => PartitionedRunner.Run(_context, TwoUnitPlan(source, 10, 4), source, InputSet.Of(inputs), new RunSettings()));
+        Assert.Equal("SamplesInteract", e.ErrorId);
+        var units = TestModels.TwoCpuUnits();
+        var whole = PartitionedRunner.Run(_context, PlanLayout.Manual(source.Name, source.Sha256, new[] { new ShareSpec(units[0], 10, 10, 1) }), source, InputSet.Of(inputs), new RunSettings());
+        var x = inputs[0].Floats;
+        for (int j = 0; j < 4; j++)
+        {
+            float mean = Enumerable.Range(0, 10).Select(i => x[i * 4 + j]).Average();
+            Assert.Equal(x[j] - mean, whole.OutputOf(0)[j], 5);
+        }
+        // planning it across units is refused too; for one unit it is planned
+        var p = TestModels.FakeProfile("cpu0", "centred", (10, 1.0));
+        var q = TestModels.FakeProfile("cpu1", "centred", (10, 1.0));
+        p.BatchMode = q.BatchMode = nameof(BatchMode.SamplesInteract);
+        q.ModelSha256 = p.ModelSha256;
+        Assert.Equal("SamplesInteract", Assert.Throws<HeteroBatchException>(() => Planner.Plan(new[] { p, q }, 10)).ErrorId);
+        Assert.Single(Planner.Plan(new[] { p }, 10).Shards);
+    }
+
+    [Fact]
+    public void AModelFileEditedInPlaceWithTheSameSizeAndTimeIsSeenAsChanged()
+    {
+        var path = Write("edited.onnx", CustomGraphs.TwoInputsWithInt64());
+        var first = ModelCatalog.Resolve(path, _dir);
+        var written = File.GetLastWriteTimeUtc(path);
+        var bytes = File.ReadAllBytes(path);
+        var edited = CustomGraphs.TwoInputsWithInt64();
+        // the same graph with one weight changed: same length
+        int at = Array.LastIndexOf(edited, (byte)0x3F);
+        edited[at - 1] ^= 0x01;
+        Assert.Equal(bytes.Length, edited.Length);
+        File.WriteAllBytes(path, edited);
+        File.SetLastWriteTimeUtc(path, written);
+        var second = ModelCatalog.Resolve(path, _dir);
+        Assert.NotEqual(first.Sha256, second.Sha256);
+    }
+
+    [Fact]
     public void PaddedRunsGiveTheSameOutputsAsExactOnes()
     {
         using var model = OpenCpu(TestModels.Tiny.Path, 1);

@@ -29,6 +29,9 @@ public static class PartitionedRunner
     public static InferenceResult Run(EngineContext context, BatchPlan plan, ModelSource model, InputSet? inputs, RunSettings settings, CancellationToken cancel = default)
     {
         PlanLayout.Validate(plan);
+        if (model.BatchMode == BatchMode.SamplesInteract && (plan.Shards.Count > 1 || plan.Shards[0].SubBatchSize < plan.Shards[0].Count || (inputs != null && inputs.Count != plan.BatchSize)))
+            throw new HeteroBatchException("SamplesInteract", FailureKind.InvalidOperation,
+                $"'{model.Name}' cannot be split: {model.Note}. Run the whole batch on one unit in one run.", model.Name);
         settings = settings with { InjectFailure = settings.InjectFailure ?? context.Options.InjectFailure };
         var workers = Workers(context, plan);
         var first = LoadSessions(workers, model)[0]; // read only for its signature here

@@ -16,6 +16,8 @@ public enum BatchMode
     Rewritten,
     /// <summary>The graph only runs at its fixed batch size: shares run as pieces of that size.</summary>
     Fixed,
+    /// <summary>A sample's outputs depend on the other samples of its batch (a reduction over the batch axis, say): the batch must run whole, on one unit.</summary>
+    SamplesInteract,
 }
 
 /// <summary>
@@ -31,7 +33,14 @@ public static class BatchRewriter
     public static Result Prepare(string path, string sha256, string cacheFolder)
     {
         long? fixedBatch;
-        using (var session = OpenCpu(path)) fixedBatch = new ModelSignature(session).FixedBatch;
+        string? interaction;
+        using (var session = OpenCpu(path))
+        {
+            fixedBatch = new ModelSignature(session).FixedBatch;
+            interaction = SamplesInteract(session, fixedBatch is long k ? (int)k : 2);
+        }
+        if (interaction != null)
+            return new Result(path, sha256, BatchMode.SamplesInteract, interaction);
         if (fixedBatch == null) return new Result(path, sha256, BatchMode.Native, null);
 
         var target = System.IO.Path.Combine(cacheFolder, "batched", $"{sha256[..16]}.onnx");
@@ -65,6 +74,37 @@ public static class BatchRewriter
         }
         return new Result(path, sha256, BatchMode.Fixed,
             $"the graph has a fixed batch of {fixedBatch} and cannot be made to batch ({why}); shares run as pieces of {fixedBatch}, so batching brings no speed-up on this model");
+    }
+
+    /// <summary>
+    /// Whether one sample's outputs change when another sample of the batch changes: run a batch
+    /// of <paramref name="batch"/>, then again with the last sample changed, and compare the first
+    /// sample's outputs. Null if they are independent (or the batch is one); else what was seen.
+    /// </summary>
+    private static string? SamplesInteract(InferenceSession session, int batch)
+    {
+        if (batch < 2 || batch > 64) return null;
+        using var model = new LoadedModel(session, owns: false);
+        var inputs = model.SyntheticInputs(batch, 4242);
+        var changed = inputs.Select(t => t.EmptyLike(batch)).ToList();
+        var other = model.SyntheticInputs(batch, 9191);
+        for (int i = 0; i < inputs.Count; i++)
+        {
+            inputs[i].CopyTo(0, batch, changed[i], 0);
+            other[i].CopyTo(batch - 1, 1, changed[i], batch - 1); // only the last sample differs
+        }
+        var a = model.AllocateOutputs(batch);
+        var b = model.AllocateOutputs(batch);
+        try
+        {
+            model.Run(inputs, a, 0, batch);
+            model.Run(changed, b, 0, batch);
+        }
+        catch (OnnxRuntimeException) { return null; } // it does not run this way: nothing to tell here
+        for (int k = 0; k < a.Count; k++)
+            if (!a[k].Bytes(0, 1).SequenceEqual(b[k].Bytes(0, 1)))
+                return $"output '{a[k].Name}' of the first sample changed when only the last sample of a batch of {batch} changed: its samples depend on each other, so the batch cannot be split across units or sub-batches";
+        return null;
     }
 
     private static InferenceSession OpenCpu(string path)

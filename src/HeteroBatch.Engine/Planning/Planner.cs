@@ -23,6 +23,9 @@ public static class Planner
                 $"The profiles are of different models ({string.Join(", ", profiles.Select(p => p.Model).Distinct())}); plan one model at a time.");
         // one profile per unit: the latest measured
         var units = ProfileSelection.LatestPerUnit(profiles);
+        if (units.Count > 1 && algorithm != PlanAlgorithm.Single && units[0].BatchMode == nameof(Models.BatchMode.SamplesInteract))
+            throw new HeteroBatchException("SamplesInteract", FailureKind.InvalidOperation,
+                $"'{units[0].Model}' cannot be split across units: a sample's outputs depend on the other samples of its batch. Plan it for one unit (the Single algorithm, or one unit's profile).", units[0].Model);
         var models = units.Select(p => new UnitCostModel(p)).ToList();
         // shares are planned in steps of one sample up to MaxExactBatch, coarser above it, so that
         // planning memory does not grow with the batch size

@@ -49,6 +49,11 @@ public sealed class LoadedModel : IModelSession
     /// <summary>Opens a model held in memory.</summary>
     public LoadedModel(byte[] model, SessionOptions options) : this(new InferenceSession(model, options)) { }
 
+    private readonly bool _ownsSession = true;
+
+    /// <summary>Wraps a session opened elsewhere; with <paramref name="owns"/> false, disposing this leaves the session open.</summary>
+    public LoadedModel(InferenceSession session, bool owns) : this(session) => _ownsSession = owns;
+
     /// <summary>Takes the session; it is disposed here if reading its signature fails.</summary>
     private LoadedModel(InferenceSession session)
     {
@@ -299,7 +304,7 @@ public sealed class LoadedModel : IModelSession
         _pinnedStages.Clear();
         _pinnedAllocator?.Dispose();
         _pinnedInfo?.Dispose();
-        Session.Dispose();
+        if (_ownsSession) Session.Dispose();
         _runOptions.Dispose();
     }
 }

@@ -66,7 +66,7 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
     protected override void BeginProcessing()
     {
         _model = Engine(() => ModelCatalog.Resolve(Model, basePath: SessionState.Path.CurrentFileSystemLocation.Path));
-        if (_model.BatchMode == BatchMode.Fixed) WriteWarning($"{_model.Name}: {_model.Note}");
+        if (_model.BatchMode is BatchMode.Fixed or BatchMode.SamplesInteract) WriteWarning($"{_model.Name}: {_model.Note}");
         else if (_model.Note != null) WriteVerbose($"{_model.Name}: {_model.Note}");
         _store = OpenStore(ProfilePath); // read and written on the pipeline thread
     }
