@@ -6,7 +6,18 @@ namespace HeteroBatch;
 /// <summary>On import: the module's engine context (ONNX Runtime started quietly, telemetry off) before any cmdlet runs. On removal: the context ends, with its workers.</summary>
 public sealed class ModuleInitializer : IModuleAssemblyInitializer, IModuleAssemblyCleanup
 {
-    public void OnImport() => ModuleContext.Start();
+    public void OnImport()
+    {
+        try
+        {
+            ModuleContext.Start();
+        }
+        catch (HeteroBatchException e)
+        {
+            // carry the engine's ErrorId into Import-Module's error (OrtPathInvalid, say)
+            throw new RuntimeException(e.Message, e, new ErrorRecord(e, e.ErrorId, ErrorCategory.InvalidArgument, e.Target));
+        }
+    }
 
     public void OnRemove(PSModuleInfo module) => ModuleContext.Stop();
 }

@@ -49,13 +49,17 @@ public static class Profiler
     /// </summary>
     private sealed class MemoryGrowth
     {
-        private readonly long _start = Libc.PeakResidentBytes() ?? Environment.WorkingSet;
-        private double _perSample;
+        // the peak resident memory after the last size that ran, and the steepest growth per added sample seen so far
+        private long _lastPeak = Libc.PeakResidentBytes() ?? Environment.WorkingSet;
+        private int _lastBatch;
+        private double _slope;
 
         public void Ran(int batch)
         {
-            var peak = Libc.PeakResidentBytes();
-            if (peak is long p && batch > 0) _perSample = Math.Max(_perSample, (double)(p - _start) / batch);
+            if (Libc.PeakResidentBytes() is not long peak) return;
+            if (batch > _lastBatch && _lastBatch > 0) _slope = Math.Max(_slope, (double)(peak - _lastPeak) / (batch - _lastBatch));
+            _lastPeak = Math.Max(_lastPeak, peak);
+            _lastBatch = Math.Max(_lastBatch, batch);
         }
 
         public string? WhyNotFits(int batch, IModelSession model)
@@ -66,12 +70,13 @@ public static class Profiler
             if ((double)bytesPerSample * batch > Array.MaxLength)
                 return $"batch {batch} needs {Format((double)bytesPerSample * batch)} of inputs and outputs, more than one array holds";
             long limit = (long)(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes * 0.8);
-            double predicted = _start + Math.Max(_perSample, 2.0 * bytesPerSample) * batch;
+            double perSample = Math.Max(_slope, 2.0 * bytesPerSample);
+            double predicted = _lastPeak + perSample * Math.Max(0, batch - _lastBatch);
             return predicted <= limit ? null
-                : $"batch {batch} would need about {Format(predicted)} of memory (measured growth {Format(Math.Max(_perSample, 2.0 * bytesPerSample))} per sample), more than the {Format(limit)} this process may use";
+                : $"batch {batch} would need about {Format(predicted)} of memory (growth {Format(perSample)} per sample on the sizes that ran), more than the {Format(limit)} this process may use";
         }
 
-        private static string Format(double bytes) => bytes >= 1 << 30 ? $"{bytes / (1 << 30):F1} GiB" : $"{bytes / (1 << 20):F0} MiB";
+        private static string Format(double bytes) => bytes >= 1 << 30 ? $"{bytes / (1 << 30):F1} GiB" : bytes >= 1 << 20 ? $"{bytes / (1 << 20):F0} MiB" : $"{bytes / 1024:F0} KiB";
     }
 
     public static Task<UnitProfile> RunAsync(EngineContext context, ComputeUnit unit, ModelSource model, ProfileSettings settings,
