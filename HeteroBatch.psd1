@@ -10,6 +10,7 @@
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
     FormatsToProcess     = @('HeteroBatch.format.ps1xml')
+    TypesToProcess       = @('HeteroBatch.types.ps1xml')
     CmdletsToExport      = @(
         'Get-ComputeUnit'
         'Invoke-Profile'

@@ -10,7 +10,7 @@ namespace HeteroBatch;
 /// </summary>
 public sealed class JsonObjectAttribute : ArgumentTransformationAttribute
 {
-    private static readonly JsonSerializerOptions Options = new() { Converters = { new LenientEnumConverterFactory() } };
+    private static readonly JsonSerializerOptions Options = new() { Converters = { new LenientEnumConverterFactory(), new LenientDateConverter() } };
 
     public override object? Transform(EngineIntrinsics engineIntrinsics, object? inputData)
     {
@@ -36,15 +36,48 @@ public sealed class JsonObjectAttribute : ArgumentTransformationAttribute
         try
         {
             using var doc = JsonDocument.Parse(json);
-            bool isPlan = doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("Shards", out _);
-            return isPlan ? JsonSerializer.Deserialize<Engine.Planning.BatchPlan>(json, Options)
-                          : JsonSerializer.Deserialize<UnitProfile>(json, Options);
+            // a JSON array of plans or profiles (ConvertTo-Json of several, saved to one file)
+            if (doc.RootElement.ValueKind == JsonValueKind.Array)
+                return doc.RootElement.EnumerateArray().Select(e => FromElement(e)).ToArray();
+            return FromElement(doc.RootElement);
         }
         catch (JsonException e)
         {
             throw new ArgumentTransformationMetadataException($"Not a HeteroBatch plan or profile: {e.Message}", e);
         }
     }
+
+    private static object? FromElement(JsonElement e)
+    {
+        bool isPlan = e.ValueKind == JsonValueKind.Object && e.TryGetProperty("Shards", out _);
+        return isPlan ? e.Deserialize<Engine.Planning.BatchPlan>(Options) : e.Deserialize<UnitProfile>(Options);
+    }
+}
+
+/// <summary>
+/// Reads a date written as ISO text, or as PowerShell writes a deserialized DateTimeOffset or
+/// DateTime ({"DateTime": ..., "UtcDateTime": ..., "Ticks": ..., ...} or {"value": ...}).
+/// </summary>
+internal sealed class LenientDateConverter : System.Text.Json.Serialization.JsonConverter<DateTimeOffset>
+{
+    public override DateTimeOffset Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType == JsonTokenType.String && DateTimeOffset.TryParse(reader.GetString(), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.RoundtripKind, out var text))
+            return text;
+        if (reader.TokenType == JsonTokenType.StartObject)
+        {
+            using var doc = JsonDocument.ParseValue(ref reader);
+            var o = doc.RootElement;
+            if (o.TryGetProperty("UtcTicks", out var utc) && utc.TryGetInt64(out var ticks)) return new DateTimeOffset(ticks, TimeSpan.Zero);
+            foreach (var name in new[] { "UtcDateTime", "value", "DateTime" })
+                if (o.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String
+                    && DateTimeOffset.TryParse(v.GetString(), System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var d))
+                    return d;
+        }
+        throw new JsonException("not a date");
+    }
+
+    public override void Write(Utf8JsonWriter writer, DateTimeOffset value, JsonSerializerOptions options) => writer.WriteStringValue(value.ToString("O"));
 }
 
 /// <summary>

@@ -51,5 +51,10 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
         foreach (var unit in units)
             if (Id == null || Id.Any(pattern => Wildcard.IsMatch(unit.Id, pattern)))
                 WriteObject(unit);
+        // an id without wildcards that matches no unit is an error the caller can silence
+        foreach (var id in Id ?? Array.Empty<string>())
+            if (!Wildcard.HasWildcards(id) && !units.Any(u => Wildcard.IsMatch(u.Id, id)))
+                WriteFailure(new HeteroBatchException("UnitNotFound", FailureKind.ObjectNotFound,
+                    $"No unit '{id}' here{(ListAvailable ? "" : " that can run (-ListAvailable also lists those that cannot)")}; units: {string.Join(", ", units.Select(u => u.Id))}.", id));
     }
 }

@@ -21,5 +21,10 @@ public sealed class GetInferenceModelCommand : HeteroBatchCmdlet
         foreach (var m in ModelZoo.Models)
             if (Name == null || Name.Any(n => Wildcard.IsMatch(m.Name, n)))
                 WriteObject(m);
+        // a name without wildcards that matches nothing is an error the caller can silence
+        foreach (var n in Name ?? Array.Empty<string>())
+            if (!Wildcard.HasWildcards(n) && !ModelZoo.Models.Any(m => Wildcard.IsMatch(m.Name, n)))
+                WriteFailure(new HeteroBatch.Engine.HeteroBatchException("ModelNotFound", HeteroBatch.Engine.FailureKind.ObjectNotFound,
+                    $"No built-in model is named '{n}'. Built-in models: {string.Join(", ", ModelZoo.Names)}.", n));
     }
 }

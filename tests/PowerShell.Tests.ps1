@@ -1,0 +1,61 @@
+# HeteroBatch as an experienced PowerShell user drives it: objects through serializers and jobs,
+# errors that -ErrorAction and $? control.
+BeforeAll {
+    . $PSScriptRoot/TestHelpers.ps1
+    Import-Module $env:HETEROBATCH_TEST_MODULE -Force
+    $script:store = New-TestStore
+    $script:profiles = Get-ComputeUnit -CpuGroup 2 | Invoke-Profile -Model tinynet -BatchSize 1, 2, 4 -SecondsPerSize 0.05
+}
+
+Describe 'Objects that survive serializers and jobs' {
+    It 'binds profiles back to Get-BatchPlan from Export-Clixml / Import-Clixml' {
+        $file = Join-Path $TestDrive 'profiles.xml'
+        $profiles | Export-Clixml $file
+        $plan = Import-Clixml $file | Get-BatchPlan -BatchSize 8
+        ($plan.Shards | Measure-Object Count -Sum).Sum | Should -Be 8
+        $plan.Units.Count | Should -Be $profiles.Count
+    }
+
+    It 'binds a JSON array of profiles, read whole from a file' {
+        $file = Join-Path $TestDrive 'profiles.json'
+        $profiles | ConvertTo-Json -Depth 10 | Set-Content $file
+        $plan = Get-Content -Raw $file | Get-BatchPlan -BatchSize 8
+        ($plan.Shards | Measure-Object Count -Sum).Sum | Should -Be 8
+    }
+
+    It 'runs a plan that came back from Start-Job' {
+        $job = Start-Job -ScriptBlock {
+            param($module, $storePath)
+            Import-Module $module
+            Get-BatchPlan -Model tinynet -BatchSize 8 -ProfilePath $storePath
+        } -ArgumentList $env:HETEROBATCH_TEST_MODULE, $store
+        $plan = $job | Wait-Job -Timeout 120 | Receive-Job
+        $job | Remove-Job -Force
+        $plan.Shards.Count | Should -BeGreaterThan 0
+        $r = $plan | Invoke-PartitionedInference
+        $r.Complete | Should -BeTrue
+        $r.BatchSize | Should -Be 8
+    }
+}
+
+Describe 'Errors that -ErrorAction controls' {
+    It 'writes UnitNotFound for an id that matches no unit, as a non-terminating error' {
+        $out = Get-ComputeUnit gpu7 -ErrorVariable ev -ErrorAction SilentlyContinue
+        $ok = $?
+        $out | Should -BeNullOrEmpty
+        $ok | Should -BeFalse
+        $ev[0].FullyQualifiedErrorId | Should -BeLike 'UnitNotFound,*'
+        $ev[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        # a wildcard that matches nothing is not an error
+        Get-ComputeUnit 'gpu*' -ErrorVariable none -ErrorAction SilentlyContinue | Out-Null
+        $none | Should -BeNullOrEmpty
+    }
+
+    It 'writes ModelNotFound for a misspelt model name, which 2>$null silences' {
+        $ErrorActionPreference = 'Continue' # as in a user's shell
+        $out = Get-InferenceModel mobilnet 2>$null
+        $out | Should -BeNullOrEmpty
+        Get-InferenceModel mobilnet, tinynet -ErrorVariable ev -ErrorAction SilentlyContinue | Select-Object -ExpandProperty Name | Should -Be 'tinynet'
+        $ev[0].FullyQualifiedErrorId | Should -BeLike 'ModelNotFound,*'
+    }
+}
