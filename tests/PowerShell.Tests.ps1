@@ -59,3 +59,57 @@ Describe 'Errors that -ErrorAction controls' {
         $ev[0].FullyQualifiedErrorId | Should -BeLike 'ModelNotFound,*'
     }
 }
+
+Describe 'Completion' {
+    It 'completes <Parameter> of <Command>' -ForEach @(
+        @{ Command = 'Get-ComputeUnit'; Parameter = '-Id'; Typed = 'Get-ComputeUnit -Id cp'; Expect = 'cpu' }
+        @{ Command = 'Get-ComputeUnit'; Parameter = '-CpuGroup'; Typed = 'Get-ComputeUnit -CpuGroup Co'; Expect = 'Core' }
+        @{ Command = 'Get-BatchPlan'; Parameter = '-Unit'; Typed = 'Get-BatchPlan -Model tinynet -BatchSize 4 -Unit cpu'; Expect = 'cpu0' }
+        @{ Command = 'Invoke-PartitionedInference'; Parameter = '-Unit'; Typed = 'Invoke-PartitionedInference -Model tinynet -BatchSize 4 -Unit cpu'; Expect = 'cpu0' }
+    ) {
+        $r = TabExpansion2 -inputScript $Typed -cursorColumn $Typed.Length
+        $r.CompletionMatches.CompletionText | Should -Contain $Expect
+    }
+
+    It 'completes .onnx files by path for -Model' {
+        $dir = Join-Path $TestDrive 'my models'
+        New-Item -ItemType Directory $dir | Out-Null
+        Export-InferenceModel tinynet (Join-Path $dir 'tiny-export.onnx')
+        Set-Content (Join-Path $dir 'notes.txt') 'x'
+        Push-Location $TestDrive
+        try {
+            $typed = "Invoke-Profile -Model 'my models/ti"
+            $r = TabExpansion2 -inputScript $typed -cursorColumn $typed.Length
+            $r.CompletionMatches.CompletionText | Should -Contain "'my models/tiny-export.onnx'"
+            $typed = "Invoke-Profile -Model 'my models/no"
+            (TabExpansion2 -inputScript $typed -cursorColumn $typed.Length).CompletionMatches | Should -BeNullOrEmpty
+        }
+        finally { Pop-Location }
+    }
+}
+
+Describe 'Objects a script can use' {
+    It 'gives a profile''s Table as an array' {
+        $t = $profiles[0].Table
+        $t.Count | Should -Be 3
+        $t[2].BatchSize | Should -Be 4
+    }
+
+    It 'names every output type in Format-List (ToString), not by its type name' {
+        $plan = $profiles | Get-BatchPlan -BatchSize 6
+        $r = $plan | Invoke-PartitionedInference
+        foreach ($o in @($plan.Shards[0], $r, $r.Units[0], $r.Predictions[0], $profiles[0].Table[0])) {
+            "$o" | Should -Not -Match '^HeteroBatch\.'
+        }
+    }
+
+    It 'takes -ProfilePath beside a piped plan, as $PSDefaultParameterValues would give it' {
+        $plan = $profiles | Get-BatchPlan -BatchSize 4
+        ($plan | Invoke-PartitionedInference -ProfilePath $store).Complete | Should -BeTrue
+    }
+
+    It 'says in -Verbose which profiles Get-BatchPlan planned from' {
+        $v = Get-BatchPlan -Model tinynet -BatchSize 4 -Verbose 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }
+        "$v" | Should -Match 'planning from the profile of tinynet on cpu'
+    }
+}

@@ -22,6 +22,8 @@ public sealed class UnitRun
     public string? Error { get; set; }
     public double ImagesPerSecond => Ms > 0 ? Count * 1000.0 / Ms : 0;
 
+    public override string ToString() => Failed ? $"{UnitId}: {Count} samples, failed ({Error})" : $"{UnitId}: {Count} samples in {Ms:F1} ms";
+
     /// <summary>Adds another chunk's run of the same unit.</summary>
     internal void Add(UnitRun r)
     {
@@ -40,6 +42,8 @@ public sealed class SamplePrediction
     public float Score { get; set; }
     public int[] TopClasses { get; set; } = Array.Empty<int>();
     public float[] TopScores { get; set; } = Array.Empty<float>();
+
+    public override string ToString() => $"{Input}: class {Class} ({Score:G4})";
 }
 
 /// <summary>The outcome of running a plan: timings, where every sample went, and the outputs in input order.</summary>
@@ -74,4 +78,6 @@ public sealed class InferenceResult
 
     /// <summary>The first output's values for one sample.</summary>
     public float[] OutputOf(int sample) => Outputs[0].Sample(sample);
+
+    public override string ToString() => $"{Model} ×{BatchSize} in {WallMs:F1} ms ({string.Join(" + ", Units.Select(u => $"{u.UnitId}:{u.Count}"))})";
 }

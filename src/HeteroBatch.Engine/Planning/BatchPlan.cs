@@ -27,6 +27,8 @@ public sealed class PlanShard
     public int SubBatchSize { get; set; }
     public int SubBatches => SubBatchSize <= 0 ? 0 : (Count + SubBatchSize - 1) / SubBatchSize;
     public double PredictedMs { get; set; }
+
+    public override string ToString() => $"{UnitId}: samples {Offset}..{Offset + Count - 1}";
 }
 
 /// <summary>How a batch is split across units, and what that is predicted to cost.</summary>

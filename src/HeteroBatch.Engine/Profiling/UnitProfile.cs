@@ -18,6 +18,8 @@ public sealed class ProfileEntry
     public double? ComputeMs { get; set; }
     /// <summary>GPUs: MedianMs - ComputeMs, the host-to-device and device-to-host copies.</summary>
     public double? TransferMs { get; set; }
+
+    public override string ToString() => $"batch {BatchSize}: {MedianMs:F2} ms";
 }
 
 /// <summary>The performance table of one model on one unit, with where and when it was measured.</summary>
@@ -48,8 +50,9 @@ public sealed class UnitProfile
 
     public string UnitId => Unit.Id;
 
-    /// <summary>Entries ordered by batch size.</summary>
-    public IEnumerable<ProfileEntry> Table => Entries.OrderBy(e => e.BatchSize);
+    /// <summary>Entries ordered by batch size, as an array (so .Count and [i] work).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public ProfileEntry[] Table => Entries.OrderBy(e => e.BatchSize).ToArray();
 
     /// <summary>A deep copy: the engine hands out changed copies and never edits a profile a caller holds.</summary>
     public UnitProfile Copy() =>

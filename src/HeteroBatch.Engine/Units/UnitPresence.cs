@@ -16,6 +16,9 @@ public sealed class UnitPresence
     public UnitPresence(Func<IReadOnlyList<ComputeUnit>>? accelerators = null) =>
         _accelerators = new Lazy<IReadOnlyList<ComputeUnit>>(accelerators ?? UnitDiscovery.Accelerators, LazyThreadSafetyMode.ExecutionAndPublication);
 
+    /// <summary>The accelerator devices found here (discovered on first use).</summary>
+    public IReadOnlyList<ComputeUnit> Accelerators => _accelerators.Value;
+
     /// <summary>Null if present; otherwise why not.</summary>
     public string? WhyAbsent(ComputeUnit unit)
     {

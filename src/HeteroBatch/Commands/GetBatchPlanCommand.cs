@@ -36,6 +36,7 @@ public sealed class GetBatchPlanCommand : HeteroBatchCmdlet
     [Parameter]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(UnitIdCompleter))]
     public string[]? Unit { get; set; }
 
     /// <summary>Optimal (default), Greedy (the seed's), Proportional, Even or Single.</summary>
@@ -74,6 +75,8 @@ public sealed class GetBatchPlanCommand : HeteroBatchCmdlet
         }
         if (profiles.Count == 0)
             Fail(new HeteroBatchException("ProfileNotFound", FailureKind.ObjectNotFound, "No profiles to plan from.", null));
+        foreach (var p in profiles)
+            WriteVerbose($"planning from the profile of {p.Model} on {p.Unit.Id} ({p.Unit.Precision}), measured {p.MeasuredAt:u}{(p.MeasuredAlongside.Length > 0 ? " beside " + string.Join(", ", p.MeasuredAlongside) : " alone")}: {p.Entries.Count} sizes up to {p.MaxBatchSize}");
         var plans = Engine(() => EachSubset ? Planner.PlanSubsets(profiles, BatchSize, Algorithm) : new[] { Planner.Plan(profiles, BatchSize, Algorithm) });
         foreach (var plan in plans) WriteObject(plan);
     }

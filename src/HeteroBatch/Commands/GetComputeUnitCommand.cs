@@ -16,11 +16,13 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
     [Parameter(Position = 0)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(UnitIdCompleter))]
     public string[]? Id { get; set; }
 
     /// <summary>How to split the CPU: All (one unit), Core (one per processor), Numa, CoreType, or a number of equal groups.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(CpuGroupCompleter))]
     public string CpuGroup { get; set; } = "All";
 
     /// <summary>Run NVIDIA GPUs through TensorRT (with CUDA for what TensorRT cannot take), where TensorRT's libraries load.</summary>

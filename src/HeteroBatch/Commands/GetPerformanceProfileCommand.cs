@@ -18,6 +18,7 @@ public sealed class GetPerformanceProfileCommand : HeteroBatchCmdlet
     [Parameter]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(UnitIdCompleter))]
     public string[]? Unit { get; set; }
 
     /// <summary>The profile store folder (default: $env:HETEROBATCH_PROFILE_PATH, else the user data folder).</summary>

@@ -38,14 +38,15 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
     [Parameter(ParameterSetName = FromModel)]
     [SupportsWildcards]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(UnitIdCompleter))]
     public string[]? Unit { get; set; }
 
     /// <summary>The planning algorithm (with -Model).</summary>
     [Parameter(ParameterSetName = FromModel)]
     public PlanAlgorithm Algorithm { get; set; } = PlanAlgorithm.Optimal;
 
-    /// <summary>The profile store folder (with -Model).</summary>
-    [Parameter(ParameterSetName = FromModel)]
+    /// <summary>The profile store folder (with -Model; accepted with -Plan too, so that $PSDefaultParameterValues can set it for every command).</summary>
+    [Parameter]
     [ValidateNotNullOrEmpty]
     public string? ProfilePath { get; set; }
 
