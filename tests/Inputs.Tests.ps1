@@ -75,7 +75,7 @@ Describe '.npy inputs and outputs' {
         for ($i = 0; $i -lt 6; $i++) { $r.OutputOf($i) | Should -Be $synthetic.OutputOf($i) }
         $written = [HeteroBatch.Engine.Data.Npy]::Read((Join-Path $out 'logits.npy'), 'logits')
         $written.Count | Should -Be 6
-        $written.Floats | Should -Be $r.Outputs[0].Floats
+        $written.AsFloats() | Should -Be $r.Outputs[0].AsFloats()
         Get-Content (Join-Path $out 'inputs.txt') | Should -Be $r.InputNames
         Get-ChildItem $out -Filter '*.tmp' -Force | Should -BeNullOrEmpty
     }

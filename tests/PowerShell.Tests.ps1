@@ -113,3 +113,58 @@ Describe 'Objects a script can use' {
         "$v" | Should -Match 'planning from the profile of tinynet on cpu'
     }
 }
+
+Describe 'Views at 80 columns, data in CSV and JSON' {
+    BeforeAll {
+        $script:plan = $profiles | Get-BatchPlan -BatchSize 6
+        $script:result = $plan | Invoke-PartitionedInference
+    }
+
+    It 'renders <Name> at 80 columns with no column under 4 characters' -ForEach @(
+        @{ Name = 'units'; Get = { Get-ComputeUnit -ListAvailable } }
+        @{ Name = 'profiles'; Get = { $profiles } }
+        @{ Name = 'a profile table'; Get = { $profiles[0].Table } }
+        @{ Name = 'a plan'; Get = { $plan } }
+        @{ Name = 'plan shards'; Get = { $plan.Shards } }
+        @{ Name = 'a result'; Get = { $result } }
+        @{ Name = 'unit runs'; Get = { $result.Units } }
+        @{ Name = 'predictions'; Get = { $result.Predictions } }
+        @{ Name = 'models'; Get = { Get-InferenceModel } }
+    ) {
+        $PSStyle.OutputRendering = 'PlainText'
+        $lines = (& $Get | Format-Table | Out-String -Width 80) -split "`r?`n"
+        $lines | ForEach-Object { $_.TrimEnd().Length | Should -BeLessOrEqual 80 }
+        $dashes = $lines | Where-Object { $_ -match '^-[- ]*$' } | Select-Object -First 1
+        $dashes | Should -Not -BeNullOrEmpty
+        # each column's room: from where its underline starts to where the next one starts (the last one: to column 80)
+        $starts = @([regex]::Matches($dashes, '-+') | ForEach-Object Index) + 81
+        for ($i = 0; $i -lt $starts.Count - 1; $i++) {
+            ($starts[$i + 1] - $starts[$i] - 1) | Should -BeGreaterOrEqual 4 -Because "column $i of '$dashes'"
+        }
+    }
+
+    It 'labels columns with property names, so Where-Object finds what the table shows' {
+        $PSStyle.OutputRendering = 'PlainText'
+        $header = (($profiles[0].Table | Format-Table | Out-String -Width 120) -split "`r?`n" | Where-Object { $_ -match '\S' })[0]
+        foreach ($label in $header.Trim() -split ' +') {
+            $profiles[0].Table[0].PSObject.Properties.Name | Should -Contain $label
+        }
+        @($profiles[0].Table | Where-Object Samples -GE 1).Count | Should -Be 3
+    }
+
+    It 'writes predictions to CSV as values, never as type names' {
+        $file = Join-Path $TestDrive 'predictions.csv'
+        $result.Predictions | Export-Csv $file
+        $text = Get-Content -Raw $file
+        $text | Should -Not -Match 'System\.'
+        (Import-Csv $file)[0].TopClasses -split ' ' | Should -HaveCount 5
+    }
+
+    It 'puts each output in JSON once' {
+        $json = $result | ConvertTo-Json -Depth 6 -Compress
+        $json | Should -Not -Match '"Floats"'
+        $values = $result.Outputs[0].Data.Count
+        ([regex]::Matches($json, '"Data":\[')).Count | Should -Be $result.Outputs.Count
+        $values | Should -BeGreaterThan 0
+    }
+}

@@ -28,8 +28,8 @@ public static class Verify
             var split = Manual(model, batch, units);
             var a = PartitionedRunner.Run(context, alone, model, null, new RunSettings { Seed = 7 });
             var b = PartitionedRunner.Run(context, split, model, null, new RunSettings { Seed = 7 });
-            var x = a.Outputs[0].Floats;
-            var y = b.Outputs[0].Floats;
+            var x = a.Outputs[0].AsFloats();
+            var y = b.Outputs[0].AsFloats();
             double maxAbs = 0, maxRel = 0;
             for (int i = 0; i < x.Length; i++)
             {

@@ -61,8 +61,8 @@ public sealed class ModelCatalogTests : IDisposable
             var inputs = model.SyntheticInputs(n, 1);
             var outputs = model.AllocateOutputs(n);
             model.Run(inputs, outputs, 0, n);
-            Assert.Equal(n * 1000, outputs[0].Floats.Length);
-            Assert.All(outputs[0].Floats, v => Assert.True(float.IsFinite(v)));
+            Assert.Equal(n * 1000, outputs[0].AsFloats().Length);
+            Assert.All(outputs[0].AsFloats(), v => Assert.True(float.IsFinite(v)));
         }
     }
 
@@ -125,7 +125,7 @@ public sealed class ModelCatalogTests : IDisposable
             var one = inputs.Select(t => { var b = t.EmptyLike(1); t.CopyTo(i, 1, b, 0); return b; }).ToList();
             var outputs = model.AllocateOutputs(1);
             model.Run(one, outputs, 0, 1);
-            rows[i] = outputs[0].Floats;
+            rows[i] = outputs[0].AsFloats();
         }
         return rows;
     }
@@ -187,7 +187,7 @@ public sealed class ModelCatalogTests : IDisposable
         Assert.Equal("SamplesInteract", e.ErrorId);
         var units = TestModels.TwoCpuUnits();
         var whole = PartitionedRunner.Run(_context, PlanLayout.Manual(source.Name, source.Sha256, new[] { new ShareSpec(units[0], 10, 10, 1) }), source, InputSet.Of(inputs), new RunSettings());
-        var x = inputs[0].Floats;
+        var x = inputs[0].AsFloats();
         for (int j = 0; j < 4; j++)
         {
             float mean = Enumerable.Range(0, 10).Select(i => x[i * 4 + j]).Average();

@@ -23,8 +23,8 @@ public sealed class OutputAgreement
     {
         if (reference.Count != actual.Count || reference.SampleElements != actual.SampleElements)
             throw new ArgumentException("the outputs differ in shape");
-        var a = reference.Floats;
-        var b = actual.Floats;
+        var a = reference.AsFloats();
+        var b = actual.AsFloats();
         int n = (int)reference.SampleElements;
         double minCos = 1, sumCos = 0, maxDiff = 0, maxRef = 0;
         for (int s = 0; s < reference.Count; s++)

@@ -59,7 +59,8 @@ public sealed class TensorBatch
     private static Array Allocate(TensorElementType t, long n) => Array.CreateInstance(ClrType(t), n);
 
     /// <summary>The values as floats (float tensors only).</summary>
-    public float[] Floats => Data as float[] ?? throw new InvalidOperationException($"'{Name}' is {ElementType}, not float");
+    /// <remarks>A method, not a property: as a property it would appear a second time beside Data in every serialized result.</remarks>
+    public float[] AsFloats() => Data as float[] ?? throw new InvalidOperationException($"'{Name}' is {ElementType}, not float");
 
     /// <summary>The shape of a slice of <paramref name="count"/> samples.</summary>
     public long[] ShapeFor(int count) => new[] { (long)count }.Concat(SampleShape).ToArray();
@@ -104,7 +105,7 @@ public sealed class TensorBatch
         Array.Copy(Data, Start(offset), target.Data, target.Start(targetOffset), Length(count));
 
     /// <summary>The values of one slice of float samples, without copying.</summary>
-    public Memory<float> Slice(int offset, int count) => Floats.AsMemory(Start(offset), Length(count));
+    public Memory<float> Slice(int offset, int count) => AsFloats().AsMemory(Start(offset), Length(count));
 
     /// <summary>A copy of one sample's values (float tensors).</summary>
     public float[] Sample(int index) => Slice(index, 1).ToArray();

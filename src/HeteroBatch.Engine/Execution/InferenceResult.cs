@@ -40,8 +40,8 @@ public sealed class SamplePrediction
     public string Input { get; set; } = "";
     public int Class { get; set; }
     public float Score { get; set; }
-    public int[] TopClasses { get; set; } = Array.Empty<int>();
-    public float[] TopScores { get; set; } = Array.Empty<float>();
+    public ValueList<int> TopClasses { get; set; } = new();
+    public ValueList<float> TopScores { get; set; } = new();
 
     public override string ToString() => $"{Input}: class {Class} ({Score:G4})";
 }

@@ -15,7 +15,7 @@ public static class Predictions
         {
             var row = new ArraySegment<float>(data, s * n, n);
             var top = Enumerable.Range(0, n).OrderByDescending(j => row[j]).ThenBy(j => j).Take(k).ToArray();
-            list.Add(new SamplePrediction { Index = s, Input = names[s], Class = top[0], Score = row[top[0]], TopClasses = top, TopScores = top.Select(j => row[j]).ToArray() });
+            list.Add(new SamplePrediction { Index = s, Input = names[s], Class = top[0], Score = row[top[0]], TopClasses = new(top), TopScores = new(top.Select(j => row[j])) });
         }
         return list;
     }

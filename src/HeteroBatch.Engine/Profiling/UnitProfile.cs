@@ -50,6 +50,12 @@ public sealed class UnitProfile
 
     public string UnitId => Unit.Id;
 
+    /// <summary>How many batch sizes the table holds.</summary>
+    public int Sizes => Entries.Count;
+
+    /// <summary>Samples per second at the profiled size that gives the most.</summary>
+    public double BestImagesPerSecond => Entries.Count == 0 ? 0 : Entries.Max(e => e.ImagesPerSecond);
+
     /// <summary>Entries ordered by batch size, as an array (so .Count and [i] work).</summary>
     [System.Text.Json.Serialization.JsonIgnore]
     public ProfileEntry[] Table => Entries.OrderBy(e => e.BatchSize).ToArray();
