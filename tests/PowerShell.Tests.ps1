@@ -60,6 +60,38 @@ Describe 'Errors that -ErrorAction controls' {
     }
 }
 
+Describe 'Binding' {
+    It 'takes unit ids for Invoke-Profile -Unit' {
+        $p = Invoke-Profile -Model tinynet -Unit cpu0 -BatchSize 1 -SecondsPerSize 0.02 -NoStore
+        $p.Unit.Id | Should -Be 'cpu0'
+        { Invoke-Profile -Model tinynet -Unit gpu42 -BatchSize 1 -NoStore -ErrorAction Stop } | Should -Throw '*No unit*gpu42*'
+    }
+
+    It 'says ProfileModelMismatch, not UnitsOverlap, for two models profiled on one unit' {
+        $other = [HeteroBatch.Engine.Profiling.UnitProfile]::new()
+        $other.Unit = $profiles[0].Unit; $other.Model = 'other'; $other.ModelSha256 = 'beef'
+        $other.Entries.Add([HeteroBatch.Engine.Profiling.ProfileEntry]@{ BatchSize = 1; MedianMs = 1 })
+        { @($profiles[0], $other) | Get-BatchPlan -BatchSize 4 -ErrorAction Stop } | Should -Throw -ErrorId 'ProfileModelMismatch,*'
+    }
+}
+
+Describe 'Feedback' {
+    It 'shows progress while a run goes through several planned batches' {
+        $plan = $profiles | Get-BatchPlan -BatchSize 4
+        $ps = [powershell]::Create()
+        try {
+            [void]$ps.AddCommand('Import-Module').AddArgument($env:HETEROBATCH_TEST_MODULE).AddStatement()
+            [void]$ps.AddCommand('Invoke-PartitionedInference').AddParameter('Plan', $plan).AddParameter('Repeat', 3)
+            $null = $ps.Invoke()
+            $records = @($ps.Streams.Progress | Where-Object ActivityId -EQ 4102)
+            $records.Count | Should -BeGreaterOrEqual 3
+            ($records | Where-Object PercentComplete -EQ 100) | Should -Not -BeNullOrEmpty
+            $records[0].StatusDescription | Should -Match 'samples/s'
+        }
+        finally { $ps.Dispose() }
+    }
+}
+
 Describe 'Completion' {
     It 'completes <Parameter> of <Command>' -ForEach @(
         @{ Command = 'Get-ComputeUnit'; Parameter = '-Id'; Typed = 'Get-ComputeUnit -Id cp'; Expect = 'cpu' }

@@ -115,6 +115,7 @@ public static class PartitionedRunner
         var runs = plan.Shards.Select(s => new UnitRun { UnitId = s.UnitId, Precision = s.Unit.Precision.ToString() }).ToDictionary(r => r.UnitId);
         var walls = new List<double>();
         int repeats = Math.Max(1, settings.Repeat);
+        long total = (long)repeats * chunks.Sum(c => c.Plan.BatchSize), done = 0;
         for (int repeat = 0; repeat < repeats; repeat++)
         {
             double wall = 0;
@@ -122,6 +123,8 @@ public static class PartitionedRunner
             {
                 var chunk = RunChunk(context, chunkPlan, offset, model, inputs, outputs, settings, cancel);
                 wall += chunk.Wall;
+                done += chunkPlan.BatchSize;
+                settings.Progress?.Invoke(done, total);
                 if (repeat == repeats - 1)
                     foreach (var r in chunk.Runs) runs[r.UnitId].Add(r);
             }

@@ -19,4 +19,6 @@ public sealed record RunSettings
     public int Repeat { get; init; } = 1;
     /// <summary>How many top classes each prediction lists.</summary>
     public int TopK { get; init; } = 5;
+    /// <summary>Called after each planned batch (on the thread that called Run): samples done so far, samples in all, over all repeats.</summary>
+    public Action<long, long>? Progress { get; init; }
 }

@@ -17,10 +17,7 @@ public static class Planner
             throw new HeteroBatchException("BatchSizeInvalid", FailureKind.InvalidArgument, $"The batch size must be at least 1 (got {batchSize}).", batchSize);
         if (profiles.Count == 0)
             throw new HeteroBatchException("ProfileNotFound", FailureKind.ObjectNotFound, "No profiles to plan from.");
-        var distinctModels = profiles.Select(p => p.ModelSha256).Distinct().Count();
-        if (distinctModels > 1)
-            throw new HeteroBatchException("ProfileModelMismatch", FailureKind.InvalidArgument,
-                $"The profiles are of different models ({string.Join(", ", profiles.Select(p => p.Model).Distinct())}); plan one model at a time.");
+        CheckOneModel(profiles);
         // one profile per unit: the latest measured
         var units = ProfileSelection.LatestPerUnit(profiles);
         if (units.Count > 1 && algorithm != PlanAlgorithm.Single && units[0].BatchMode == nameof(Models.BatchMode.SamplesInteract))
@@ -64,6 +61,15 @@ public static class Planner
         plan.PredictedSpeedup = plan.PredictedMs > 0 ? Math.Round(singleMs / plan.PredictedMs, 4) : 1;
         plan.PlanningMs = clock.Elapsed.TotalMilliseconds;
         return plan;
+    }
+
+    /// <summary>Throws ProfileModelMismatch unless every profile is of the same model (by content hash).</summary>
+    public static void CheckOneModel(IReadOnlyList<UnitProfile> profiles)
+    {
+        var distinctModels = profiles.Select(p => p.ModelSha256).Distinct().Count();
+        if (distinctModels > 1)
+            throw new HeteroBatchException("ProfileModelMismatch", FailureKind.InvalidArgument,
+                $"The profiles are of different models ({string.Join(", ", profiles.Select(p => p.Model).Distinct())}); plan one model at a time.");
     }
 
     /// <summary>Batches up to this size are planned sample by sample; larger ones in equal steps (at most this many).</summary>

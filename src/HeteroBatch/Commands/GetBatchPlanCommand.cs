@@ -67,7 +67,8 @@ public sealed class GetBatchPlanCommand : HeteroBatchCmdlet
         if (ParameterSetName == FromProfile)
         {
             profiles = Unit == null ? _piped : _piped.Where(p => Unit.Any(u => Wildcard.IsMatch(p.Unit.Id, u))).ToList();
-            Engine(() => { ProfileSelection.CheckNoOverlap(profiles); return true; });
+            // several models piped together say so before anything else is checked
+            Engine(() => { Planner.CheckOneModel(profiles); ProfileSelection.CheckNoOverlap(profiles); return true; });
         }
         else
         {

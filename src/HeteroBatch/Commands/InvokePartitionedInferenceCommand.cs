@@ -16,6 +16,7 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
 {
     private const string FromPlan = "FromPlan";
     private const string FromModel = "FromModel";
+    private const int ProgressActivityId = 4102;
 
     /// <summary>The plan to run (from Get-BatchPlan).</summary>
     [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = FromPlan)]
@@ -121,7 +122,22 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
         try { model = ResolvePlanModel(plan); }
         catch (HeteroBatchException e) { WriteFailure(e); return; }
 
-        var settings = new RunSettings { Balance = Balance, Seed = Seed, Repeat = Repeat, TopK = Top, InjectFailure = EngineOptions.FromEnvironment().InjectFailure };
+        var activity = $"Running {plan.Model} on {string.Join(", ", plan.Shards.Select(s => s.UnitId))}";
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var settings = new RunSettings
+        {
+            Balance = Balance, Seed = Seed, Repeat = Repeat, TopK = Top, InjectFailure = EngineOptions.FromEnvironment().InjectFailure,
+            // runs on the engine's thread: queued, written from the pipeline thread
+            Progress = (done, total) => Post(() =>
+            {
+                double rate = done / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
+                WriteProgress(new ProgressRecord(ProgressActivityId, activity, $"{done} of {total} samples, {rate:F0} samples/s")
+                {
+                    PercentComplete = (int)(100 * done / Math.Max(1, total)),
+                    SecondsRemaining = rate > 0 ? (int)((total - done) / rate) : -1,
+                });
+            }),
+        };
         InputSet? inputs = null;
         if (inputFiles != null)
         {
@@ -150,6 +166,7 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
             WriteFailure(e);
             return;
         }
+        WriteProgress(new ProgressRecord(ProgressActivityId, activity, "done") { RecordType = ProgressRecordType.Completed });
         foreach (var failed in result.Units.Where(u => u.Failed))
             WriteWarning($"Unit '{failed.UnitId}' failed after {failed.Count} samples ({failed.Error}); its other samples ran on the remaining units.");
         WriteObject(result);

@@ -19,6 +19,8 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
     /// <summary>The units to measure (from Get-ComputeUnit). Default: this machine's units.</summary>
     [Parameter(ValueFromPipeline = true)]
     [ValidateNotNull]
+    [UnitTransformation]
+    [ArgumentCompleter(typeof(UnitIdCompleter))]
     public ComputeUnit[]? Unit { get; set; }
 
     /// <summary>A built-in model name or the path of an .onnx file.</summary>
