@@ -21,6 +21,7 @@
         'Get-PerformanceProfile'
         'Set-PerformanceProfile'
         'Remove-PerformanceProfile'
+        'Export-PerformanceChart'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

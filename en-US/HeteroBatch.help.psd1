@@ -146,4 +146,18 @@
             @{ Code = 'Get-PerformanceProfile -Model tinynet | Remove-PerformanceProfile -BatchSize 33 -Confirm:$false'; Remarks = 'Drops one batch size from every tinynet profile.' }
         )
     }
+    'Export-PerformanceChart' = @{
+        Synopsis    = 'Draws profiles, a plan or a result as a chart (PNG or SVG).'
+        Description = 'Piped profiles become one chart of samples per second against batch size, a line per unit. A piped plan becomes a bar chart of each unit''s predicted time; a piped result adds, beside each unit''s prediction, the time the unit measured in that run. The format follows the extension of -Path (.png or .svg). Writes the file and returns it.'
+        Parameters  = @{
+            InputObject = 'Profiles (from Invoke-Profile or Get-PerformanceProfile), a plan (from Get-BatchPlan) or a result (from Invoke-PartitionedInference).'
+            Path        = 'The file to write, ending in .png or .svg; its folder is created if needed.'
+            Width       = 'Width of the chart in pixels (100 to 10000, default 900).'
+            Height      = 'Height of the chart in pixels (100 to 10000, default 520).'
+        }
+        Examples    = @(
+            @{ Code = 'Get-PerformanceProfile -Model resnet-50 | Export-PerformanceChart ./resnet-50.png'; Remarks = 'Throughput by batch size of every unit with a stored resnet-50 profile.' }
+            @{ Code = '$plan | Invoke-PartitionedInference | Export-PerformanceChart ./run.svg'; Remarks = 'Each unit''s predicted and measured time in one run.' }
+        )
+    }
 }

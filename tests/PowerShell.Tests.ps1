@@ -200,3 +200,22 @@ Describe 'Views at 80 columns, data in CSV and JSON' {
         $values | Should -BeGreaterThan 0
     }
 }
+
+Describe 'Charts' {
+    It 'draws <What> to <Ext>' -ForEach @(
+        @{ What = 'profiles'; Ext = 'png'; Get = { $profiles } }
+        @{ What = 'a plan'; Ext = 'svg'; Get = { $profiles | Get-BatchPlan -BatchSize 6 } }
+        @{ What = 'a result'; Ext = 'png'; Get = { $profiles | Get-BatchPlan -BatchSize 6 | Invoke-PartitionedInference } }
+    ) {
+        $file = Join-Path $TestDrive "chart-$($What -replace ' ', '-').$Ext"
+        $out = & $Get | Export-PerformanceChart $file
+        $out.FullName | Should -Be $file
+        (Get-Item $file).Length | Should -BeGreaterThan 2000
+        $head = [IO.File]::ReadAllBytes($file)[0..3]
+        if ($Ext -eq 'png') { $head | Should -Be @(0x89, 0x50, 0x4E, 0x47) } else { (Get-Content -Raw $file) | Should -Match '<svg' }
+    }
+
+    It 'refuses a format it does not write (ChartFormatUnsupported)' {
+        { $profiles | Export-PerformanceChart (Join-Path $TestDrive 'chart.bmp') -ErrorAction Stop } | Should -Throw -ErrorId 'ChartFormatUnsupported,*'
+    }
+}

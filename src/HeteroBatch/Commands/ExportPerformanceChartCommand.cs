@@ -1,0 +1,63 @@
+using System.Management.Automation;
+using HeteroBatch.Engine;
+using HeteroBatch.Engine.Execution;
+using HeteroBatch.Engine.Planning;
+using HeteroBatch.Engine.Profiling;
+using HeteroBatch.Engine.Reporting;
+
+namespace HeteroBatch.Commands;
+
+/// <summary>Draws profiles (throughput by batch size per unit) or a plan or result (time per unit, predicted beside measured) to a PNG or SVG file.</summary>
+[Cmdlet(VerbsData.Export, "PerformanceChart")]
+[OutputType(typeof(FileInfo))]
+public sealed class ExportPerformanceChartCommand : HeteroBatchCmdlet
+{
+    /// <summary>Profiles (from Invoke-Profile or Get-PerformanceProfile), a plan (from Get-BatchPlan) or a result (from Invoke-PartitionedInference).</summary>
+    [Parameter(Mandatory = true, ValueFromPipeline = true)]
+    [ValidateNotNull]
+    public object? InputObject { get; set; }
+
+    /// <summary>The file to write: .png or .svg.</summary>
+    [Parameter(Mandatory = true, Position = 0)]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = "";
+
+    /// <summary>Width in pixels.</summary>
+    [Parameter]
+    [ValidateRange(100, 10000)]
+    public int Width { get; set; } = 900;
+
+    /// <summary>Height in pixels.</summary>
+    [Parameter]
+    [ValidateRange(100, 10000)]
+    public int Height { get; set; } = 520;
+
+    private readonly List<UnitProfile> _profiles = new();
+    private BatchPlan? _plan;
+    private InferenceResult? _result;
+
+    protected override void ProcessRecord()
+    {
+        var value = InputObject is PSObject ps ? ps.BaseObject : InputObject;
+        switch (value)
+        {
+            case UnitProfile p: _profiles.Add(p); break;
+            case BatchPlan plan: _plan = plan; break;
+            case InferenceResult r: _result = r; _plan = r.Plan; break;
+            default:
+                WriteFailure(new HeteroBatchException("ChartInputUnsupported", FailureKind.InvalidArgument,
+                    $"Export-PerformanceChart draws profiles, plans and results; it got {value?.GetType().Name ?? "nothing"}.", value));
+                break;
+        }
+    }
+
+    protected override void EndProcessing()
+    {
+        var path = GetUnresolvedProviderPathFromPSPath(Path);
+        string written;
+        if (_profiles.Count > 0) written = Engine(() => Charts.Throughput(_profiles, path, Width, Height));
+        else if (_plan != null) written = Engine(() => Charts.Timeline(_plan, _result, path, Width, Height));
+        else return;
+        WriteObject(new FileInfo(written));
+    }
+}
