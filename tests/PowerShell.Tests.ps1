@@ -215,6 +215,13 @@ Describe 'Charts' {
         if ($Ext -eq 'png') { $head | Should -Be @(0x89, 0x50, 0x4E, 0x47) } else { (Get-Content -Raw $file) | Should -Match '<svg' }
     }
 
+    It 'draws in a fresh shell, where nothing else has loaded the drawing library yet' {
+        $file = Join-Path $TestDrive 'fresh.png'
+        $r = Invoke-ChildPwsh "Import-Module '$env:HETEROBATCH_TEST_MODULE'; Get-ComputeUnit | Invoke-Profile -Model tinynet -BatchSize 1, 2 -SecondsPerSize 0.02 -NoStore | Export-PerformanceChart '$file' | Out-Null; 'ok'"
+        $r.Stdout | Should -Be 'ok'
+        (Get-Item $file).Length | Should -BeGreaterThan 2000
+    }
+
     It 'refuses a format it does not write (ChartFormatUnsupported)' {
         { $profiles | Export-PerformanceChart (Join-Path $TestDrive 'chart.bmp') -ErrorAction Stop } | Should -Throw -ErrorId 'ChartFormatUnsupported,*'
     }

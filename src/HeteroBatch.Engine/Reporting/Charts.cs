@@ -10,6 +10,7 @@ public static class Charts
     /// <summary>Samples per second against batch size, one line per unit (and model), from profiles.</summary>
     public static string Throughput(IReadOnlyList<UnitProfile> profiles, string path, int width = 900, int height = 520)
     {
+        Runtime.NativeLibraries.Register(); // SkiaSharp's native library sits beside the module, not where the host looks
         if (profiles.Count == 0) throw new HeteroBatchException("ChartEmpty", FailureKind.InvalidArgument, "There is nothing to chart: no profiles were given.");
         var plt = new ScottPlot.Plot();
         bool severalModels = profiles.Select(p => p.ModelSha256).Distinct().Count() > 1;
@@ -29,6 +30,7 @@ public static class Charts
     /// <summary>Each unit's time in a plan: predicted, and beside it what a run measured.</summary>
     public static string Timeline(BatchPlan plan, InferenceResult? result, string path, int width = 900, int height = 520)
     {
+        Runtime.NativeLibraries.Register();
         if (plan.Shards.Count == 0) throw new HeteroBatchException("ChartEmpty", FailureKind.InvalidArgument, "There is nothing to chart: the plan has no shards.");
         var plt = new ScottPlot.Plot();
         var positions = Enumerable.Range(0, plan.Shards.Count).Select(i => (double)i).ToArray();
