@@ -39,7 +39,8 @@ Describe 'Bad models and paths' {
         @{ Name = 'an empty .onnx file'; Id = 'ModelInvalid'; Run = { Set-Content "$TestDrive/empty.onnx" -Value $null; Invoke-Profile -Model "$TestDrive/empty.onnx" -Unit $units[0] -NoStore } }
         @{ Name = 'a CPU grouping of 0'; Id = 'CpuGroupInvalid'; Run = { Get-ComputeUnit -CpuGroup 0 } }
         @{ Name = 'a CPU grouping that is a word'; Id = 'CpuGroupInvalid'; Run = { Get-ComputeUnit -CpuGroup banana } }
-        @{ Name = 'a plan for a unit id that has no profile'; Id = 'ProfileNotFound'; Run = { Get-BatchPlan -Model tinynet -BatchSize 4 -Unit gpu9 } }
+        @{ Name = 'a plan for a unit id that is not here'; Id = 'UnitNotFound'; Run = { Get-BatchPlan -Model tinynet -BatchSize 4 -Unit gpu9 } }
+        @{ Name = 'a plan for a unit that has no profile of the model'; Id = 'ProfileNotFound'; Run = { Get-BatchPlan -Model squeezenet_v1.1 -BatchSize 4 -Unit cpu1 } }
         @{ Name = 'profiles of two models piped together'; Id = 'ProfileModelMismatch'; Run = {
                 $sq = [HeteroBatch.Engine.Profiling.UnitProfile]::new(); $sq.Unit = $units[1]; $sq.Model = 'other'; $sq.ModelSha256 = 'beef'
                 $sq.Entries.Add([HeteroBatch.Engine.Profiling.ProfileEntry]@{ BatchSize = 1; MedianMs = 1 })

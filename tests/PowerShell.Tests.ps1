@@ -67,6 +67,25 @@ Describe 'Binding' {
         { Invoke-Profile -Model tinynet -Unit gpu42 -BatchSize 1 -NoStore -ErrorAction Stop } | Should -Throw '*No unit*gpu42*'
     }
 
+    It 'takes the model from Get-InferenceModel by property name' {
+        $p = Get-InferenceModel tinynet | Invoke-Profile -Unit cpu0 -BatchSize 1 -SecondsPerSize 0.02 -NoStore
+        $p.Model | Should -Be 'tinynet'
+    }
+
+    It 'takes units back from Import-Clixml and ConvertFrom-Json' {
+        $file = Join-Path $TestDrive 'units.xml'
+        Get-ComputeUnit -CpuGroup 2 | Export-Clixml $file
+        $p = Import-Clixml $file | Select-Object -First 1 | Invoke-Profile -Model tinynet -BatchSize 1 -SecondsPerSize 0.02 -NoStore
+        $p.Unit.Id | Should -Be 'cpu0'
+        $j = Get-ComputeUnit -CpuGroup 2 | Select-Object -Last 1 | ConvertTo-Json | ConvertFrom-Json | Invoke-Profile -Model tinynet -BatchSize 1 -SecondsPerSize 0.02 -NoStore
+        $j.Unit.Fingerprint | Should -Be (Get-ComputeUnit -CpuGroup 2 | Select-Object -Last 1).Fingerprint
+    }
+
+    It 'says UnitNotFound for a unit id that is not here, ProfileNotFound for one without a profile' {
+        { Get-BatchPlan -Model tinynet -BatchSize 4 -Unit gpu0 -ErrorAction Stop } | Should -Throw -ErrorId 'UnitNotFound,*'
+        { Get-BatchPlan -Model squeezenet_v1.1 -BatchSize 4 -Unit cpu0 -ErrorAction Stop } | Should -Throw -ErrorId 'ProfileNotFound,*'
+    }
+
     It 'says ProfileModelMismatch, not UnitsOverlap, for two models profiled on one unit' {
         $other = [HeteroBatch.Engine.Profiling.UnitProfile]::new()
         $other.Unit = $profiles[0].Unit; $other.Model = 'other'; $other.ModelSha256 = 'beef'

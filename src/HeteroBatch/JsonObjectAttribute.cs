@@ -10,7 +10,7 @@ namespace HeteroBatch;
 /// </summary>
 public sealed class JsonObjectAttribute : ArgumentTransformationAttribute
 {
-    private static readonly JsonSerializerOptions Options = new() { Converters = { new LenientEnumConverterFactory(), new LenientDateConverter() } };
+    internal static readonly JsonSerializerOptions Options = new() { Converters = { new LenientEnumConverterFactory(), new LenientDateConverter() } };
 
     public override object? Transform(EngineIntrinsics engineIntrinsics, object? inputData)
     {

@@ -20,6 +20,14 @@ public sealed class UnitTransformationAttribute : ArgumentTransformationAttribut
         {
             var value = item is PSObject ps ? ps.BaseObject : item;
             if (value is ComputeUnit unit) { units.Add(unit); continue; }
+            if (item is PSObject deserialized && value is not string && deserialized.Properties["Fingerprint"] != null)
+            {
+                // a unit back from Import-Clixml, ConvertFrom-Json or a job: through JSON to the real type
+                var json = engineIntrinsics.InvokeCommand.InvokeScript("param($o) $o | ConvertTo-Json -Depth 5 -Compress", false,
+                    System.Management.Automation.Runspaces.PipelineResultTypes.None, null, deserialized)[0].BaseObject as string;
+                units.Add(System.Text.Json.JsonSerializer.Deserialize<ComputeUnit>(json!, JsonObjectAttribute.Options)!);
+                continue;
+            }
             if (value is not string id) return inputData; // let the binder say what it cannot take
             // the whole CPU, one unit per core, and the accelerators found here
             here ??= UnitDiscovery.Discover(new DiscoveryRequest()).Concat(CpuBackend.Units(new CpuGrouping(CpuGroupingMode.Core), Engine.Runtime.OrtRuntime.Version)).ToList();

@@ -24,6 +24,9 @@ public static class ProfileSelection
             foreach (var id in unitIds)
             {
                 var match = present.Where(p => Wildcard.IsMatch(p.Unit.Id, id)).ToList();
+                if (match.Count == 0 && !Wildcard.HasWildcards(id) && !IsUnitHere(id, presence) && !forModel.Any(p => Wildcard.IsMatch(p.Unit.Id, id)))
+                    throw new HeteroBatchException("UnitNotFound", FailureKind.ObjectNotFound,
+                        $"No unit '{id}' here (nor a stored profile of '{model}' for one).", id);
                 if (match.Count == 0)
                     throw new HeteroBatchException("ProfileNotFound", FailureKind.ObjectNotFound,
                         $"No stored profile of '{model}' for unit '{id}' on this machine.", model);
@@ -40,6 +43,12 @@ public static class ProfileSelection
             if (!set.Any(s => UnitBackends.Overlap(s.Unit, p.Unit))) set.Add(p);
         return set.OrderBy(p => p.Unit.Id, StringComparer.Ordinal).ToList();
     }
+
+    /// <summary>True if a unit of this id can exist here: the CPU (whole or a group) or an accelerator found here.</summary>
+    private static bool IsUnitHere(string id, UnitPresence presence) =>
+        id.Equals("cpu", StringComparison.OrdinalIgnoreCase)
+        || (id.StartsWith("cpu", StringComparison.OrdinalIgnoreCase) && int.TryParse(id[3..], out var n) && n >= 0 && n < CpuTopology.AllowedProcessors().Length)
+        || presence.Accelerators.Any(u => string.Equals(u.Id, id, StringComparison.OrdinalIgnoreCase));
 
     /// <summary>The latest measured profile of each unit (by id), in the order units first appear.</summary>
     public static List<UnitProfile> LatestPerUnit(IEnumerable<UnitProfile> profiles) =>

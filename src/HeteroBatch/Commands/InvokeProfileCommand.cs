@@ -23,8 +23,9 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
     [ArgumentCompleter(typeof(UnitIdCompleter))]
     public ComputeUnit[]? Unit { get; set; }
 
-    /// <summary>A built-in model name or the path of an .onnx file.</summary>
-    [Parameter(Mandatory = true, Position = 0)]
+    /// <summary>A built-in model name or the path of an .onnx file (binds by property name, so Get-InferenceModel output pipes in).</summary>
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("Name")]
     [ArgumentCompleter(typeof(ModelNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string Model { get; set; } = "";
@@ -67,14 +68,21 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
 
     protected override void BeginProcessing()
     {
+        _store = OpenStore(ProfilePath); // read and written on the pipeline thread
+    }
+
+    /// <summary>Resolves -Model once it is bound (from the command line, or by property name from the pipeline).</summary>
+    private void ResolveModel()
+    {
+        if (_model != null || string.IsNullOrEmpty(Model)) return;
         _model = Engine(() => ModelCatalog.Resolve(Model, basePath: SessionState.Path.CurrentFileSystemLocation.Path));
         if (_model.BatchMode is BatchMode.Fixed or BatchMode.SamplesInteract) WriteWarning($"{_model.Name}: {_model.Note}");
         else if (_model.Note != null) WriteVerbose($"{_model.Name}: {_model.Note}");
-        _store = OpenStore(ProfilePath); // read and written on the pipeline thread
     }
 
     protected override void ProcessRecord()
     {
+        ResolveModel();
         if (Unit == null) return;
         _sawInput = true;
         foreach (var unit in Unit)
@@ -86,6 +94,8 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
 
     protected override void EndProcessing()
     {
+        ResolveModel();
+        if (_model == null) return;
         if (!_sawInput)
         {
             var units = Engine(() => UnitDiscovery.Discover(new DiscoveryRequest()));
