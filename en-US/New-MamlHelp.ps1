@@ -13,7 +13,12 @@ param(
 $ErrorActionPreference = 'Stop'
 Import-Module $ModulePath
 $help = Import-PowerShellDataFile $Source
-$common = [System.Management.Automation.PSCmdlet]::CommonParameters + [System.Management.Automation.PSCmdlet]::OptionalCommonParameters
+# -WhatIf and -Confirm (the optional common parameters) are shown where a cmdlet has them; the others are not
+$common = [System.Management.Automation.PSCmdlet]::CommonParameters + @('UseTransaction')
+$shouldProcessText = @{
+    WhatIf  = 'Shows what the command would change, without changing it.'
+    Confirm = 'Asks before each change.'
+}
 $missing = [System.Collections.Generic.List[string]]::new()
 
 $settings = [System.Xml.XmlWriterSettings]@{ Indent = $true; Encoding = [System.Text.UTF8Encoding]::new($false) }
@@ -65,6 +70,7 @@ foreach ($command in (Get-Command -Module HeteroBatch -CommandType Cmdlet | Sort
     $w.WriteStartElement('parameters', $cmd)
     foreach ($p in $params) {
         $desc = $text.Parameters[$p.Name]
+        if (-not $desc) { $desc = $shouldProcessText[$p.Name] }
         if (-not $desc) { $missing.Add("$($command.Name) -$($p.Name): no description"); $desc = '' }
         $attr = $p.Attributes | Where-Object { $_ -is [System.Management.Automation.ParameterAttribute] }
         $pipeline = @(if ($attr | Where-Object ValueFromPipeline) { 'ByValue' }; if ($attr | Where-Object ValueFromPipelineByPropertyName) { 'ByPropertyName' })
@@ -78,6 +84,19 @@ foreach ($command in (Get-Command -Module HeteroBatch -CommandType Cmdlet | Sort
         $w.WriteStartElement('description', $maml); Para $desc; $w.WriteEndElement()
         $w.WriteStartElement('parameterValue', $cmd); $w.WriteAttributeString('required', 'true'); $w.WriteString((TypeName $p.ParameterType)); $w.WriteEndElement()
         $w.WriteStartElement('type', $dev); $w.WriteElementString('name', $maml, (TypeName $p.ParameterType)); $w.WriteEndElement()
+        $w.WriteEndElement()
+    }
+    $w.WriteEndElement()
+
+    # what the command takes from the pipeline: the types of the parameters that bind from it
+    $w.WriteStartElement('inputTypes', $cmd)
+    foreach ($p in $params) {
+        $attr = $p.Attributes | Where-Object { $_ -is [System.Management.Automation.ParameterAttribute] }
+        $how = @(if ($attr | Where-Object ValueFromPipeline) { 'by value' }; if ($attr | Where-Object ValueFromPipelineByPropertyName) { 'by property name' })
+        if (-not $how) { continue }
+        $w.WriteStartElement('inputType', $cmd)
+        $w.WriteStartElement('type', $dev); $w.WriteElementString('name', $maml, (TypeName $p.ParameterType)); $w.WriteEndElement()
+        $w.WriteStartElement('description', $maml); Para "-$($p.Name), $($how -join ' and ')."; $w.WriteEndElement()
         $w.WriteEndElement()
     }
     $w.WriteEndElement()

@@ -71,3 +71,13 @@ Describe 'Get-InferenceModel' {
         $r.CompletionMatches.CompletionText | Should -Be @('resnet-18', 'resnet-34', 'resnet-50')
     }
 }
+
+Describe 'Help syntax' {
+    It 'shows [-WhatIf] [-Confirm] where a cmdlet has them, and what each takes from the pipeline' {
+        $syntax = (Get-Help Set-PerformanceProfile).syntax | Out-String
+        $syntax | Should -Match '\[-WhatIf\]'
+        $syntax | Should -Match '\[-Confirm\]'
+        ((Get-Help Get-BatchPlan).inputTypes | Out-String) | Should -Match 'UnitProfile'
+        ((Get-Help Invoke-Profile).inputTypes | Out-String) | Should -Match 'ComputeUnit'
+    }
+}
