@@ -211,6 +211,15 @@ Describe 'Views at 80 columns, data in CSV and JSON' {
         (Import-Csv $file)[0].TopClasses -split ' ' | Should -HaveCount 5
     }
 
+    It 'writes units and models to CSV as values, never as type names' {
+        $file = Join-Path $TestDrive 'units.csv'
+        Get-ComputeUnit -CpuGroup 2 | Export-Csv $file
+        Get-Content -Raw $file | Should -Not -Match 'System\.'
+        (Import-Csv $file)[0].Processors | Should -Match '^\d+( \d+)*$'
+        Get-InferenceModel | Export-Csv (Join-Path $TestDrive 'models.csv')
+        Get-Content -Raw (Join-Path $TestDrive 'models.csv') | Should -Not -Match 'System\.'
+    }
+
     It 'puts each output in JSON once' {
         $json = $result | ConvertTo-Json -Depth 6 -Compress
         $json | Should -Not -Match '"Floats"'

@@ -10,4 +10,6 @@ public sealed class ValueList<T> : List<T>
     public ValueList(IEnumerable<T> values) : base(values) { }
 
     public override string ToString() => string.Join(" ", this);
+
+    public static implicit operator ValueList<T>(T[] values) => new(values);
 }

@@ -9,7 +9,7 @@ public sealed class ZooModel
     public string Name { get; init; } = "";
     public string Description { get; init; } = "";
     /// <summary>Per-sample input shape: channels, height, width.</summary>
-    public int[] InputShape { get; init; } = Array.Empty<int>();
+    public Data.ValueList<int> InputShape { get; init; } = new();
     public int Classes { get; init; }
     /// <summary>Trainable parameters of the reference architecture.</summary>
     public long Parameters { get; init; }

@@ -23,11 +23,11 @@ public sealed class ComputeUnit
     /// <summary>Provider device id (GPU ordinal, OpenVINO device string index); 0 for CPU units.</summary>
     public int DeviceId { get; set; }
     /// <summary>The processors a CPU unit runs on (OS processor numbers). Empty for other kinds.</summary>
-    public int[] Processors { get; set; } = Array.Empty<int>();
+    public Data.ValueList<int> Processors { get; set; } = new();
     /// <summary>Number of cores a CPU unit uses (the length of Processors); 0 for other kinds.</summary>
-    public int Cores => Processors.Length;
+    public int Cores => Processors.Count;
     /// <summary>Processors left out of CPU units to feed GPUs (one per GPU in the plan).</summary>
-    public int[] ReservedProcessors { get; set; } = Array.Empty<int>();
+    public Data.ValueList<int> ReservedProcessors { get; set; } = new();
     /// <summary>For a GPU: the processor its worker thread is pinned to, where one was reserved.</summary>
     public int? FeederProcessor { get; set; }
     public long MemoryBytes { get; set; }

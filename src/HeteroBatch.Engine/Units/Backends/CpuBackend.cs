@@ -57,7 +57,7 @@ public sealed class CpuBackend : OrtBackend
         return missing.Length == 0 ? null : $"processors {string.Join(",", missing)} are not available to this process";
     }
 
-    public override int? WorkerProcessor(ComputeUnit unit) => unit.Processors.Length > 0 ? unit.Processors[0] : null;
+    public override int? WorkerProcessor(ComputeUnit unit) => unit.Processors.Count > 0 ? unit.Processors[0] : null;
 
     /// <summary>Two CPU units overlap when they share a processor (they would slow each other down).</summary>
     public override bool Overlap(ComputeUnit a, ComputeUnit b) => a.Processors.Intersect(b.Processors).Any();
