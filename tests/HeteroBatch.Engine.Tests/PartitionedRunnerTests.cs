@@ -37,6 +37,28 @@ public sealed class PartitionedRunnerTests : IDisposable
         Assert.Equal(single.Top1, split.Top1);
     }
 
+    [Theory]
+    [InlineData(BalanceMode.Static)]
+    [InlineData(BalanceMode.Dynamic)]
+    public void MoreInputsThanThePlansBatchRunAsSuccessiveBatchesOnOneBoard(BalanceMode balance)
+    {
+        var units = TestModels.TwoCpuUnits();
+        var model = TestModels.Tiny;
+        var inputs = Data.InputSet.Of(Data.SyntheticInput.Create(Models.ModelZoo.InputName, new long[] { 3, 32, 32 }, 25, 9));
+        var single = PartitionedRunner.Run(_context, ManualPlan(25, (units[0], 25, 25)), model, inputs, new RunSettings());
+        // a plan for 10: chunks of 10, 10 and 5 (the last one scaled down)
+        var split = PartitionedRunner.Run(_context, ManualPlan(10, (units[0], 6, 3), (units[^1], 4, 2)), model, inputs, new RunSettings { Balance = balance });
+        Assert.Equal(25, split.Units.Sum(u => u.Count));
+        Assert.Equal(25, split.Units.Sum(u => u.PlannedCount));
+        Assert.True(split.PredictedMs > 0);
+        for (int i = 0; i < 25; i++)
+        {
+            var a = single.OutputOf(i);
+            var b = split.OutputOf(i);
+            for (int j = 0; j < a.Length; j++) Assert.Equal(a[j], b[j], 4);
+        }
+    }
+
     [Fact]
     public void AUnitFailingMidRunHandsItsSamplesToTheOthers()
     {

@@ -23,14 +23,6 @@ public sealed class UnitRun
     public double ImagesPerSecond => Ms > 0 ? Count * 1000.0 / Ms : 0;
 
     public override string ToString() => Failed ? $"{UnitId}: {Count} samples, failed ({Error})" : $"{UnitId}: {Count} samples in {Ms:F1} ms";
-
-    /// <summary>Adds another chunk's run of the same unit.</summary>
-    internal void Add(UnitRun r)
-    {
-        PlannedCount += r.PlannedCount; Count += r.Count; SubBatches += r.SubBatches; Ms += r.Ms;
-        PredictedMs += r.PredictedMs; TookOver += r.TookOver;
-        if (r.Failed) { Failed = true; Error = r.Error; }
-    }
 }
 
 /// <summary>One sample's top classes (classifier outputs).</summary>

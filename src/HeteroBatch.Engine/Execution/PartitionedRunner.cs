@@ -107,46 +107,60 @@ public static class PartitionedRunner
         return clock.Elapsed.TotalMilliseconds;
     }
 
-    /// <summary>Runs every chunk, settings.Repeat times; each unit's runs of the last repeat are summed.</summary>
+    /// <summary>
+    /// Runs all the chunks, settings.Repeat times. Each repeat is one board: a unit goes on to its
+    /// share of the next chunk without waiting for the others, so the run takes as long as the
+    /// slowest unit's shares added up, as the plans predict.
+    /// </summary>
     private static (List<double> Walls, Dictionary<string, UnitRun> Runs) RunRepeats(EngineContext context, BatchPlan plan,
         List<(BatchPlan Plan, int Offset)> chunks, ModelSource model, IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs,
         RunSettings settings, CancellationToken cancel)
     {
-        var runs = plan.Shards.Select(s => new UnitRun { UnitId = s.UnitId, Precision = s.Unit.Precision.ToString() }).ToDictionary(r => r.UnitId);
         var walls = new List<double>();
+        Dictionary<string, UnitRun> runs = new();
         int repeats = Math.Max(1, settings.Repeat);
-        long total = (long)repeats * chunks.Sum(c => c.Plan.BatchSize), done = 0;
+        long total = (long)repeats * chunks.Sum(c => c.Plan.BatchSize);
         for (int repeat = 0; repeat < repeats; repeat++)
         {
-            double wall = 0;
-            foreach (var (chunkPlan, offset) in chunks)
-            {
-                var chunk = RunChunk(context, chunkPlan, offset, model, inputs, outputs, settings, cancel);
-                wall += chunk.Wall;
-                done += chunkPlan.BatchSize;
-                settings.Progress?.Invoke(done, total);
-                if (repeat == repeats - 1)
-                    foreach (var r in chunk.Runs) runs[r.UnitId].Add(r);
-            }
+            long before = (long)repeat * chunks.Sum(c => c.Plan.BatchSize);
+            var (wall, unitRuns) = RunBoard(context, plan, chunks, model, inputs, outputs, settings, cancel,
+                done => settings.Progress?.Invoke(before + done, total));
             walls.Add(wall);
+            runs = unitRuns.ToDictionary(r => r.UnitId); // the last repeat's
+            settings.Progress?.Invoke(before + chunks.Sum(c => c.Plan.BatchSize), total);
         }
         walls.Sort();
         return (walls, runs);
     }
 
-    /// <summary>One planned batch at <paramref name="baseOffset"/> of the inputs; throws if samples stay without output.</summary>
-    private static (double Wall, List<UnitRun> Runs) RunChunk(EngineContext context, BatchPlan plan, int baseOffset, ModelSource model,
-        IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, RunSettings settings, CancellationToken cancel)
+    /// <summary>Every chunk on one board; throws if samples stay without output.</summary>
+    private static (double Wall, List<UnitRun> Runs) RunBoard(EngineContext context, BatchPlan plan, List<(BatchPlan Plan, int Offset)> chunks,
+        ModelSource model, IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, RunSettings settings, CancellationToken cancel,
+        Action<long> progress)
     {
+        // samples done so far, reported from the workers at most every 100 ms
+        long done = 0, lastReport = 0;
+        var reportClock = Stopwatch.StartNew();
+        void Ran(int samples)
+        {
+            long now = Interlocked.Add(ref done, samples);
+            long ms = reportClock.ElapsedMilliseconds, last = Interlocked.Read(ref lastReport);
+            if (ms - last >= 100 && Interlocked.CompareExchange(ref lastReport, ms, last) == last) progress(now);
+        }
         var workers = Workers(context, plan);
-        var work = new WorkBoard(plan, settings.Balance, baseOffset);
-        var runs = plan.Shards.Select(s => new UnitRun { UnitId = s.UnitId, PlannedCount = s.Count, PredictedMs = s.PredictedMs }).ToList();
+        var work = new WorkBoard(plan, chunks, settings.Balance);
+        var runs = plan.Shards.Select(s => new UnitRun
+        {
+            UnitId = s.UnitId, Precision = s.Unit.Precision.ToString(),
+            PlannedCount = chunks.Sum(c => c.Plan.Shards.FirstOrDefault(x => x.UnitId == s.UnitId)?.Count ?? 0),
+            PredictedMs = chunks.Sum(c => c.Plan.Shards.FirstOrDefault(x => x.UnitId == s.UnitId)?.PredictedMs ?? 0),
+        }).ToList();
         using var cancelBoard = cancel.Register(work.Cancel);
         var clock = Stopwatch.StartNew();
         var tasks = plan.Shards.Select((s, i) => workers[i].Invoke(() =>
         {
             int padTo = UnitBackends.For(s.Unit).KeepsOneShape ? Math.Min(s.SubBatchSize, s.Count) : 0;
-            RunUnit(i, workers[i].Load(model), work, runs[i], inputs, outputs, settings, clock, padTo, cancel);
+            RunUnit(i, workers[i].Load(model), work, runs[i], inputs, outputs, settings, clock, padTo, cancel, Ran);
             return true;
         })).ToArray();
         try { Task.WaitAll(tasks); }
@@ -165,7 +179,7 @@ public static class PartitionedRunner
 
     /// <summary>On unit <paramref name="me"/>'s worker: takes ranges from the board until none is left for it.</summary>
     private static void RunUnit(int me, IModelSession model, WorkBoard work, UnitRun run, IReadOnlyList<TensorBatch> inputs,
-        IReadOnlyList<TensorBatch> outputs, RunSettings settings, Stopwatch clock, int padTo, CancellationToken cancel)
+        IReadOnlyList<TensorBatch> outputs, RunSettings settings, Stopwatch clock, int padTo, CancellationToken cancel, Action<int> ran)
     {
         double first = -1, last = 0;
         int done = 0;
@@ -180,6 +194,7 @@ public static class PartitionedRunner
                 model.Run(inputs, outputs, range.Offset, range.Count, padTo, cancel);
                 last = clock.Elapsed.TotalMilliseconds;
                 work.Done(me, range);
+                ran(range.Count);
                 done++;
                 run.SubBatches++;
                 run.Count += range.Count;

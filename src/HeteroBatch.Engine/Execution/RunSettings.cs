@@ -19,6 +19,6 @@ public sealed record RunSettings
     public int Repeat { get; init; } = 1;
     /// <summary>How many top classes each prediction lists.</summary>
     public int TopK { get; init; } = 5;
-    /// <summary>Called after each planned batch (on the thread that called Run): samples done so far, samples in all, over all repeats.</summary>
+    /// <summary>Called as samples finish (from the units' worker threads, at most every 100 ms, and once at the end of each repeat): samples done so far, samples in all, over all repeats.</summary>
     public Action<long, long>? Progress { get; init; }
 }

@@ -28,6 +28,13 @@ internal sealed class WorkBoard
     private int _unfinished;
 
     public WorkBoard(BatchPlan plan, BalanceMode balance, int baseOffset = 0)
+        : this(plan, new[] { (plan, baseOffset) }, balance) { }
+
+    /// <summary>
+    /// One board for successive planned batches: unit i (the i-th shard of <paramref name="plan"/>)
+    /// queues its share of every chunk in order, so no unit waits for the others between chunks.
+    /// </summary>
+    public WorkBoard(BatchPlan plan, IReadOnlyList<(BatchPlan Plan, int Offset)> chunks, BalanceMode balance)
     {
         _dynamic = balance == BalanceMode.Dynamic;
         int k = plan.Shards.Count;
@@ -41,18 +48,23 @@ internal sealed class WorkBoard
         {
             var s = plan.Shards[i];
             _queues[i] = new LinkedList<WorkRange>();
-            int size = Math.Max(1, s.SubBatchSize);
-            // in dynamic mode, cut CPU shares into at least four pieces so that there is a tail to
-            // take; accelerators keep their one shape
-            if (_dynamic && !UnitBackends.For(s.Unit).KeepsOneShape) size = Math.Max(1, Math.Min(size, (s.Count + 3) / 4));
             _limits[i] = Math.Max(1, Math.Min(s.SubBatchSize, s.Count));
             _pads[i] = UnitBackends.For(s.Unit).KeepsOneShape;
             _perRunMs[i] = s.PredictedMs / Math.Max(1, s.SubBatches);
             _perSampleMs[i] = s.PredictedMs / Math.Max(1, s.Count);
-            for (int o = 0; o < s.Count; o += size)
-                _queues[i].AddLast(new WorkRange(baseOffset + s.Offset + o, Math.Min(size, s.Count - o), i));
+            foreach (var (chunk, baseOffset) in chunks)
+            {
+                var c = chunk.Shards.FirstOrDefault(x => x.UnitId == s.UnitId);
+                if (c == null) continue;
+                int size = Math.Max(1, c.SubBatchSize);
+                // in dynamic mode, cut CPU shares into at least four pieces so that there is a tail to
+                // take; accelerators keep their one shape
+                if (_dynamic && !_pads[i]) size = Math.Max(1, Math.Min(size, (c.Count + 3) / 4));
+                for (int o = 0; o < c.Count; o += size)
+                    _queues[i].AddLast(new WorkRange(baseOffset + c.Offset + o, Math.Min(size, c.Count - o), i));
+            }
         }
-        _unfinished = plan.BatchSize;
+        _unfinished = chunks.Sum(c => c.Plan.BatchSize);
     }
 
     public bool AllDone { get { lock (_gate) return _unfinished == 0; } }
