@@ -28,8 +28,8 @@
     AliasesToExport      = @()
     PrivateData          = @{
         PSData = @{
-            Tags       = @('ONNX', 'inference', 'GPU', 'CUDA', 'OpenVINO', 'heterogeneous', 'batch')
-            ProjectUri = ''
+            Tags         = @('ONNX', 'inference', 'GPU', 'CUDA', 'OpenVINO', 'heterogeneous', 'batch', 'profiling', 'fp16', 'PSEdition_Core', 'Linux')
+            ReleaseNotes = 'Precision as part of a unit (Get-ComputeUnit -Precision Fp32|Tf32|Fp16); unit backends and an engine context; documented ErrorIds for bad input and bounded memory for any number; views that fit 80 columns, completers, serializer round trips; Export-PerformanceChart.'
         }
     }
 }
