@@ -96,7 +96,8 @@
         Synopsis    = 'Writes a built-in network to an .onnx file.'
         Description = 'Writes the network''s ONNX graph (opset 17, seeded weights) through a temporary file that is renamed into place, so a failure never leaves a half-written file. The batch dimension is symbolic unless -FixedBatchSize is given.'
         Parameters  = @{
-            Name           = 'The built-in network to export.'
+            Precision      = 'Fp16 writes the model converted to fp16: weights and inner tensors in fp16, inputs and outputs still float32, reductions and exponentials kept in fp32. Fp32 (the default) and Tf32 write it as it is. Works for built-in networks and for an .onnx file given as -Name.' 
+            Name           = 'The built-in network to export, or the path of an .onnx file (to write it at another -Precision).'
             Path           = 'The file to write.'
             FixedBatchSize = 'Fix the batch dimension to this size instead of leaving it symbolic.'
             Force          = 'Replace the file if it exists.'

@@ -112,3 +112,25 @@ Describe 'Stopping' {
         Test-Path $out | Should -BeFalse
     }
 }
+
+Describe 'Export-InferenceModel -Precision' {
+    It 'writes the fp16 form of <What>, which runs and agrees with fp32' -ForEach @(
+        @{ What = 'a built-in network'; Name = 'tinynet' }
+        @{ What = 'a user''s .onnx file'; Name = 'user' }
+    ) {
+        $source = if ($Name -eq 'user') { (Export-InferenceModel tinynet (Join-Path $TestDrive 'user.onnx') -Force).FullName } else { $Name }
+        $half = Export-InferenceModel $source (Join-Path $TestDrive "$Name-fp16.onnx") -Precision Fp16 -Force
+        $full = Export-InferenceModel $source (Join-Path $TestDrive "$Name-fp32.onnx") -Force
+        $half.Length | Should -BeLessThan ($full.Length * 0.6)
+        $unit = Get-ComputeUnit -CpuGroup Core | Select-Object -First 1
+        $a = $unit | Invoke-Profile -Model $half.FullName -BatchSize 2 -SecondsPerSize 0.02 -NoStore | Get-BatchPlan -BatchSize 2 | Invoke-PartitionedInference
+        $b = $unit | Invoke-Profile -Model $full.FullName -BatchSize 2 -SecondsPerSize 0.02 -NoStore | Get-BatchPlan -BatchSize 2 | Invoke-PartitionedInference
+        $agreement = [HeteroBatch.Engine.Data.OutputAgreement]::Compare($b.Outputs[0], $a.Outputs[0])
+        $agreement.MinCosine | Should -BeGreaterOrEqual 0.999
+    }
+
+    It 'refuses a model it cannot convert (PrecisionUnsupported)' {
+        $twice = Export-InferenceModel tinynet (Join-Path $TestDrive 'once.onnx') -Precision Fp16 -Force
+        { Export-InferenceModel $twice.FullName (Join-Path $TestDrive 'twice.onnx') -Precision Fp16 -ErrorAction Stop } | Should -Throw -ErrorId 'PrecisionUnsupported,*'
+    }
+}

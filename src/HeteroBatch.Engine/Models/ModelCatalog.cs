@@ -140,4 +140,25 @@ public static class ModelCatalog
 
     /// <summary>Bumped whenever the fp16 conversion changes; part of the converted files' names.</summary>
     public const int ConverterVersion = 1;
+
+    /// <summary>
+    /// A model to write out: a built-in network (its batch fixed where asked) or the .onnx file at
+    /// a path, at a precision (Fp16: converted; Fp32 and Tf32: as it is). Throws ModelNotFound,
+    /// ModelFileNotFound, ModelInvalid or PrecisionUnsupported.
+    /// </summary>
+    public static Onnx.ModelProto ForExport(string nameOrPath, long? fixedBatch, Precision precision, string? basePath = null)
+    {
+        Onnx.ModelProto model;
+        if (ModelZoo.Find(nameOrPath) is { } zoo) model = ModelZoo.Build(zoo.Name, fixedBatch);
+        else
+        {
+            var path = Path.GetFullPath(basePath == null ? nameOrPath : Path.Combine(basePath, nameOrPath));
+            if (!LooksLikePath(nameOrPath) && !File.Exists(path))
+                throw new HeteroBatchException("ModelNotFound", FailureKind.ObjectNotFound, $"No built-in model is named '{nameOrPath}'. Built-in models: {string.Join(", ", ModelZoo.Names)}. To use your own, pass the path of an .onnx file.", nameOrPath);
+            if (!File.Exists(path)) throw new HeteroBatchException("ModelFileNotFound", FailureKind.ObjectNotFound, $"Model file not found: {path}", path);
+            Validate(path);
+            model = Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
+        }
+        return precision == Precision.Fp16 ? PrecisionConverter.ToFloat16(model) : model;
+    }
 }

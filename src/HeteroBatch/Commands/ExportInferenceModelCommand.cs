@@ -5,12 +5,12 @@ using HeteroBatch.Engine.Runtime;
 
 namespace HeteroBatch.Commands;
 
-/// <summary>Writes a built-in network to an .onnx file (atomically: nothing half-written is ever left).</summary>
+/// <summary>Writes a built-in network, or a user's model at another precision, to an .onnx file (atomically: nothing half-written is ever left).</summary>
 [Cmdlet(VerbsData.Export, "InferenceModel", SupportsShouldProcess = true)]
 [OutputType(typeof(FileInfo))]
 public sealed class ExportInferenceModelCommand : HeteroBatchCmdlet
 {
-    /// <summary>The built-in network to export.</summary>
+    /// <summary>The built-in network to export, or the path of an .onnx file (to write it at another -Precision).</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
     [ArgumentCompleter(typeof(ModelNameCompleter))]
     [ValidateNotNullOrEmpty]
@@ -26,6 +26,10 @@ public sealed class ExportInferenceModelCommand : HeteroBatchCmdlet
     [ValidateRange(1, int.MaxValue)]
     public int FixedBatchSize { get; set; }
 
+    /// <summary>Fp16 writes the model converted to fp16 (inputs and outputs stay float32); Fp32 (default) and Tf32 write it as it is.</summary>
+    [Parameter]
+    public Precision Precision { get; set; } = Precision.Fp32;
+
     /// <summary>Replace the file if it exists.</summary>
     [Parameter]
     public SwitchParameter Force { get; set; }
@@ -33,22 +37,25 @@ public sealed class ExportInferenceModelCommand : HeteroBatchCmdlet
     protected override void ProcessRecord()
     {
         var target = GetUnresolvedProviderPathFromPSPath(Path);
-        if (ModelZoo.Find(Name) is not { } zoo)
-        {
-            WriteFailure(new HeteroBatchException("ModelNotFound", FailureKind.ObjectNotFound,
-                $"No built-in model is named '{Name}'. Built-in models: {string.Join(", ", ModelZoo.Names)}.", Name));
-            return;
-        }
         if (File.Exists(target) && !Force)
         {
             WriteFailure(new HeteroBatchException("FileExists", FailureKind.WriteError, $"{target} exists; use -Force to replace it.", target));
             return;
         }
-        if (!ShouldProcess(target, $"Export {zoo.Name}")) return;
+        if (!ShouldProcess(target, $"Export {Name}{(Precision == Precision.Fp16 ? " at Fp16" : "")}")) return;
+        Onnx.ModelProto model;
         try
         {
-            long? fixedBatch = FixedBatchSize > 0 ? FixedBatchSize : null;
-            AtomicFile.Write(target, s => Google.Protobuf.MessageExtensions.WriteTo(ModelZoo.Build(zoo.Name, fixedBatch), s));
+            model = ModelCatalog.ForExport(Name, FixedBatchSize > 0 ? FixedBatchSize : null, Precision, SessionState.Path.CurrentFileSystemLocation.Path);
+        }
+        catch (HeteroBatchException e)
+        {
+            WriteFailure(e);
+            return;
+        }
+        try
+        {
+            AtomicFile.Write(target, s => Google.Protobuf.MessageExtensions.WriteTo(model, s));
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
