@@ -43,6 +43,7 @@
         Synopsis    = 'Splits a batch across compute units from their performance tables so that the whole batch finishes soonest.'
         Description = 'Builds a cost model per unit from its profile (interpolated between measured batch sizes; shares larger than the largest batch that ran are cut into sub-batches) and chooses shares b1..bk summing to the batch that minimise the time of the slowest unit. Optimal finds the exact optimum of that model; Greedy is the seed work''s algorithm; Proportional, Even and Single are baselines. No plan predicts worse than the best single unit: units that would not help get nothing and are listed in UnusedUnits. Profiles come from the pipeline or, with -Model, from the store (the most recently measured units of this machine that do not share processors, or those named by -Unit).'
         Parameters  = @{
+            NoCalibration = 'Plan from the profiles alone. By default a plan scales each unit''s profiled times by how its last runs of the model compared with their predictions (the median of up to 5 runs, recorded by Invoke-PartitionedInference in the profile store); the plan''s CostsFrom says which. With Invoke-PartitionedInference it also keeps this run from being recorded.' 
             Profile     = 'Profiles to plan from, piped from Invoke-Profile or Get-PerformanceProfile.'
             Model       = 'Plan from the stored profiles of this model: a built-in name or an .onnx path.'
             BatchSize   = 'The number of samples to split. Must be at least 1.'
@@ -61,6 +62,7 @@
         Synopsis    = 'Runs one batch split across compute units in parallel and returns the outputs in input order, with timings.'
         Description = 'Each unit runs its share on its own long-lived worker thread (CPU units pinned to their cores) with a cached ONNX Runtime session, warmed before timing. Every share is a view into one input buffer and writes straight into one output buffer, so outputs come back in input order with no copies. Inputs are seeded synthetic tensors (-Seed). If a unit fails mid-run, its unfinished samples run on the other units and the result names the failure; if all fail, the command stops with AllUnitsFailed. With -Balance Dynamic, units that finish early take sub-batches from the tail of slower units'' shares. Ctrl+C stops every unit.'
         Parameters  = @{
+            NoCalibration = 'Plan from the profiles alone. By default a plan scales each unit''s profiled times by how its last runs of the model compared with their predictions (the median of up to 5 runs, recorded by Invoke-PartitionedInference in the profile store); the plan''s CostsFrom says which. With Invoke-PartitionedInference it also keeps this run from being recorded.' 
             Plan        = 'The plan to run, piped from Get-BatchPlan.'
             Model       = 'Plan from stored profiles of this model and run it: a built-in name or an .onnx path.'
             BatchSize   = 'The number of samples (with -Model).'

@@ -254,3 +254,18 @@ Describe 'Charts' {
         { $profiles | Export-PerformanceChart (Join-Path $TestDrive 'chart.bmp') -ErrorAction Stop } | Should -Throw -ErrorId 'ChartFormatUnsupported,*'
     }
 }
+
+Describe 'Plans calibrated by runs' {
+    It 'records each run and plans from what the runs showed; -NoCalibration plans from profiles alone' {
+        $dir = Join-Path $TestDrive 'calibrated'
+        $null = Get-ComputeUnit -CpuGroup 2 | Invoke-Profile -Model tinynet -BatchSize 1, 2, 4, 8 -SecondsPerSize 0.05 -ProfilePath $dir
+        (Get-BatchPlan -Model tinynet -BatchSize 8 -ProfilePath $dir).CostsFrom | Should -Be 'profiles'
+        1..2 | ForEach-Object { $null = Invoke-PartitionedInference -Model tinynet -BatchSize 8 -ProfilePath $dir }
+        (Get-ChildItem (Join-Path $dir 'observations') -Filter *.jsonl).Count | Should -Be 2
+        $plan = Get-BatchPlan -Model tinynet -BatchSize 8 -ProfilePath $dir
+        $plan.CostsFrom | Should -Match 'calibrated by runs: cpu0 x[\d.]+ \(2 runs\), cpu1 x[\d.]+ \(2 runs\)'
+        (Get-BatchPlan -Model tinynet -BatchSize 8 -ProfilePath $dir -NoCalibration).CostsFrom | Should -Be 'profiles'
+        $null = Invoke-PartitionedInference -Model tinynet -BatchSize 8 -ProfilePath $dir -NoCalibration
+        (Get-Content (Get-ChildItem (Join-Path $dir 'observations') -Filter *.jsonl)[0].FullName).Count | Should -Be 2
+    }
+}

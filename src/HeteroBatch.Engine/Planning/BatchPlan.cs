@@ -27,6 +27,8 @@ public sealed class PlanShard
     public int SubBatchSize { get; set; }
     public int SubBatches => SubBatchSize <= 0 ? 0 : (Count + SubBatchSize - 1) / SubBatchSize;
     public double PredictedMs { get; set; }
+    /// <summary>What the unit's profiled times were multiplied by for this plan (1: the profile alone; see CostsFrom).</summary>
+    public double CostFactor { get; set; } = 1;
 
     public override string ToString() => $"{UnitId}: samples {Offset}..{Offset + Count - 1}";
 }
@@ -53,6 +55,8 @@ public sealed class BatchPlan
     /// <summary>The units the plan was made for (used or not).</summary>
     public string[] Units { get; set; } = Array.Empty<string>();
     public double PlanningMs { get; set; }
+    /// <summary>What the predicted costs came from: the profiles alone, or calibrated by observed runs (each unit's factor and how many runs).</summary>
+    public string CostsFrom { get; set; } = "profiles";
 
     public string Split => string.Join(" + ", Shards.Select(s => $"{s.UnitId}:{s.Count}"));
 

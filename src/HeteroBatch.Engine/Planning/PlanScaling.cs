@@ -12,10 +12,11 @@ public static class PlanScaling
         var scaled = new BatchPlan
         {
             Model = plan.Model, ModelSha256 = plan.ModelSha256, ModelPath = plan.ModelPath, BatchSize = batch, Algorithm = plan.Algorithm,
-            BestSingleUnit = plan.BestSingleUnit, Units = plan.Units,
+            BestSingleUnit = plan.BestSingleUnit, Units = plan.Units, CostsFrom = plan.CostsFrom,
         };
         PlanLayout.Lay(scaled, plan.Shards.Select((s, i) =>
             new ShareSpec(s.Unit, counts[i], Math.Min(s.SubBatchSize, counts[i]), s.PredictedMs / s.Count * counts[i])).ToList());
+        foreach (var shard in scaled.Shards) shard.CostFactor = plan.Shards.First(s => s.UnitId == shard.UnitId).CostFactor;
         scaled.BestSingleMs = plan.BestSingleMs * batch / plan.BatchSize;
         scaled.PredictedSpeedup = scaled.PredictedMs > 0 ? scaled.BestSingleMs / scaled.PredictedMs : 1;
         return scaled;

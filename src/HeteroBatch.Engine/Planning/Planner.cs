@@ -10,7 +10,9 @@ namespace HeteroBatch.Engine.Planning;
 /// </summary>
 public static class Planner
 {
-    public static BatchPlan Plan(IReadOnlyList<UnitProfile> profiles, int batchSize, PlanAlgorithm algorithm = PlanAlgorithm.Optimal)
+    /// <param name="calibration">Per unit id: the factor runs say its profiled times are off by, and from how many runs (see <see cref="Calibration"/>); none: the profiles alone.</param>
+    public static BatchPlan Plan(IReadOnlyList<UnitProfile> profiles, int batchSize, PlanAlgorithm algorithm = PlanAlgorithm.Optimal,
+        IReadOnlyDictionary<string, (double Factor, int Runs)>? calibration = null)
     {
         var clock = Stopwatch.StartNew();
         if (batchSize < 1)
@@ -23,7 +25,7 @@ public static class Planner
         if (units.Count > 1 && algorithm != PlanAlgorithm.Single && units[0].BatchMode == nameof(Models.BatchMode.SamplesInteract))
             throw new HeteroBatchException("SamplesInteract", FailureKind.InvalidOperation,
                 $"'{units[0].Model}' cannot be split across units: a sample's outputs depend on the other samples of its batch. Plan it for one unit (the Single algorithm, or one unit's profile).", units[0].Model);
-        var models = units.Select(p => new UnitCostModel(p)).ToList();
+        var models = units.Select(p => new UnitCostModel(p, calibration != null && calibration.TryGetValue(p.Unit.Id, out var c) && c.Runs > 0 ? c.Factor : 1)).ToList();
         // shares are planned in steps of one sample up to MaxExactBatch, coarser above it, so that
         // planning memory does not grow with the batch size
         int step = (int)Math.Max(1, ((long)batchSize + MaxExactBatch - 1) / MaxExactBatch);
@@ -55,9 +57,14 @@ public static class Planner
             Model = units[0].Model, ModelSha256 = units[0].ModelSha256, ModelPath = units[0].ModelPath, BatchSize = batchSize, Algorithm = algorithm,
             BestSingleUnit = models[single].Unit.Id, BestSingleMs = singleMs, FellBackToSingle = fellBack,
             Units = models.Select(m => m.Unit.Id).ToArray(),
+            CostsFrom = models.Any(m => m.Factor != 1)
+                ? "profiles, calibrated by runs: " + string.Join(", ", models.Select(m =>
+                    calibration != null && calibration.TryGetValue(m.Unit.Id, out var cc) && cc.Runs > 0 ? $"{m.Unit.Id} x{m.Factor:F3} ({cc.Runs} runs)" : $"{m.Unit.Id} x1 (no runs)"))
+                : "profiles",
         };
         PlanLayout.Lay(plan, models.Select((m, i) => new ShareSpec(m.Unit, samples[i], tables[i].SubBatch[shares[i]], costs[i][shares[i]])).ToList());
         plan.UnusedUnits = models.Where((m, i) => samples[i] == 0).Select(m => m.Unit.Id).ToArray();
+        foreach (var shard in plan.Shards) shard.CostFactor = models.First(m => m.Unit.Id == shard.UnitId).Factor;
         plan.PredictedSpeedup = plan.PredictedMs > 0 ? Math.Round(singleMs / plan.PredictedMs, 4) : 1;
         plan.PlanningMs = clock.Elapsed.TotalMilliseconds;
         return plan;
@@ -99,14 +106,15 @@ public static class Planner
     }
 
     /// <summary>One plan per non-empty subset of the units: what each unit adds.</summary>
-    public static IReadOnlyList<BatchPlan> PlanSubsets(IReadOnlyList<UnitProfile> profiles, int batchSize, PlanAlgorithm algorithm = PlanAlgorithm.Optimal)
+    public static IReadOnlyList<BatchPlan> PlanSubsets(IReadOnlyList<UnitProfile> profiles, int batchSize, PlanAlgorithm algorithm = PlanAlgorithm.Optimal,
+        IReadOnlyDictionary<string, (double Factor, int Runs)>? calibration = null)
     {
         var units = ProfileSelection.LatestPerUnit(profiles);
         if (units.Count > 12)
             throw new HeteroBatchException("TooManyUnits", FailureKind.InvalidArgument, $"{units.Count} units give {(1L << units.Count) - 1} subsets; restrict them with -Unit (at most 12).");
         var plans = new List<BatchPlan>();
         for (int mask = 1; mask < 1 << units.Count; mask++)
-            plans.Add(Plan(units.Where((u, i) => (mask & (1 << i)) != 0).ToList(), batchSize, algorithm));
+            plans.Add(Plan(units.Where((u, i) => (mask & (1 << i)) != 0).ToList(), batchSize, algorithm, calibration));
         return plans.OrderBy(p => p.Units.Length).ThenBy(p => p.PredictedMs).ToList();
     }
 

@@ -17,14 +17,19 @@ public sealed class UnitCostModel
     public int MaxBatch { get; }
     private readonly (int B, double Ms)[] _points;
 
-    public UnitCostModel(UnitProfile profile)
+    /// <summary>What the profile's times are multiplied by: how runs of this unit compared with their predictions (1: the profile alone).</summary>
+    public double Factor { get; }
+
+    /// <param name="factor">Scales every profiled time: the calibration from observed runs (see <see cref="Calibration"/>).</param>
+    public UnitCostModel(UnitProfile profile, double factor = 1)
     {
         Profile = profile;
         Unit = profile.Unit;
+        Factor = factor > 0 && double.IsFinite(factor) ? factor : 1;
         var usable = profile.Entries.Where(e => e.BatchSize >= 1 && e.MedianMs > 0 && double.IsFinite(e.MedianMs)).ToList();
         int limit = profile.FailedBatchSize is int f ? f - 1 : int.MaxValue;
         _points = usable.Where(e => e.BatchSize <= limit).GroupBy(e => e.BatchSize)
-            .Select(g => (g.Key, g.Last().MedianMs)).OrderBy(p => p.Key).ToArray();
+            .Select(g => (g.Key, g.Last().MedianMs * Factor)).OrderBy(p => p.Key).ToArray();
         if (_points.Length == 0)
             throw new HeteroBatchException("ProfileEmpty", FailureKind.InvalidData,
                 $"The profile of '{profile.Model}' on unit '{profile.Unit.Id}' has no usable measurements.", profile.Unit.Id);

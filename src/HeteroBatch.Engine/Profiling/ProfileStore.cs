@@ -10,7 +10,7 @@ namespace HeteroBatch.Engine.Profiling;
 /// take a lock file, merge with what is there and replace the file atomically; a file that does
 /// not parse is moved aside (never overwritten) and reported as ProfileCorrupt.
 /// </summary>
-public sealed class ProfileStore
+public sealed partial class ProfileStore
 {
     public const string PathVariable = "HETEROBATCH_PROFILE_PATH";
 

@@ -47,8 +47,12 @@ public sealed class GetBatchPlanCommand : HeteroBatchCmdlet
     [Parameter]
     public SwitchParameter EachSubset { get; set; }
 
-    /// <summary>The profile store folder (default: $env:HETEROBATCH_PROFILE_PATH, else the user data folder).</summary>
-    [Parameter(ParameterSetName = FromStore)]
+    /// <summary>Plan from the profiles alone, without the corrections that observed runs give.</summary>
+    [Parameter]
+    public SwitchParameter NoCalibration { get; set; }
+
+    /// <summary>The profile store folder (default: $env:HETEROBATCH_PROFILE_PATH, else the user data folder); its observed runs calibrate piped profiles too.</summary>
+    [Parameter]
     [ValidateNotNullOrEmpty]
     public string? ProfilePath { get; set; }
 
@@ -78,7 +82,10 @@ public sealed class GetBatchPlanCommand : HeteroBatchCmdlet
             Fail(new HeteroBatchException("ProfileNotFound", FailureKind.ObjectNotFound, "No profiles to plan from.", null));
         foreach (var p in profiles)
             WriteVerbose($"planning from the profile of {p.Model} on {p.Unit.Id} ({p.Unit.Precision}), measured {p.MeasuredAt:u}{(p.MeasuredAlongside.Length > 0 ? " beside " + string.Join(", ", p.MeasuredAlongside) : " alone")}: {p.Entries.Count} sizes up to {p.MaxBatchSize}");
-        var plans = Engine(() => EachSubset ? Planner.PlanSubsets(profiles, BatchSize, Algorithm) : new[] { Planner.Plan(profiles, BatchSize, Algorithm) });
+        var calibration = NoCalibration ? null : StoredProfiles.Calibration(this, profiles, ProfilePath);
+        foreach (var (unit, c) in calibration ?? new Dictionary<string, (double Factor, int Runs)>())
+            if (c.Runs > 0) WriteVerbose($"{unit}: {c.Runs} observed runs put its times at x{c.Factor:F3} of its profile");
+        var plans = Engine(() => EachSubset ? Planner.PlanSubsets(profiles, BatchSize, Algorithm, calibration) : new[] { Planner.Plan(profiles, BatchSize, Algorithm, calibration) });
         foreach (var plan in plans) WriteObject(plan);
     }
 }
@@ -91,5 +98,35 @@ internal static class StoredProfiles
         var source = ModelCatalog.Resolve(model, basePath: cmdlet.SessionState.Path.CurrentFileSystemLocation.Path);
         var store = HeteroBatchCmdlet.OpenStore(cmdlet, profilePath);
         return ProfileSelection.Select(store.Load(), source.Name, source.Sha256, units, ModuleContext.Current.Presence);
+    }
+
+    /// <summary>Each profile's unit: how its observed runs of the model compare with its profile.</summary>
+    public static IReadOnlyDictionary<string, (double Factor, int Runs)> Calibration(PSCmdlet cmdlet, IReadOnlyList<UnitProfile> profiles, string? profilePath)
+    {
+        var store = HeteroBatchCmdlet.OpenStore(cmdlet, profilePath);
+        return ProfileSelection.LatestPerUnit(profiles).ToDictionary(p => p.Unit.Id,
+            p => Engine.Profiling.Calibration.Factor(store.Observations(p.Model, p.ModelSha256, p.Unit.Id, p.Unit.Fingerprint)));
+    }
+
+    /// <summary>Records what each unit did in a run, for later plans (a store that cannot be written is a warning, not a failure).</summary>
+    public static void Record(HeteroBatchCmdlet cmdlet, Engine.Execution.InferenceResult result, string? profilePath, Action<string> warn)
+    {
+        var plan = result.Plan;
+        var observations = result.Units.Where(u => !u.Failed && u.Count > 0 && u.Count == u.PlannedCount && u.Ms > 0).Select(u =>
+        {
+            var shard = plan.Shards.First(s => s.UnitId == u.UnitId);
+            return new Observation
+            {
+                Model = plan.Model, ModelSha256 = plan.ModelSha256, UnitId = u.UnitId, UnitFingerprint = shard.Unit.Fingerprint,
+                Samples = u.Count, SubBatchSize = shard.SubBatchSize, Ms = u.Ms,
+                // against what the profile alone predicts: the calibration of this plan is taken out
+                PredictedMs = u.PredictedMs / (shard.CostFactor > 0 ? shard.CostFactor : 1),
+                Alongside = result.Units.Where(o => o.UnitId != u.UnitId && o.Count > 0).Select(o => o.UnitId).ToArray(),
+                At = DateTimeOffset.UtcNow,
+            };
+        }).ToList();
+        if (observations.Count == 0) return;
+        try { HeteroBatchCmdlet.OpenStore(cmdlet, profilePath).Record(observations); }
+        catch (HeteroBatchException e) { warn($"[{e.ErrorId}] this run's observations were not stored: {e.Message}"); }
     }
 }

@@ -55,6 +55,10 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
     [Parameter]
     public BalanceMode Balance { get; set; } = BalanceMode.Static;
 
+    /// <summary>Neither plan from observed runs (with -Model) nor record this run's observations for later plans.</summary>
+    [Parameter]
+    public SwitchParameter NoCalibration { get; set; }
+
     /// <summary>Seed of the synthetic inputs: the same seed gives the same inputs.</summary>
     [Parameter]
     public ulong Seed { get; set; } = 1;
@@ -89,7 +93,11 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
     {
         var plan = ParameterSetName == FromPlan
             ? Plan!
-            : _planForFiles ?? Engine(() => Planner.Plan(StoredProfiles.For(this, Model, Unit, ProfilePath), BatchSize, Algorithm));
+            : _planForFiles ?? Engine(() =>
+            {
+                var profiles = StoredProfiles.For(this, Model, Unit, ProfilePath);
+                return Planner.Plan(profiles, BatchSize, Algorithm, NoCalibration ? null : StoredProfiles.Calibration(this, profiles, ProfilePath));
+            });
         if (InputPath != null)
         {
             // files may come one by one from the pipeline: gather them, run once at the end
@@ -167,6 +175,8 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
             return;
         }
         WriteProgress(new ProgressRecord(ProgressActivityId, activity, "done") { RecordType = ProgressRecordType.Completed });
+        // what each unit did, for later plans of this model on these units
+        if (!NoCalibration) StoredProfiles.Record(this, result, ProfilePath, WriteWarning);
         foreach (var failed in result.Units.Where(u => u.Failed))
             WriteWarning($"Unit '{failed.UnitId}' failed after {failed.Count} samples ({failed.Error}); its other samples ran on the remaining units.");
         WriteObject(result);

@@ -1,0 +1,65 @@
+using HeteroBatch.Engine.Planning;
+using HeteroBatch.Engine.Profiling;
+
+namespace HeteroBatch.Engine.Tests;
+
+/// <summary>Observed runs, stored beside the profiles, correct later plans.</summary>
+public sealed class CalibrationTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("hb-calibration-").FullName;
+    public void Dispose() => Directory.Delete(_dir, true);
+
+    private static Observation Seen(UnitProfile p, double ms, double predicted, int minutesAgo = 0) => new()
+    {
+        Model = p.Model, ModelSha256 = p.ModelSha256, UnitId = p.Unit.Id, UnitFingerprint = p.Unit.Fingerprint,
+        Samples = 10, SubBatchSize = 10, Ms = ms, PredictedMs = predicted, At = DateTimeOffset.UtcNow.AddMinutes(-minutesAgo),
+    };
+
+    [Fact]
+    public void APlanAfterRunsMovesWorkAwayFromTheUnitThatRanSlow()
+    {
+        var a = TestModels.FakeProfile("cpu0", "m", (1, 1.0), (100, 100.0));
+        var b = TestModels.FakeProfile("cpu1", "m", (1, 1.0), (100, 100.0));
+        b.ModelSha256 = a.ModelSha256;
+        var before = Planner.Plan(new[] { a, b }, 100);
+        Assert.Equal(50, before.Shards.Single(s => s.UnitId == "cpu1").Count);
+        Assert.Equal("profiles", before.CostsFrom);
+
+        var store = new ProfileStore(_dir);
+        store.Record(new[] { Seen(a, 50, 50), Seen(b, 100, 50), Seen(b, 98, 50), Seen(b, 102, 50) });
+        var calibration = new[] { a, b }.ToDictionary(p => p.Unit.Id, p => Calibration.Factor(store.Observations(p.Model, p.ModelSha256, p.Unit.Id, p.Unit.Fingerprint)));
+        Assert.Equal((1.0, 1), calibration["cpu0"]);
+        Assert.Equal(2.0, calibration["cpu1"].Factor, 3);
+        var after = Planner.Plan(new[] { a, b }, 100, PlanAlgorithm.Optimal, calibration);
+        Assert.True(after.Shards.Single(s => s.UnitId == "cpu1").Count < 40, after.Split);
+        Assert.Contains("cpu1 x2.000 (3 runs)", after.CostsFrom);
+        Assert.Equal(2.0, after.Shards.Single(s => s.UnitId == "cpu1").CostFactor, 3);
+    }
+
+    [Fact]
+    public void OnlyTheLastFewRunsCountSoOldOnesAgeOut()
+    {
+        var p = TestModels.FakeProfile("cpu0", "m", (1, 1.0));
+        var old = Enumerable.Range(0, 10).Select(i => Seen(p, 300, 100, 100 + i));
+        var recent = Enumerable.Range(0, Calibration.Window).Select(i => Seen(p, 110, 100, i));
+        Assert.Equal(1.1, Calibration.Factor(old.Concat(recent).ToList()).Factor, 3);
+    }
+
+    [Fact]
+    public void ConcurrentWritersKeepEveryObservationAndATornLineIsSkipped()
+    {
+        var p = TestModels.FakeProfile("cpu0", "m", (1, 1.0));
+        var store = new ProfileStore(_dir);
+        Parallel.For(0, 8, w =>
+        {
+            var mine = new ProfileStore(_dir); // as separate commands would
+            for (int i = 0; i < 10; i++) mine.Record(new[] { Seen(p, 10 + w, 10) });
+        });
+        Assert.Equal(80, store.Observations(p.Model, p.ModelSha256, p.Unit.Id, p.Unit.Fingerprint).Count);
+        // a crash mid-append leaves half a line
+        File.AppendAllText(store.ObservationPath(p.Model, p.ModelSha256, p.Unit.Id, p.Unit.Fingerprint), "{\"Model\": \"m\", \"Ms\": 1");
+        Assert.Equal(80, store.Observations(p.Model, p.ModelSha256, p.Unit.Id, p.Unit.Fingerprint).Count);
+        store.Record(new[] { Seen(p, 10, 10) }); // starts on a line of its own
+        Assert.Equal(81, store.Observations(p.Model, p.ModelSha256, p.Unit.Id, p.Unit.Fingerprint).Count);
+    }
+}
