@@ -37,6 +37,28 @@ public sealed class CalibrationTests : IDisposable
     }
 
     [Fact]
+    public void ASplitThatRunsShowedSlowerThanOneUnitAloneGoesToThatUnitAndSaysWhy()
+    {
+        var a = TestModels.FakeProfile("cpu0", "m", (1, 1.0), (100, 100.0));
+        var b = TestModels.FakeProfile("cpu1", "m", (1, 1.0), (100, 100.0));
+        b.ModelSha256 = a.ModelSha256;
+        // side by side each ran 2.5 times slower than profiled; cpu0 alone ran as profiled
+        var together = new Dictionary<string, (double, int)> { ["cpu0"] = (2.5, 3), ["cpu1"] = (2.5, 3) };
+        var alone = new Dictionary<string, (double, int)> { ["cpu0"] = (1.0, 2) };
+        var plan = Planner.Plan(new[] { a, b }, 100, PlanAlgorithm.Optimal, together, alone);
+        Assert.True(plan.FellBackToSingle);
+        Assert.Equal("cpu0", Assert.Single(plan.Shards).UnitId);
+        Assert.Equal(100, plan.PredictedMs, 6);
+        Assert.True(plan.Note!.Contains("side by side"), plan.Note);
+        Assert.True(plan.Note.Contains("cpu0 alone 100.0 ms from its 2 runs alone"), plan.Note);
+        // with no runs alone, the split still wins when side by side costs little
+        var mild = new Dictionary<string, (double, int)> { ["cpu0"] = (1.2, 3), ["cpu1"] = (1.2, 3) };
+        var split = Planner.Plan(new[] { a, b }, 100, PlanAlgorithm.Optimal, mild, null);
+        Assert.Equal(2, split.Shards.Count);
+        Assert.Null(split.Note);
+    }
+
+    [Fact]
     public void OnlyTheLastFewRunsCountSoOldOnesAgeOut()
     {
         var p = TestModels.FakeProfile("cpu0", "m", (1, 1.0));

@@ -57,6 +57,8 @@ public sealed class BatchPlan
     public double PlanningMs { get; set; }
     /// <summary>What the predicted costs came from: the profiles alone, or calibrated by observed runs (each unit's factor and how many runs).</summary>
     public string CostsFrom { get; set; } = "profiles";
+    /// <summary>Why the plan is as it is, where that is not plain (a split that runs showed slower than one unit alone).</summary>
+    public string? Note { get; set; }
 
     public string Split => string.Join(" + ", Shards.Select(s => $"{s.UnitId}:{s.Count}"));
 

@@ -11,8 +11,10 @@ namespace HeteroBatch.Engine.Planning;
 public static class Planner
 {
     /// <param name="calibration">Per unit id: the factor runs say its profiled times are off by, and from how many runs (see <see cref="Calibration"/>); none: the profiles alone.</param>
+    /// <param name="aloneCalibration">Per unit id: the same from runs where the unit ran alone. A unit on its own is judged by these (its profile was measured alone too), so a split that made runs slower than the best unit alone falls back to that unit.</param>
     public static BatchPlan Plan(IReadOnlyList<UnitProfile> profiles, int batchSize, PlanAlgorithm algorithm = PlanAlgorithm.Optimal,
-        IReadOnlyDictionary<string, (double Factor, int Runs)>? calibration = null)
+        IReadOnlyDictionary<string, (double Factor, int Runs)>? calibration = null,
+        IReadOnlyDictionary<string, (double Factor, int Runs)>? aloneCalibration = null)
     {
         var clock = Stopwatch.StartNew();
         if (batchSize < 1)
@@ -33,7 +35,10 @@ public static class Planner
         var tables = models.Select(m => m.Table(batchSize, step)).ToList();
         var costs = tables.Select(t => t.Cost).ToList();
 
-        int single = ArgMin(costs.Select(c => c[steps]).ToList());
+        // each unit alone: its side-by-side factor swapped for its alone one (costs scale with the factor)
+        double AloneFactor(int i) => aloneCalibration != null && aloneCalibration.TryGetValue(models[i].Unit.Id, out var a) && a.Runs > 0 ? a.Factor : 1;
+        var aloneMs = models.Select((m, i) => models.Count == 1 ? costs[i][steps] : costs[i][steps] / m.Factor * AloneFactor(i)).ToList();
+        int single = ArgMin(aloneMs);
         int[] shares = algorithm switch
         {
             PlanAlgorithm.Optimal => Optimal(costs, steps),
@@ -42,11 +47,15 @@ public static class Planner
             PlanAlgorithm.Even => Even(models.Count, steps),
             _ => SingleShares(models.Count, single, steps),
         };
-        double singleMs = costs[single][steps];
+        double singleMs = aloneMs[single];
         bool fellBack = false;
-        if (algorithm is PlanAlgorithm.Greedy or PlanAlgorithm.Proportional or PlanAlgorithm.Optimal
-            && Makespan(costs, shares) > singleMs)
+        string? note = null;
+        double splitMs = Makespan(costs, shares);
+        if (algorithm is PlanAlgorithm.Greedy or PlanAlgorithm.Proportional or PlanAlgorithm.Optimal && splitMs > singleMs)
         {
+            if (models.Count > 1 && models.Any(m => m.Factor != 1))
+                note = $"split over {string.Join("+", models.Where((m, i) => shares[i] > 0).Select(m => m.Unit.Id))} predicted {splitMs:F1} ms from runs side by side; " +
+                       $"{models[single].Unit.Id} alone {singleMs:F1} ms{(aloneCalibration != null && aloneCalibration.TryGetValue(models[single].Unit.Id, out var ac) && ac.Runs > 0 ? $" from its {ac.Runs} runs alone" : " from its profile")}: the batch goes to {models[single].Unit.Id}";
             shares = SingleShares(models.Count, single, steps);
             fellBack = true;
         }
@@ -62,9 +71,15 @@ public static class Planner
                     calibration != null && calibration.TryGetValue(m.Unit.Id, out var cc) && cc.Runs > 0 ? $"{m.Unit.Id} x{m.Factor:F3} ({cc.Runs} runs)" : $"{m.Unit.Id} x1 (no runs)"))
                 : "profiles",
         };
-        PlanLayout.Lay(plan, models.Select((m, i) => new ShareSpec(m.Unit, samples[i], tables[i].SubBatch[shares[i]], costs[i][shares[i]])).ToList());
+        PlanLayout.Lay(plan, models.Select((m, i) => new ShareSpec(m.Unit, samples[i], tables[i].SubBatch[shares[i]],
+            (fellBack || algorithm == PlanAlgorithm.Single) && i == single ? singleMs : costs[i][shares[i]])).ToList());
+        plan.Note = note;
         plan.UnusedUnits = models.Where((m, i) => samples[i] == 0).Select(m => m.Unit.Id).ToArray();
-        foreach (var shard in plan.Shards) shard.CostFactor = models.First(m => m.Unit.Id == shard.UnitId).Factor;
+        foreach (var shard in plan.Shards)
+        {
+            int i = models.FindIndex(m => m.Unit.Id == shard.UnitId);
+            shard.CostFactor = (fellBack || algorithm == PlanAlgorithm.Single) && i == single && models.Count > 1 ? AloneFactor(i) : models[i].Factor;
+        }
         plan.PredictedSpeedup = plan.PredictedMs > 0 ? Math.Round(singleMs / plan.PredictedMs, 4) : 1;
         plan.PlanningMs = clock.Elapsed.TotalMilliseconds;
         return plan;
@@ -107,14 +122,15 @@ public static class Planner
 
     /// <summary>One plan per non-empty subset of the units: what each unit adds.</summary>
     public static IReadOnlyList<BatchPlan> PlanSubsets(IReadOnlyList<UnitProfile> profiles, int batchSize, PlanAlgorithm algorithm = PlanAlgorithm.Optimal,
-        IReadOnlyDictionary<string, (double Factor, int Runs)>? calibration = null)
+        IReadOnlyDictionary<string, (double Factor, int Runs)>? calibration = null,
+        IReadOnlyDictionary<string, (double Factor, int Runs)>? aloneCalibration = null)
     {
         var units = ProfileSelection.LatestPerUnit(profiles);
         if (units.Count > 12)
             throw new HeteroBatchException("TooManyUnits", FailureKind.InvalidArgument, $"{units.Count} units give {(1L << units.Count) - 1} subsets; restrict them with -Unit (at most 12).");
         var plans = new List<BatchPlan>();
         for (int mask = 1; mask < 1 << units.Count; mask++)
-            plans.Add(Plan(units.Where((u, i) => (mask & (1 << i)) != 0).ToList(), batchSize, algorithm, calibration));
+            plans.Add(Plan(units.Where((u, i) => (mask & (1 << i)) != 0).ToList(), batchSize, algorithm, calibration, aloneCalibration));
         return plans.OrderBy(p => p.Units.Length).ThenBy(p => p.PredictedMs).ToList();
     }
 

@@ -82,11 +82,17 @@ public sealed class GetBatchPlanCommand : HeteroBatchCmdlet
             Fail(new HeteroBatchException("ProfileNotFound", FailureKind.ObjectNotFound, "No profiles to plan from.", null));
         foreach (var p in profiles)
             WriteVerbose($"planning from the profile of {p.Model} on {p.Unit.Id} ({p.Unit.Precision}), measured {p.MeasuredAt:u}{(p.MeasuredAlongside.Length > 0 ? " beside " + string.Join(", ", p.MeasuredAlongside) : " alone")}: {p.Entries.Count} sizes up to {p.MaxBatchSize}");
-        var calibration = NoCalibration ? null : StoredProfiles.Calibration(this, profiles, ProfilePath);
-        foreach (var (unit, c) in calibration ?? new Dictionary<string, (double Factor, int Runs)>())
-            if (c.Runs > 0) WriteVerbose($"{unit}: {c.Runs} observed runs put its times at x{c.Factor:F3} of its profile");
-        var plans = Engine(() => EachSubset ? Planner.PlanSubsets(profiles, BatchSize, Algorithm, calibration) : new[] { Planner.Plan(profiles, BatchSize, Algorithm, calibration) });
-        foreach (var plan in plans) WriteObject(plan);
+        var (together, alone) = NoCalibration ? (null, null) : StoredProfiles.Calibration(this, profiles, ProfilePath);
+        foreach (var (unit, c) in together ?? new Dictionary<string, (double Factor, int Runs)>())
+            if (c.Runs > 0) WriteVerbose($"{unit}: {c.Runs} runs beside other units put its times at x{c.Factor:F3} of its profile");
+        foreach (var (unit, c) in alone ?? new Dictionary<string, (double Factor, int Runs)>())
+            if (c.Runs > 0) WriteVerbose($"{unit}: {c.Runs} runs alone put its times at x{c.Factor:F3} of its profile");
+        var plans = Engine(() => EachSubset ? Planner.PlanSubsets(profiles, BatchSize, Algorithm, together, alone) : new[] { Planner.Plan(profiles, BatchSize, Algorithm, together, alone) });
+        foreach (var plan in plans)
+        {
+            if (plan.Note != null) WriteVerbose(plan.Note);
+            WriteObject(plan);
+        }
     }
 }
 
@@ -100,12 +106,14 @@ internal static class StoredProfiles
         return ProfileSelection.Select(store.Load(), source.Name, source.Sha256, units, ModuleContext.Current.Presence);
     }
 
-    /// <summary>Each profile's unit: how its observed runs of the model compare with its profile.</summary>
-    public static IReadOnlyDictionary<string, (double Factor, int Runs)> Calibration(PSCmdlet cmdlet, IReadOnlyList<UnitProfile> profiles, string? profilePath)
+    /// <summary>Each profile's unit: how its observed runs of the model compare with its profile, beside other units and alone.</summary>
+    public static (IReadOnlyDictionary<string, (double Factor, int Runs)> Together, IReadOnlyDictionary<string, (double Factor, int Runs)> Alone) Calibration(
+        PSCmdlet cmdlet, IReadOnlyList<UnitProfile> profiles, string? profilePath)
     {
         var store = HeteroBatchCmdlet.OpenStore(cmdlet, profilePath);
-        return ProfileSelection.LatestPerUnit(profiles).ToDictionary(p => p.Unit.Id,
-            p => Engine.Profiling.Calibration.Factor(store.Observations(p.Model, p.ModelSha256, p.Unit.Id, p.Unit.Fingerprint)));
+        var seen = ProfileSelection.LatestPerUnit(profiles).ToDictionary(p => p.Unit.Id, p => store.Observations(p.Model, p.ModelSha256, p.Unit.Id, p.Unit.Fingerprint));
+        return (seen.ToDictionary(kv => kv.Key, kv => Engine.Profiling.Calibration.Factor(kv.Value.Where(o => o.Alongside.Length > 0).ToList())),
+                seen.ToDictionary(kv => kv.Key, kv => Engine.Profiling.Calibration.Factor(kv.Value.Where(o => o.Alongside.Length == 0).ToList())));
     }
 
     /// <summary>Records what each unit did in a run, for later plans (a store that cannot be written is a warning, not a failure).</summary>

@@ -96,7 +96,10 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
             : _planForFiles ?? Engine(() =>
             {
                 var profiles = StoredProfiles.For(this, Model, Unit, ProfilePath);
-                return Planner.Plan(profiles, BatchSize, Algorithm, NoCalibration ? null : StoredProfiles.Calibration(this, profiles, ProfilePath));
+                var (together, alone) = NoCalibration ? (null, null) : StoredProfiles.Calibration(this, profiles, ProfilePath);
+                var plan = Planner.Plan(profiles, BatchSize, Algorithm, together, alone);
+                if (plan.Note != null) WriteVerbose(plan.Note);
+                return plan;
             });
         if (InputPath != null)
         {
