@@ -28,9 +28,7 @@ public sealed class JsonObjectAttribute : ArgumentTransformationAttribute
         if (json == null && item is PSObject pso)
         {
             // ConvertFrom-Json and Import-Clixml objects: back to JSON, then to the real type
-            var result = engine.InvokeCommand.InvokeScript("param($o) $o | ConvertTo-Json -Depth 10 -Compress", false,
-                System.Management.Automation.Runspaces.PipelineResultTypes.None, null, pso);
-            json = result.Count > 0 ? result[0].BaseObject as string : null;
+            json = ToJson(engine, pso);
         }
         if (json == null) return item;
         try
@@ -45,6 +43,14 @@ public sealed class JsonObjectAttribute : ArgumentTransformationAttribute
         {
             throw new ArgumentTransformationMetadataException($"Not a HeteroBatch plan or profile: {e.Message}", e);
         }
+    }
+
+    /// <summary>A deserialized object (Import-Clixml, ConvertFrom-Json, a job's output) as JSON, the way to its real type.</summary>
+    internal static string? ToJson(EngineIntrinsics engine, PSObject o)
+    {
+        var result = engine.InvokeCommand.InvokeScript("param($o) $o | ConvertTo-Json -Depth 10 -Compress", false,
+            System.Management.Automation.Runspaces.PipelineResultTypes.None, null, o);
+        return result.Count > 0 ? result[0].BaseObject as string : null;
     }
 
     private static object? FromElement(JsonElement e)

@@ -23,8 +23,7 @@ public sealed class UnitTransformationAttribute : ArgumentTransformationAttribut
             if (item is PSObject deserialized && value is not string && deserialized.Properties["Fingerprint"] != null)
             {
                 // a unit back from Import-Clixml, ConvertFrom-Json or a job: through JSON to the real type
-                var json = engineIntrinsics.InvokeCommand.InvokeScript("param($o) $o | ConvertTo-Json -Depth 5 -Compress", false,
-                    System.Management.Automation.Runspaces.PipelineResultTypes.None, null, deserialized)[0].BaseObject as string;
+                var json = JsonObjectAttribute.ToJson(engineIntrinsics, deserialized);
                 units.Add(System.Text.Json.JsonSerializer.Deserialize<ComputeUnit>(json!, JsonObjectAttribute.Options)!);
                 continue;
             }

@@ -43,8 +43,13 @@ public static class PlanLayout
             throw new HeteroBatchException("PlanInvalid", FailureKind.InvalidArgument, "A shard of the plan does not carry its unit (as Get-BatchPlan writes it); plan again.");
         if (plan.Shards.GroupBy(s => s.UnitId).FirstOrDefault(g => g.Count() > 1) is { } twice)
             throw new HeteroBatchException("PlanInvalid", FailureKind.InvalidArgument, $"The plan names unit '{twice.Key}' in more than one shard.", twice.Key);
-        if (plan.Shards.OrderBy(s => s.Offset).Select((s, i) => (s, i)).Any(x => x.s.Offset != plan.Shards.OrderBy(s => s.Offset).Take(x.i).Sum(o => (long)o.Count)))
-            throw new HeteroBatchException("PlanInvalid", FailureKind.InvalidArgument, "The plan's shards overlap or leave gaps.");
+        long expected = 0;
+        foreach (var shard in plan.Shards.OrderBy(s => s.Offset))
+        {
+            if (shard.Offset != expected)
+                throw new HeteroBatchException("PlanInvalid", FailureKind.InvalidArgument, "The plan's shards overlap or leave gaps.");
+            expected += shard.Count;
+        }
         if (plan.Shards.Sum(s => (long)s.Count) != plan.BatchSize)
             throw new HeteroBatchException("PlanInvalid", FailureKind.InvalidArgument, $"The plan's shards cover {plan.Shards.Sum(s => (long)s.Count)} samples, not its batch size {plan.BatchSize}.");
     }

@@ -99,9 +99,13 @@ public sealed class GetBatchPlanCommand : HeteroBatchCmdlet
 /// <summary>Reads the store for a model, as Get-BatchPlan and Invoke-PartitionedInference both need.</summary>
 internal static class StoredProfiles
 {
-    public static IReadOnlyList<UnitProfile> For(PSCmdlet cmdlet, string model, string[]? units, string? profilePath)
+    public static IReadOnlyList<UnitProfile> For(PSCmdlet cmdlet, string model, string[]? units, string? profilePath) =>
+        For(cmdlet, model, units, profilePath, out _);
+
+    /// <param name="source">The model as resolved (its file hashed once), for the run that follows.</param>
+    public static IReadOnlyList<UnitProfile> For(PSCmdlet cmdlet, string model, string[]? units, string? profilePath, out ModelSource source)
     {
-        var source = ModelCatalog.Resolve(model, basePath: cmdlet.SessionState.Path.CurrentFileSystemLocation.Path);
+        source = ModelCatalog.Resolve(model, basePath: cmdlet.SessionState.Path.CurrentFileSystemLocation.Path);
         var store = HeteroBatchCmdlet.OpenStore(cmdlet, profilePath);
         return ProfileSelection.Select(store.Load(), source.Name, source.Sha256, units, ModuleContext.Current.Presence);
     }

@@ -88,6 +88,7 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
 
     private readonly List<string> _inputPaths = new();
     private BatchPlan? _planForFiles;
+    private ModelSource? _resolved; // with -Model: the model the plan was made for, already hashed
 
     protected override void ProcessRecord()
     {
@@ -95,7 +96,8 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
             ? Plan!
             : _planForFiles ?? Engine(() =>
             {
-                var profiles = StoredProfiles.For(this, Model, Unit, ProfilePath);
+                var profiles = StoredProfiles.For(this, Model, Unit, ProfilePath, out var source);
+                _resolved = source;
                 var (together, alone) = NoCalibration ? (null, null) : StoredProfiles.Calibration(this, profiles, ProfilePath);
                 var plan = Planner.Plan(profiles, BatchSize, Algorithm, together, alone);
                 if (plan.Note != null) WriteVerbose(plan.Note);
@@ -130,7 +132,7 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
             }
         }
         ModelSource model;
-        try { model = ResolvePlanModel(plan); }
+        try { model = _resolved != null && _resolved.Sha256 == plan.ModelSha256 ? _resolved : ResolvePlanModel(plan); }
         catch (HeteroBatchException e) { WriteFailure(e); return; }
 
         var activity = $"Running {plan.Model} on {string.Join(", ", plan.Shards.Select(s => s.UnitId))}";
