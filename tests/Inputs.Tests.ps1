@@ -25,35 +25,49 @@ BeforeAll {
 }
 
 Describe 'Image inputs' {
-    It 'runs a folder of images in name order, each output equal to that image run alone' {
-        $r = $plan | Invoke-PartitionedInference -InputPath $images
-        $r.BatchSize | Should -Be 7
-        $r.InputNames | Should -Be @('img0.png', 'img1.jpg', 'img2.png', 'img3.jpg', 'img4.png', 'img5.jpg', 'img6.png')
+    It 'runs a folder of images in name order, a prediction for each, each output equal to that image run alone' {
+        $out = Join-Path $TestDrive 'folder-out'
+        $p = $plan | Invoke-PartitionedInference -InputPath $images -OutputPath $out
+        $p.Count | Should -Be 7
+        $p.Input | Should -Be @('img0.png', 'img1.jpg', 'img2.png', 'img3.jpg', 'img4.png', 'img5.jpg', 'img6.png')
+        $p.Index | Should -Be (0..6)
+        $p.Unit | Sort-Object -Unique | Should -Be ($plan.Shards.UnitId | Sort-Object)
+        $p[0].TopClasses.Count | Should -Be 5
+        $all = [HeteroBatch.Engine.Data.Npy]::Read((Join-Path $out 'logits.npy'), 'logits')
         for ($i = 0; $i -lt 7; $i++) {
-            $file = Get-ChildItem $images | Where-Object Name -EQ $r.InputNames[$i]
-            $alone = $single | Invoke-PartitionedInference -InputPath $file.FullName
-            $a = $alone.OutputOf(0); $b = $r.OutputOf($i)
+            $file = Get-ChildItem $images | Where-Object Name -EQ $p[$i].Input
+            $aloneOut = Join-Path $TestDrive "alone$i"
+            $alone = $single | Invoke-PartitionedInference -InputPath $file.FullName -OutputPath $aloneOut
+            $alone.Class | Should -Be $p[$i].Class
+            $a = [HeteroBatch.Engine.Data.Npy]::Read((Join-Path $aloneOut 'logits.npy'), 'logits').Sample(0)
+            $b = $all.Sample($i)
             for ($j = 0; $j -lt $a.Length; $j++) { [Math]::Abs($a[$j] - $b[$j]) | Should -BeLessOrEqual 1e-4 }
         }
-        $r.Predictions.Count | Should -Be 7
-        $r.Predictions[3].Input | Should -Be 'img3.jpg'
-        $r.Predictions[0].TopClasses.Count | Should -Be 5
     }
 
-    It 'takes files from the pipeline, and runs more inputs than planned as successive batches' {
-        $r = Get-ChildItem $images | Invoke-PartitionedInference -Plan ($profiles | Get-BatchPlan -BatchSize 3)
-        $r.BatchSize | Should -Be 7
-        ($r.Units | Measure-Object Count -Sum).Sum | Should -Be 7
-        $r.InputNames[6] | Should -Be 'img6.png'
+    It 'takes files from the pipeline, and runs more inputs than planned in blocks of the plan''s batch' {
+        $p = Get-ChildItem $images | Invoke-PartitionedInference -Plan ($profiles | Get-BatchPlan -BatchSize 3) -InformationVariable job
+        $p.Count | Should -Be 7
+        $p[6].Input | Should -Be 'img6.png'
+        $summary = $job.MessageData
+        $summary.Blocks | Should -Be 3
+        ($summary.Units | Measure-Object Count -Sum).Sum | Should -Be 7
+        $summary.SamplesRun | Should -Be 7
     }
 
-    It 'refuses an unreadable image and runs nothing (ImageUnreadable)' {
+    It 'reports an unreadable image as a failed sample and runs the others (ImageUnreadable)' {
         $bad = Join-Path $TestDrive 'bad-images'
         New-Item -ItemType Directory $bad | Out-Null
         Copy-Item (Join-Path $images 'img0.png') $bad
         Set-Content (Join-Path $bad 'broken.jpg') 'not an image'
-        { $plan | Invoke-PartitionedInference -InputPath $bad -OutputPath (Join-Path $TestDrive 'never') } | Should -Throw -ErrorId 'ImageUnreadable,HeteroBatch.Commands.InvokePartitionedInferenceCommand'
-        Test-Path (Join-Path $TestDrive 'never') | Should -BeFalse
+        $p = $plan | Invoke-PartitionedInference -InputPath $bad -ErrorVariable errs -ErrorAction SilentlyContinue
+        $p.Count | Should -Be 2
+        $errs.Count | Should -Be 1
+        $errs[0].FullyQualifiedErrorId | Should -BeLike 'ImageUnreadable,*'
+        $errs[0].TargetObject | Should -Be 'broken.jpg'
+        ($p | Where-Object Input -EQ 'broken.jpg').Error | Should -Match 'could not be decoded'
+        ($p | Where-Object Input -EQ 'img0.png').Class | Should -BeGreaterOrEqual 0
+        { $plan | Invoke-PartitionedInference -InputPath $bad -ErrorAction Stop } | Should -Throw -ErrorId 'ImageUnreadable,HeteroBatch.Commands.InvokePartitionedInferenceCommand'
     }
 
     It 'refuses an empty folder (InputFolderEmpty)' {
@@ -69,15 +83,16 @@ Describe '.npy inputs and outputs' {
         $npy = Join-Path $TestDrive 'batch.npy'
         [HeteroBatch.Engine.Data.Npy]::Write($npy, $data)
         $out = Join-Path $TestDrive 'out'
-        $r = $plan | Invoke-PartitionedInference -InputPath $npy -OutputPath $out
-        $r.InputNames | Should -Be @(0..5 | ForEach-Object { "batch.npy[$_]" })
+        $p = $plan | Invoke-PartitionedInference -InputPath $npy -OutputPath $out
+        $p.Input | Should -Be @(0..5 | ForEach-Object { "batch.npy[$_]" })
         $synthetic = $profiles | Get-BatchPlan -BatchSize 6 -Algorithm Even | Invoke-PartitionedInference -Seed 3
-        for ($i = 0; $i -lt 6; $i++) { $r.OutputOf($i) | Should -Be $synthetic.OutputOf($i) }
         $written = [HeteroBatch.Engine.Data.Npy]::Read((Join-Path $out 'logits.npy'), 'logits')
         $written.Count | Should -Be 6
-        $written.AsFloats() | Should -Be $r.Outputs[0].AsFloats()
-        Get-Content (Join-Path $out 'inputs.txt') | Should -Be $r.InputNames
+        for ($i = 0; $i -lt 6; $i++) { $written.Sample($i) | Should -Be $synthetic.OutputOf($i) }
+        Get-Content (Join-Path $out 'inputs.txt') | Should -Be $p.Input
+        (Import-Csv (Join-Path $out 'predictions.csv')).input | Should -Be $p.Input
         Get-ChildItem $out -Filter '*.tmp' -Force | Should -BeNullOrEmpty
+        Get-ChildItem $out -Filter '*.partial' -Force | Should -BeNullOrEmpty
     }
 
     It 'refuses a tensor of the wrong shape (InputShapeMismatch) or type (InputTypeMismatch)' {

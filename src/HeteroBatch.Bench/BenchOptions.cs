@@ -32,6 +32,16 @@ public sealed record BenchOptions
     public string? OrtProfile { get; init; }
     /// <summary>precision: also the pinned-transfer variants.</summary>
     public bool AllVariants { get; init; }
+    /// <summary>files: how many JPEG files the job reads (made once, hard links to a few hundred distinct images).</summary>
+    public int[] FileCounts { get; init; } = { 1000 };
+    /// <summary>files: where the generated images live.</summary>
+    public string ImageFolder { get; init; } = Path.Combine(Path.GetTempPath(), "heterobatch-bench-images");
+    /// <summary>files: GPU precision (CPU units stay Fp32).</summary>
+    public HeteroBatch.Engine.Models.Precision Precision { get; init; } = HeteroBatch.Engine.Models.Precision.Fp32;
+    /// <summary>files: decoding threads (0: the default).</summary>
+    public int DecodeThreads { get; init; }
+    /// <summary>files: also write the job's outputs (predictions.csv and .npy) under --out.</summary>
+    public bool WriteOutputs { get; init; }
 
     public static BenchOptions Parse(string[] args)
     {
@@ -41,7 +51,12 @@ public sealed record BenchOptions
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
             switch (args[i])
             {
-                case "run": case "report": case "verify": case "precision": o = o with { Command = args[i] }; break;
+                case "run": case "report": case "verify": case "precision": case "files": o = o with { Command = args[i] }; break;
+                case "--files": o = o with { FileCounts = Next().Split(',').Select(int.Parse).ToArray() }; break;
+                case "--image-folder": o = o with { ImageFolder = Next() }; break;
+                case "--precision": o = o with { Precision = Enum.Parse<HeteroBatch.Engine.Models.Precision>(Next(), ignoreCase: true) }; break;
+                case "--decode-threads": o = o with { DecodeThreads = int.Parse(Next()) }; break;
+                case "--write-outputs": o = o with { WriteOutputs = true }; break;
                 case "--from": o = o with { From = Next() }; break;
                 case "--models": o = o with { Models = Next().Split(',', StringSplitOptions.RemoveEmptyEntries) }; break;
                 case "--batches": o = o with { Batches = Next().Split(',').Select(int.Parse).ToArray() }; break;

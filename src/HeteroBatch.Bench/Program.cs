@@ -13,6 +13,7 @@ using HeteroBatch.Engine.Units;
 //   report  --from results.json: write the markdown report and plots again
 //   verify  outputs of a batch split over every unit against one unit alone
 //   precision  each GPU alone at fp32, TF32 and fp16, pageable or pinned transfers, NHWC (beside precision_gpu.py)
+//   files   files → results: a folder of JPEGs through a plan, streamed (beside e2e_gpu.py)
 var options = BenchOptions.Parse(args);
 if (options.Command == "report")
 {
@@ -25,6 +26,11 @@ using var context = new EngineContext(EngineOptions.FromEnvironment());
 if (options.Command == "precision")
 {
     PrecisionBench.Run(options);
+    return 0;
+}
+if (options.Command == "files")
+{
+    await FilesBench.Run(context, options);
     return 0;
 }
 if (options.Command == "verify")

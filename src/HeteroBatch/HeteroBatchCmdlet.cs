@@ -14,6 +14,7 @@ public abstract class HeteroBatchCmdlet : PSCmdlet
 {
     private readonly CancellationTokenSource _stop = new();
     private readonly ConcurrentQueue<Action> _pending = new();
+    private readonly SemaphoreSlim _posted = new(0);
 
     protected CancellationToken StopToken => _stop.Token;
 
@@ -53,14 +54,33 @@ public abstract class HeteroBatchCmdlet : PSCmdlet
     protected void Fail(HeteroBatchException e) => ThrowTerminatingError(Record(e));
 
     /// <summary>Queues output from another thread; written by the pipeline thread in <see cref="Await{T}"/>.</summary>
-    protected void Post(Action write) => _pending.Enqueue(write);
+    protected void Post(Action write)
+    {
+        _pending.Enqueue(write);
+        _posted.Release();
+    }
+
+    /// <summary>
+    /// Queues output from another thread and waits until the pipeline thread has written it (or
+    /// the command is stopped): a producer cannot run ahead of what the pipeline takes.
+    /// </summary>
+    protected void PostAndWait(Action write)
+    {
+        using var written = new ManualResetEventSlim();
+        Post(() => { try { write(); } finally { written.Set(); } });
+        try { written.Wait(StopToken); }
+        catch (OperationCanceledException) { }
+    }
 
     /// <summary>Waits for engine work while writing what it posted (progress, verbose); Ctrl+C cancels it.</summary>
     protected T Await<T>(Task<T> task)
     {
-        var finished = task.ContinueWith(_ => { }, TaskContinuationOptions.ExecuteSynchronously);
-        while (!finished.Wait(50))
+        var finished = task.ContinueWith(_ => _posted.Release(), TaskContinuationOptions.ExecuteSynchronously);
+        while (!finished.IsCompleted)
+        {
+            _posted.Wait(100); // woken by each post and by the end of the work
             Drain();
+        }
         Drain();
         try
         {

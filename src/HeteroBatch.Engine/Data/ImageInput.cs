@@ -1,49 +1,110 @@
 using HeteroBatch.Engine.Runtime;
+using Microsoft.ML.OnnxRuntime.Tensors;
 using SkiaSharp;
 
 namespace HeteroBatch.Engine.Data;
 
 /// <summary>
-/// Decodes JPEG and PNG files (SkiaSharp), resizes them to the model's input (bilinear) and
-/// lays them out as float CHW, normalised with the ImageNet mean and standard deviation.
+/// JPEG and PNG files into one sample of a model's input: decoded (SkiaSharp), resized and cut
+/// as <see cref="ImagePreprocessing"/> says (<see cref="Resampler"/>), laid out channels first
+/// ([C, H, W]) or last ([H, W, C]) as the input's shape says, C = 3 or 1; float inputs normalised,
+/// uint8 inputs as pixels.
 /// </summary>
 public static class ImageInput
 {
-    public static ReadOnlySpan<float> Mean => new[] { 0.485f, 0.456f, 0.406f };
-    public static ReadOnlySpan<float> Std => new[] { 0.229f, 0.224f, 0.225f };
-
     public static bool IsImage(string path) =>
         Path.GetExtension(path).ToLowerInvariant() is ".jpg" or ".jpeg" or ".png";
 
-    /// <summary>Writes one image into sample <paramref name="index"/> of a float batch of shape [C, H, W] (C = 3 or 1).</summary>
-    public static void Load(string path, TensorBatch batch, int index)
+    /// <summary>The input's layout: channels, height, width, and whether channels come first. Throws ImageInputUnsupported.</summary>
+    public static (int Channels, int Height, int Width, bool ChannelsFirst) Layout(TensorSpec spec)
+    {
+        var s = spec.SampleShape;
+        bool typeOk = spec.ElementType is TensorElementType.Float or TensorElementType.UInt8;
+        if (typeOk && s.Length == 3 && s[0] is 1 or 3 && s[1] > 0 && s[2] > 0) return ((int)s[0], (int)s[1], (int)s[2], true);
+        if (typeOk && s.Length == 3 && s[2] is 1 or 3 && s[0] > 0 && s[1] > 0) return ((int)s[2], (int)s[0], (int)s[1], false);
+        throw new HeteroBatchException("ImageInputUnsupported", FailureKind.InvalidArgument,
+            $"The model's input '{spec.Name}' is {spec.ElementType} [{string.Join(",", s)}]; images need a float or uint8 input of shape [3, H, W], [1, H, W], [H, W, 3] or [H, W, 1].", spec.Name);
+    }
+
+    /// <summary>Reads, decodes and preprocesses one image file into sample <paramref name="index"/> of <paramref name="batch"/>.</summary>
+    public static void Load(string path, TensorBatch batch, int index, ImagePreprocessing preprocessing)
+    {
+        byte[] bytes;
+        try { bytes = File.ReadAllBytes(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new HeteroBatchException("InputFileUnreadable", FailureKind.InvalidData, $"{path} could not be read: {e.Message}", path, e);
+        }
+        Load(bytes, path, batch, index, preprocessing);
+    }
+
+    /// <summary>Decodes and preprocesses one image file's bytes into sample <paramref name="index"/> of <paramref name="batch"/>.</summary>
+    public static void Load(byte[] bytes, string path, TensorBatch batch, int index, ImagePreprocessing preprocessing)
+    {
+        var (channels, height, width, channelsFirst) = Layout(new TensorSpec(batch.Name, batch.ElementType, batch.SampleShape));
+        var (pixels, w, h) = Decode(bytes, path);
+        var g = preprocessing.Geometry(w, h, width, height);
+        var rgb = Resampler.ResizeWindow(pixels, w, h, w * 4, 4, g.Width, g.Height, g.Left, g.Top, width, height);
+        Write(rgb, width * height, channels, channelsFirst, preprocessing, batch, index);
+    }
+
+    /// <summary>Decodes a JPEG or PNG to 8-bit RGBA (alpha not premultiplied, so it can be dropped). Throws ImageUnreadable.</summary>
+    public static (byte[] Pixels, int Width, int Height) Decode(byte[] bytes, string path)
     {
         NativeLibraries.Register();
-        var shape = batch.SampleShape;
-        if (batch.ElementType != Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float || shape.Length != 3 || shape[0] is not (1 or 3))
-            throw new HeteroBatchException("ImageInputUnsupported", FailureKind.InvalidArgument,
-                $"The model's input '{batch.Name}' is {batch.ElementType} [{string.Join(",", shape)}]; images need a float input of shape [3, H, W] or [1, H, W].", batch.Name);
-        int channels = (int)shape[0], height = (int)shape[1], width = (int)shape[2];
-        using var decoded = SKBitmap.Decode(path)
+        using var data = SKData.CreateCopy(bytes);
+        using var codec = SKCodec.Create(data)
             ?? throw new HeteroBatchException("ImageUnreadable", FailureKind.InvalidData, $"{path} could not be decoded as a JPEG or PNG image.", path);
-        using var resized = decoded.Resize(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul), new SKSamplingOptions(SKFilterMode.Linear, SKMipmapMode.None))
-            ?? throw new HeteroBatchException("ImageUnreadable", FailureKind.InvalidData, $"{path} could not be resized to {width}×{height}.", path);
-        var pixels = resized.GetPixelSpan();
-        var target = batch.Slice(index, 1).Span;
-        int plane = width * height;
-        for (int p = 0; p < plane; p++)
+        var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        if (info.Width <= 0 || info.Height <= 0 || (long)info.Width * info.Height > 1L << 28)
+            throw new HeteroBatchException("ImageUnreadable", FailureKind.InvalidData, $"{path} is {info.Width}×{info.Height} pixels; images up to 2^28 pixels are read.", path);
+        var pixels = new byte[info.BytesSize];
+        var result = codec.GetPixels(info, pixels);
+        if (result is not (SKCodecResult.Success or SKCodecResult.IncompleteInput))
+            throw new HeteroBatchException("ImageUnreadable", FailureKind.InvalidData, $"{path} could not be decoded ({result}).", path);
+        return (pixels, info.Width, info.Height);
+    }
+
+    private static void Write(byte[] rgb, int plane, int channels, bool channelsFirst, ImagePreprocessing p, TensorBatch batch, int index)
+    {
+        bool bgr = p.ChannelOrder == ChannelOrder.Bgr;
+        if (batch.Data is byte[] bytes)
         {
-            float r = pixels[p * 4] / 255f, g = pixels[p * 4 + 1] / 255f, b = pixels[p * 4 + 2] / 255f;
-            if (channels == 3)
+            var target = bytes.AsSpan(index * plane * channels, plane * channels);
+            for (int i = 0; i < plane; i++)
             {
-                target[p] = (r - Mean[0]) / Std[0];
-                target[plane + p] = (g - Mean[1]) / Std[1];
-                target[2 * plane + p] = (b - Mean[2]) / Std[2];
+                byte r = rgb[i * 3], g = rgb[i * 3 + 1], b = rgb[i * 3 + 2];
+                if (channels == 1) target[i] = (byte)Math.Clamp((int)Math.Round(0.299 * r + 0.587 * g + 0.114 * b), 0, 255);
+                else
+                {
+                    var (c0, c2) = bgr ? (b, r) : (r, b);
+                    if (channelsFirst) { target[i] = c0; target[plane + i] = g; target[2 * plane + i] = c2; }
+                    else { target[i * 3] = c0; target[i * 3 + 1] = g; target[i * 3 + 2] = c2; }
+                }
             }
-            else
+            return;
+        }
+        var floats = batch.Slice(index, 1).Span;
+        // per output channel: scale and offset so that value = byte * scale + offset = (byte / 255 - mean) / std
+        Span<float> scale = stackalloc float[3], offset = stackalloc float[3];
+        for (int c = 0; c < 3; c++)
+        {
+            float mean = p.Mean[Math.Min(c, p.Mean.Length - 1)], std = p.Std[Math.Min(c, p.Std.Length - 1)];
+            scale[c] = 1f / 255f / std;
+            offset[c] = -mean / std;
+        }
+        for (int i = 0; i < plane; i++)
+        {
+            float r = rgb[i * 3], g = rgb[i * 3 + 1], b = rgb[i * 3 + 2];
+            if (channels == 1)
             {
-                target[p] = 0.299f * r + 0.587f * g + 0.114f * b;
+                floats[i] = (0.299f * r + 0.587f * g + 0.114f * b) * scale[0] + offset[0];
+                continue;
             }
+            var (c0, c2) = bgr ? (b, r) : (r, b);
+            float v0 = c0 * scale[0] + offset[0], v1 = g * scale[1] + offset[1], v2 = c2 * scale[2] + offset[2];
+            if (channelsFirst) { floats[i] = v0; floats[plane + i] = v1; floats[2 * plane + i] = v2; }
+            else { floats[i * 3] = v0; floats[i * 3 + 1] = v1; floats[i * 3 + 2] = v2; }
         }
     }
 }

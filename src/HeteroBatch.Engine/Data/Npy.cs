@@ -17,17 +17,34 @@ public static partial class Npy
             ("<i4", TensorElementType.Int32, 4), ("|u1", TensorElementType.UInt8, 1),
         };
 
-    /// <summary>Reads a whole .npy file: the array's first axis becomes the batch. Throws NpyInvalid.</summary>
-    public static TensorBatch Read(string path, string tensorName)
+    /// <summary>What a .npy file's header says: element type, shape (first axis = samples), and where the data start.</summary>
+    public sealed record Header(TensorElementType Type, long[] Dims, int DataStart)
     {
-        byte[] bytes;
-        try { bytes = File.ReadAllBytes(path); }
-        catch (IOException e) { throw Invalid(path, e.Message); }
+        public int Count => checked((int)Dims[0]);
+        public long[] SampleShape => Dims[1..];
+        public long SampleBytes => Dims.Skip(1).Aggregate(1L, (a, b) => a * b) * TensorBatch.ElementSize(Type);
+    }
+
+    /// <summary>Reads and checks a .npy file's header and its length, not its data. Throws NpyInvalid.</summary>
+    public static Header ReadHeader(string path)
+    {
+        try
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 4096);
+            var head = new byte[(int)Math.Min(file.Length, 1 << 16)];
+            file.ReadExactly(head);
+            return ParseHeader(path, head, file.Length);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw Invalid(path, e.Message); }
+    }
+
+    private static Header ParseHeader(string path, byte[] bytes, long fileLength)
+    {
         if (bytes.Length < 10 || !bytes.AsSpan(0, 6).SequenceEqual(Magic)) throw Invalid(path, "it does not start with the .npy magic bytes");
         int major = bytes[6];
         int headerLength, headerStart;
         if (major == 1) { headerLength = BitConverter.ToUInt16(bytes, 8); headerStart = 10; }
-        else if (major is 2 or 3 && bytes.Length >= 12) { headerLength = (int)BitConverter.ToUInt32(bytes, 8); headerStart = 12; }
+        else if (major is 2 or 3 && bytes.Length >= 12) { headerLength = (int)Math.Min(BitConverter.ToUInt32(bytes, 8), int.MaxValue - 12); headerStart = 12; }
         else throw Invalid(path, $"format version {major} is not supported");
         if (headerStart + headerLength > bytes.Length) throw Invalid(path, "the header is truncated");
         var header = Encoding.Latin1.GetString(bytes, headerStart, headerLength);
@@ -48,34 +65,61 @@ public static partial class Npy
         foreach (var d in dims)
             if (d > 0 && count > (long)Array.MaxLength / d) throw Invalid(path, $"its shape ({string.Join(", ", dims)}) holds more values than one array can");
             else count *= d;
-        if (dims[0] > int.MaxValue || count * type.Size > Array.MaxLength) throw Invalid(path, $"its shape ({string.Join(", ", dims)}) is larger than HeteroBatch reads into memory");
+        long sampleValues = dims.Length == 1 ? 1 : count / Math.Max(1, dims[0]);
+        if (dims[0] > int.MaxValue || sampleValues * type.Size > Array.MaxLength) throw Invalid(path, $"its shape ({string.Join(", ", dims)}) is larger than HeteroBatch reads into memory");
         int dataStart = headerStart + headerLength;
-        if (bytes.Length - dataStart != count * type.Size) throw Invalid(path, $"it holds {bytes.Length - dataStart} data bytes; shape ({string.Join(", ", dims)}) needs {count * type.Size}");
-        var batch = new TensorBatch(tensorName, dims[1..], checked((int)dims[0]), null, type.Type);
-        Buffer.BlockCopy(bytes, dataStart, batch.Data, 0, checked((int)(count * type.Size)));
+        if (fileLength - dataStart != count * type.Size) throw Invalid(path, $"it holds {fileLength - dataStart} data bytes; shape ({string.Join(", ", dims)}) needs {count * type.Size}");
+        return new Header(type.Type, dims, dataStart);
+    }
+
+    /// <summary>Reads samples [first, first + count) of a .npy file into <paramref name="target"/> at <paramref name="at"/>; only those bytes are read.</summary>
+    public static void ReadSamples(string path, Header header, int first, int count, TensorBatch target, int at)
+    {
+        try
+        {
+            using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+            file.Position = header.DataStart + first * header.SampleBytes;
+            file.ReadExactly(target.Bytes(at, count));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw Invalid(path, e.Message); }
+    }
+
+    /// <summary>Reads a whole .npy file: the array's first axis becomes the batch. Throws NpyInvalid.</summary>
+    public static TensorBatch Read(string path, string tensorName)
+    {
+        var header = ReadHeader(path);
+        if ((double)header.Count * header.SampleBytes > Array.MaxLength) throw Invalid(path, $"its shape ({string.Join(", ", header.Dims)}) is larger than HeteroBatch reads into memory at once");
+        var batch = new TensorBatch(tensorName, header.SampleShape, header.Count, null, header.Type);
+        ReadSamples(path, header, 0, header.Count, batch, 0);
         return batch;
     }
 
     /// <summary>Writes a batch as one .npy array (shape = [count, sample shape...]) through a temporary file.</summary>
     public static void Write(string path, TensorBatch batch)
     {
-        var type = Types.First(t => t.Type == batch.ElementType);
-        var shape = string.Join(", ", batch.ShapeFor(batch.Count).Select(d => d.ToString(CultureInfo.InvariantCulture)));
-        if (batch.SampleShape.Length == 0) shape += ",";
+        var header = HeaderBytes(batch.ElementType, batch.SampleShape, batch.Count);
+        Runtime.AtomicFile.Write(path, s =>
+        {
+            s.Write(header);
+            s.Write(batch.Bytes(0, batch.Count));
+        });
+    }
+
+    /// <summary>The magic, version and header of an array of <paramref name="count"/> samples, padded to 64 bytes.</summary>
+    internal static byte[] HeaderBytes(TensorElementType elementType, long[] sampleShape, long count)
+    {
+        var type = Types.First(t => t.Type == elementType);
+        var shape = string.Join(", ", new[] { count }.Concat(sampleShape).Select(d => d.ToString(CultureInfo.InvariantCulture)));
+        if (sampleShape.Length == 0) shape += ",";
         var dict = $"{{'descr': '{type.Descr}', 'fortran_order': False, 'shape': ({shape}), }}";
         int unpadded = 10 + dict.Length + 1;
         var header = dict + new string(' ', (64 - unpadded % 64) % 64) + "\n";
-        Runtime.AtomicFile.Write(path, s =>
-        {
-            s.Write(Magic);
-            s.WriteByte(1);
-            s.WriteByte(0);
-            s.Write(BitConverter.GetBytes((ushort)header.Length));
-            s.Write(Encoding.Latin1.GetBytes(header));
-            var raw = new byte[Buffer.ByteLength(batch.Data)];
-            Buffer.BlockCopy(batch.Data, 0, raw, 0, raw.Length);
-            s.Write(raw);
-        });
+        var bytes = new byte[10 + header.Length];
+        Magic.CopyTo(bytes);
+        bytes[6] = 1;
+        BitConverter.TryWriteBytes(bytes.AsSpan(8), (ushort)header.Length);
+        Encoding.Latin1.GetBytes(header, bytes.AsSpan(10));
+        return bytes;
     }
 
     private static HeteroBatchException Invalid(string path, string why) =>
@@ -84,4 +128,62 @@ public static partial class Npy
     [GeneratedRegex(@"'descr'\s*:\s*'([^']*)'")] private static partial Regex DescrPattern();
     [GeneratedRegex(@"'fortran_order'\s*:\s*(True|False)")] private static partial Regex FortranPattern();
     [GeneratedRegex(@"'shape'\s*:\s*\(([^)]*)\)")] private static partial Regex ShapePattern();
+}
+
+/// <summary>
+/// A .npy file of a known number of samples written in pieces, at any sample offset: its full
+/// length is laid out when it is created, so a job can write rows as they finish and, after a
+/// crash, open it again and go on.
+/// </summary>
+public sealed class NpyWriter : IDisposable
+{
+    private readonly FileStream _file;
+    private readonly long _dataStart, _sampleBytes;
+    public string Path { get; }
+    public long Count { get; }
+
+    private NpyWriter(string path, FileStream file, long dataStart, long sampleBytes, long count)
+    {
+        Path = path; _file = file; _dataStart = dataStart; _sampleBytes = sampleBytes; Count = count;
+    }
+
+    /// <summary>Creates (or replaces) the file with room for <paramref name="count"/> samples.</summary>
+    public static NpyWriter Create(string path, TensorElementType type, long[] sampleShape, long count)
+    {
+        var header = Npy.HeaderBytes(type, sampleShape, count);
+        var file = new FileStream(path, FileMode.Create, FileAccess.ReadWrite, FileShare.Read, 1 << 16);
+        file.Write(header);
+        long sampleBytes = sampleShape.Aggregate(1L, (a, b) => a * b) * TensorBatch.ElementSize(type);
+        file.SetLength(header.Length + sampleBytes * count);
+        return new NpyWriter(path, file, header.Length, sampleBytes, count);
+    }
+
+    /// <summary>Opens a file <see cref="Create"/> made, checking that its header is the one this job would write; null when it is not.</summary>
+    public static NpyWriter? Reopen(string path, TensorElementType type, long[] sampleShape, long count)
+    {
+        if (!File.Exists(path)) return null;
+        var expected = Npy.HeaderBytes(type, sampleShape, count);
+        var file = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.Read, 1 << 16);
+        var head = new byte[expected.Length];
+        long sampleBytes = sampleShape.Aggregate(1L, (a, b) => a * b) * TensorBatch.ElementSize(type);
+        if (file.Length != expected.Length + sampleBytes * count || file.Read(head) != head.Length || !head.AsSpan().SequenceEqual(expected))
+        {
+            file.Dispose();
+            return null;
+        }
+        return new NpyWriter(path, file, expected.Length, sampleBytes, count);
+    }
+
+    /// <summary>Writes samples [offset, offset + count) of <paramref name="source"/> as rows starting at <paramref name="row"/>.</summary>
+    public void Write(long row, TensorBatch source, int offset, int count)
+    {
+        if (row < 0 || row + count > Count) throw new ArgumentOutOfRangeException(nameof(row));
+        _file.Position = _dataStart + row * _sampleBytes;
+        _file.Write(source.Bytes(offset, count));
+    }
+
+    /// <summary>Everything written so far on disk.</summary>
+    public void Flush() => _file.Flush(flushToDisk: true);
+
+    public void Dispose() => _file.Dispose();
 }

@@ -25,17 +25,25 @@ public sealed class UnitRun
     public override string ToString() => Failed ? $"{UnitId}: {Count} samples, failed ({Error})" : $"{UnitId}: {Count} samples in {Ms:F1} ms";
 }
 
-/// <summary>One sample's top classes (classifier outputs).</summary>
+/// <summary>One sample's result: its top classes (classifier outputs), the unit that ran it, or why it has none.</summary>
 public sealed class SamplePrediction
 {
+    /// <summary>The sample's place in the input order (0-based).</summary>
     public int Index { get; set; }
     public string Input { get; set; } = "";
+    /// <summary>Arg-max class (-1 where the output is not a classifier vector or the sample failed).</summary>
     public int Class { get; set; }
     public float Score { get; set; }
     public ValueList<int> TopClasses { get; set; } = new();
     public ValueList<float> TopScores { get; set; } = new();
+    /// <summary>The unit that ran the sample (streamed file jobs).</summary>
+    public string? Unit { get; set; }
+    /// <summary>Why the sample has no output (an image that could not be read), else null.</summary>
+    public string? Error { get; set; }
+    /// <summary>The ErrorId of <see cref="Error"/> (ImageUnreadable, InputFileUnreadable, NpyInvalid).</summary>
+    public string? ErrorId { get; set; }
 
-    public override string ToString() => $"{Input}: class {Class} ({Score:G4})";
+    public override string ToString() => Error != null ? $"{Input}: failed ({Error})" : $"{Input}: class {Class} ({Score:G4})";
 }
 
 /// <summary>The outcome of running a plan: timings, where every sample went, and the outputs in input order.</summary>

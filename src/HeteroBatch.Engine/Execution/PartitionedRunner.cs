@@ -57,11 +57,11 @@ public static class PartitionedRunner
                 $"A batch of {count} samples needs {need / (1 << 20):F0} MiB for its {(withInputs ? "inputs and outputs" : "outputs")}; this process may use {limit / (1 << 20)} MiB for them, about {Math.Max(1, limit / Math.Max(1, perSample))} samples.", count);
     }
 
-    private static List<UnitWorker> Workers(EngineContext context, BatchPlan plan) =>
+    internal static List<UnitWorker> Workers(EngineContext context, BatchPlan plan) =>
         plan.Shards.Select(s => context.Workers.For(s.Unit)).ToList();
 
     /// <summary>Loads (cached) sessions on every unit in parallel.</summary>
-    private static List<IModelSession> LoadSessions(List<UnitWorker> workers, ModelSource model)
+    internal static List<IModelSession> LoadSessions(List<UnitWorker> workers, ModelSource model)
     {
         var tasks = workers.Select(w => w.Invoke(() => w.Load(model))).ToArray();
         try { Task.WaitAll(tasks); }
@@ -74,7 +74,7 @@ public static class PartitionedRunner
     }
 
     /// <summary>Successive planned batches over the inputs: the plan as it is, the last one scaled down.</summary>
-    private static List<(BatchPlan Plan, int Offset)> Chunks(BatchPlan plan, int total)
+    internal static List<(BatchPlan Plan, int Offset)> Chunks(BatchPlan plan, int total)
     {
         var chunks = new List<(BatchPlan Plan, int Offset)>();
         for (int offset = 0; offset < total; offset += plan.BatchSize)
@@ -86,7 +86,7 @@ public static class PartitionedRunner
     }
 
     /// <summary>Runs each unit once at each shape it is about to run (first runs at a shape allocate); returns the time it took.</summary>
-    private static double Warm(EngineContext context, List<(BatchPlan Plan, int Offset)> chunks, ModelSource model,
+    internal static double Warm(EngineContext context, List<(BatchPlan Plan, int Offset)> chunks, ModelSource model,
         IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs)
     {
         var clock = Stopwatch.StartNew();
@@ -134,9 +134,9 @@ public static class PartitionedRunner
     }
 
     /// <summary>Every chunk on one board; throws if samples stay without output.</summary>
-    private static (double Wall, List<UnitRun> Runs) RunBoard(EngineContext context, BatchPlan plan, List<(BatchPlan Plan, int Offset)> chunks,
+    internal static (double Wall, List<UnitRun> Runs) RunBoard(EngineContext context, BatchPlan plan, List<(BatchPlan Plan, int Offset)> chunks,
         ModelSource model, IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, RunSettings settings, CancellationToken cancel,
-        Action<long> progress)
+        Action<long> progress, int[]? ranBy = null)
     {
         // samples done so far, reported from the workers at most every 100 ms
         long done = 0, lastReport = 0;
@@ -160,7 +160,7 @@ public static class PartitionedRunner
         var tasks = plan.Shards.Select((s, i) => workers[i].Invoke(() =>
         {
             int padTo = UnitBackends.For(s.Unit).KeepsOneShape ? Math.Min(s.SubBatchSize, s.Count) : 0;
-            RunUnit(i, workers[i].Load(model), work, runs[i], inputs, outputs, settings, clock, padTo, cancel, Ran);
+            RunUnit(i, workers[i].Load(model), work, runs[i], inputs, outputs, settings, clock, padTo, cancel, Ran, ranBy);
             return true;
         })).ToArray();
         try { Task.WaitAll(tasks); }
@@ -179,7 +179,7 @@ public static class PartitionedRunner
 
     /// <summary>On unit <paramref name="me"/>'s worker: takes ranges from the board until none is left for it.</summary>
     private static void RunUnit(int me, IModelSession model, WorkBoard work, UnitRun run, IReadOnlyList<TensorBatch> inputs,
-        IReadOnlyList<TensorBatch> outputs, RunSettings settings, Stopwatch clock, int padTo, CancellationToken cancel, Action<int> ran)
+        IReadOnlyList<TensorBatch> outputs, RunSettings settings, Stopwatch clock, int padTo, CancellationToken cancel, Action<int> ran, int[]? ranBy)
     {
         double first = -1, last = 0;
         int done = 0;
@@ -194,6 +194,7 @@ public static class PartitionedRunner
                 model.Run(inputs, outputs, range.Offset, range.Count, padTo, cancel);
                 last = clock.Elapsed.TotalMilliseconds;
                 work.Done(me, range);
+                ranBy?.AsSpan(range.Offset, range.Count).Fill(me);
                 ran(range.Count);
                 done++;
                 run.SubBatches++;

@@ -6,18 +6,58 @@ namespace HeteroBatch.Engine.Execution;
 public static class Predictions
 {
     /// <summary>Top classes of each sample; empty for outputs that are not classifier vectors.</summary>
-    public static List<SamplePrediction> TopK(TensorBatch output, IReadOnlyList<string> names, int k)
+    public static List<SamplePrediction> TopK(TensorBatch output, IReadOnlyList<string> names, int k) =>
+        IsClassifier(output) && k >= 1 ? Of(output, 0, output.Count, 0, i => names[i], null, null, k) : new();
+
+    /// <summary>True for outputs of one float vector (2 or more values) per sample.</summary>
+    public static bool IsClassifier(TensorBatch output) => output.Data is float[] && output.SampleShape.Length == 1 && output.SampleElements >= 2;
+
+    /// <summary>
+    /// One prediction for each of samples [offset, offset + count) of <paramref name="output"/>, numbered
+    /// from <paramref name="firstIndex"/>: top classes for classifier outputs, the unit that ran it, and
+    /// its error where it failed (no classes then).
+    /// </summary>
+    public static List<SamplePrediction> Of(TensorBatch output, int offset, int count, int firstIndex, Func<int, string> nameOf,
+        Func<int, string?>? unitOf, Func<int, HeteroBatchException?>? errorOf, int k)
     {
-        var list = new List<SamplePrediction>();
-        if (output.Data is not float[] data || output.SampleShape.Length != 1 || output.SampleElements < 2 || k < 1) return list;
+        var list = new List<SamplePrediction>(count);
+        bool classifier = IsClassifier(output) && k >= 1;
         int n = (int)output.SampleElements;
-        for (int s = 0; s < output.Count; s++)
+        var data = output.Data as float[];
+        for (int s = 0; s < count; s++)
         {
-            var row = new ArraySegment<float>(data, s * n, n);
-            var top = Enumerable.Range(0, n).OrderByDescending(j => row[j]).ThenBy(j => j).Take(k).ToArray();
-            list.Add(new SamplePrediction { Index = s, Input = names[s], Class = top[0], Score = row[top[0]], TopClasses = new(top), TopScores = new(top.Select(j => row[j])) });
+            var error = errorOf?.Invoke(s);
+            var p = new SamplePrediction { Index = firstIndex + s, Input = nameOf(firstIndex + s), Class = -1, Unit = unitOf?.Invoke(s), Error = error?.Message, ErrorId = error?.ErrorId };
+            if (classifier && p.Error == null)
+            {
+                var row = new ArraySegment<float>(data!, (offset + s) * n, n);
+                var top = Top(row, k);
+                p.Class = top[0];
+                p.Score = row[top[0]];
+                p.TopClasses = new(top);
+                p.TopScores = new(top.Select(j => row[j]));
+            }
+            list.Add(p);
         }
         return list;
+    }
+
+    /// <summary>The indices of the k largest values, largest first, ties to the lower index (one pass, k kept).</summary>
+    private static int[] Top(ArraySegment<float> row, int k)
+    {
+        k = Math.Min(k, row.Count);
+        var top = new int[k];
+        int kept = 0;
+        for (int j = 0; j < row.Count; j++)
+        {
+            float v = row[j];
+            if (kept == k && !(v > row[top[k - 1]])) continue;
+            int at = Math.Min(kept, k - 1);
+            while (at > 0 && v > row[top[at - 1]]) { top[at] = top[at - 1]; at--; }
+            top[at] = j;
+            if (kept < k) kept++;
+        }
+        return top;
     }
 
     /// <summary>Arg-max class of each sample (0 for outputs that are not float vectors).</summary>

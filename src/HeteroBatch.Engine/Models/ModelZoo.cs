@@ -45,6 +45,7 @@ public static class ModelZoo
         ("vgg-19", "VGG-19 (no batch norm)", new[] { 3, 224, 224 }, false, (g, x) => Vgg(g, x, new[] { 2, 2, 4, 4, 4 })),
         ("densenet-121", "DenseNet-121", new[] { 3, 224, 224 }, false, DenseNet121),
         ("tinynet", "A three-layer CNN on 32×32 inputs, 10 classes: for tests and quick demos", new[] { 3, 32, 32 }, true, TinyNet),
+        ("tinynet-224", "A two-layer CNN on 224×224 inputs (8×8 patches), 10 classes: for tests of full-size images", new[] { 3, 224, 224 }, true, TinyNet224),
     };
 
     private static readonly Lazy<IReadOnlyList<ZooModel>> Catalog = new(() => Definitions.Select(Describe).ToList());
@@ -85,6 +86,13 @@ public static class ModelZoo
         x = g.MaxPool(g.Relu(g.Conv(x, 16, 3, 3, ph: 1, pw: 1, bias: true)), 2, 2);
         x = g.MaxPool(g.Relu(g.Conv(x, 32, 3, 3, ph: 1, pw: 1, bias: true)), 2, 2);
         x = g.Relu(g.Conv(x, 64, 3, 3, ph: 1, pw: 1, bias: true));
+        return g.Dense(g.GlobalAvgPoolFlatten(x), 10);
+    }
+
+    private static Feature TinyNet224(GraphBuilder g, Feature x)
+    {
+        x = g.Relu(g.Conv(x, 16, 8, 8, stride: 8, bias: true));
+        x = g.Relu(g.Conv(x, 32, 3, 3, ph: 1, pw: 1, bias: true));
         return g.Dense(g.GlobalAvgPoolFlatten(x), 10);
     }
 

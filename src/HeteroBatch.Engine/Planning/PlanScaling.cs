@@ -21,4 +21,21 @@ public static class PlanScaling
         scaled.PredictedSpeedup = scaled.PredictedMs > 0 ? scaled.BestSingleMs / scaled.PredictedMs : 1;
         return scaled;
     }
+
+    /// <summary>The plan without some units: the others' shares grown in proportion to take the whole batch (null when no unit is left).</summary>
+    public static BatchPlan? Without(BatchPlan plan, IReadOnlyCollection<string> unitIds)
+    {
+        var kept = plan.Shards.Where(s => !unitIds.Contains(s.UnitId)).ToList();
+        if (kept.Count == plan.Shards.Count) return plan;
+        if (kept.Count == 0 || kept.Sum(s => s.Count) == 0) return null;
+        var smaller = new BatchPlan
+        {
+            Model = plan.Model, ModelSha256 = plan.ModelSha256, ModelPath = plan.ModelPath, BatchSize = kept.Sum(s => s.Count), Algorithm = plan.Algorithm,
+            BestSingleUnit = plan.BestSingleUnit, Units = plan.Units, CostsFrom = plan.CostsFrom,
+            BestSingleMs = plan.BestSingleMs * kept.Sum(s => s.Count) / plan.BatchSize,
+        };
+        PlanLayout.Lay(smaller, kept.Select(s => new ShareSpec(s.Unit, s.Count, s.SubBatchSize, s.PredictedMs)).ToList());
+        foreach (var shard in smaller.Shards) shard.CostFactor = kept.First(s => s.UnitId == shard.UnitId).CostFactor;
+        return Scale(smaller, plan.BatchSize);
+    }
 }

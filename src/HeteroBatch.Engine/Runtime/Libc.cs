@@ -16,6 +16,19 @@ internal static partial class Libc
     [DllImport(Lib, SetLastError = true)]
     private static extern int sched_getaffinity(int pid, IntPtr cpusetsize, ulong[] mask);
 
+    [DllImport(Lib, SetLastError = true)]
+    private static extern int link(string existing, string created);
+
+    /// <summary>Makes <paramref name="created"/> another name of the file <paramref name="existing"/> (a hard link); false where that fails.</summary>
+    public static bool HardLink(string existing, string created) => OperatingSystem.IsLinux() && link(existing, created) == 0;
+
+    /// <summary>Starts the peak resident memory count again from the current size (Linux: /proc/self/clear_refs); false where that is not possible.</summary>
+    public static bool ResetPeakResident()
+    {
+        try { File.WriteAllText("/proc/self/clear_refs", "5"); return true; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return false; }
+    }
+
     private const int MaskWords = 16; // 1024 processors, as glibc's cpu_set_t
 
     /// <summary>Sets a variable in the native environment (what native libraries read with getenv).</summary>

@@ -9,9 +9,13 @@ using HeteroBatch.Engine.Units;
 
 namespace HeteroBatch.Commands;
 
-/// <summary>Runs a batch split across units in parallel, and returns the outputs in input order with the timings.</summary>
+/// <summary>
+/// Runs a batch split across units in parallel, and returns the outputs in input order with the
+/// timings; with -InputPath, streams the files through the units and returns one prediction per
+/// sample as blocks finish.
+/// </summary>
 [Cmdlet(VerbsLifecycle.Invoke, "PartitionedInference", DefaultParameterSetName = FromPlan)]
-[OutputType(typeof(InferenceResult))]
+[OutputType(typeof(InferenceResult), typeof(SamplePrediction))]
 public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
 {
     private const string FromPlan = "FromPlan";
@@ -69,10 +73,41 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
     [ValidateNotNullOrEmpty]
     public string[]? InputPath { get; set; }
 
-    /// <summary>A folder to write each output tensor to as &lt;name&gt;.npy (whole batch, input order), with inputs.txt naming the samples.</summary>
+    /// <summary>A folder to write each output tensor to as &lt;name&gt;.npy (input order), with inputs.txt naming the samples; file jobs add predictions.csv, job.json and summary.json.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
     public string? OutputPath { get; set; }
+
+    /// <summary>Go on with the file job in -OutputPath where it stopped (starts it when there is none).</summary>
+    [Parameter]
+    public SwitchParameter Resume { get; set; }
+
+    /// <summary>Replace the outputs of another job in -OutputPath.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
+
+    /// <summary>How images become the input's size: CenterCrop (torchvision's ImageNet evaluation, the default) or Stretch.</summary>
+    [Parameter]
+    public ResizeMode Resize { get; set; } = ResizeMode.CenterCrop;
+
+    /// <summary>Per-channel mean subtracted from pixel / 255 (1 or 3 values; default ImageNet's).</summary>
+    [Parameter]
+    [ValidateCount(1, 3)]
+    public float[]? Mean { get; set; }
+
+    /// <summary>Per-channel standard deviation the centred values are divided by (1 or 3 values; default ImageNet's).</summary>
+    [Parameter]
+    [ValidateCount(1, 3)]
+    public float[]? Std { get; set; }
+
+    /// <summary>The order of colour channels the model takes (Rgb or Bgr).</summary>
+    [Parameter]
+    public ChannelOrder ChannelOrder { get; set; } = ChannelOrder.Rgb;
+
+    /// <summary>Threads that read and decode input files (default: the processors no CPU unit of the plan uses).</summary>
+    [Parameter]
+    [ValidateRange(1, 1024)]
+    public int DecodeThreads { get; set; }
 
     /// <summary>Run the whole input this many times (steady-state numbers); WallMs is the median.</summary>
     [Parameter]
@@ -135,6 +170,12 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
         try { model = _resolved != null && _resolved.Sha256 == plan.ModelSha256 ? _resolved : ResolvePlanModel(plan); }
         catch (HeteroBatchException e) { WriteFailure(e); return; }
 
+        if (inputFiles != null) { RunFiles(plan, model, inputFiles); return; }
+        if (Resume || Force)
+        {
+            WriteFailure(new HeteroBatchException("ResumeNeedsInputFiles", FailureKind.InvalidArgument, "-Resume and -Force apply to jobs over files (-InputPath with -OutputPath)."));
+            return;
+        }
         var activity = $"Running {plan.Model} on {string.Join(", ", plan.Shards.Select(s => s.UnitId))}";
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var settings = new RunSettings
@@ -151,22 +192,10 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
                 });
             }),
         };
-        InputSet? inputs = null;
-        if (inputFiles != null)
-        {
-            try
-            {
-                var files = InputSet.ExpandPaths(inputFiles);
-                var signature = PartitionedRunner.Signature(Context, plan, model);
-                inputs = InputSet.FromFiles(files, signature.Inputs);
-                WriteVerbose($"{inputs.Count} samples from {files.Count} files");
-            }
-            catch (HeteroBatchException e) { Fail(e); return; }
-        }
         InferenceResult result;
         try
         {
-            result = Await(Task.Run(() => PartitionedRunner.Run(Context, plan, model, inputs, settings, StopToken)));
+            result = Await(Task.Run(() => PartitionedRunner.Run(Context, plan, model, null, settings, StopToken)));
             if (OutputPath != null) WriteOutputs(result, GetUnresolvedProviderPathFromPSPath(OutputPath));
         }
         catch (HeteroBatchException e) when (e.StopsCommand)
@@ -185,6 +214,79 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
         foreach (var failed in result.Units.Where(u => u.Failed))
             WriteWarning($"Unit '{failed.UnitId}' failed after {failed.Count} samples ({failed.Error}); its other samples ran on the remaining units.");
         WriteObject(result);
+    }
+
+    /// <summary>
+    /// A job over files: streamed in blocks, one prediction a sample written to the pipeline as its
+    /// block finishes, outputs to -OutputPath (resumable); the summary goes to the information stream
+    /// (-InformationVariable) and -Verbose.
+    /// </summary>
+    private void RunFiles(BatchPlan plan, ModelSource model, IReadOnlyList<string> inputFiles)
+    {
+        if (Repeat > 1) { WriteFailure(new HeteroBatchException("RepeatNeedsSyntheticInputs", FailureKind.InvalidArgument, "-Repeat times synthetic batches; a job over files runs each file once.")); return; }
+        if ((Resume || Force) && OutputPath == null) { WriteFailure(new HeteroBatchException("ResumeNeedsInputFiles", FailureKind.InvalidArgument, "-Resume and -Force need -OutputPath: the job's progress is kept there.")); return; }
+        var activity = $"Running {plan.Model} on {string.Join(", ", plan.Shards.Select(s => s.UnitId))}";
+        JobOutput? output = null;
+        try
+        {
+            var preprocessing = new ImagePreprocessing
+            {
+                Resize = Resize, ChannelOrder = ChannelOrder,
+                Mean = Mean ?? ImagePreprocessing.ImageNet.Mean, Std = Std ?? ImagePreprocessing.ImageNet.Std,
+            }.Checked();
+            var files = InputFiles.For(InputFiles.ExpandPaths(inputFiles), PartitionedRunner.Signature(Context, plan, model).Inputs);
+            WriteVerbose($"{files.SampleCount} samples from {files.Files.Count} files; preprocessing: {preprocessing}");
+            if (OutputPath != null)
+            {
+                var signature = PartitionedRunner.Signature(Context, plan, model);
+                var job = new JobCheckpoint
+                {
+                    Model = model.Name, ModelSha256 = model.Sha256, Inputs = files.Identity(), Samples = files.SampleCount,
+                    Preprocessing = preprocessing.ToString(), Outputs = signature.Outputs.Select(o => o.Name).ToArray(),
+                };
+                output = JobOutput.Open(GetUnresolvedProviderPathFromPSPath(OutputPath), job, files, signature.Outputs, Resume, Force);
+                if (output.ResumedAt > 0) WriteVerbose($"Resuming at sample {output.ResumedAt} of {files.SampleCount}");
+            }
+            var settings = new StreamSettings
+            {
+                Preprocessing = preprocessing, DecodeThreads = DecodeThreads, Balance = Balance, TopK = Top,
+                InjectFailure = EngineOptions.FromEnvironment().InjectFailure,
+                Progress = p => Post(() => WriteProgress(new ProgressRecord(ProgressActivityId, activity, $"{p.Done} of {p.Total} samples, {p.ImagesPerSecond:F0} samples/s")
+                {
+                    PercentComplete = (int)(100L * p.Done / Math.Max(1, p.Total)),
+                    SecondsRemaining = double.IsFinite(p.SecondsLeft) ? (int)p.SecondsLeft : -1,
+                    CurrentOperation = p.Stages.ToString(),
+                })),
+            };
+            var summary = Await(Task.Run(() => StreamingRunner.Run(Context, plan, model, files, output, settings,
+                predictions => PostAndWait(() => WritePredictions(predictions)), StopToken)));
+            output?.Complete(summary);
+            WriteProgress(new ProgressRecord(ProgressActivityId, activity, "done") { RecordType = ProgressRecordType.Completed });
+            foreach (var failed in summary.Units.Where(u => u.Failed))
+                WriteWarning($"Unit '{failed.UnitId}' failed ({failed.Error}); its samples ran on the remaining units.");
+            WriteVerbose(summary.ToString() + "; " + summary.Stages);
+            if (summary.Note != null) WriteVerbose(summary.Note);
+            WriteInformation(new InformationRecord(summary, MyInvocation.MyCommand.Name) { Tags = { "HeteroBatch.JobSummary" } });
+        }
+        catch (HeteroBatchException e) when (e.StopsCommand || output == null)
+        {
+            Fail(e);
+        }
+        catch (HeteroBatchException e)
+        {
+            WriteFailure(e);
+        }
+        finally { output?.Dispose(); }
+    }
+
+    private void WritePredictions(IReadOnlyList<SamplePrediction> predictions)
+    {
+        foreach (var p in predictions)
+        {
+            if (p.Error != null)
+                WriteFailure(new HeteroBatchException(p.ErrorId ?? "InputUnreadable", FailureKind.InvalidData, p.Error, p.Input));
+            WriteObject(p);
+        }
     }
 
     /// <summary>Each output as one .npy (atomically) and the sample names, in input order.</summary>

@@ -59,6 +59,8 @@ public sealed class CpuBackend : OrtBackend
 
     public override int? WorkerProcessor(ComputeUnit unit) => unit.Processors.Count > 0 ? unit.Processors[0] : null;
 
+    public override IReadOnlyList<int> ComputeProcessors(ComputeUnit unit) => unit.Processors;
+
     /// <summary>Two CPU units overlap when they share a processor (they would slow each other down).</summary>
     public override bool Overlap(ComputeUnit a, ComputeUnit b) => a.Processors.Intersect(b.Processors).Any();
 }

@@ -50,6 +50,9 @@ public interface IUnitBackend
     /// <summary>The processor the unit's worker thread is pinned to, if any.</summary>
     int? WorkerProcessor(ComputeUnit unit);
 
+    /// <summary>The host processors the unit computes on while it runs (none for a unit that computes elsewhere and only feeds from here).</summary>
+    IReadOnlyList<int> ComputeProcessors(ComputeUnit unit) => Array.Empty<int>();
+
     /// <summary>True if the unit runs every sub-batch at one input shape (padding the tail), because a change of shape costs it far more than a few padded samples.</summary>
     bool KeepsOneShape { get; }
 

@@ -16,6 +16,7 @@ public abstract class OrtBackend : IUnitBackend
     public abstract IReadOnlyList<ComputeUnit> Discover(DiscoveryRequest request, string runtimeVersion);
     public abstract string? WhyAbsent(ComputeUnit unit, IReadOnlyList<ComputeUnit> found);
     public abstract int? WorkerProcessor(ComputeUnit unit);
+    public virtual IReadOnlyList<int> ComputeProcessors(ComputeUnit unit) => Array.Empty<int>();
     public virtual double? ComputeOnlyMedianMs(IModelSession model, ComputeUnit unit, int batch, int runs, CancellationToken cancel) => null;
     public virtual bool Overlap(ComputeUnit a, ComputeUnit b) => false;
 

@@ -1,0 +1,174 @@
+using System.Globalization;
+
+namespace HeteroBatch.Engine.Data;
+
+/// <summary>How an image becomes the model's input size.</summary>
+public enum ResizeMode
+{
+    /// <summary>torchvision's ImageNet evaluation: the shorter side to size / <see cref="ImagePreprocessing.CropFraction"/> (256 for 224), then the centre cut out.</summary>
+    CenterCrop,
+    /// <summary>Both sides straight to the input's size (the aspect ratio is not kept).</summary>
+    Stretch,
+}
+
+public enum ChannelOrder { Rgb, Bgr }
+
+/// <summary>
+/// What happens to an image between the file and the model: resize, channel order, and for float
+/// inputs value / 255 then (value - mean) / std per channel. The layout (channels first or last)
+/// comes from the model's input shape; uint8 inputs get the resized pixels as they are.
+/// </summary>
+public sealed record ImagePreprocessing
+{
+    public ResizeMode Resize { get; init; } = ResizeMode.CenterCrop;
+    /// <summary>The share of the resized shorter side the centre crop keeps (torchvision: 224 of 256).</summary>
+    public double CropFraction { get; init; } = 0.875;
+    public float[] Mean { get; init; } = { 0.485f, 0.456f, 0.406f };
+    public float[] Std { get; init; } = { 0.229f, 0.224f, 0.225f };
+    public ChannelOrder ChannelOrder { get; init; } = ChannelOrder.Rgb;
+
+    /// <summary>ImageNet evaluation as torchvision does it (Resize(256), CenterCrop(224), ToTensor, Normalize).</summary>
+    public static ImagePreprocessing ImageNet { get; } = new();
+
+    /// <summary>Throws PreprocessingInvalid for settings that cannot work.</summary>
+    public ImagePreprocessing Checked()
+    {
+        if (Mean.Length is not (1 or 3) || Std.Length is not (1 or 3))
+            throw Invalid($"-Mean and -Std take 1 or 3 values (got {Mean.Length} and {Std.Length})");
+        if (Std.Any(s => !(s > 0) || float.IsInfinity(s)))
+            throw Invalid($"every -Std value must be above 0 (got {string.Join(", ", Std.Select(s => s.ToString(CultureInfo.InvariantCulture)))})");
+        if (Mean.Any(m => !float.IsFinite(m)))
+            throw Invalid("every -Mean value must be a finite number");
+        if (!(CropFraction > 0 && CropFraction <= 1))
+            throw Invalid($"the crop fraction must be in (0, 1] (got {CropFraction.ToString(CultureInfo.InvariantCulture)})");
+        return this;
+    }
+
+    private static HeteroBatchException Invalid(string why) =>
+        new("PreprocessingInvalid", FailureKind.InvalidArgument, $"Image preprocessing: {why}.");
+
+    public override string ToString() =>
+        $"{Resize}{(Resize == ResizeMode.CenterCrop ? $" {CropFraction.ToString(CultureInfo.InvariantCulture)}" : "")}, {ChannelOrder}, " +
+        $"mean {string.Join(" ", Mean.Select(m => m.ToString(CultureInfo.InvariantCulture)))}, std {string.Join(" ", Std.Select(s => s.ToString(CultureInfo.InvariantCulture)))}";
+
+    /// <summary>The region of the resized image that becomes the input: resized width and height, and the crop's left and top.</summary>
+    public (int Width, int Height, int Left, int Top) Geometry(int sourceWidth, int sourceHeight, int width, int height)
+    {
+        if (Resize == ResizeMode.Stretch) return (width, height, 0, 0);
+        // torchvision: the shorter side to the size, the longer one scaled and truncated; the crop centred, rounded half to even
+        int size = (int)Math.Round(Math.Max(width, height) / CropFraction, MidpointRounding.ToEven);
+        int w, h;
+        if (sourceWidth <= sourceHeight) { w = size; h = (int)((long)size * sourceHeight / sourceWidth); }
+        else { h = size; w = (int)((long)size * sourceWidth / sourceHeight); }
+        w = Math.Max(w, width);
+        h = Math.Max(h, height);
+        int left = (int)Math.Round((w - width) / 2.0, MidpointRounding.ToEven);
+        int top = (int)Math.Round((h - height) / 2.0, MidpointRounding.ToEven);
+        return (w, h, left, top);
+    }
+}
+
+/// <summary>
+/// Resizes 8-bit RGB pixels with a triangle (bilinear) filter widened by the scale when shrinking
+/// (antialiased), in 22-bit fixed point, horizontal pass then vertical, each rounded to 8 bits:
+/// the arithmetic of the resize torchvision runs on PIL images. Only the output window asked for
+/// is computed.
+/// </summary>
+public static class Resampler
+{
+    private const int PrecisionBits = 32 - 8 - 2;
+
+    /// <summary>Filter taps of each output pixel along one axis: first source index, count, and fixed-point weights.</summary>
+    private readonly record struct Taps(int[] First, int[] Count, int[] Weights, int Width);
+
+    private static Taps Coefficients(int inSize, int outSize, int outStart, int outCount)
+    {
+        double scale = (double)inSize / outSize;
+        double filterScale = Math.Max(scale, 1.0);
+        double support = filterScale; // the triangle filter's support is 1
+        int width = (int)Math.Ceiling(support) * 2 + 1;
+        var first = new int[outCount];
+        var count = new int[outCount];
+        var weights = new int[outCount * width];
+        var k = new double[width];
+        for (int o = 0; o < outCount; o++)
+        {
+            double center = (outStart + o + 0.5) * scale;
+            int min = Math.Max((int)(center - support + 0.5), 0);
+            int max = Math.Min((int)(center + support + 0.5), inSize) - min;
+            double sum = 0;
+            for (int x = 0; x < max; x++)
+            {
+                double t = Math.Abs((x + min - center + 0.5) / filterScale);
+                k[x] = t < 1 ? 1 - t : 0;
+                sum += k[x];
+            }
+            for (int x = 0; x < max; x++)
+            {
+                double w = sum != 0 ? k[x] / sum : 0;
+                weights[o * width + x] = (int)(w * (1 << PrecisionBits) + (w < 0 ? -0.5 : 0.5));
+            }
+            first[o] = min;
+            count[o] = max;
+        }
+        return new Taps(first, count, weights, width);
+    }
+
+    private static byte Clip8(long v)
+    {
+        long shifted = v >> PrecisionBits;
+        return shifted < 0 ? (byte)0 : shifted > 255 ? (byte)255 : (byte)shifted;
+    }
+
+    /// <summary>
+    /// Resizes an RGB image (<paramref name="stride"/> bytes a row, 3 or 4 bytes a pixel) to
+    /// <paramref name="outWidth"/>×<paramref name="outHeight"/> and returns the window at
+    /// (<paramref name="left"/>, <paramref name="top"/>) of <paramref name="cropWidth"/>×<paramref name="cropHeight"/>
+    /// as packed RGB bytes.
+    /// </summary>
+    public static byte[] ResizeWindow(ReadOnlySpan<byte> source, int width, int height, int stride, int bytesPerPixel,
+        int outWidth, int outHeight, int left, int top, int cropWidth, int cropHeight)
+    {
+        var horizontal = Coefficients(width, outWidth, left, cropWidth);
+        var vertical = Coefficients(height, outHeight, top, cropHeight);
+        // the source rows the window's vertical taps read
+        int rowFirst = vertical.First[0], rowEnd = vertical.First[^1] + vertical.Count[^1];
+        for (int o = 0; o < cropHeight; o++)
+        {
+            rowFirst = Math.Min(rowFirst, vertical.First[o]);
+            rowEnd = Math.Max(rowEnd, vertical.First[o] + vertical.Count[o]);
+        }
+        int rows = rowEnd - rowFirst;
+        var mid = new byte[rows * cropWidth * 3];
+        const long half = 1L << (PrecisionBits - 1);
+        for (int y = 0; y < rows; y++)
+        {
+            var row = source.Slice((rowFirst + y) * stride);
+            for (int o = 0; o < cropWidth; o++)
+            {
+                long r = half, g = half, b = half;
+                int start = horizontal.First[o], n = horizontal.Count[o], wAt = o * horizontal.Width;
+                for (int x = 0; x < n; x++)
+                {
+                    int w = horizontal.Weights[wAt + x], p = (start + x) * bytesPerPixel;
+                    r += row[p] * (long)w; g += row[p + 1] * (long)w; b += row[p + 2] * (long)w;
+                }
+                int m = (y * cropWidth + o) * 3;
+                mid[m] = Clip8(r); mid[m + 1] = Clip8(g); mid[m + 2] = Clip8(b);
+            }
+        }
+        var output = new byte[cropWidth * cropHeight * 3];
+        int midStride = cropWidth * 3;
+        for (int o = 0; o < cropHeight; o++)
+        {
+            int start = vertical.First[o] - rowFirst, n = vertical.Count[o], wAt = o * vertical.Width;
+            for (int c = 0; c < midStride; c++)
+            {
+                long v = half;
+                for (int y = 0; y < n; y++) v += mid[(start + y) * midStride + c] * (long)vertical.Weights[wAt + y];
+                output[o * midStride + c] = Clip8(v);
+            }
+        }
+        return output;
+    }
+}

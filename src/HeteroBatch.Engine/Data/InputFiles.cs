@@ -1,0 +1,143 @@
+using System.Security.Cryptography;
+using System.Text;
+
+namespace HeteroBatch.Engine.Data;
+
+/// <summary>
+/// The samples of a job that reads files: images (one sample each) and .npy files (one sample,
+/// or a batch along the first axis), in order. Only names, sizes and .npy headers are held; a
+/// sample's data are read when <see cref="Load"/> asks for it, so a job over any number of files
+/// needs memory for its names only.
+/// </summary>
+public sealed class InputFiles
+{
+    /// <summary>One file: where its samples start in the job, how many it holds, and its .npy header.</summary>
+    public sealed record Entry(string Path, long Length, int FirstSample, int Count, Npy.Header? Npy, bool NamedByIndex);
+
+    public IReadOnlyList<Entry> Files { get; }
+    public TensorSpec Input { get; }
+    public int SampleCount { get; }
+
+    private InputFiles(IReadOnlyList<Entry> files, TensorSpec input)
+    {
+        Files = files;
+        Input = input;
+        SampleCount = files.Count == 0 ? 0 : files[^1].FirstSample + files[^1].Count;
+    }
+
+    /// <summary>Folders expand to their image and .npy files, sorted by name; files stay as given.</summary>
+    public static IReadOnlyList<string> ExpandPaths(IEnumerable<string> paths)
+    {
+        var files = new List<string>();
+        foreach (var p in paths)
+        {
+            if (Directory.Exists(p))
+            {
+                var inFolder = Directory.EnumerateFiles(p).Where(f => ImageInput.IsImage(f) || IsNpy(f)).OrderBy(f => f, StringComparer.Ordinal).ToList();
+                if (inFolder.Count == 0)
+                    throw new HeteroBatchException("InputFolderEmpty", FailureKind.ObjectNotFound, $"{p} holds no .jpg, .jpeg, .png or .npy file.", p);
+                files.AddRange(inFolder);
+            }
+            else if (File.Exists(p)) files.Add(System.IO.Path.GetFullPath(p));
+            else throw new HeteroBatchException("InputFileNotFound", FailureKind.ObjectNotFound, $"Input not found: {p}", p);
+        }
+        if (files.Count == 0) throw new HeteroBatchException("InputFolderEmpty", FailureKind.ObjectNotFound, "No input files were given.");
+        return files;
+    }
+
+    private static bool IsNpy(string f) => System.IO.Path.GetExtension(f).Equals(".npy", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// The samples of these files for a model with one input. Every .npy header is read and checked
+    /// here, before anything runs; images are only checked when they are decoded.
+    /// </summary>
+    public static InputFiles For(IReadOnlyList<string> files, IReadOnlyList<TensorSpec> inputs)
+    {
+        if (inputs.Count != 1)
+            throw new HeteroBatchException("InputFilesNeedOneInput", FailureKind.InvalidArgument,
+                $"The model has {inputs.Count} inputs ({string.Join(", ", inputs.Select(i => i.Name))}); files can feed a model with one input.");
+        var spec = inputs[0].CheckUsable(isInput: true);
+        var entries = new List<Entry>(files.Count);
+        long at = 0;
+        bool imageChecked = false;
+        foreach (var f in files)
+        {
+            long length = new FileInfo(f).Length;
+            if (IsNpy(f))
+            {
+                var header = Npy.ReadHeader(f);
+                if (header.Type != spec.ElementType)
+                    throw new HeteroBatchException("InputTypeMismatch", FailureKind.InvalidData, $"{f} holds {header.Type}; the model's input '{spec.Name}' takes {spec.ElementType}.", f);
+                bool oneSample = header.Dims.SequenceEqual(spec.SampleShape);
+                if (!oneSample && !header.SampleShape.SequenceEqual(spec.SampleShape))
+                    throw new HeteroBatchException("InputShapeMismatch", FailureKind.InvalidData,
+                        $"{f} has shape ({string.Join(", ", header.Dims)}); the model's input '{spec.Name}' takes samples of [{string.Join(", ", spec.SampleShape)}], or a batch of them.", f);
+                int count = oneSample ? 1 : header.Count;
+                entries.Add(new Entry(f, length, checked((int)at), count, oneSample ? header with { Dims = new[] { 1L }.Concat(header.Dims).ToArray() } : header, !oneSample));
+                at += count;
+            }
+            else if (ImageInput.IsImage(f))
+            {
+                if (!imageChecked) { ImageInput.Layout(spec); imageChecked = true; }
+                entries.Add(new Entry(f, length, checked((int)at), 1, null, false));
+                at++;
+            }
+            else throw new HeteroBatchException("InputFileUnsupported", FailureKind.InvalidArgument, $"{f} is neither an image (.jpg, .jpeg, .png) nor a .npy file.", f);
+            if (at > int.MaxValue) throw new HeteroBatchException("InputTooMany", FailureKind.InvalidArgument, $"The inputs hold more than {int.MaxValue} samples.");
+        }
+        return new InputFiles(entries, spec);
+    }
+
+    /// <summary>The file that holds sample <paramref name="sample"/>, and the sample's index within it.</summary>
+    public (Entry File, int Within) Locate(int sample)
+    {
+        int lo = 0, hi = Files.Count - 1;
+        while (lo < hi)
+        {
+            int mid = (lo + hi + 1) / 2;
+            if (Files[mid].FirstSample <= sample) lo = mid; else hi = mid - 1;
+        }
+        return (Files[lo], sample - Files[lo].FirstSample);
+    }
+
+    /// <summary>A sample's name: the file's name, or "file.npy[i]" for a sample of a batch file.</summary>
+    public string NameOf(int sample)
+    {
+        var (file, within) = Locate(sample);
+        var name = System.IO.Path.GetFileName(file.Path);
+        return file.NamedByIndex ? $"{name}[{within}]" : name;
+    }
+
+    /// <summary>
+    /// Identifies this job's inputs for a resumed run: every file's path, length, modification time
+    /// and sample count, in order (a file changed since is a different job).
+    /// </summary>
+    public string Identity()
+    {
+        using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        foreach (var f in Files)
+            sha.AppendData(Encoding.UTF8.GetBytes($"{f.Path}\n{f.Length}\n{File.GetLastWriteTimeUtc(f.Path).Ticks}\n{f.Count}\n"));
+        return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
+    }
+
+    /// <summary>Reads sample <paramref name="sample"/> into sample <paramref name="index"/> of <paramref name="batch"/>; returns the Stopwatch ticks spent reading the file (the rest was decoding).</summary>
+    public long Load(int sample, TensorBatch batch, int index, ImagePreprocessing preprocessing)
+    {
+        var (file, within) = Locate(sample);
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        if (file.Npy is { } header)
+        {
+            Npy.ReadSamples(file.Path, header, within, 1, batch, index);
+            return System.Diagnostics.Stopwatch.GetTimestamp() - start;
+        }
+        byte[] bytes;
+        try { bytes = File.ReadAllBytes(file.Path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new HeteroBatchException("InputFileUnreadable", FailureKind.InvalidData, $"{file.Path} could not be read: {e.Message}", file.Path, e);
+        }
+        long read = System.Diagnostics.Stopwatch.GetTimestamp() - start;
+        ImageInput.Load(bytes, file.Path, batch, index, preprocessing);
+        return read;
+    }
+}

@@ -1,0 +1,243 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using HeteroBatch.Engine.Data;
+using HeteroBatch.Engine.Runtime;
+
+namespace HeteroBatch.Engine.Execution;
+
+/// <summary>What a job's folder says about it: which job it is and how far it got.</summary>
+public sealed record JobCheckpoint
+{
+    public int Version { get; init; } = 1;
+    public string Model { get; init; } = "";
+    public string ModelSha256 { get; init; } = "";
+    /// <summary><see cref="InputFiles.Identity"/> of the inputs.</summary>
+    public string Inputs { get; init; } = "";
+    public int Samples { get; init; }
+    public string Preprocessing { get; init; } = "";
+    public string[] Outputs { get; init; } = Array.Empty<string>();
+    /// <summary>Samples [0, SamplesDone) have their rows in every output file and the predictions file.</summary>
+    public int SamplesDone { get; init; }
+    /// <summary>Length of the predictions file when SamplesDone was reached.</summary>
+    public long CsvBytes { get; init; }
+    public bool Completed { get; init; }
+    public DateTimeOffset UpdatedAt { get; init; }
+
+    /// <summary>True when <paramref name="other"/> is the same job (same model, inputs, preprocessing and outputs).</summary>
+    public bool SameJob(JobCheckpoint other) => Model == other.Model && ModelSha256 == other.ModelSha256 && Inputs == other.Inputs
+        && Samples == other.Samples && Preprocessing == other.Preprocessing && Outputs.SequenceEqual(other.Outputs);
+}
+
+/// <summary>
+/// A job's output folder: predictions.csv (one row a sample, in input order), one .npy per model
+/// output, inputs.txt, and job.json (how far it got). Rows are written as blocks finish, in input
+/// order; the files keep a .partial suffix until the last sample is in, then are renamed. After
+/// each block every file is flushed to disk and then job.json is replaced, so a job stopped at any
+/// point (Ctrl+C, a crash, kill -9) resumes from its last whole block. One job at a time writes a
+/// folder (job.lock).
+/// </summary>
+public sealed class JobOutput : IDisposable
+{
+    public const string PredictionsFile = "predictions.csv";
+    public const string StateFile = "job.json";
+    public const string InputsFile = "inputs.txt";
+    public const string SummaryFile = "summary.json";
+    private const string LockFile = "job.lock";
+    private const string Partial = ".partial";
+    private const string CsvHeader = "index,input,unit,class,score,top_classes,top_scores,error\n";
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    private readonly FileStream _lock;
+    private readonly List<NpyWriter> _npy;
+    private readonly FileStream? _csv; // null once the job is complete
+    private JobCheckpoint _state;
+    public string Folder { get; }
+    /// <summary>Samples already done when this job was opened (resumed).</summary>
+    public int ResumedAt { get; }
+    public bool Completed => _state.Completed;
+
+    private JobOutput(string folder, FileStream lockFile, List<NpyWriter> npy, FileStream? csv, JobCheckpoint state)
+    {
+        Folder = folder; _lock = lockFile; _npy = npy; _csv = csv; _state = state; ResumedAt = state.SamplesDone;
+    }
+
+    /// <summary>A file name for an output tensor's .npy.</summary>
+    public static string FileNameOf(string outputName) =>
+        new string(outputName.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray()) + ".npy";
+
+    /// <summary>
+    /// Starts a job in <paramref name="folder"/>, or with <paramref name="resume"/> goes on with the
+    /// one there (a fresh start where there is none). A folder that holds another job's files is
+    /// refused unless <paramref name="force"/>. Throws OutputPathInUse, ResumeMismatch, OutputWriteFailed.
+    /// </summary>
+    public static JobOutput Open(string folder, JobCheckpoint job, InputFiles inputs, IReadOnlyList<TensorSpec> outputs, bool resume, bool force)
+    {
+        FileStream? lockFile = null;
+        try
+        {
+            Directory.CreateDirectory(folder);
+            try { lockFile = new FileStream(Path.Combine(folder, LockFile), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None); }
+            catch (IOException) { throw new HeteroBatchException("OutputPathInUse", FailureKind.ResourceUnavailable, $"Another job is writing to {folder}.", folder) { StopsCommand = true }; }
+
+            var statePath = Path.Combine(folder, StateFile);
+            JobCheckpoint? found = null;
+            if (File.Exists(statePath))
+            {
+                try { found = JsonSerializer.Deserialize<JobCheckpoint>(File.ReadAllText(statePath)); }
+                catch (JsonException) { /* unreadable: treated as another job's */ }
+            }
+            var ours = outputs.Select(o => FileNameOf(o.Name)).Concat(new[] { PredictionsFile, InputsFile, StateFile }).ToList();
+            bool occupied = found != null || ours.Any(f => File.Exists(Path.Combine(folder, f)) || File.Exists(Path.Combine(folder, f + Partial)));
+
+            if (resume && found != null && !force)
+            {
+                if (!found.SameJob(job))
+                    throw new HeteroBatchException("ResumeMismatch", FailureKind.InvalidData,
+                        $"{folder} holds a job of '{found.Model}' over other inputs or settings ({found.SamplesDone} of {found.Samples} samples done); resume it with the same model, files and preprocessing, or start again with -Force.", folder) { StopsCommand = true };
+                var reopened = Reopen(folder, found, outputs, lockFile);
+                lockFile = null;
+                return reopened;
+            }
+            if (occupied && !force)
+                throw new HeteroBatchException("OutputPathInUse", FailureKind.ResourceUnavailable,
+                    found != null
+                        ? $"{folder} holds a job ({found.SamplesDone} of {found.Samples} samples done{(found.Completed ? ", completed" : "")}); use -Resume to go on with it or -Force to start again."
+                        : $"{folder} already holds output files; use -Force to replace them or choose another folder.", folder) { StopsCommand = true };
+            foreach (var f in ours)
+            {
+                File.Delete(Path.Combine(folder, f));
+                File.Delete(Path.Combine(folder, f + Partial));
+            }
+            File.Delete(Path.Combine(folder, SummaryFile));
+            var fresh = Create(folder, job, inputs, outputs, lockFile);
+            lockFile = null;
+            return fresh;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new HeteroBatchException("OutputWriteFailed", FailureKind.WriteError, $"Could not write the outputs to {folder}: {e.Message}", folder, e) { StopsCommand = true };
+        }
+        finally { lockFile?.Dispose(); }
+    }
+
+    private static JobOutput Create(string folder, JobCheckpoint job, InputFiles inputs, IReadOnlyList<TensorSpec> outputs, FileStream lockFile)
+    {
+        AtomicFile.Write(Path.Combine(folder, InputsFile + Partial), s =>
+        {
+            using var w = new StreamWriter(s, new UTF8Encoding(false), 1 << 16, leaveOpen: true);
+            for (int i = 0; i < inputs.SampleCount; i++) { w.Write(inputs.NameOf(i)); w.Write('\n'); }
+        });
+        var npy = outputs.Select(o => NpyWriter.Create(Path.Combine(folder, FileNameOf(o.Name) + Partial), o.ElementType, o.SampleShape, job.Samples)).ToList();
+        var csv = new FileStream(Path.Combine(folder, PredictionsFile + Partial), FileMode.Create, FileAccess.ReadWrite, FileShare.Read, 1 << 16);
+        csv.Write(Encoding.UTF8.GetBytes(CsvHeader));
+        csv.Flush(flushToDisk: true);
+        foreach (var n in npy) n.Flush();
+        var state = job with { SamplesDone = 0, CsvBytes = csv.Length, Completed = false, UpdatedAt = DateTimeOffset.UtcNow };
+        WriteState(folder, state);
+        return new JobOutput(folder, lockFile, npy, csv, state);
+    }
+
+    private static JobOutput Reopen(string folder, JobCheckpoint state, IReadOnlyList<TensorSpec> outputs, FileStream lockFile)
+    {
+        if (state.Completed) return new JobOutput(folder, lockFile, new(), null, state);
+        var npy = new List<NpyWriter>();
+        foreach (var o in outputs)
+        {
+            var w = NpyWriter.Reopen(Path.Combine(folder, FileNameOf(o.Name) + Partial), o.ElementType, o.SampleShape, state.Samples);
+            if (w == null)
+            {
+                npy.ForEach(n => n.Dispose());
+                throw new HeteroBatchException("ResumeMismatch", FailureKind.InvalidData,
+                    $"{folder} has no usable {FileNameOf(o.Name) + Partial} for the job it describes; start again with -Force.", folder) { StopsCommand = true };
+            }
+            npy.Add(w);
+        }
+        var csvPath = Path.Combine(folder, PredictionsFile + Partial);
+        if (!File.Exists(csvPath) || new FileInfo(csvPath).Length < state.CsvBytes || !File.Exists(Path.Combine(folder, InputsFile + Partial)))
+        {
+            npy.ForEach(n => n.Dispose());
+            throw new HeteroBatchException("ResumeMismatch", FailureKind.InvalidData, $"{folder} is missing rows its job.json counts as done; start again with -Force.", folder) { StopsCommand = true };
+        }
+        var csv = new FileStream(csvPath, FileMode.Open, FileAccess.ReadWrite, FileShare.Read, 1 << 16);
+        csv.SetLength(state.CsvBytes); // rows of a block that was not committed
+        csv.Position = state.CsvBytes;
+        return new JobOutput(folder, lockFile, npy, csv, state);
+    }
+
+    private static void WriteState(string folder, JobCheckpoint state) =>
+        AtomicFile.WriteText(Path.Combine(folder, StateFile), JsonSerializer.Serialize(state, Json));
+
+    /// <summary>
+    /// Writes the rows of samples [first, first + count): every output's values (taken from
+    /// <paramref name="outputs"/> at offset 0) and the predictions; then flushes them to disk and
+    /// records the samples as done. Blocks must come in input order.
+    /// </summary>
+    public void Commit(int first, int count, IReadOnlyList<TensorBatch> outputs, IReadOnlyList<SamplePrediction> predictions)
+    {
+        if (_csv == null || first != _state.SamplesDone) throw new InvalidOperationException($"block at {first} committed after {_state.SamplesDone} samples");
+        try
+        {
+            for (int o = 0; o < _npy.Count; o++) _npy[o].Write(first, outputs[o], 0, count);
+            var rows = new StringBuilder(count * 96);
+            foreach (var p in predictions) AppendRow(rows, p);
+            _csv.Write(Encoding.UTF8.GetBytes(rows.ToString()));
+            _csv.Flush(flushToDisk: true);
+            foreach (var n in _npy) n.Flush();
+            _state = _state with { SamplesDone = first + count, CsvBytes = _csv.Length, UpdatedAt = DateTimeOffset.UtcNow };
+            WriteState(Folder, _state);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new HeteroBatchException("OutputWriteFailed", FailureKind.WriteError, $"Could not write the outputs to {Folder}: {e.Message}", Folder, e) { StopsCommand = true };
+        }
+    }
+
+    /// <summary>After the last block: the files lose their .partial suffix, job.json says Completed, and the summary is written.</summary>
+    public void Complete(object summary)
+    {
+        if (_state.SamplesDone != _state.Samples) throw new InvalidOperationException($"{_state.SamplesDone} of {_state.Samples} samples done");
+        try
+        {
+            if (!_state.Completed)
+            {
+                foreach (var n in _npy) { n.Flush(); n.Dispose(); File.Move(n.Path, n.Path[..^Partial.Length], overwrite: true); }
+                _npy.Clear();
+                _csv!.Flush(flushToDisk: true);
+                _csv.Dispose();
+                File.Move(Path.Combine(Folder, PredictionsFile + Partial), Path.Combine(Folder, PredictionsFile), overwrite: true);
+                File.Move(Path.Combine(Folder, InputsFile + Partial), Path.Combine(Folder, InputsFile), overwrite: true);
+                _state = _state with { Completed = true, UpdatedAt = DateTimeOffset.UtcNow };
+                WriteState(Folder, _state);
+            }
+            AtomicFile.WriteText(Path.Combine(Folder, SummaryFile), JsonSerializer.Serialize(summary, summary.GetType(), Json));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new HeteroBatchException("OutputWriteFailed", FailureKind.WriteError, $"Could not write the outputs to {Folder}: {e.Message}", Folder, e) { StopsCommand = true };
+        }
+    }
+
+    private static void AppendRow(StringBuilder b, SamplePrediction p)
+    {
+        var c = CultureInfo.InvariantCulture;
+        b.Append(p.Index.ToString(c)).Append(',').Append(Csv(p.Input)).Append(',').Append(Csv(p.Unit ?? "")).Append(',');
+        if (p.Error == null && p.Class >= 0)
+            b.Append(p.Class.ToString(c)).Append(',').Append(p.Score.ToString("R", c)).Append(',')
+             .Append(string.Join(' ', p.TopClasses.Select(x => x.ToString(c)))).Append(',')
+             .Append(string.Join(' ', p.TopScores.Select(x => x.ToString("R", c)))).Append(',');
+        else b.Append(",,,,");
+        b.Append(Csv(p.Error ?? "")).Append('\n');
+    }
+
+    private static string Csv(string s) =>
+        s.IndexOfAny(new[] { ',', '"', '\n', '\r' }) < 0 ? s : "\"" + s.Replace("\"", "\"\"") + "\"";
+
+    public void Dispose()
+    {
+        foreach (var n in _npy) n.Dispose();
+        _csv?.Dispose();
+        _lock.Dispose();
+    }
+}

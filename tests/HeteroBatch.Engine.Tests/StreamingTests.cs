@@ -1,0 +1,193 @@
+using HeteroBatch.Engine.Data;
+using HeteroBatch.Engine.Execution;
+using HeteroBatch.Engine.Planning;
+using HeteroBatch.Engine.Runtime;
+using HeteroBatch.Engine.Units;
+using SkiaSharp;
+
+namespace HeteroBatch.Engine.Tests;
+
+public sealed class StreamingTests : IDisposable
+{
+    private readonly EngineContext _context = new();
+    private readonly string _dir = Directory.CreateTempSubdirectory("hb-stream-").FullName;
+
+    public void Dispose()
+    {
+        _context.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    /// <summary>Images of different sizes and kinds (noise, so that every sample's output differs), and one .npy batch of 5.</summary>
+    private IReadOnlyList<string> MakeInputs(int images, string? folder = null)
+    {
+        NativeLibraries.Register();
+        folder ??= Path.Combine(_dir, "in");
+        Directory.CreateDirectory(folder);
+        var rng = new Random(5);
+        for (int i = 0; i < images; i++)
+        {
+            int w = 20 + 9 * (i % 7), h = 16 + 5 * (i % 5);
+            var px = new byte[w * h * 4];
+            rng.NextBytes(px);
+            using var bmp = new SKBitmap(new SKImageInfo(w, h, SKColorType.Rgba8888, SKAlphaType.Unpremul));
+            System.Runtime.InteropServices.Marshal.Copy(px, 0, bmp.GetPixels(), px.Length);
+            using var data = bmp.Encode(i % 2 == 0 ? SKEncodedImageFormat.Png : SKEncodedImageFormat.Jpeg, 90);
+            File.WriteAllBytes(Path.Combine(folder, $"img{i:D3}.{(i % 2 == 0 ? "png" : "jpg")}"), data.ToArray());
+        }
+        Npy.Write(Path.Combine(folder, "z-batch.npy"), SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 5, 11));
+        return InputFiles.ExpandPaths(new[] { folder });
+    }
+
+    private BatchPlan Plan(int batch)
+    {
+        var units = TestModels.TwoCpuUnits();
+        int first = batch / 2 + 1;
+        return PlanLayout.Manual("tinynet", TestModels.Tiny.Sha256,
+            new List<ShareSpec> { new(units[0], first, 3, 1), new(units[^1], batch - first, 2, 1) });
+    }
+
+    private InputFiles Files(IReadOnlyList<string> paths) =>
+        InputFiles.For(paths, PartitionedRunner.Signature(_context, Plan(8), TestModels.Tiny).Inputs);
+
+    private static JobCheckpoint Job(InputFiles files) =>
+        new() { Model = "tinynet", ModelSha256 = TestModels.Tiny.Sha256, Inputs = files.Identity(), Samples = files.SampleCount, Preprocessing = ImagePreprocessing.ImageNet.ToString(), Outputs = new[] { "logits" } };
+
+    private JobSummary Stream(InputFiles files, string folder, bool resume = false, bool force = false, Action<IReadOnlyList<SamplePrediction>>? onBlock = null,
+        CancellationToken cancel = default, int batch = 8)
+    {
+        var plan = Plan(batch);
+        var outputs = PartitionedRunner.Signature(_context, plan, TestModels.Tiny).Outputs;
+        using var output = JobOutput.Open(folder, Job(files), files, outputs, resume, force);
+        var summary = StreamingRunner.Run(_context, plan, TestModels.Tiny, files, output, new StreamSettings { DecodeThreads = 2 }, onBlock, cancel);
+        output.Complete(summary);
+        return summary;
+    }
+
+    [Fact]
+    public void StreamedOutputsEqualTheInMemoryRunOnTheSameFiles()
+    {
+        var files = Files(MakeInputs(23));
+        Assert.Equal(28, files.SampleCount);
+        var folder = Path.Combine(_dir, "out");
+        var seen = new List<SamplePrediction>();
+        var summary = Stream(files, folder, onBlock: seen.AddRange);
+
+        var inMemory = PartitionedRunner.Run(_context, Plan(28), TestModels.Tiny, InputSet.FromFiles(files, ImagePreprocessing.ImageNet), new RunSettings());
+        var written = Npy.Read(Path.Combine(folder, "logits.npy"), "logits");
+        Assert.Equal(inMemory.Outputs[0].AsFloats(), written.AsFloats());
+        Assert.Equal(inMemory.InputNames, File.ReadAllLines(Path.Combine(folder, JobOutput.InputsFile)));
+        Assert.Equal(Enumerable.Range(0, 28), seen.Select(p => p.Index));
+        Assert.Equal(inMemory.Top1, seen.Select(p => p.Class));
+        Assert.Equal("z-batch.npy[4]", seen[^1].Input);
+        Assert.All(seen, p => Assert.Contains(p.Unit, new[] { TestModels.TwoCpuUnits()[0].Id, TestModels.TwoCpuUnits()[^1].Id }));
+        Assert.Equal(29, File.ReadAllLines(Path.Combine(folder, JobOutput.PredictionsFile)).Length);
+        Assert.Equal(28, summary.SamplesRun);
+        Assert.Equal(4, summary.Blocks);
+        Assert.Equal(28, summary.Units.Sum(u => u.Count));
+        Assert.Empty(Directory.GetFiles(folder, "*.partial"));
+    }
+
+    [Fact]
+    public void AJobStoppedAfterTwoBlocksResumesToTheSameFilesAndRunsOnlyTheRest()
+    {
+        var files = Files(MakeInputs(35));
+        var whole = Path.Combine(_dir, "whole");
+        Stream(files, whole);
+
+        var stopped = Path.Combine(_dir, "stopped");
+        using var stop = new CancellationTokenSource();
+        int blocks = 0;
+        Assert.ThrowsAny<OperationCanceledException>(() => Stream(files, stopped, onBlock: _ => { if (++blocks == 2) stop.Cancel(); }, cancel: stop.Token));
+        Assert.False(File.Exists(Path.Combine(stopped, "logits.npy")));
+        Assert.False(File.Exists(Path.Combine(stopped, JobOutput.PredictionsFile)));
+        var checkpoint = System.Text.Json.JsonSerializer.Deserialize<JobCheckpoint>(File.ReadAllText(Path.Combine(stopped, JobOutput.StateFile)))!;
+        Assert.Equal(16, checkpoint.SamplesDone);
+
+        // without -Resume the folder is refused; with it, the job goes on from sample 16
+        var refused = Assert.Throws<HeteroBatchException>(() => Stream(files, stopped));
+        Assert.Equal("OutputPathInUse", refused.ErrorId);
+        var rest = new List<SamplePrediction>();
+        var summary = Stream(files, stopped, resume: true, onBlock: rest.AddRange);
+        Assert.Equal(16, summary.SamplesResumed);
+        Assert.Equal(files.SampleCount - 16, summary.SamplesRun);
+        Assert.Equal(16, rest[0].Index);
+        foreach (var name in new[] { "logits.npy", JobOutput.PredictionsFile, JobOutput.InputsFile })
+            Assert.Equal(File.ReadAllBytes(Path.Combine(whole, name)), File.ReadAllBytes(Path.Combine(stopped, name)));
+
+        // resuming a completed job runs nothing
+        Assert.Equal(0, Stream(files, stopped, resume: true).SamplesRun);
+    }
+
+    [Fact]
+    public void ResumingWithOtherInputsIsRefused()
+    {
+        var files = Files(MakeInputs(6));
+        var folder = Path.Combine(_dir, "out");
+        Stream(files, folder);
+        var other = Files(MakeInputs(4, Path.Combine(_dir, "other")));
+        var e = Assert.Throws<HeteroBatchException>(() => Stream(other, folder, resume: true));
+        Assert.Equal("ResumeMismatch", e.ErrorId);
+        Assert.Equal(other.SampleCount, Stream(other, folder, force: true).SamplesRun);
+    }
+
+    [Fact]
+    public void AnUnreadableImageIsAFailedSampleWithARowNotAFailedJob()
+    {
+        var paths = MakeInputs(5).ToList();
+        var broken = Path.Combine(_dir, "in", "img001.jpg");
+        File.WriteAllText(broken, "not a jpeg");
+        var files = Files(paths);
+        var folder = Path.Combine(_dir, "out");
+        var seen = new List<SamplePrediction>();
+        var summary = Stream(files, folder, onBlock: seen.AddRange);
+        Assert.Equal(1, summary.SamplesFailed);
+        var failed = seen.Single(p => p.Error != null);
+        Assert.Equal(("img001.jpg", "ImageUnreadable", -1), (failed.Input, failed.ErrorId, failed.Class));
+        var logits = Npy.Read(Path.Combine(folder, "logits.npy"), "logits");
+        Assert.All(logits.Sample(1), v => Assert.True(float.IsNaN(v)));
+        Assert.All(logits.Sample(0), v => Assert.False(float.IsNaN(v)));
+        Assert.Contains("could not be decoded", File.ReadAllLines(Path.Combine(folder, JobOutput.PredictionsFile))[2]);
+    }
+
+    [Fact]
+    public void BlocksShrinkToKeepTheBlocksInFlightWithinTheBudget()
+    {
+        var plan = Plan(1000);
+        Assert.Equal(1000, StreamingRunner.BlockSize(plan, 1000, 512L << 20));
+        Assert.Equal(221, StreamingRunner.BlockSize(plan, 3 * 224 * 224 * 4 + 4000, 512L << 20));
+        Assert.Equal(1, StreamingRunner.BlockSize(plan, long.MaxValue / 2, 512L << 20));
+    }
+
+    [Fact]
+    public void ImagesAreCutAsTorchvisionCutsThem()
+    {
+        // Resize(256) then CenterCrop(224): 500×375 → 341×256, crop at (58, 16) (round half to even)
+        Assert.Equal((341, 256, 58, 16), ImagePreprocessing.ImageNet.Geometry(500, 375, 224, 224));
+        Assert.Equal((256, 341, 16, 58), ImagePreprocessing.ImageNet.Geometry(375, 500, 224, 224));
+        Assert.Equal((224, 224, 0, 0), new ImagePreprocessing { Resize = ResizeMode.Stretch }.Geometry(500, 375, 224, 224));
+    }
+
+    [Fact]
+    public void TheResamplerKeepsAnImageOfTheSameSizeAndAColourOfAnySize()
+    {
+        var rgba = new byte[4 * 2 * 4];
+        for (int i = 0; i < 8; i++) { rgba[i * 4] = (byte)(i * 30); rgba[i * 4 + 1] = 100; rgba[i * 4 + 2] = (byte)(250 - i * 10); }
+        var same = Resampler.ResizeWindow(rgba, 4, 2, 16, 4, 4, 2, 0, 0, 4, 2);
+        for (int i = 0; i < 8; i++) Assert.Equal(new[] { rgba[i * 4], rgba[i * 4 + 1], rgba[i * 4 + 2] }, same[(i * 3)..(i * 3 + 3)]);
+        // any resize of one colour is that colour (the weights of every output pixel sum to one)
+        var flat = Enumerable.Range(0, 40 * 30).SelectMany(_ => new byte[] { 17, 200, 99, 255 }).ToArray();
+        foreach (var (w, h) in new[] { (13, 7), (40, 30), (97, 61) })
+        {
+            var resized = Resampler.ResizeWindow(flat, 40, 30, 160, 4, w, h, 0, 0, w, h);
+            Assert.Equal(Enumerable.Range(0, w * h).SelectMany(_ => new byte[] { 17, 200, 99 }), resized);
+        }
+    }
+
+    [Fact]
+    public void PreprocessingSettingsThatCannotWorkAreRefused()
+    {
+        Assert.Equal("PreprocessingInvalid", Assert.Throws<HeteroBatchException>(() => new ImagePreprocessing { Std = new[] { 0f } }.Checked()).ErrorId);
+        Assert.Equal("PreprocessingInvalid", Assert.Throws<HeteroBatchException>(() => new ImagePreprocessing { Mean = new[] { 1f, 2f } }.Checked()).ErrorId);
+    }
+}
