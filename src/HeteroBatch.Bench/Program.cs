@@ -41,7 +41,7 @@ if (options.Command == "verify")
 var results = new BenchResults { Machine = MachineInfo.Read(), Options = options.ToString(), StartedAt = DateTimeOffset.UtcNow };
 Console.WriteLine($"HeteroBatch bench on {results.Machine.Cpu} ({results.Machine.Processors} processors), GPUs: {string.Join(", ", results.Machine.Gpus.DefaultIfEmpty("none"))}, ONNX Runtime {results.Machine.OrtVersion}");
 
-var units = UnitDiscovery.Discover(new DiscoveryRequest { Grouping = options.CpuGrouping }).Where(u => u.Available).ToList();
+var units = UnitDiscovery.Discover(new DiscoveryRequest { Grouping = options.CpuGrouping, Precision = options.Precision }).Where(u => u.Available).ToList();
 if (options.GpuOnly) units = units.Where(u => u.Kind != UnitKind.Cpu).ToList();
 if (options.NoCpu) units = units.Where(u => u.Kind != UnitKind.Cpu).ToList();
 Console.WriteLine($"units: {string.Join(", ", units.Select(u => $"{u.Id} ({u.Provider}{(u.Cores > 0 ? $", {u.Cores} cores" : "")})"))}");

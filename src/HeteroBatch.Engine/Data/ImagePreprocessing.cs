@@ -114,10 +114,10 @@ public static class Resampler
         return new Taps(first, count, weights, width);
     }
 
-    private static byte Clip8(long v)
+    private static byte Clip8(int v)
     {
-        long shifted = v >> PrecisionBits;
-        return shifted < 0 ? (byte)0 : shifted > 255 ? (byte)255 : (byte)shifted;
+        int shifted = v >> PrecisionBits;
+        return (byte)(shifted < 0 ? 0 : shifted > 255 ? 255 : shifted);
     }
 
     /// <summary>
@@ -126,48 +126,58 @@ public static class Resampler
     /// (<paramref name="left"/>, <paramref name="top"/>) of <paramref name="cropWidth"/>×<paramref name="cropHeight"/>
     /// as packed RGB bytes.
     /// </summary>
+    /// <remarks>Sums fit in 32 bits: 8-bit pixels times weights that add up to 2^22 (the triangle filter has no negative lobe).</remarks>
     public static byte[] ResizeWindow(ReadOnlySpan<byte> source, int width, int height, int stride, int bytesPerPixel,
         int outWidth, int outHeight, int left, int top, int cropWidth, int cropHeight)
     {
         var horizontal = Coefficients(width, outWidth, left, cropWidth);
         var vertical = Coefficients(height, outHeight, top, cropHeight);
         // the source rows the window's vertical taps read
-        int rowFirst = vertical.First[0], rowEnd = vertical.First[^1] + vertical.Count[^1];
+        int rowFirst = int.MaxValue, rowEnd = 0;
         for (int o = 0; o < cropHeight; o++)
         {
             rowFirst = Math.Min(rowFirst, vertical.First[o]);
             rowEnd = Math.Max(rowEnd, vertical.First[o] + vertical.Count[o]);
         }
         int rows = rowEnd - rowFirst;
-        var mid = new byte[rows * cropWidth * 3];
-        const long half = 1L << (PrecisionBits - 1);
+        int midStride = cropWidth * 3;
+        var mid = new byte[rows * midStride];
+        const int half = 1 << (PrecisionBits - 1);
+        var hw = horizontal.Weights.AsSpan();
         for (int y = 0; y < rows; y++)
         {
-            var row = source.Slice((rowFirst + y) * stride);
+            var row = source.Slice((rowFirst + y) * stride, width * bytesPerPixel);
+            var target = mid.AsSpan(y * midStride, midStride);
             for (int o = 0; o < cropWidth; o++)
             {
-                long r = half, g = half, b = half;
-                int start = horizontal.First[o], n = horizontal.Count[o], wAt = o * horizontal.Width;
-                for (int x = 0; x < n; x++)
+                int r = half, g = half, b = half;
+                int n = horizontal.Count[o];
+                var weights = hw.Slice(o * horizontal.Width, n);
+                var pixels = row.Slice(horizontal.First[o] * bytesPerPixel);
+                for (int x = 0, p = 0; x < weights.Length; x++, p += bytesPerPixel)
                 {
-                    int w = horizontal.Weights[wAt + x], p = (start + x) * bytesPerPixel;
-                    r += row[p] * (long)w; g += row[p + 1] * (long)w; b += row[p + 2] * (long)w;
+                    int w = weights[x];
+                    r += pixels[p] * w; g += pixels[p + 1] * w; b += pixels[p + 2] * w;
                 }
-                int m = (y * cropWidth + o) * 3;
-                mid[m] = Clip8(r); mid[m + 1] = Clip8(g); mid[m + 2] = Clip8(b);
+                target[o * 3] = Clip8(r); target[o * 3 + 1] = Clip8(g); target[o * 3 + 2] = Clip8(b);
             }
         }
-        var output = new byte[cropWidth * cropHeight * 3];
-        int midStride = cropWidth * 3;
+        var output = new byte[cropHeight * midStride];
+        var sums = new int[midStride];
+        var vw = vertical.Weights.AsSpan();
         for (int o = 0; o < cropHeight; o++)
         {
-            int start = vertical.First[o] - rowFirst, n = vertical.Count[o], wAt = o * vertical.Width;
-            for (int c = 0; c < midStride; c++)
+            sums.AsSpan().Fill(half);
+            int start = vertical.First[o] - rowFirst;
+            var weights = vw.Slice(o * vertical.Width, vertical.Count[o]);
+            for (int y = 0; y < weights.Length; y++)
             {
-                long v = half;
-                for (int y = 0; y < n; y++) v += mid[(start + y) * midStride + c] * (long)vertical.Weights[wAt + y];
-                output[o * midStride + c] = Clip8(v);
+                int w = weights[y];
+                var line = mid.AsSpan((start + y) * midStride, midStride);
+                for (int c = 0; c < line.Length; c++) sums[c] += line[c] * w;
             }
+            var target = output.AsSpan(o * midStride, midStride);
+            for (int c = 0; c < target.Length; c++) target[c] = Clip8(sums[c]);
         }
         return output;
     }

@@ -85,9 +85,12 @@ public static class PartitionedRunner
         return chunks;
     }
 
-    /// <summary>Runs each unit once at each shape it is about to run (first runs at a shape allocate); returns the time it took.</summary>
+    /// <summary>
+    /// Runs each unit once at each shape it is about to run (first runs at a shape allocate); returns
+    /// the time it took. <paramref name="oneShape"/>: the one batch a unit that keeps one shape runs, where it is not its shard's sub-batch.
+    /// </summary>
     internal static double Warm(EngineContext context, List<(BatchPlan Plan, int Offset)> chunks, ModelSource model,
-        IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs)
+        IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, IReadOnlyDictionary<string, int>? oneShape = null)
     {
         var clock = Stopwatch.StartNew();
         foreach (var (chunkPlan, _) in chunks)
@@ -98,7 +101,8 @@ public static class PartitionedRunner
                 {
                     var session = w.Load(model);
                     int sub = Math.Min(s.SubBatchSize, s.Count);
-                    var sizes = UnitBackends.For(s.Unit).KeepsOneShape ? new[] { sub } : new[] { sub, s.Count % Math.Max(1, s.SubBatchSize) };
+                    var sizes = !UnitBackends.For(s.Unit).KeepsOneShape ? new[] { sub, s.Count % Math.Max(1, s.SubBatchSize) }
+                        : new[] { oneShape != null && oneShape.TryGetValue(s.UnitId, out var shape) ? shape : sub };
                     foreach (var size in sizes.Where(n => n > 0).Distinct())
                         if (session.WarmedSizes.Add(size)) session.Run(inputs, outputs, 0, size);
                     return true;
@@ -136,7 +140,7 @@ public static class PartitionedRunner
     /// <summary>Every chunk on one board; throws if samples stay without output.</summary>
     internal static (double Wall, List<UnitRun> Runs) RunBoard(EngineContext context, BatchPlan plan, List<(BatchPlan Plan, int Offset)> chunks,
         ModelSource model, IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, RunSettings settings, CancellationToken cancel,
-        Action<long> progress, int[]? ranBy = null)
+        Action<long> progress, int[]? ranBy = null, IReadOnlyDictionary<string, int>? padTo = null)
     {
         // samples done so far, reported from the workers at most every 100 ms
         long done = 0, lastReport = 0;
@@ -159,8 +163,9 @@ public static class PartitionedRunner
         var clock = Stopwatch.StartNew();
         var tasks = plan.Shards.Select((s, i) => workers[i].Invoke(() =>
         {
-            int padTo = UnitBackends.For(s.Unit).KeepsOneShape ? Math.Min(s.SubBatchSize, s.Count) : 0;
-            RunUnit(i, workers[i].Load(model), work, runs[i], inputs, outputs, settings, clock, padTo, cancel, Ran, ranBy);
+            int pad = !UnitBackends.For(s.Unit).KeepsOneShape ? 0
+                : padTo != null && padTo.TryGetValue(s.UnitId, out var shape) ? shape : Math.Min(s.SubBatchSize, s.Count);
+            RunUnit(i, workers[i].Load(model), work, runs[i], inputs, outputs, settings, clock, pad, cancel, Ran, ranBy);
             return true;
         })).ToArray();
         try { Task.WaitAll(tasks); }

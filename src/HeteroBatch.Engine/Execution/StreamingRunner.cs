@@ -51,7 +51,10 @@ public sealed class JobSummary
     public int SamplesResumed { get; set; }
     /// <summary>Samples whose input could not be read; they have a row with the error and NaN outputs.</summary>
     public int SamplesFailed { get; set; }
+    /// <summary>From the first block's decoding to the last block's rows written (after setup).</summary>
     public double WallMs { get; set; }
+    /// <summary>Loading sessions and warming the units at the job's shapes, before <see cref="WallMs"/>.</summary>
+    public double SetupMs { get; set; }
     public double ImagesPerSecond => WallMs > 0 ? SamplesRun * 1000.0 / WallMs : 0;
     /// <summary>Samples per block: the plan's batch, or fewer so that the blocks in flight fit the memory budget.</summary>
     public int BlockSize { get; set; }
@@ -85,18 +88,32 @@ public static class StreamingRunner
         public required List<TensorBatch> Outputs;
         public required int[] RanBy;
         public required HeteroBatchException?[] Errors;
-        public int First, Count;
+        public int Sequence, First, Count, Decoded;
     }
 
     /// <summary>Samples per block for this plan and model: the plan's batch, or fewer to keep the blocks in flight within the budget.</summary>
     public static int BlockSize(BatchPlan plan, long bytesPerSample, long budget) =>
         (int)Math.Clamp(budget / BlocksInFlight / Math.Max(1, bytesPerSample), 1, plan.BatchSize);
 
-    public static int DefaultDecodeThreads(BatchPlan plan)
+    /// <summary>
+    /// The processors decoding may use without slowing the units: those of this process that no
+    /// CPU unit of the plan computes on and no accelerator's feeding thread is pinned to (empty
+    /// when none is left: decoding then shares the units' processors).
+    /// </summary>
+    public static IReadOnlyList<int> FreeProcessors(BatchPlan plan)
     {
-        var used = plan.Shards.SelectMany(s => UnitBackends.For(s.Unit).ComputeProcessors(s.Unit)).Distinct().Count();
-        return Math.Max(1, Environment.ProcessorCount - used);
+        var all = Runtime.Libc.CurrentThreadAffinity() ?? Enumerable.Range(0, Environment.ProcessorCount).ToArray();
+        var busy = new HashSet<int>();
+        foreach (var s in plan.Shards)
+        {
+            var backend = UnitBackends.For(s.Unit);
+            busy.UnionWith(backend.ComputeProcessors(s.Unit));
+            if (backend.NeedsFeeder && backend.WorkerProcessor(s.Unit) is int feeder) busy.Add(feeder);
+        }
+        return all.Where(p => !busy.Contains(p)).ToList();
     }
+
+    public static int DefaultDecodeThreads(BatchPlan plan) => Math.Max(1, FreeProcessors(plan).Count);
 
     /// <summary>
     /// Runs the plan over every sample of <paramref name="files"/> from <paramref name="output"/>'s
@@ -110,33 +127,37 @@ public static class StreamingRunner
         if (model.BatchMode == BatchMode.SamplesInteract)
             throw new HeteroBatchException("SamplesInteract", FailureKind.InvalidOperation,
                 $"'{model.Name}' cannot run in blocks: {model.Note}.", model.Name);
-        var wall = Stopwatch.StartNew();
+        var setup = Stopwatch.StartNew();
         int start = output?.ResumedAt ?? 0, total = files.SampleCount;
         var workers = PartitionedRunner.Workers(context, plan);
         var signature = PartitionedRunner.LoadSessions(workers, model)[0].Signature;
         int blockSize = BlockSize(plan, signature.BytesPerSample, settings.MemoryBudget);
-        int decodeThreads = settings.DecodeThreads > 0 ? settings.DecodeThreads : DefaultDecodeThreads(plan);
+        var free = FreeProcessors(plan);
+        int decodeThreads = settings.DecodeThreads > 0 ? settings.DecodeThreads : Math.Max(1, free.Count);
         var summary = new JobSummary
         {
             Model = model.Name, Samples = total, SamplesResumed = start, BlockSize = blockSize, DecodeThreads = decodeThreads,
             Preprocessing = settings.Preprocessing.ToString(), OutputPath = output?.Folder, Plan = plan,
         };
-        if (start >= total) { summary.WallMs = wall.Elapsed.TotalMilliseconds; return summary; }
+        if (start >= total) return summary;
 
         var blocks = new List<(int First, int Count)>();
         for (int first = start; first < total; first += blockSize) blocks.Add((first, Math.Min(blockSize, total - first)));
         var plans = new Dictionary<int, BatchPlan>();
         BatchPlan PlanFor(int count) => plans.TryGetValue(count, out var p) ? p : plans[count] = count == plan.BatchSize ? plan : PlanScaling.Scale(plan, count);
+        // units that keep one shape run a short last block padded to the full block's shape (a new shape costs them a re-plan)
+        var fullShape = PlanFor(blockSize).Shards.ToDictionary(s => s.UnitId, s => Math.Min(s.SubBatchSize, s.Count));
 
-        var free = new BlockingCollection<Block>();
+        var slots = new BlockingCollection<Block>();
         for (int i = 0; i < Math.Min(BlocksInFlight, blocks.Count); i++)
-            free.Add(new Block
+            slots.Add(new Block
             {
                 Input = new TensorBatch(files.Input.Name, files.Input.SampleShape, blockSize, null, files.Input.ElementType),
                 Outputs = signature.Outputs.Select(o => new TensorBatch(o.Name, o.SampleShape, blockSize, null, o.ElementType)).ToList(),
                 RanBy = new int[blockSize], Errors = new HeteroBatchException?[blockSize],
             });
-        var decoded = new BlockingCollection<Block>(BlocksInFlight);
+        var samples = new BlockingCollection<(Block Block, int Index)>();
+        var decoded = new BlockingCollection<Block>();
         var ran = new BlockingCollection<Block>(BlocksInFlight);
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         var stop = failed.Token;
@@ -150,38 +171,50 @@ public static class StreamingRunner
             failed.Cancel();
         }
 
-        // warm every unit at the shapes the blocks will run, before the clock that matters
-        var shapes = blocks.Select(b => b.Count).Distinct().Select(n => (PlanFor(n), 0)).ToList();
-        PartitionedRunner.Warm(context, shapes, model, new[] { free.First().Input }, free.First().Outputs);
+        // warm every unit at the shapes it will run (a unit that keeps one shape runs only the full block's)
+        PartitionedRunner.Warm(context, blocks.Select(b => b.Count).Distinct().Select(n => (PlanFor(n), 0)).ToList(), model,
+            new[] { slots.First().Input }, slots.First().Outputs, fullShape);
+        summary.SetupMs = setup.Elapsed.TotalMilliseconds;
+        var wall = Stopwatch.StartNew();
 
+        // the feeder hands out blocks as slots free up; decoders take their samples in order, on processors the units leave free
         var feeder = new Thread(() =>
         {
             try
             {
-                var options = new ParallelOptions { MaxDegreeOfParallelism = decodeThreads, CancellationToken = stop };
-                foreach (var (first, count) in blocks)
+                for (int b = 0; b < blocks.Count; b++)
                 {
-                    var block = free.Take(stop);
-                    block.First = first; block.Count = count;
+                    var block = slots.Take(stop);
+                    (block.Sequence, block.First, block.Count, block.Decoded) = (b, blocks[b].First, blocks[b].Count, 0);
                     Array.Clear(block.Errors);
-                    Parallel.For(0, count, options, i =>
-                    {
-                        long t0 = Stopwatch.GetTimestamp();
-                        try { Interlocked.Add(ref readTicks, files.Load(first + i, block.Input, i, settings.Preprocessing)); }
-                        catch (HeteroBatchException e) when (e.ErrorId is "ImageUnreadable" or "InputFileUnreadable" or "NpyInvalid")
-                        {
-                            block.Errors[i] = e;
-                            block.Input.Bytes(i, 1).Clear();
-                        }
-                        Interlocked.Add(ref decodeTicks, Stopwatch.GetTimestamp() - t0);
-                    });
-                    decoded.Add(block, stop);
+                    for (int i = 0; i < block.Count; i++) samples.Add((block, i), stop);
                 }
-                decoded.CompleteAdding();
             }
-            catch (OperationCanceledException) { decoded.CompleteAdding(); }
-            catch (Exception e) { Fail(e); decoded.CompleteAdding(); }
+            catch (OperationCanceledException) { }
+            catch (Exception e) { Fail(e); }
+            finally { samples.CompleteAdding(); }
         }) { IsBackground = true, Name = "HeteroBatch feeder" };
+        var decoders = Enumerable.Range(0, decodeThreads).Select(d => new Thread(() =>
+        {
+            if (free.Count > 0) Runtime.Libc.PinCurrentThread(free.ToArray());
+            try
+            {
+                foreach (var (block, i) in samples.GetConsumingEnumerable(stop))
+                {
+                    long t0 = Stopwatch.GetTimestamp();
+                    try { Interlocked.Add(ref readTicks, files.Load(block.First + i, block.Input, i, settings.Preprocessing)); }
+                    catch (HeteroBatchException e) when (e.ErrorId is "ImageUnreadable" or "InputFileUnreadable" or "NpyInvalid")
+                    {
+                        block.Errors[i] = e;
+                        block.Input.Bytes(i, 1).Clear();
+                    }
+                    Interlocked.Add(ref decodeTicks, Stopwatch.GetTimestamp() - t0);
+                    if (Interlocked.Increment(ref block.Decoded) == block.Count) decoded.Add(block);
+                }
+            }
+            catch (OperationCanceledException) { }
+            catch (Exception e) { Fail(e); }
+        }) { IsBackground = true, Name = $"HeteroBatch decoder {d}" }).ToList();
 
         int doneNow = 0;
         var writer = new Thread(() =>
@@ -200,11 +233,12 @@ public static class StreamingRunner
                     onBlock?.Invoke(predictions);
                     doneNow += block.Count;
                     stages.WriteMs += Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
-                    stages.DecodeMs = Stopwatch.GetElapsedTime(0, Interlocked.Read(ref decodeTicks) - Interlocked.Read(ref readTicks)).TotalMilliseconds;
-                    stages.ReadMs = Stopwatch.GetElapsedTime(0, Interlocked.Read(ref readTicks)).TotalMilliseconds;
+                    long read = Interlocked.Read(ref readTicks);
+                    stages.ReadMs = Stopwatch.GetElapsedTime(0, read).TotalMilliseconds;
+                    stages.DecodeMs = Stopwatch.GetElapsedTime(0, Interlocked.Read(ref decodeTicks) - read).TotalMilliseconds;
                     double seconds = wall.Elapsed.TotalSeconds, rate = doneNow / Math.Max(1e-9, seconds);
                     settings.Progress?.Invoke(new JobProgress(start + doneNow, total, doneNow, rate, rate > 0 ? (total - start - doneNow) / rate : double.NaN, stages));
-                    free.Add(block);
+                    slots.Add(block);
                 }
             }
             catch (OperationCanceledException) { }
@@ -212,21 +246,28 @@ public static class StreamingRunner
         }) { IsBackground = true, Name = "HeteroBatch writer" };
 
         feeder.Start();
+        decoders.ForEach(d => d.Start());
         writer.Start();
         var runs = plan.Shards.Select(s => new UnitRun { UnitId = s.UnitId, Precision = s.Unit.Precision.ToString() }).ToDictionary(r => r.UnitId);
         var gone = new HashSet<string>();
         var runSettings = new RunSettings { Balance = settings.Balance, InjectFailure = settings.InjectFailure ?? context.Options.InjectFailure };
+        var early = new Dictionary<int, Block>(); // decoded before the blocks ahead of them
         try
         {
-            while (true)
+            for (int next = 0; next < blocks.Count; next++)
             {
                 long w0 = Stopwatch.GetTimestamp();
-                if (!decoded.TryTake(out var block, Timeout.Infinite, stop)) break;
+                Block? block;
+                while (!early.Remove(next, out block))
+                {
+                    var got = decoded.Take(stop);
+                    early[got.Sequence] = got;
+                }
                 stages.WaitForInputMs += Stopwatch.GetElapsedTime(w0).TotalMilliseconds;
                 var blockPlan = PlanScaling.Without(PlanFor(block.Count), gone)
                     ?? throw new HeteroBatchException("AllUnitsFailed", FailureKind.ResourceUnavailable, "Every unit of the plan failed.") { StopsCommand = true };
                 var (ms, unitRuns) = PartitionedRunner.RunBoard(context, blockPlan, new() { (blockPlan, 0) }, model,
-                    new[] { block.Input }, block.Outputs, runSettings, stop, _ => { }, block.RanBy);
+                    new[] { block.Input }, block.Outputs, runSettings, stop, _ => { }, block.RanBy, gone.Count == 0 ? fullShape : null);
                 // RanBy holds indexes into this block's plan; map them to the whole plan's shards
                 var index = blockPlan.Shards.Select(s => plan.Shards.FindIndex(x => x.UnitId == s.UnitId)).ToArray();
                 for (int i = 0; i < block.Count; i++) block.RanBy[i] = index[block.RanBy[i]];
@@ -243,8 +284,9 @@ public static class StreamingRunner
             ran.CompleteAdding();
             if (firstFailure != null) failed.Cancel();
             writer.Join();
-            failed.Cancel(); // the feeder stops at its next block
+            failed.Cancel(); // the feeder and decoders stop at their next sample
             feeder.Join();
+            decoders.ForEach(d => d.Join());
         }
         if (firstFailure != null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(firstFailure).Throw();
         cancel.ThrowIfCancellationRequested();

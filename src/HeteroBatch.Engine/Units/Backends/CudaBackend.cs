@@ -68,15 +68,17 @@ public sealed class CudaBackend : OrtBackend
     {
         if (unit.Provider == ExecutionProvider.TensorRT) o.AppendExecutionProvider_Tensorrt(unit.DeviceId);
         using var cuda = new OrtCUDAProviderOptions();
-        cuda.UpdateOptions(new Dictionary<string, string>
+        var options = new Dictionary<string, string>
         {
             ["device_id"] = unit.DeviceId.ToString(),
-            ["cudnn_conv_algo_search"] = settings.CudnnAlgorithmSearch,
+            ["cudnn_conv_algo_search"] = settings.CudnnAlgorithmSearch ?? (unit.Precision == Models.Precision.Fp16 ? "HEURISTIC" : "EXHAUSTIVE"),
             ["use_tf32"] = unit.Precision == Models.Precision.Tf32 ? "1" : "0",
             ["arena_extend_strategy"] = "kSameAsRequested",
             ["do_copy_in_default_stream"] = "1",
-            ["prefer_nhwc"] = (settings.CudaPreferNhwc ?? unit.Precision == Models.Precision.Tf32) ? "1" : "0",
-        });
+            ["prefer_nhwc"] = (settings.CudaPreferNhwc ?? unit.Precision is Models.Precision.Tf32 or Models.Precision.Fp16) ? "1" : "0",
+        };
+        foreach (var (name, value) in settings.CudaProviderOptions) options[name] = value;
+        cuda.UpdateOptions(options);
         o.AppendExecutionProvider_CUDA(cuda);
     }
 
