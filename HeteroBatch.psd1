@@ -22,6 +22,9 @@
         'Set-PerformanceProfile'
         'Remove-PerformanceProfile'
         'Export-PerformanceChart'
+        'Start-InferenceServer'
+        'Get-InferenceServer'
+        'Stop-InferenceServer'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()
@@ -29,7 +32,7 @@
     PrivateData          = @{
         PSData = @{
             Tags         = @('ONNX', 'inference', 'GPU', 'CUDA', 'OpenVINO', 'heterogeneous', 'batch', 'profiling', 'fp16', 'PSEdition_Core', 'Linux')
-            ReleaseNotes = 'Precision as part of a unit (Get-ComputeUnit -Precision Fp32|Tf32|Fp16); unit backends and an engine context; documented ErrorIds for bad input and bounded memory for any number; views that fit 80 columns, completers, serializer round trips; Export-PerformanceChart.'
+            ReleaseNotes = 'Jobs over files, streamed with memory bounded: Invoke-PartitionedInference -InputPath writes a prediction per sample as blocks finish, -OutputPath writes predictions.csv and .npy outputs that -Resume continues after Ctrl+C, a crash or kill -9; torchvision''s ImageNet preprocessing (bit-exact on the test fixtures), -Resize, -Mean, -Std, -ChannelOrder, -DecodeThreads. Fp16 GPU units twice as fast (heuristic cuDNN search, NHWC). Profiles have one Table (stored as Entries); plans read from Get-Content without -Raw; results back from Import-Clixml or JSON draw charts.'
         }
     }
 }

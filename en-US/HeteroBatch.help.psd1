@@ -5,6 +5,7 @@
         Synopsis    = 'Lists the compute units of this machine: CPU core groups, NVIDIA GPUs and OpenVINO devices.'
         Description = 'Finds the units that can run a share of a batch. The CPU is one unit (cpu) by default, or several with -CpuGroup. An NVIDIA GPU is listed only if a CUDA session really starts on it; an OpenVINO device only if the loaded ONNX Runtime has that provider. Units that cannot run here are left out unless -ListAvailable is given, and then carry the reason. Each unit has a Fingerprint (hardware, provider, cores, runtime version) that keys stored profiles.'
         Parameters  = @{
+            Endpoint    = 'Inference servers that speak the Open Inference Protocol over REST (NVIDIA Triton, OpenVINO Model Server, KServe/MLServer, or Start-InferenceServer): one remote unit each (remote0, remote1, ...), listed instead of this machine''s units. A remote unit runs a model the server serves under the same name; it is profiled, planned and failed over like any unit, its times include the network, and tensors go as binary data. A server that is not ready is a RemoteUnavailable error (-ListAvailable lists it with the reason). Bearer token: $env:HETEROBATCH_REMOTE_TOKEN, read at import.' 
             Id            = 'Unit ids to return, such as cpu, cpu0 or gpu1. Wildcards are allowed.'
             CpuGroup      = 'How to split the CPU into units: All (one unit on every processor, the default), Core (one unit per processor), Numa (one per NUMA node), CoreType (performance and efficiency cores of a hybrid CPU), or a number of equal groups. Each group runs on its own pinned worker thread.'
             ListAvailable = 'Also list units that cannot run here (Available is False), with the Reason: for example a CUDA library that is not found.'
@@ -89,6 +90,42 @@
             @{ Code = '$r = Get-BatchPlan -Model tinynet -BatchSize 50 | Invoke-PartitionedInference -Balance Dynamic; $r.Top1'; Remarks = 'Runs with dynamic balance and prints the top class of each sample.' }
             @{ Code = 'Get-ChildItem ./photos -Filter *.jpg | Invoke-PartitionedInference -Plan $plan | Export-Csv ./classes.csv'; Remarks = 'Classifies a folder of photos and writes one row per photo, with memory bounded however many there are.' }
             @{ Code = 'Invoke-PartitionedInference -Plan $plan -InputPath ./photos -OutputPath ./out -Resume -InformationVariable job | Out-Null; $job.MessageData'; Remarks = 'A resumable job: run it again after a stop and it goes on where it was; predictions.csv and one .npy per output land in ./out. $job.MessageData is the summary.' }
+        )
+    }
+    'Start-InferenceServer' = @{
+        Synopsis    = 'Serves a plan''s model over the Open Inference Protocol (KServe v2, REST) from this machine''s units.'
+        Description = 'Listens on -Address:-Port (127.0.0.1:8000 by default: this machine only) and answers the protocol''s REST endpoints: GET /v2/health/live and /v2/health/ready, GET /v2 (server metadata, with the binary_tensor_data extension), GET /v2/models/<model> (inputs and outputs, batch dimension -1) and /v2/models/<model>/ready, and POST /v2/models/<model>/infer with tensors as JSON data or as binary data (Inference-Header-Content-Length). The model is served under its HeteroBatch name. Each infer request runs as a partitioned run of the plan scaled to its samples, one request at a time. Another HeteroBatch (Get-ComputeUnit -Endpoint) or any client of the protocol can use it. There is no authentication unless -Token is given; then every request but the health checks needs "Authorization: Bearer <token>". Without -Wait the server runs in the background of this session until Stop-InferenceServer or the module is removed; with -Wait the command serves until Ctrl+C.'
+        Parameters  = @{
+            Plan    = 'The plan each request runs, piped from Get-BatchPlan.'
+            Port    = 'The TCP port. Default: 8000.'
+            Address = 'The address to listen on. Default: 127.0.0.1 (this machine only); * listens on every address.'
+            Token   = 'Require this bearer token on every request but the health checks (clients set $env:HETEROBATCH_REMOTE_TOKEN before Import-Module).'
+            Wait    = 'Serve until Ctrl+C, then stop cleanly.'
+        }
+        Examples    = @(
+            @{ Code = 'Get-BatchPlan -Model resnet-50 -BatchSize 64 | Start-InferenceServer -Port 8000 -Wait'; Remarks = 'Serves resnet-50 from every unit of this machine until Ctrl+C.' }
+            @{ Code = '$s = Get-BatchPlan -Model tinynet -BatchSize 16 | Start-InferenceServer -Port 8011; Get-ComputeUnit -Endpoint $s.Url'; Remarks = 'A server in the background, and this session''s own view of it as a remote unit.' }
+        )
+    }
+    'Get-InferenceServer' = @{
+        Synopsis    = 'Lists the inference servers this session started.'
+        Description = 'Each server''s id, address, model, units, whether it runs, and how many requests and samples it has served.'
+        Parameters  = @{
+            Id = 'Only these servers.'
+        }
+        Examples    = @(
+            @{ Code = 'Get-InferenceServer'; Remarks = 'Every server of this session.' }
+        )
+    }
+    'Stop-InferenceServer' = @{
+        Synopsis    = 'Stops inference servers this session started.'
+        Description = 'A request running is cancelled; the port is released. Supports -WhatIf and -Confirm.'
+        Parameters  = @{
+            Server = 'The servers to stop, piped from Get-InferenceServer or Start-InferenceServer.'
+            Id     = 'The ids of the servers to stop.'
+        }
+        Examples    = @(
+            @{ Code = 'Get-InferenceServer | Stop-InferenceServer'; Remarks = 'Stops every server of this session.' }
         )
     }
     'Get-InferenceModel' = @{

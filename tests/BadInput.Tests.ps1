@@ -43,7 +43,7 @@ Describe 'Bad models and paths' {
         @{ Name = 'a plan for a unit that has no profile of the model'; Id = 'ProfileNotFound'; Run = { Get-BatchPlan -Model squeezenet_v1.1 -BatchSize 4 -Unit cpu1 } }
         @{ Name = 'profiles of two models piped together'; Id = 'ProfileModelMismatch'; Run = {
                 $sq = [HeteroBatch.Engine.Profiling.UnitProfile]::new(); $sq.Unit = $units[1]; $sq.Model = 'other'; $sq.ModelSha256 = 'beef'
-                $sq.Entries.Add([HeteroBatch.Engine.Profiling.ProfileEntry]@{ BatchSize = 1; MedianMs = 1 })
+                $sq.Table.Add([HeteroBatch.Engine.Profiling.ProfileEntry]@{ BatchSize = 1; MedianMs = 1 })
                 @($profiles[0], $sq) | Get-BatchPlan -BatchSize 4 } }
     ) {
         (Get-FirstError $Run).FullyQualifiedErrorId | Should -BeLike "$Id,*"
@@ -155,7 +155,7 @@ Describe 'Bad profile stores' {
     It 'still returns measurements it cannot store, with ProfileStoreFailed' {
         $out = $units[0] | Invoke-Profile -Model tinynet -BatchSize 1 -SecondsPerSize 0.02 -ProfilePath /proc/heterobatch-store -ErrorVariable ev -ErrorAction SilentlyContinue
         $out | Should -BeOfType ([HeteroBatch.Engine.Profiling.UnitProfile])
-        $out.Entries.Count | Should -Be 1
+        $out.Table.Count | Should -Be 1
         $ev[0].FullyQualifiedErrorId | Should -BeLike 'ProfileStoreFailed,*'
     }
 

@@ -23,6 +23,25 @@ Describe 'Objects that survive serializers and jobs' {
         ($plan.Shards | Measure-Object Count -Sum).Sum | Should -Be 8
     }
 
+    It 'reads a plan from the lines of its JSON file (Get-Content without -Raw)' {
+        $file = Join-Path $TestDrive 'plan.json'
+        $profiles | Get-BatchPlan -BatchSize 8 | ConvertTo-Json -Depth 10 | Set-Content $file
+        (Get-Content $file).Count | Should -BeGreaterThan 10
+        $r = Invoke-PartitionedInference -Plan (Get-Content $file)
+        $r.BatchSize | Should -Be 8
+        # piped line by line, each line is refused with the way to read the file whole
+        $e = { Get-Content $file | Invoke-PartitionedInference -ErrorAction Stop } | Should -Throw -PassThru
+        $e.Exception.Message | Should -Match 'Get-Content -Raw'
+    }
+
+    It 'puts a profile''s table in JSON once, and binds that JSON back' {
+        $json = $profiles[0] | ConvertTo-Json -Depth 6
+        ([regex]::Matches($json, '"BatchSize"')).Count | Should -Be $profiles[0].Table.Count
+        $json | Should -Not -Match '"Entries"'
+        $plan = $json | ConvertFrom-Json | Get-BatchPlan -BatchSize 4
+        $plan.BatchSize | Should -Be 4
+    }
+
     It 'runs a plan that came back from Start-Job' {
         $job = Start-Job -ScriptBlock {
             param($module, $storePath)
@@ -89,7 +108,7 @@ Describe 'Binding' {
     It 'says ProfileModelMismatch, not UnitsOverlap, for two models profiled on one unit' {
         $other = [HeteroBatch.Engine.Profiling.UnitProfile]::new()
         $other.Unit = $profiles[0].Unit; $other.Model = 'other'; $other.ModelSha256 = 'beef'
-        $other.Entries.Add([HeteroBatch.Engine.Profiling.ProfileEntry]@{ BatchSize = 1; MedianMs = 1 })
+        $other.Table.Add([HeteroBatch.Engine.Profiling.ProfileEntry]@{ BatchSize = 1; MedianMs = 1 })
         { @($profiles[0], $other) | Get-BatchPlan -BatchSize 4 -ErrorAction Stop } | Should -Throw -ErrorId 'ProfileModelMismatch,*'
     }
 }
@@ -234,6 +253,9 @@ Describe 'Charts' {
         @{ What = 'profiles'; Ext = 'png'; Get = { $profiles } }
         @{ What = 'a plan'; Ext = 'svg'; Get = { $profiles | Get-BatchPlan -BatchSize 6 } }
         @{ What = 'a result'; Ext = 'png'; Get = { $profiles | Get-BatchPlan -BatchSize 6 | Invoke-PartitionedInference } }
+        @{ What = 'a result back from Export-Clixml'; Ext = 'svg'; Get = { $f = Join-Path $TestDrive 'r.xml'; $profiles | Get-BatchPlan -BatchSize 6 | Invoke-PartitionedInference | Export-Clixml $f; Import-Clixml $f } }
+        @{ What = 'a result back from JSON'; Ext = 'png'; Get = { $profiles | Get-BatchPlan -BatchSize 6 | Invoke-PartitionedInference | ConvertTo-Json -Depth 8 | ConvertFrom-Json } }
+        @{ What = 'profiles back from Export-Clixml'; Ext = 'png'; Get = { $f = Join-Path $TestDrive 'p.xml'; $profiles | Export-Clixml $f; Import-Clixml $f } }
     ) {
         $file = Join-Path $TestDrive "chart-$($What -replace ' ', '-').$Ext"
         $out = & $Get | Export-PerformanceChart $file

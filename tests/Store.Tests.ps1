@@ -54,8 +54,8 @@ Describe 'Set-PerformanceProfile' {
     It 'leaves the piped profile as it was and returns an edited copy' {
         $piped = Get-PerformanceProfile -Model tinynet
         $p = $piped | Set-PerformanceProfile -BatchSize 3 -MedianMs 9.5 -Confirm:$false
-        $piped.Entries.BatchSize | Should -Not -Contain 3
-        $p.Entries.BatchSize | Should -Contain 3
+        $piped.Table.BatchSize | Should -Not -Contain 3
+        $p.Table.BatchSize | Should -Contain 3
         [object]::ReferenceEquals($piped, $p) | Should -BeFalse
         Get-PerformanceProfile -Model tinynet | Remove-PerformanceProfile -BatchSize 3 -Confirm:$false | Out-Null
     }

@@ -86,7 +86,7 @@ public static class Measurements
                     return new UnitProfile
                     {
                         Unit = new ComputeUnit { Id = $"u{i}", Name = $"u{i}" }, Model = "m", ModelSha256 = "m", MaxBatchSize = max,
-                        Entries = ProfileSchedule.Default(max).Select(b => new ProfileEntry { BatchSize = b, MedianMs = overhead + per * b * (0.8 + 0.4 * rng.NextDouble()) }).ToList(),
+                        Table = ProfileSchedule.Default(max).Select(b => new ProfileEntry { BatchSize = b, MedianMs = overhead + per * b * (0.8 + 0.4 * rng.NextDouble()) }).ToList(),
                     };
                 }).ToList();
                 double Time(PlanAlgorithm a, out double max)
@@ -146,8 +146,8 @@ public static class Measurements
         var c2 = Stopwatch.StartNew();
         var second = await Profiler.RunAsync(context, unit, model, settings);
         double s2 = c2.Elapsed.TotalSeconds;
-        var diffs = first.Entries.Join(second.Entries, e => e.BatchSize, e => e.BatchSize, (a, b) => Math.Abs(a.MedianMs - b.MedianMs) / a.MedianMs * 100).OrderBy(x => x).ToList();
-        var row = new SweepRow(model.Name, unit.Id, s1, s2, first.Entries.Count, Math.Round(Median(diffs), 2), Math.Round(diffs.Max(), 2));
+        var diffs = first.Table.Join(second.Table, e => e.BatchSize, e => e.BatchSize, (a, b) => Math.Abs(a.MedianMs - b.MedianMs) / a.MedianMs * 100).OrderBy(x => x).ToList();
+        var row = new SweepRow(model.Name, unit.Id, s1, s2, first.Table.Count, Math.Round(Median(diffs), 2), Math.Round(diffs.Max(), 2));
         Console.WriteLine($"default sweep of {model.Name} on {unit.Id}: {s1:F1} s and {s2:F1} s for {row.Sizes} sizes; medians differ by {row.MedianAbsDiffPercent}% (median), {row.MaxAbsDiffPercent}% (max)");
         return row;
     }

@@ -86,7 +86,7 @@ foreach (var modelName in options.Models)
             store?.Save(profile);
             results.Profiles.Add(new ProfileRow(model.Name, profile.Unit.Id, seconds, profile.MaxBatchSize, profile.FailedBatchSize,
                 profile.Table.Select(e => new ProfilePoint(e.BatchSize, e.MedianMs, e.P10Ms, e.P90Ms, e.ImagesPerSecond, e.TransferMs)).ToList()));
-            Console.WriteLine($"profiled {model.Name} on {profile.Unit.Id} in {seconds:F1} s{(profile.MeasuredAlongside.Length > 0 ? " (all units at once)" : "")}: sizes {profile.Entries.Count}, max batch {profile.MaxBatchSize}{(profile.FailedBatchSize is int f ? $" (failed at {f})" : "")}");
+            Console.WriteLine($"profiled {model.Name} on {profile.Unit.Id} in {seconds:F1} s{(profile.MeasuredAlongside.Length > 0 ? " (all units at once)" : "")}: sizes {profile.Table.Count}, max batch {profile.MaxBatchSize}{(profile.FailedBatchSize is int f ? $" (failed at {f})" : "")}");
         }
     }
     foreach (var batch in options.Batches)

@@ -34,6 +34,9 @@ public sealed record EngineOptions
     /// <summary>CUDA: more of the provider's options, as name=value (they override HeteroBatch's own), for tuning experiments.</summary>
     public IReadOnlyDictionary<string, string> CudaProviderOptions { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>Remote units: the bearer token their servers require (HETEROBATCH_REMOTE_TOKEN), or null.</summary>
+    public string? RemoteToken { get; init; }
+
     /// <summary>Where ONNX Runtime writes a per-node profile of every session (a file name prefix); null for none. For finding where a model's time goes.</summary>
     public string? OrtProfilePrefix { get; init; }
 
@@ -47,6 +50,7 @@ public sealed record EngineOptions
     public const string NhwcVariable = "HETEROBATCH_CUDA_NHWC";
     public const string OrtProfileVariable = "HETEROBATCH_ORT_PROFILE";
     public const string CudaOptionsVariable = "HETEROBATCH_CUDA_OPTIONS";
+    public const string RemoteTokenVariable = "HETEROBATCH_REMOTE_TOKEN";
 
     /// <summary>Options from HETEROBATCH_CUDNN_SEARCH, HETEROBATCH_NO_TRANSFER_SPLIT=1 and HETEROBATCH_TEST_FAIL_UNIT=unitId:k.</summary>
     public static EngineOptions FromEnvironment(Func<string, string?>? read = null)
@@ -58,6 +62,7 @@ public sealed record EngineOptions
         if (read(PinnedVariable) == "1") options = options with { PinnedTransfers = true };
         if (read(NhwcVariable) is "1" or "0") options = options with { CudaPreferNhwc = read(NhwcVariable) == "1" };
         if (read(OrtProfileVariable) is { Length: > 0 } prefix) options = options with { OrtProfilePrefix = prefix };
+        if (read(RemoteTokenVariable) is { Length: > 0 } token) options = options with { RemoteToken = token };
         if (read(CudaOptionsVariable) is { Length: > 0 } cuda)
             options = options with
             {

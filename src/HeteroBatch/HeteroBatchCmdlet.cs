@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Management.Automation;
 using HeteroBatch.Engine;
+using HeteroBatch.Engine.Models;
 using HeteroBatch.Engine.Profiling;
 
 namespace HeteroBatch;
@@ -114,5 +115,17 @@ public abstract class HeteroBatchCmdlet : PSCmdlet
         try { return work(); }
         catch (HeteroBatchException e) { Fail(e); throw; }
         catch (AggregateException a) when (a.InnerException is HeteroBatchException e) { Fail(e); throw; }
+    }
+
+    /// <summary>The model a plan was made for, found again by its content hash (ModelChanged when it is gone or different).</summary>
+    protected static ModelSource ModelOf(Engine.Planning.BatchPlan plan)
+    {
+        var source = plan.ModelPath != null && File.Exists(plan.ModelPath) && ModelCatalog.HashOf(plan.ModelPath) == plan.ModelSha256
+            ? new ModelSource { Name = plan.Model, Path = plan.ModelPath, Sha256 = plan.ModelSha256, IsBuiltIn = ModelZoo.Find(plan.Model) != null }
+            : ModelZoo.Find(plan.Model) != null ? ModelCatalog.Resolve(plan.Model) : null;
+        if (source == null || source.Sha256 != plan.ModelSha256)
+            throw new HeteroBatchException("ModelChanged", FailureKind.InvalidData,
+                $"The plan is for '{plan.Model}' with content hash {plan.ModelSha256[..Math.Min(12, plan.ModelSha256.Length)]}, and no such model file is found now; profile and plan again.", plan.Model);
+        return source;
     }
 }

@@ -16,7 +16,13 @@ public sealed class JsonObjectAttribute : ArgumentTransformationAttribute
     {
         if (inputData is null) return null;
         if (inputData is System.Collections.IList list && inputData is not string)
+        {
+            var items = list.Cast<object?>().Select(i => i is PSObject p ? p.BaseObject : i).ToList();
+            // the lines of a JSON file (-Plan (Get-Content plan.json)): one document
+            if (items.Count > 1 && items.All(i => i is string))
+                return TransformOne(engineIntrinsics, string.Join("\n", items));
             return list.Cast<object?>().Select(item => TransformOne(engineIntrinsics, item)).ToArray();
+        }
         return TransformOne(engineIntrinsics, inputData);
     }
 
@@ -41,7 +47,9 @@ public sealed class JsonObjectAttribute : ArgumentTransformationAttribute
         }
         catch (JsonException e)
         {
-            throw new ArgumentTransformationMetadataException($"Not a HeteroBatch plan or profile: {e.Message}", e);
+            var hint = json.Contains('\n') || json.TrimStart().StartsWith('{') && !json.TrimEnd().EndsWith('}')
+                ? "" : " If this is one line of a JSON file, read the file whole: Get-Content -Raw <file>, or pass -Plan (Get-Content <file>).";
+            throw new ArgumentTransformationMetadataException($"Not a HeteroBatch plan or profile: {e.Message}{hint}", e);
         }
     }
 
@@ -56,7 +64,17 @@ public sealed class JsonObjectAttribute : ArgumentTransformationAttribute
     private static object? FromElement(JsonElement e)
     {
         bool isPlan = e.ValueKind == JsonValueKind.Object && e.TryGetProperty("Shards", out _);
-        return isPlan ? e.Deserialize<Engine.Planning.BatchPlan>(Options) : e.Deserialize<UnitProfile>(Options);
+        if (isPlan) return e.Deserialize<Engine.Planning.BatchPlan>(Options);
+        // PowerShell's ConvertTo-Json names the table as the property is named (Table); stored files name it Entries
+        if (e.ValueKind == JsonValueKind.Object && e.TryGetProperty("Table", out _) && !e.TryGetProperty("Entries", out _))
+        {
+            var node = System.Text.Json.Nodes.JsonNode.Parse(e.GetRawText())!.AsObject();
+            var table = node["Table"];
+            node.Remove("Table");
+            node["Entries"] = table;
+            return node.Deserialize<UnitProfile>(Options);
+        }
+        return e.Deserialize<UnitProfile>(Options);
     }
 }
 

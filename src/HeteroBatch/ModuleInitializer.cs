@@ -19,7 +19,11 @@ public sealed class ModuleInitializer : IModuleAssemblyInitializer, IModuleAssem
         }
     }
 
-    public void OnRemove(PSModuleInfo module) => ModuleContext.Stop();
+    public void OnRemove(PSModuleInfo module)
+    {
+        Commands.Servers.StopAll();
+        ModuleContext.Stop();
+    }
 }
 
 /// <summary>

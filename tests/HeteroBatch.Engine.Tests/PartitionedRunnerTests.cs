@@ -101,8 +101,8 @@ public sealed class PartitionedRunnerTests : IDisposable
     {
         var unit = TestModels.TwoCpuUnits()[0];
         var profile = await Profiler.RunAsync(_context, unit, TestModels.Tiny, new ProfileSettings { BatchSizes = new[] { 1, 4, 9 }, PointBudget = TimeSpan.FromMilliseconds(100) });
-        Assert.Equal(new[] { 1, 4, 9 }, profile.Entries.Select(e => e.BatchSize));
-        Assert.All(profile.Entries, e => Assert.True(e.MedianMs > 0 && e.Samples >= 3 && e.P10Ms <= e.MedianMs && e.MedianMs <= e.P90Ms));
+        Assert.Equal(new[] { 1, 4, 9 }, profile.Table.Select(e => e.BatchSize));
+        Assert.All(profile.Table, e => Assert.True(e.MedianMs > 0 && e.Samples >= 3 && e.P10Ms <= e.MedianMs && e.MedianMs <= e.P90Ms));
         Assert.Equal(9, profile.MaxBatchSize);
     }
 }

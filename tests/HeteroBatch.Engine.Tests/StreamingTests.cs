@@ -93,7 +93,8 @@ public sealed class StreamingTests : IDisposable
     {
         var files = Files(MakeInputs(35));
         var whole = Path.Combine(_dir, "whole");
-        Stream(files, whole);
+        var first = Stream(files, whole);
+        Assert.All(first.Units, u => Assert.False(u.Failed, $"{u.UnitId} failed: {u.Error}"));
 
         var stopped = Path.Combine(_dir, "stopped");
         using var stop = new CancellationTokenSource();
@@ -109,9 +110,11 @@ public sealed class StreamingTests : IDisposable
         Assert.Equal("OutputPathInUse", refused.ErrorId);
         var rest = new List<SamplePrediction>();
         var summary = Stream(files, stopped, resume: true, onBlock: rest.AddRange);
+        Assert.All(summary.Units, u => Assert.False(u.Failed, $"{u.UnitId} failed: {u.Error}"));
         Assert.Equal(16, summary.SamplesResumed);
         Assert.Equal(files.SampleCount - 16, summary.SamplesRun);
         Assert.Equal(16, rest[0].Index);
+        Assert.Equal(File.ReadAllLines(Path.Combine(whole, JobOutput.PredictionsFile)), File.ReadAllLines(Path.Combine(stopped, JobOutput.PredictionsFile)));
         foreach (var name in new[] { "logits.npy", JobOutput.PredictionsFile, JobOutput.InputsFile })
             Assert.Equal(File.ReadAllBytes(Path.Combine(whole, name)), File.ReadAllBytes(Path.Combine(stopped, name)));
 

@@ -20,7 +20,7 @@ public static class TestModels
     {
         Unit = new ComputeUnit { Id = unitId, Name = unitId, RuntimeVersion = "test" },
         Model = model, ModelSha256 = "feedface" + model, MeasuredAt = DateTimeOffset.UtcNow,
-        Entries = points.Select(p => new ProfileEntry { BatchSize = p.B, MedianMs = p.Ms, Samples = 1 }).ToList(),
+        Table = points.Select(p => new ProfileEntry { BatchSize = p.B, MedianMs = p.Ms, Samples = 1 }).ToList(),
         MaxBatchSize = points.Max(p => p.B),
     };
 }

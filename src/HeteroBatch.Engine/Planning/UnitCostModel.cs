@@ -26,7 +26,7 @@ public sealed class UnitCostModel
         Profile = profile;
         Unit = profile.Unit;
         Factor = factor > 0 && double.IsFinite(factor) ? factor : 1;
-        var usable = profile.Entries.Where(e => e.BatchSize >= 1 && e.MedianMs > 0 && double.IsFinite(e.MedianMs)).ToList();
+        var usable = profile.Table.Where(e => e.BatchSize >= 1 && e.MedianMs > 0 && double.IsFinite(e.MedianMs)).ToList();
         int limit = profile.FailedBatchSize is int f ? f - 1 : int.MaxValue;
         _points = usable.Where(e => e.BatchSize <= limit).GroupBy(e => e.BatchSize)
             .Select(g => (g.Key, g.Last().MedianMs * Factor)).OrderBy(p => p.Key).ToArray();

@@ -84,10 +84,10 @@ public sealed partial class ProfileStore
                 $"{path} was written by a newer HeteroBatch (schema above {UnitProfile.CurrentSchema}); it was not overwritten and these measurements were not stored.", path);
         if (existing != null)
         {
-            var byBatch = existing.Entries.ToDictionary(e => e.BatchSize);
-            foreach (var e in profile.Entries) byBatch[e.BatchSize] = e;
+            var byBatch = existing.Table.ToDictionary(e => e.BatchSize);
+            foreach (var e in profile.Table) byBatch[e.BatchSize] = e;
             merged = profile;
-            merged.Entries = byBatch.Values.OrderBy(e => e.BatchSize).ToList();
+            merged.Table = byBatch.Values.OrderBy(e => e.BatchSize).ToList();
             merged.MaxBatchSize = Math.Max(existing.MaxBatchSize, profile.MaxBatchSize);
             if (profile.FailedBatchSize == null && existing.FailedBatchSize is int f && f > merged.MaxBatchSize)
             {
@@ -157,7 +157,7 @@ public sealed partial class ProfileStore
         {
             var bytes = File.ReadAllBytes(path);
             var p = bytes.Length == 0 ? null : JsonSerializer.Deserialize<UnitProfile>(bytes, Json);
-            if (p != null && p.SchemaVersion == UnitProfile.CurrentSchema && !string.IsNullOrEmpty(p.Model) && p.Entries != null && p.Unit != null)
+            if (p != null && p.SchemaVersion == UnitProfile.CurrentSchema && !string.IsNullOrEmpty(p.Model) && p.Table != null && p.Unit != null)
                 return p;
             if (p != null && p.SchemaVersion > UnitProfile.CurrentSchema)
             {

@@ -102,7 +102,7 @@ public static class Profiler
             var worker = context.Workers.For(unit);
             return worker.Invoke(() => Measure(worker, model, settings, progress, cancel)).ContinueWith(t =>
             {
-                if (t.IsCompletedSuccessfully && t.Result.Entries.Count > 0)
+                if (t.IsCompletedSuccessfully && t.Result.Table.Count > 0)
                     lock (loads) loads.Add(worker.Invoke(() => KeepBusy(worker, model, t.Result.MaxBatchSize, allDone.Token)));
                 return t;
             }, TaskScheduler.Default).Unwrap();
@@ -181,7 +181,7 @@ public static class Profiler
                     entry.ComputeMs = compute;
                     entry.TransferMs = Math.Max(0, entry.MedianMs - compute);
                 }
-                profile.Entries.Add(entry);
+                profile.Table.Add(entry);
                 profile.MaxBatchSize = Math.Max(profile.MaxBatchSize, b);
                 progress?.Invoke(new ProfileProgress(unit.Id, b, i + 1, schedule.Length, entry, null));
             }
@@ -194,7 +194,7 @@ public static class Profiler
             }
         }
         cancel.ThrowIfCancellationRequested();
-        if (unit.Precision != Precision.Fp32 && profile.Entries.Count > 0)
+        if (unit.Precision != Precision.Fp32 && profile.Table.Count > 0)
             profile.Agreement = AgreementWithFp32(loaded, model, Math.Min(8, profile.MaxBatchSize), settings.Seed);
         return profile;
     }

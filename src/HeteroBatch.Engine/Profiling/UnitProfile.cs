@@ -23,7 +23,7 @@ public sealed class ProfileEntry
 }
 
 /// <summary>The performance table of one model on one unit, with where and when it was measured.</summary>
-public sealed class UnitProfile
+public sealed class UnitProfile : System.Text.Json.Serialization.IJsonOnDeserialized
 {
     public const int CurrentSchema = 1;
     public int SchemaVersion { get; set; } = CurrentSchema;
@@ -34,7 +34,9 @@ public sealed class UnitProfile
     public string? ModelPath { get; set; }
     /// <summary>How the model takes a batch: Native, Rewritten (a fixed batch made symbolic) or Fixed (pieces of its fixed batch).</summary>
     public string BatchMode { get; set; } = "Native";
-    public List<ProfileEntry> Entries { get; set; } = new();
+    /// <summary>The measurements, one per batch size, in ascending batch size ("Entries" in stored files).</summary>
+    [System.Text.Json.Serialization.JsonPropertyName("Entries")]
+    public List<ProfileEntry> Table { get; set; } = new();
     /// <summary>The largest batch size that ran.</summary>
     public int MaxBatchSize { get; set; }
     /// <summary>The first batch size that failed (out of memory or otherwise), if any; profiling stopped growing there.</summary>
@@ -50,15 +52,14 @@ public sealed class UnitProfile
 
     public string UnitId => Unit.Id;
 
+    /// <summary>Files written by hand or by older versions may list sizes in any order; the table is kept ascending.</summary>
+    public void OnDeserialized() => Table = (Table ?? new()).OrderBy(e => e.BatchSize).ToList();
+
     /// <summary>How many batch sizes the table holds.</summary>
-    public int Sizes => Entries.Count;
+    public int Sizes => Table.Count;
 
     /// <summary>Samples per second at the profiled size that gives the most.</summary>
-    public double BestImagesPerSecond => Entries.Count == 0 ? 0 : Entries.Max(e => e.ImagesPerSecond);
-
-    /// <summary>Entries ordered by batch size, as an array (so .Count and [i] work).</summary>
-    [System.Text.Json.Serialization.JsonIgnore]
-    public ProfileEntry[] Table => Entries.OrderBy(e => e.BatchSize).ToArray();
+    public double BestImagesPerSecond => Table.Count == 0 ? 0 : Table.Max(e => e.ImagesPerSecond);
 
     /// <summary>A deep copy: the engine hands out changed copies and never edits a profile a caller holds.</summary>
     public UnitProfile Copy() =>
@@ -72,9 +73,9 @@ public sealed class UnitProfile
     {
         var p = Copy();
         var entry = new ProfileEntry { BatchSize = batchSize, MedianMs = medianMs, P10Ms = medianMs, P90Ms = medianMs, MinMs = medianMs, Samples = 0 };
-        p.Entries = p.Entries.Where(e => e.BatchSize != batchSize).Append(entry).OrderBy(e => e.BatchSize).ToList();
+        p.Table = p.Table.Where(e => e.BatchSize != batchSize).Append(entry).OrderBy(e => e.BatchSize).ToList();
         if (p.FailedBatchSize is int f && batchSize >= f) { p.FailedBatchSize = null; p.FailureReason = null; }
-        p.MaxBatchSize = p.Entries.Max(e => e.BatchSize);
+        p.MaxBatchSize = p.Table.Max(e => e.BatchSize);
         return p;
     }
 

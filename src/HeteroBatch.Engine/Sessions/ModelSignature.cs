@@ -15,6 +15,13 @@ public sealed class ModelSignature
     public long BytesPerSample =>
         Inputs.Concat(Outputs).Sum(t => Math.Max(1, t.SampleElements) * TensorBatch.ElementSize(t.ElementType));
 
+    /// <summary>A signature read elsewhere (a remote server's model metadata); the batch axis is symbolic.</summary>
+    public ModelSignature(IReadOnlyList<TensorSpec> inputs, IReadOnlyList<TensorSpec> outputs)
+    {
+        Inputs = inputs;
+        Outputs = outputs;
+    }
+
     public ModelSignature(InferenceSession session)
     {
         Inputs = session.InputMetadata.Select(kv => Spec(kv.Key, kv.Value)).ToList();

@@ -5,9 +5,9 @@ using HeteroBatch.Engine.Models;
 
 namespace HeteroBatch.Engine.Units;
 
-public enum UnitKind { Cpu, Gpu, IntegratedGpu, Npu }
+public enum UnitKind { Cpu, Gpu, IntegratedGpu, Npu, Remote }
 
-public enum ExecutionProvider { CPU, CUDA, TensorRT, OpenVINO }
+public enum ExecutionProvider { CPU, CUDA, TensorRT, OpenVINO, Remote }
 
 /// <summary>
 /// One device that runs a share of a batch: a group of CPU cores, one GPU, or an OpenVINO
@@ -31,6 +31,8 @@ public sealed class ComputeUnit
     /// <summary>For a GPU: the processor its worker thread is pinned to, where one was reserved.</summary>
     public int? FeederProcessor { get; set; }
     public long MemoryBytes { get; set; }
+    /// <summary>Remote units: the inference server's base address (http://host:port/).</summary>
+    public string? Endpoint { get; set; }
     /// <summary>PCI bus id of a GPU, where known.</summary>
     public string? BusId { get; set; }
     /// <summary>The arithmetic the unit runs models in: Fp32, Tf32 (NVIDIA GPUs) or Fp16 (the model converted). Part of the fingerprint.</summary>
@@ -58,7 +60,8 @@ public sealed class ComputeUnit
     {
         get
         {
-            var text = $"{Kind}|{Name}|{Provider}|{DeviceId}|{string.Join(",", Processors)}|{BusId}|{RuntimeVersion}" + Precision switch { Precision.Tf32 => "|tf32", Precision.Fp16 => "|fp16", _ => "" };
+            var text = $"{Kind}|{Name}|{Provider}|{DeviceId}|{string.Join(",", Processors)}|{BusId}|{RuntimeVersion}" + Precision switch { Precision.Tf32 => "|tf32", Precision.Fp16 => "|fp16", _ => "" }
+                + (Endpoint != null ? $"|{Endpoint}" : "");
             var hash = SHA256.HashData(Encoding.UTF8.GetBytes(text));
             return Convert.ToHexString(hash, 0, 8).ToLowerInvariant();
         }

@@ -13,6 +13,8 @@ public static class UnitDiscovery
     public static IReadOnlyList<ComputeUnit> Discover(DiscoveryRequest request)
     {
         var version = OrtRuntime.Version;
+        if (request.Endpoints.Count > 0)
+            return UnitBackends.Remote.Discover(request, version).Where(u => u.Available || request.IncludeUnavailable).ToList();
         var found = UnitBackends.Accelerators.Select(b => (Backend: b, Units: b.Discover(request, version))).ToList();
         var allowed = CpuTopology.AllowedProcessors();
         var fed = found.Where(f => f.Backend.NeedsFeeder).SelectMany(f => f.Units).Where(u => u.Available).ToList();

@@ -78,7 +78,7 @@ public sealed class UnitWorker : IDisposable
         try
         {
             // the unit's precision picks the file: the model itself, or its fp16 form (converted once, cached)
-            loaded = _backend.Open(Unit, ModelCatalog.PathFor(model, Unit.Precision), Settings);
+            loaded = _backend.Open(Unit, model, Settings);
         }
         catch (OnnxRuntimeException e)
         {

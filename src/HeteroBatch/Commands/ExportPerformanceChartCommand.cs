@@ -39,6 +39,7 @@ public sealed class ExportPerformanceChartCommand : HeteroBatchCmdlet
     protected override void ProcessRecord()
     {
         var value = InputObject is PSObject ps ? ps.BaseObject : InputObject;
+        if (value is PSCustomObject && InputObject is PSObject shell) value = FromDeserialized(shell) ?? value;
         switch (value)
         {
             case UnitProfile p: _profiles.Add(p); break;
@@ -49,6 +50,30 @@ public sealed class ExportPerformanceChartCommand : HeteroBatchCmdlet
                     $"Export-PerformanceChart draws profiles, plans and results; it got {value?.GetType().Name ?? "nothing"}.", value));
                 break;
         }
+    }
+
+    /// <summary>
+    /// An object back from Import-Clixml, ConvertFrom-Json or a job: a result (it has Plan, Units
+    /// and WallMs; its outputs are not needed to draw it), or a plan or profile; null if none.
+    /// </summary>
+    private object? FromDeserialized(PSObject o)
+    {
+        bool isResult = o.Properties["Plan"] != null && o.Properties["Units"] != null && o.Properties["WallMs"] != null;
+        var engine = (EngineIntrinsics)SessionState.PSVariable.GetValue("ExecutionContext");
+        try
+        {
+            if (!isResult) return new JsonObjectAttribute().Transform(engine, o) is { } t and not PSObject ? t : null;
+            var json = JsonObjectAttribute.ToJson(engine, o);
+            if (json == null) return null;
+            var node = System.Text.Json.Nodes.JsonNode.Parse(json)!.AsObject();
+            node.Remove("Outputs");
+            var plan = new JsonObjectAttribute().Transform(engine, node["Plan"]!.ToJsonString()) as BatchPlan;
+            node.Remove("Plan");
+            var result = System.Text.Json.JsonSerializer.Deserialize<InferenceResult>(node.ToJsonString(), JsonObjectAttribute.Options);
+            if (result != null && plan != null) result.Plan = plan;
+            return result;
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or ArgumentTransformationMetadataException or InvalidOperationException) { return null; }
     }
 
     protected override void EndProcessing()

@@ -81,7 +81,7 @@ public sealed class GetBatchPlanCommand : HeteroBatchCmdlet
         if (profiles.Count == 0)
             Fail(new HeteroBatchException("ProfileNotFound", FailureKind.ObjectNotFound, "No profiles to plan from.", null));
         foreach (var p in profiles)
-            WriteVerbose($"planning from the profile of {p.Model} on {p.Unit.Id} ({p.Unit.Precision}), measured {p.MeasuredAt:u}{(p.MeasuredAlongside.Length > 0 ? " beside " + string.Join(", ", p.MeasuredAlongside) : " alone")}: {p.Entries.Count} sizes up to {p.MaxBatchSize}");
+            WriteVerbose($"planning from the profile of {p.Model} on {p.Unit.Id} ({p.Unit.Precision}), measured {p.MeasuredAt:u}{(p.MeasuredAlongside.Length > 0 ? " beside " + string.Join(", ", p.MeasuredAlongside) : " alone")}: {p.Table.Count} sizes up to {p.MaxBatchSize}");
         var (together, alone) = NoCalibration ? (null, null) : StoredProfiles.Calibration(this, profiles, ProfilePath);
         foreach (var (unit, c) in together ?? new Dictionary<string, (double Factor, int Runs)>())
             if (c.Runs > 0) WriteVerbose($"{unit}: {c.Runs} runs beside other units put its times at x{c.Factor:F3} of its profile");

@@ -7,7 +7,7 @@ using HeteroBatch.Engine.Units.Backends;
 
 namespace HeteroBatch.Commands;
 
-/// <summary>Lists the compute units of this machine: CPU core groups, NVIDIA GPUs, OpenVINO devices.</summary>
+/// <summary>Lists the compute units of this machine (CPU core groups, NVIDIA GPUs, OpenVINO devices), or inference servers as remote units (-Endpoint).</summary>
 [Cmdlet(VerbsCommon.Get, "ComputeUnit")]
 [OutputType(typeof(ComputeUnit))]
 public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
@@ -37,6 +37,11 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
     [Parameter]
     public SwitchParameter AllowTf32 { get; set; }
 
+    /// <summary>Inference servers that speak the Open Inference Protocol over REST (Triton, OpenVINO Model Server, KServe, HeteroBatch's Start-InferenceServer): one remote unit each, instead of this machine's units.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public Uri[]? Endpoint { get; set; }
+
     /// <summary>Also list units that cannot run here, with the reason.</summary>
     [Parameter]
     public SwitchParameter ListAvailable { get; set; }
@@ -46,10 +51,21 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
         if (!CpuGrouping.TryParse(CpuGroup, out var grouping))
             Fail(new HeteroBatchException("CpuGroupInvalid", FailureKind.InvalidArgument,
                 $"-CpuGroup '{CpuGroup}' is not All, Core, Numa, CoreType or a positive number of groups.", CpuGroup));
-        var request = new DiscoveryRequest { Grouping = grouping, IncludeUnavailable = ListAvailable, TensorRt = TensorRT, Precision = AllowTf32 ? Precision.Tf32 : Precision };
+        var request = new DiscoveryRequest
+        {
+            Grouping = grouping, IncludeUnavailable = ListAvailable, TensorRt = TensorRT, Precision = AllowTf32 ? Precision.Tf32 : Precision,
+            Endpoints = Endpoint == null ? Array.Empty<Uri>() : Engine(() => Endpoint.Select(RemoteBackend.Normalize).ToArray()),
+            Token = Context.Options.RemoteToken,
+        };
         var lines = new List<string>();
         var units = Engine(() => UnitDiscovery.Discover(request with { Log = lines.Add }));
         foreach (var line in lines) WriteVerbose(line);
+        // a server that does not answer is an error the caller can silence (the unit is listed with -ListAvailable)
+        if (Endpoint != null && !ListAvailable)
+            foreach (var (uri, i) in request.Endpoints.Select((u, i) => (u, i)))
+                if (!units.Any(u => u.Endpoint == uri.ToString()))
+                    WriteFailure(new HeteroBatchException("RemoteUnavailable", FailureKind.ResourceUnavailable,
+                        $"The inference server at {uri} is not ready: {lines.FirstOrDefault(l => l.StartsWith($"remote{i}:"))?[($"remote{i}: ".Length)..] ?? "no answer"}", uri.ToString()));
         foreach (var unit in units)
             if (Id == null || Id.Any(pattern => Wildcard.IsMatch(unit.Id, pattern)))
                 WriteObject(unit);

@@ -41,12 +41,12 @@ public sealed class GetPerformanceProfileCommand : HeteroBatchCmdlet
         }
         bool severalModels = profiles.Select(p => p.Model).Distinct().Count() > 1;
         string Column(UnitProfile p) => severalModels ? $"{p.Model} {p.Unit.Id} ms" : $"{p.Unit.Id} ms";
-        foreach (var batch in profiles.SelectMany(p => p.Entries.Select(e => e.BatchSize)).Distinct().OrderBy(b => b))
+        foreach (var batch in profiles.SelectMany(p => p.Table.Select(e => e.BatchSize)).Distinct().OrderBy(b => b))
         {
             var row = new PSObject();
             row.Properties.Add(new PSNoteProperty("BatchSize", batch));
             foreach (var p in profiles)
-                row.Properties.Add(new PSNoteProperty(Column(p), p.Entries.FirstOrDefault(e => e.BatchSize == batch)?.MedianMs is double ms ? Math.Round(ms, 3) : null));
+                row.Properties.Add(new PSNoteProperty(Column(p), p.Table.FirstOrDefault(e => e.BatchSize == batch)?.MedianMs is double ms ? Math.Round(ms, 3) : null));
             WriteObject(row);
         }
     }

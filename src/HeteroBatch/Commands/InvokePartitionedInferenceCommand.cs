@@ -167,7 +167,7 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
             }
         }
         ModelSource model;
-        try { model = _resolved != null && _resolved.Sha256 == plan.ModelSha256 ? _resolved : ResolvePlanModel(plan); }
+        try { model = _resolved != null && _resolved.Sha256 == plan.ModelSha256 ? _resolved : ModelOf(plan); }
         catch (HeteroBatchException e) { WriteFailure(e); return; }
 
         if (inputFiles != null) { RunFiles(plan, model, inputFiles); return; }
@@ -308,14 +308,4 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
         }
     }
 
-    private static ModelSource ResolvePlanModel(BatchPlan plan)
-    {
-        var source = plan.ModelPath != null && File.Exists(plan.ModelPath) && ModelCatalog.HashOf(plan.ModelPath) == plan.ModelSha256
-            ? new ModelSource { Name = plan.Model, Path = plan.ModelPath, Sha256 = plan.ModelSha256, IsBuiltIn = ModelZoo.Find(plan.Model) != null }
-            : ModelZoo.Find(plan.Model) != null ? ModelCatalog.Resolve(plan.Model) : null;
-        if (source == null || source.Sha256 != plan.ModelSha256)
-            throw new HeteroBatchException("ModelChanged", FailureKind.InvalidData,
-                $"The plan is for '{plan.Model}' with content hash {plan.ModelSha256[..Math.Min(12, plan.ModelSha256.Length)]}, and no such model file is found now; profile and plan again.", plan.Model);
-        return source;
-    }
 }

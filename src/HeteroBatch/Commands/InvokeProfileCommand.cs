@@ -154,7 +154,7 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
         var unit = profile.Unit;
         if (profile.FailedBatchSize is int failed)
             WriteWarning($"{unit.Id}: batch {failed} failed ({profile.FailureReason}); the largest batch that ran is {profile.MaxBatchSize}.");
-        if (profile.Entries.Count == 0)
+        if (profile.Table.Count == 0)
         {
             WriteFailure(new HeteroBatchException("ProfileFailed", FailureKind.InvalidOperation, $"No batch size ran on unit '{unit.Id}': {profile.FailureReason}", unit.Id));
             return;

@@ -37,10 +37,10 @@ public sealed class RemovePerformanceProfileCommand : HeteroBatchCmdlet
                 if (ShouldProcess($"{p.Model} on {p.Unit.Id} ({_store!.PathFor(p)})", "Remove profile")) _store.Remove(p);
                 continue;
             }
-            var drop = p.Entries.Where(e => BatchSize.Contains(e.BatchSize)).Select(e => e.BatchSize).ToArray();
+            var drop = p.Table.Where(e => BatchSize.Contains(e.BatchSize)).Select(e => e.BatchSize).ToArray();
             if (drop.Length == 0 || !ShouldProcess($"{p.Model} on {p.Unit.Id}", $"Remove batch sizes {string.Join(",", drop)}")) continue;
-            p.Entries = p.Entries.Where(e => !drop.Contains(e.BatchSize)).ToList();
-            p.MaxBatchSize = p.Entries.Count == 0 ? 0 : p.Entries.Max(e => e.BatchSize);
+            p.Table = p.Table.Where(e => !drop.Contains(e.BatchSize)).ToList();
+            p.MaxBatchSize = p.Table.Count == 0 ? 0 : p.Table.Max(e => e.BatchSize);
             _store!.Replace(p);
             WriteObject(p);
         }

@@ -95,9 +95,9 @@ public sealed class CudaBackend : OrtBackend
     public override int? WorkerProcessor(ComputeUnit unit) => unit.FeederProcessor;
 
     /// <summary>A session on the GPU; with pinned transfers on, its runs stage through page-locked host memory.</summary>
-    public override IModelSession Open(ComputeUnit unit, string modelPath, EngineOptions settings)
+    public override IModelSession Open(ComputeUnit unit, Models.ModelSource model, EngineOptions settings)
     {
-        var session = (LoadedModel)base.Open(unit, modelPath, settings);
+        var session = (LoadedModel)base.Open(unit, model, settings);
         if (settings.PinnedTransfers)
             session.UsePinnedStaging(new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA_PINNED, OrtAllocatorType.DeviceAllocator, unit.DeviceId, OrtMemType.CpuOutput));
         return session;

@@ -12,6 +12,10 @@ public sealed record DiscoveryRequest
     public bool TensorRt { get; init; }
     /// <summary>The precision accelerators run at (their own fingerprint); CPU units stay Fp32.</summary>
     public Models.Precision Precision { get; init; }
+    /// <summary>Inference servers to list as remote units (their base addresses); discovery then lists only these.</summary>
+    public IReadOnlyList<Uri> Endpoints { get; init; } = Array.Empty<Uri>();
+    /// <summary>A bearer token for the servers, where they require one.</summary>
+    public string? Token { get; init; }
     /// <summary>Receives one line per probe (for -Verbose).</summary>
     public Action<string>? Log { get; init; }
 }
@@ -42,7 +46,7 @@ public interface IUnitBackend
     /// session configured for the unit; a unit that is not local would return a client here.
     /// A session whose set-up fails halfway is disposed before the error leaves.
     /// </summary>
-    IModelSession Open(ComputeUnit unit, string modelPath, EngineOptions settings);
+    IModelSession Open(ComputeUnit unit, Models.ModelSource model, EngineOptions settings);
 
     /// <summary>Null when the unit can run here now; otherwise why not. Accelerators are compared with <paramref name="found"/>, the devices found here.</summary>
     string? WhyAbsent(ComputeUnit unit, IReadOnlyList<ComputeUnit> found);

@@ -23,10 +23,11 @@ public abstract class OrtBackend : IUnitBackend
     /// <summary>Adds the unit's execution provider and its threading to options.</summary>
     protected abstract void AddProvider(SessionOptions options, ComputeUnit unit, EngineOptions settings);
 
-    public virtual IModelSession Open(ComputeUnit unit, string modelPath, EngineOptions settings)
+    /// <summary>A session of the model's form at the unit's precision (fp16 units: the converted model).</summary>
+    public virtual IModelSession Open(ComputeUnit unit, Models.ModelSource model, EngineOptions settings)
     {
         using var options = Options(unit, settings);
-        return new LoadedModel(modelPath, options);
+        return new LoadedModel(Models.ModelCatalog.PathFor(model, unit.Precision), options);
     }
 
     /// <summary>The session options for a unit (the caller disposes them).</summary>

@@ -9,6 +9,7 @@ public static class UnitBackends
     public static readonly CpuBackend Cpu = new();
     public static readonly CudaBackend Cuda = new();
     public static readonly OpenVinoBackend OpenVino = new();
+    public static readonly RemoteBackend Remote = new();
 
     /// <summary>The accelerator backends, in the order their units are listed.</summary>
     public static IReadOnlyList<IUnitBackend> Accelerators { get; } = new IUnitBackend[] { Cuda, OpenVino };
@@ -20,6 +21,7 @@ public static class UnitBackends
         ExecutionProvider.CPU => Cpu,
         ExecutionProvider.CUDA or ExecutionProvider.TensorRT => Cuda,
         ExecutionProvider.OpenVINO => OpenVino,
+        ExecutionProvider.Remote => Remote,
         _ => throw new HeteroBatchException("UnitKindUnknown", FailureKind.InvalidData, $"No backend runs units of provider '{provider}'.", provider),
     };
 

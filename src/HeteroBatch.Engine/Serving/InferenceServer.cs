@@ -1,0 +1,267 @@
+using System.Net;
+using System.Text;
+using System.Text.Json.Nodes;
+using HeteroBatch.Engine.Data;
+using HeteroBatch.Engine.Execution;
+using HeteroBatch.Engine.Models;
+using HeteroBatch.Engine.Planning;
+using HeteroBatch.Engine.Sessions;
+
+namespace HeteroBatch.Engine.Serving;
+
+/// <summary>Where and how a server listens.</summary>
+public sealed record ServerSettings
+{
+    /// <summary>The address to listen on: loopback unless the user chooses another ("*" for every address).</summary>
+    public string Address { get; init; } = "127.0.0.1";
+    public int Port { get; init; } = 8000;
+    /// <summary>When set, every request but the health checks must carry "Authorization: Bearer &lt;token&gt;".</summary>
+    public string? Token { get; init; }
+    /// <summary>The largest request body taken (larger ones get 413).</summary>
+    public long MaxRequestBytes { get; init; } = 512L << 20;
+}
+
+/// <summary>
+/// Serves one model over the Open Inference Protocol's REST endpoints (health, server and model
+/// metadata, readiness, infer with JSON or binary tensor data) from this machine's units: each
+/// infer request runs as a partitioned run of the plan, scaled to the request's samples. Requests
+/// run one at a time (the units are shared); HTTP is HttpListener's.
+/// </summary>
+public sealed class InferenceServer : IDisposable
+{
+    private readonly EngineContext _context;
+    private readonly BatchPlan _plan;
+    private readonly ModelSource _model;
+    private readonly ServerSettings _settings;
+    private readonly HttpListener _listener = new();
+    private readonly SemaphoreSlim _oneAtATime = new(1, 1);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly ModelSignature _signature;
+    private Thread? _accept;
+    private long _requests, _samples, _failures;
+
+    public Uri Url { get; }
+    public string Model => _model.Name;
+    public BatchPlan Plan => _plan;
+    public DateTimeOffset StartedAt { get; private set; }
+    public long Requests => Interlocked.Read(ref _requests);
+    public long Samples => Interlocked.Read(ref _samples);
+    public long Failures => Interlocked.Read(ref _failures);
+    public bool Running => _listener.IsListening;
+
+    public InferenceServer(EngineContext context, BatchPlan plan, ModelSource model, ServerSettings settings)
+    {
+        PlanLayout.Validate(plan);
+        if (settings.Port is < 1 or > 65535)
+            throw new HeteroBatchException("PortInvalid", FailureKind.InvalidArgument, $"Port {settings.Port} is not between 1 and 65535.", settings.Port);
+        _context = context; _plan = plan; _model = model; _settings = settings;
+        _signature = PartitionedRunner.Signature(context, plan, model);
+        var host = settings.Address is "*" or "0.0.0.0" or "+" ? "*" : settings.Address;
+        Url = new Uri($"http://{(host == "*" ? "localhost" : host.Contains(':') ? $"[{host}]" : host)}:{settings.Port}/");
+        _listener.Prefixes.Add($"http://{(host.Contains(':') ? $"[{host}]" : host)}:{settings.Port}/");
+    }
+
+    /// <summary>Starts listening (throws ServerStartFailed if the port is taken or the address is not this machine's).</summary>
+    public void Start()
+    {
+        try { _listener.Start(); }
+        catch (HttpListenerException e)
+        {
+            throw new HeteroBatchException("ServerStartFailed", FailureKind.ResourceUnavailable, $"Could not listen on {Url}: {e.Message}", Url.ToString(), e);
+        }
+        StartedAt = DateTimeOffset.UtcNow;
+        _accept = new Thread(Accept) { IsBackground = true, Name = $"HeteroBatch server {Url}" };
+        _accept.Start();
+    }
+
+    private void Accept()
+    {
+        while (_listener.IsListening)
+        {
+            HttpListenerContext request;
+            try { request = _listener.GetContext(); }
+            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException) { return; }
+            ThreadPool.QueueUserWorkItem(_ => Handle(request));
+        }
+    }
+
+    private void Handle(HttpListenerContext http)
+    {
+        var response = http.Response;
+        try
+        {
+            var path = http.Request.Url!.AbsolutePath.TrimEnd('/');
+            var method = http.Request.HttpMethod;
+            if (method == "GET" && path is "/v2/health/live" or "/v2/health/ready") { Reply(response, 200, new JsonObject()); return; }
+            if (_settings.Token != null && http.Request.Headers["Authorization"] != $"Bearer {_settings.Token}")
+            {
+                response.AddHeader("WWW-Authenticate", "Bearer");
+                Reply(response, 401, Error("a bearer token is required"));
+                return;
+            }
+            if (method == "GET" && path == "/v2")
+            {
+                Reply(response, 200, new JsonObject
+                {
+                    ["name"] = "heterobatch",
+                    ["version"] = typeof(InferenceServer).Assembly.GetName().Version?.ToString(3) ?? "0",
+                    ["extensions"] = new JsonArray(InferenceProtocol.BinaryExtension),
+                });
+                return;
+            }
+            var prefix = $"/v2/models/{Uri.EscapeDataString(_model.Name)}";
+            var rest = path.StartsWith(prefix, StringComparison.Ordinal) ? path[prefix.Length..] : null;
+            if (rest != null && rest.StartsWith("/versions/", StringComparison.Ordinal))
+            {
+                int cut = rest.IndexOf('/', "/versions/".Length);
+                rest = cut < 0 ? "" : rest[cut..];
+            }
+            if (rest == null) { Reply(response, 404, Error($"no model at {path}; this server serves '{_model.Name}'")); return; }
+            if (method == "GET" && rest == "") { Reply(response, 200, InferenceProtocol.ModelMetadata(_model.Name, _signature.Inputs, _signature.Outputs)); return; }
+            if (method == "GET" && rest == "/ready") { Reply(response, 200, new JsonObject()); return; }
+            if (method == "POST" && rest == "/infer") { Infer(http); return; }
+            Reply(response, 404, Error($"{method} {path} is not an endpoint of this server"));
+        }
+        catch (HeteroBatchException e)
+        {
+            Interlocked.Increment(ref _failures);
+            TryReply(response, StatusOf(e), Error(e.Message));
+        }
+        catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException)
+        {
+            Interlocked.Increment(ref _failures); // the client went away
+        }
+        catch (OperationCanceledException)
+        {
+            Interlocked.Increment(ref _failures);
+            TryReply(response, 503, Error("the server is stopping"));
+        }
+        catch (Exception e)
+        {
+            // whatever else went wrong answers this request, never ends the process
+            Interlocked.Increment(ref _failures);
+            TryReply(response, 500, Error(e.Message));
+        }
+        finally
+        {
+            try { response.Close(); } catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException) { }
+        }
+    }
+
+    private void Infer(HttpListenerContext http)
+    {
+        long length = http.Request.ContentLength64;
+        if (length > _settings.MaxRequestBytes)
+        {
+            Reply(http.Response, 413, Error($"the request holds {length} bytes; this server takes up to {_settings.MaxRequestBytes}"));
+            return;
+        }
+        var body = ReadBody(http.Request.InputStream, _settings.MaxRequestBytes);
+        int? headerLength = InferenceProtocol.HeaderLength(http.Request.Headers[InferenceProtocol.HeaderLengthHeader]);
+        var (header, tensors) = InferenceProtocol.Decode(body, headerLength, "inputs");
+        var inputs = new List<TensorBatch>();
+        int count = -1;
+        foreach (var spec in _signature.Inputs)
+        {
+            var t = tensors.FirstOrDefault(x => x.Name == spec.Name) ?? throw InferenceProtocol.Invalid($"no input '{spec.Name}'");
+            if (InferenceProtocol.ElementTypeOf(t.DataType) != spec.ElementType || t.Shape.Length != spec.SampleShape.Length + 1 || !t.Shape.Skip(1).SequenceEqual(spec.SampleShape))
+                throw InferenceProtocol.Invalid($"input '{spec.Name}' is {t.DataType} [{string.Join(",", t.Shape)}]; the model takes {InferenceProtocol.DataTypeOf(spec.ElementType)} [-1,{string.Join(",", spec.SampleShape)}]");
+            if (count >= 0 && t.Shape[0] != count) throw InferenceProtocol.Invalid($"input '{spec.Name}' has {t.Shape[0]} samples, another {count}");
+            count = (int)t.Shape[0];
+            var batch = new TensorBatch(spec.Name, spec.SampleShape, count, null, spec.ElementType);
+            t.Bytes.CopyTo(batch.Bytes(0, count));
+            inputs.Add(batch);
+        }
+        if (count < 1) throw InferenceProtocol.Invalid("a request needs at least one sample");
+        var plan = count >= _plan.BatchSize ? _plan : PlanScaling.Scale(_plan, count);
+        InferenceResult result;
+        _oneAtATime.Wait(_stop.Token);
+        try { result = PartitionedRunner.Run(_context, plan, _model, new InputSet(inputs, Enumerable.Range(0, count).Select(i => $"{i}").ToList()), new RunSettings(), _stop.Token); }
+        finally { _oneAtATime.Release(); }
+        Interlocked.Increment(ref _requests);
+        Interlocked.Add(ref _samples, count);
+
+        // the outputs asked for (all when none are named), binary where the request was binary or asks for it
+        var asked = (header["outputs"] as JsonArray)?.Select(o => (Name: o?["name"]?.GetValue<string>() ?? "", Binary: o?["parameters"]?["binary_data"]?.GetValue<bool>())).ToList();
+        var names = asked?.Select(a => a.Name).ToList() ?? result.Outputs.Select(o => o.Name).ToList();
+        var outputs = names.Select(n => result.Outputs.FirstOrDefault(o => o.Name == n) ?? throw InferenceProtocol.Invalid($"the model has no output '{n}'"))
+            .Select(o => new InferenceProtocol.Tensor(o.Name, o.ShapeFor(o.Count), InferenceProtocol.DataTypeOf(o.ElementType), o.Bytes(0, o.Count).ToArray())).ToList();
+        bool binary = asked?.Any(a => a.Binary == true) ?? headerLength != null;
+        var id = header["id"]?.GetValue<string>();
+        if (binary)
+        {
+            var (reply, replyHeader) = InferenceProtocol.Encode("outputs", outputs, id, modelName: _model.Name);
+            http.Response.StatusCode = 200;
+            http.Response.ContentType = "application/octet-stream";
+            http.Response.AddHeader(InferenceProtocol.HeaderLengthHeader, replyHeader.ToString());
+            http.Response.ContentLength64 = reply.Length;
+            http.Response.OutputStream.Write(reply);
+            return;
+        }
+        var json = new JsonObject { ["model_name"] = _model.Name };
+        if (id != null) json["id"] = id;
+        json["outputs"] = new JsonArray(outputs.Select(t => (JsonNode?)new JsonObject
+        {
+            ["name"] = t.Name,
+            ["shape"] = new JsonArray(t.Shape.Select(d => (JsonNode?)d).ToArray()),
+            ["datatype"] = t.DataType,
+            ["data"] = InferenceProtocol.ToJsonData(t),
+        }).ToArray());
+        Reply(http.Response, 200, json);
+    }
+
+    private static byte[] ReadBody(Stream input, long limit)
+    {
+        using var buffer = new MemoryStream();
+        var chunk = new byte[1 << 16];
+        int n;
+        while ((n = input.Read(chunk)) > 0)
+        {
+            if (buffer.Length + n > limit) throw new HeteroBatchException("RequestTooLarge", FailureKind.InvalidArgument, $"The request is larger than {limit} bytes.");
+            buffer.Write(chunk, 0, n);
+        }
+        return buffer.ToArray();
+    }
+
+    /// <summary>503 for what may pass (a unit or the server unavailable), 400 for a request that cannot work.</summary>
+    private static int StatusOf(HeteroBatchException e)
+    {
+        var failure = e.Kind;
+        return failure is FailureKind.ResourceUnavailable or FailureKind.OperationStopped ? 503 : 400;
+    }
+
+    private static JsonObject Error(string message) => new() { ["error"] = message };
+
+    private static void Reply(HttpListenerResponse response, int status, JsonObject body)
+    {
+        var bytes = Encoding.UTF8.GetBytes(body.ToJsonString());
+        response.StatusCode = status;
+        response.ContentType = "application/json";
+        response.ContentLength64 = bytes.Length;
+        response.OutputStream.Write(bytes);
+    }
+
+    private static void TryReply(HttpListenerResponse response, int status, JsonObject body)
+    {
+        try { Reply(response, status, body); }
+        catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException or InvalidOperationException) { }
+    }
+
+    /// <summary>Stops taking requests; a request running ends first (cancelled).</summary>
+    public void Stop()
+    {
+        if (!_listener.IsListening) return;
+        _stop.Cancel();
+        _listener.Stop();
+        _accept?.Join(TimeSpan.FromSeconds(5));
+    }
+
+    public void Dispose()
+    {
+        Stop();
+        _listener.Close();
+        _stop.Dispose();
+    }
+
+    public override string ToString() => $"{_model.Name} at {Url} ({(Running ? "running" : "stopped")}, {Requests} requests)";
+}

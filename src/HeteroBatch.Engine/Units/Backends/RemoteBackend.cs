@@ -1,0 +1,85 @@
+using System.Text.Json.Nodes;
+using HeteroBatch.Engine.Sessions;
+
+namespace HeteroBatch.Engine.Units.Backends;
+
+/// <summary>
+/// Inference servers that speak the Open Inference Protocol over REST, as units: found by their
+/// address, present while they say they are ready, and running a model the server serves under
+/// the model's name. Their times include the network; a server that stops answering mid-run is a
+/// failed unit whose work moves to the others.
+/// </summary>
+public sealed class RemoteBackend : IUnitBackend
+{
+    /// <summary>How long a probe (health, metadata) may take.</summary>
+    private static readonly TimeSpan ProbeTimeout = TimeSpan.FromSeconds(5);
+    /// <summary>How long one infer request may take before the unit counts as failed.</summary>
+    private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(120);
+
+    public string Name => "Remote";
+    public bool NeedsFeeder => false;
+    public bool KeepsOneShape => false;
+    public int DefaultMaxBatch => 256;
+
+    /// <summary>One unit per address: remote0, remote1, ... in the order given; unavailable (with the reason) where the server is not ready.</summary>
+    public IReadOnlyList<ComputeUnit> Discover(DiscoveryRequest request, string runtimeVersion)
+    {
+        var units = new List<ComputeUnit>();
+        for (int i = 0; i < request.Endpoints.Count; i++)
+        {
+            var endpoint = Normalize(request.Endpoints[i]);
+            var why = Probe(endpoint, request.Token, out var server);
+            request.Log?.Invoke(why == null ? $"remote{i}: {server} at {endpoint} is ready" : $"remote{i}: {endpoint}: {why}");
+            units.Add(new ComputeUnit
+            {
+                Id = $"remote{i}", Kind = UnitKind.Remote, Provider = ExecutionProvider.Remote, Name = server ?? endpoint.ToString(),
+                Endpoint = endpoint.ToString(), DeviceId = i, RuntimeVersion = runtimeVersion, Available = why == null, Reason = why,
+            });
+        }
+        return units;
+    }
+
+    /// <summary>The address as a base for the protocol's paths (http://host:port/...) with a trailing slash.</summary>
+    public static Uri Normalize(Uri endpoint)
+    {
+        if (!endpoint.IsAbsoluteUri || endpoint.Scheme is not ("http" or "https"))
+            throw new HeteroBatchException("EndpointInvalid", FailureKind.InvalidArgument, $"'{endpoint}' is not an http:// or https:// address of an inference server.", endpoint.ToString());
+        var text = endpoint.ToString();
+        return text.EndsWith('/') ? endpoint : new Uri(text + "/");
+    }
+
+    /// <summary>Null when the server says it is ready; otherwise why not. <paramref name="server"/>: its name and version from its metadata.</summary>
+    private static string? Probe(Uri endpoint, string? token, out string? server)
+    {
+        server = null;
+        using var http = RemoteModel.Client(token, ProbeTimeout);
+        try
+        {
+            using (var ready = http.Send(new HttpRequestMessage(HttpMethod.Get, new Uri(endpoint, "v2/health/ready"))))
+                if (!ready.IsSuccessStatusCode) return $"the server is not ready ({(int)ready.StatusCode} {ready.ReasonPhrase})";
+            using var meta = http.Send(new HttpRequestMessage(HttpMethod.Get, new Uri(endpoint, "v2")));
+            if (meta.IsSuccessStatusCode && JsonNode.Parse(meta.Content.ReadAsStream()) is JsonObject o)
+                server = $"{o["name"]?.GetValue<string>() ?? "server"} {o["version"]?.GetValue<string>() ?? ""}".Trim();
+            return null;
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException or InvalidOperationException)
+        {
+            return $"no answer ({e.Message})";
+        }
+    }
+
+    public IModelSession Open(ComputeUnit unit, Models.ModelSource model, EngineOptions settings) =>
+        RemoteModel.Open(new Uri(unit.Endpoint ?? throw new HeteroBatchException("EndpointInvalid", FailureKind.InvalidData, $"Remote unit '{unit.Id}' has no endpoint.", unit.Id)),
+            model.Name, settings.RemoteToken, RequestTimeout);
+
+    public string? WhyAbsent(ComputeUnit unit, IReadOnlyList<ComputeUnit> found) =>
+        unit.Endpoint == null ? "it has no endpoint" : Probe(new Uri(unit.Endpoint), null, out _);
+
+    /// <summary>A remote unit's requests run on a worker thread that waits for the network; it is pinned nowhere.</summary>
+    public int? WorkerProcessor(ComputeUnit unit) => null;
+
+    public double? ComputeOnlyMedianMs(IModelSession model, ComputeUnit unit, int batch, int runs, CancellationToken cancel) => null;
+
+    /// <summary>Two units at one address are one server.</summary>
+    public bool Overlap(ComputeUnit a, ComputeUnit b) => a.Endpoint != null && a.Endpoint == b.Endpoint;
+}

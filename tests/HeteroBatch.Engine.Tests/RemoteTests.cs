@@ -1,0 +1,220 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using System.Text.Json.Nodes;
+using HeteroBatch.Engine.Data;
+using HeteroBatch.Engine.Execution;
+using HeteroBatch.Engine.Planning;
+using HeteroBatch.Engine.Serving;
+using HeteroBatch.Engine.Sessions;
+using HeteroBatch.Engine.Units;
+using HeteroBatch.Engine.Units.Backends;
+
+namespace HeteroBatch.Engine.Tests;
+
+/// <summary>
+/// The Open Inference Protocol on loopback: HeteroBatch's server checked against the messages of
+/// the protocol's specification, and its client (a remote unit) splitting batches with a local unit.
+/// </summary>
+public sealed class RemoteTests : IDisposable
+{
+    private readonly EngineContext _serverSide = new();
+    private readonly EngineContext _clientSide = new();
+    private readonly HttpClient _http = new();
+    private readonly List<InferenceServer> _servers = new();
+
+    public void Dispose()
+    {
+        _servers.ForEach(s => s.Dispose());
+        _http.Dispose();
+        _clientSide.Dispose();
+        _serverSide.Dispose();
+    }
+
+    private static int FreePort()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        int port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
+    private static BatchPlan Plan(params (ComputeUnit Unit, int Count, int Sub)[] shares) =>
+        PlanLayout.Manual("tinynet", TestModels.Tiny.Sha256, shares.Select(s => new ShareSpec(s.Unit, s.Count, s.Sub, 1)).ToList());
+
+    private InferenceServer Serve(string? token = null)
+    {
+        var server = new InferenceServer(_serverSide, Plan((TestModels.TwoCpuUnits()[^1], 8, 8)), TestModels.Tiny, new ServerSettings { Port = FreePort(), Token = token });
+        server.Start();
+        _servers.Add(server);
+        return server;
+    }
+
+    private (HttpStatusCode Status, JsonNode? Body) Get(Uri url, string? token = null)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Get, url);
+        if (token != null) request.Headers.Authorization = new("Bearer", token);
+        using var response = _http.Send(request);
+        var text = response.Content.ReadAsStringAsync().Result;
+        return (response.StatusCode, text.Length > 0 ? JsonNode.Parse(text) : null);
+    }
+
+    private (HttpStatusCode Status, JsonNode? Body) PostJson(Uri url, JsonObject body)
+    {
+        using var response = _http.PostAsync(url, new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json")).Result;
+        return (response.StatusCode, JsonNode.Parse(response.Content.ReadAsStringAsync().Result));
+    }
+
+    private float[] LocalOutputs(TensorBatch input)
+    {
+        var result = PartitionedRunner.Run(_clientSide, Plan((TestModels.TwoCpuUnits()[0], input.Count, input.Count)), TestModels.Tiny, InputSet.Of(input), new RunSettings());
+        return result.Outputs[0].AsFloats();
+    }
+
+    [Fact]
+    public void TheServerAnswersHealthMetadataAndReadiness()
+    {
+        var s = Serve();
+        Assert.Equal(HttpStatusCode.OK, Get(new Uri(s.Url, "v2/health/live")).Status);
+        Assert.Equal(HttpStatusCode.OK, Get(new Uri(s.Url, "v2/health/ready")).Status);
+        var server = Get(new Uri(s.Url, "v2")).Body!;
+        Assert.Equal("heterobatch", server["name"]!.GetValue<string>());
+        Assert.Contains("binary_tensor_data", server["extensions"]!.AsArray().Select(e => e!.GetValue<string>()));
+        var model = Get(new Uri(s.Url, "v2/models/tinynet")).Body!;
+        Assert.Equal("tinynet", model["name"]!.GetValue<string>());
+        var input = model["inputs"]![0]!;
+        Assert.Equal(("input", "FP32"), (input["name"]!.GetValue<string>(), input["datatype"]!.GetValue<string>()));
+        Assert.Equal(new long[] { -1, 3, 32, 32 }, input["shape"]!.AsArray().Select(d => d!.GetValue<long>()));
+        Assert.Equal(new long[] { -1, 10 }, model["outputs"]![0]!["shape"]!.AsArray().Select(d => d!.GetValue<long>()));
+        Assert.Equal(HttpStatusCode.OK, Get(new Uri(s.Url, "v2/models/tinynet/ready")).Status);
+        Assert.Equal(HttpStatusCode.OK, Get(new Uri(s.Url, "v2/models/tinynet/versions/1")).Status);
+        var missing = Get(new Uri(s.Url, "v2/models/resnet-50"));
+        Assert.Equal(HttpStatusCode.NotFound, missing.Status);
+        Assert.Contains("tinynet", missing.Body!["error"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public void InferWithJsonDataAnswersJsonAndBinaryRequestsAnswerBinary_BothAsTheModelComputesLocally()
+    {
+        var s = Serve();
+        var input = SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 5, 21);
+        var expected = LocalOutputs(input);
+
+        // JSON, as the specification's example request writes it
+        var request = new JsonObject
+        {
+            ["id"] = "42",
+            ["inputs"] = new JsonArray(new JsonObject
+            {
+                ["name"] = "input", ["shape"] = new JsonArray(5, 3, 32, 32), ["datatype"] = "FP32",
+                ["data"] = new JsonArray(input.AsFloats().Select(v => (JsonNode?)v).ToArray()),
+            }),
+        };
+        var (status, body) = PostJson(new Uri(s.Url, "v2/models/tinynet/infer"), request);
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.Equal("42", body!["id"]!.GetValue<string>());
+        Assert.Equal("tinynet", body["model_name"]!.GetValue<string>());
+        var output = body["outputs"]![0]!;
+        Assert.Equal(("logits", "FP32"), (output["name"]!.GetValue<string>(), output["datatype"]!.GetValue<string>()));
+        Assert.Equal(new long[] { 5, 10 }, output["shape"]!.AsArray().Select(d => d!.GetValue<long>()));
+        Assert.Equal(expected, output["data"]!.AsArray().Select(v => v!.GetValue<float>()));
+
+        // binary tensor data, through the client a remote unit uses
+        using var remote = RemoteModel.Open(s.Url, "tinynet", null, TimeSpan.FromSeconds(30));
+        var outputs = new[] { new TensorBatch("logits", new long[] { 10 }, 5) };
+        remote.Run(new[] { input }, outputs, 0, 5);
+        Assert.Equal(expected, outputs[0].AsFloats());
+        Assert.Equal(2, s.Requests);
+        Assert.Equal(10, s.Samples);
+    }
+
+    [Theory]
+    [InlineData("BF17", "5,3,32,32", 0, "data type 'BF17'")]
+    [InlineData("FP32", "5,3,16,16", 5 * 3 * 16 * 16 * 4, "the model takes")]
+    [InlineData("FP32", "5,3,32,32", 12, "binary_data_size 12")]
+    [InlineData("INT64", "5,3,32,32", 5 * 3 * 32 * 32 * 8, "the model takes")]
+    public void AMalformedRequestGets400WithTheReason(string dataType, string shape, int bytes, string reason)
+    {
+        var s = Serve();
+        var dims = shape.Split(',').Select(long.Parse).ToArray();
+        var header = new JsonObject
+        {
+            ["inputs"] = new JsonArray(new JsonObject
+            {
+                ["name"] = "input", ["shape"] = new JsonArray(dims.Select(d => (JsonNode?)d).ToArray()), ["datatype"] = dataType,
+                ["parameters"] = new JsonObject { ["binary_data_size"] = bytes },
+            }),
+        };
+        var json = Encoding.UTF8.GetBytes(header.ToJsonString());
+        var content = new ByteArrayContent(json.Concat(new byte[bytes]).ToArray());
+        content.Headers.Add(InferenceProtocol.HeaderLengthHeader, json.Length.ToString());
+        using var response = _http.PostAsync(new Uri(s.Url, "v2/models/tinynet/infer"), content).Result;
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains(reason, JsonNode.Parse(response.Content.ReadAsStringAsync().Result)!["error"]!.GetValue<string>());
+        Assert.Equal(0, s.Requests);
+    }
+
+    [Fact]
+    public void WithATokenEveryRequestButHealthNeedsIt()
+    {
+        var s = Serve(token: "s3cret");
+        Assert.Equal(HttpStatusCode.OK, Get(new Uri(s.Url, "v2/health/ready")).Status);
+        Assert.Equal(HttpStatusCode.Unauthorized, Get(new Uri(s.Url, "v2/models/tinynet")).Status);
+        Assert.Equal(HttpStatusCode.Unauthorized, Get(new Uri(s.Url, "v2/models/tinynet"), "wrong").Status);
+        Assert.Equal(HttpStatusCode.OK, Get(new Uri(s.Url, "v2/models/tinynet"), "s3cret").Status);
+        var e = Assert.Throws<HeteroBatchException>(() => RemoteModel.Open(s.Url, "tinynet", null, TimeSpan.FromSeconds(10)));
+        Assert.Equal("RemoteUnauthorized", e.ErrorId);
+        using var ok = RemoteModel.Open(s.Url, "tinynet", "s3cret", TimeSpan.FromSeconds(10));
+        Assert.Equal("input", ok.Signature.Inputs[0].Name);
+    }
+
+    [Fact]
+    public void ARemoteUnitIsFoundByItsAddressAndSaysWhereItIs()
+    {
+        var s = Serve();
+        var units = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { s.Url } });
+        var unit = Assert.Single(units);
+        Assert.Equal(("remote0", UnitKind.Remote, s.Url.ToString(), true), (unit.Id, unit.Kind, unit.Endpoint, unit.Available));
+        Assert.StartsWith("heterobatch", unit.Name);
+        var elsewhere = new ComputeUnit { Id = "remote0", Kind = UnitKind.Remote, Provider = ExecutionProvider.Remote, Name = unit.Name, Endpoint = "http://127.0.0.1:1/", RuntimeVersion = unit.RuntimeVersion };
+        Assert.NotEqual(unit.Fingerprint, elsewhere.Fingerprint);
+        var down = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { new Uri($"http://127.0.0.1:{FreePort()}/") }, IncludeUnavailable = true });
+        Assert.False(down.Single().Available);
+        Assert.Contains("no answer", down.Single().Reason);
+    }
+
+    [Fact]
+    public void ABatchSplitAcrossALocalUnitAndARemoteOneEqualsALocalRun()
+    {
+        var s = Serve();
+        var remote = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { s.Url } }).Single();
+        var input = SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 32, 5);
+        var result = PartitionedRunner.Run(_clientSide, Plan((TestModels.TwoCpuUnits()[0], 20, 5), (remote, 12, 4)), TestModels.Tiny, InputSet.Of(input), new RunSettings());
+        Assert.Equal((20, 12), (result.Units[0].Count, result.Units[1].Count));
+        Assert.Equal(LocalOutputs(input), result.Outputs[0].AsFloats());
+        Assert.Equal(4, s.Requests); // a warm-up run of one sub-batch, then three sub-batches
+    }
+
+    [Fact]
+    public void AServerThatStopsMidRunLosesNoSample()
+    {
+        var s = Serve();
+        var remote = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { s.Url } }).Single();
+        var input = SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 400, 6);
+        var stopper = new Thread(() =>
+        {
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            while (s.Requests < 5 && clock.Elapsed < TimeSpan.FromSeconds(30)) Thread.Sleep(1);
+            s.Stop();
+        });
+        stopper.Start();
+        var result = PartitionedRunner.Run(_clientSide, Plan((TestModels.TwoCpuUnits()[0], 8, 8), (remote, 392, 1)), TestModels.Tiny, InputSet.Of(input), new RunSettings());
+        stopper.Join();
+        var lost = result.Units.Single(u => u.UnitId == "remote0");
+        Assert.True(lost.Failed, "the remote unit should have failed when its server stopped");
+        Assert.InRange(lost.Count, 1, 391);
+        Assert.Equal(400, result.Units.Sum(u => u.Count));
+        Assert.Equal(LocalOutputs(input), result.Outputs[0].AsFloats());
+    }
+}

@@ -1,0 +1,128 @@
+# Inference servers as compute units, on loopback: a HeteroBatch server in a process of its own
+# (Start-InferenceServer -Wait), this session as its client.
+BeforeAll {
+    . $PSScriptRoot/TestHelpers.ps1
+    Import-Module $env:HETEROBATCH_TEST_MODULE -Force
+    $script:store = New-TestStore
+
+    function Get-FreePort {
+        $l = [Net.Sockets.TcpListener]::new([Net.IPAddress]::Loopback, 0)
+        $l.Start(); $port = $l.LocalEndpoint.Port; $l.Stop()
+        $port
+    }
+
+    # a server process serving tinynet from its own CPU unit; returns the process once the server is ready
+    function Start-ServerProcess([int] $Port) {
+        $exe = (Get-Process -Id $PID).Path
+        $prefix = @(if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { Join-Path $PSHOME 'pwsh.dll' })
+        $script = "Import-Module '$env:HETEROBATCH_TEST_MODULE'; Get-ComputeUnit | Invoke-Profile -Model tinynet -BatchSize 1, 4, 16 -SecondsPerSize 0.05 -NoStore | Get-BatchPlan -BatchSize 16 | Start-InferenceServer -Port $Port -Wait"
+        $log = Join-Path ([IO.Path]::GetTempPath()) "hb-server-$Port.log"
+        $process = Start-Process $exe -ArgumentList (@($prefix) + @('-NoProfile', '-NonInteractive', '-Command', $script)) -PassThru -RedirectStandardOutput $log -RedirectStandardError "$log.err"
+        $clock = [Diagnostics.Stopwatch]::StartNew()
+        while ($clock.Elapsed.TotalSeconds -lt 60) {
+            try { Invoke-RestMethod "http://127.0.0.1:$Port/v2/health/ready" -TimeoutSec 2 | Out-Null; return $process } catch { Start-Sleep -Milliseconds 100 }
+        }
+        $process.Kill()
+        throw "the server on port $Port did not become ready"
+    }
+
+    $script:port = Get-FreePort
+    $script:server = Start-ServerProcess $port
+    $script:url = "http://127.0.0.1:$port"
+    $script:local = Get-ComputeUnit -CpuGroup 1
+}
+
+AfterAll {
+    if ($server -and -not $server.HasExited) { $server.Kill(); $server.WaitForExit() }
+    Get-InferenceServer | Stop-InferenceServer
+}
+
+Describe 'A remote unit' {
+    It 'is listed by its address, profiled, and split with the local CPU; the outputs equal a local run' {
+        $remote = Get-ComputeUnit -Endpoint $url
+        $remote.Id | Should -Be 'remote0'
+        $remote.Kind | Should -Be 'Remote'
+        $remote.Endpoint | Should -Be "$url/"
+        $profiles = @($local) + @($remote) | Invoke-Profile -Model tinynet -BatchSize 1, 4, 16 -SecondsPerSize 0.05 -NoStore
+        $profiles.Count | Should -Be 2
+        $plan = $profiles | Get-BatchPlan -BatchSize 48 -Algorithm Even
+        $split = $plan | Invoke-PartitionedInference -Seed 7
+        ($split.Units | Where-Object UnitId -EQ 'remote0').Count | Should -Be 24
+        $alone = $profiles[0] | Get-BatchPlan -BatchSize 48 | Invoke-PartitionedInference -Seed 7
+        $split.Outputs[0].AsFloats() | Should -Be $alone.Outputs[0].AsFloats()
+    }
+
+    It 'loses no sample when its server process is killed mid-run' {
+        $port2 = Get-FreePort
+        $doomed = Start-ServerProcess $port2
+        try {
+            $remote = Get-ComputeUnit -Endpoint "http://127.0.0.1:$port2"
+            # one sample a request, so that the run is still going when the server dies
+            $profiles = @($local) + @($remote) | Invoke-Profile -Model tinynet -BatchSize 1 -SecondsPerSize 0.05 -NoStore
+            $plan = $profiles | Get-BatchPlan -BatchSize 6000 -Algorithm Even
+            $ps = [powershell]::Create()
+            [void]$ps.AddScript({ param($m, $p) Import-Module $m; $p | Invoke-PartitionedInference -Seed 9 -WarningAction SilentlyContinue }).AddArgument($env:HETEROBATCH_TEST_MODULE).AddArgument($plan)
+            $handle = $ps.BeginInvoke()
+            Start-Sleep -Milliseconds 2500
+            $doomed.Kill()
+            $r = $ps.EndInvoke($handle)[0]
+            $ps.Dispose()
+            $r.Complete | Should -BeTrue
+            ($r.Units | Measure-Object Count -Sum).Sum | Should -Be 6000
+            $lost = $r.Units | Where-Object UnitId -EQ 'remote0'
+            $lost.Failed | Should -BeTrue
+            $lost.Count | Should -BeLessThan 3000
+            $alone = $profiles[0] | Get-BatchPlan -BatchSize 6000 | Invoke-PartitionedInference -Seed 9
+            $r.Outputs[0].AsFloats() | Should -Be $alone.Outputs[0].AsFloats()
+        }
+        finally { if (-not $doomed.HasExited) { $doomed.Kill() } }
+    }
+
+    It 'is a non-terminating RemoteUnavailable error when its server does not answer' {
+        $gone = "http://127.0.0.1:$(Get-FreePort)"
+        Get-ComputeUnit -Endpoint $gone -ErrorVariable errs -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $errs[0].FullyQualifiedErrorId | Should -BeLike 'RemoteUnavailable,*'
+        (Get-ComputeUnit -Endpoint $gone -ListAvailable).Available | Should -BeFalse
+        { Get-ComputeUnit -Endpoint 'ftp://example/' } | Should -Throw -ErrorId 'EndpointInvalid,*'
+    }
+}
+
+Describe 'The server' {
+    It 'answers the protocol''s REST endpoints to any client' {
+        (Invoke-RestMethod "$url/v2").extensions | Should -Contain 'binary_tensor_data'
+        $meta = Invoke-RestMethod "$url/v2/models/tinynet"
+        $meta.inputs[0].shape | Should -Be @(-1, 3, 32, 32)
+        $body = @{ inputs = @(@{ name = 'input'; shape = @(1, 3, 32, 32); datatype = 'FP32'; data = @(1..3072 | ForEach-Object { 0.5 }) }) } | ConvertTo-Json -Depth 5 -Compress
+        $answer = Invoke-RestMethod "$url/v2/models/tinynet/infer" -Method Post -Body $body -ContentType 'application/json'
+        $answer.outputs[0].shape | Should -Be @(1, 10)
+        $answer.outputs[0].data.Count | Should -Be 10
+    }
+
+    It 'runs in this session until stopped, lists itself, fits 80 columns, and asks for a token when given one' {
+        $p = Get-FreePort
+        $plan = $local | Invoke-Profile -Model tinynet -BatchSize 1, 4 -SecondsPerSize 0.05 -NoStore | Get-BatchPlan -BatchSize 4
+        $s = $plan | Start-InferenceServer -Port $p -Token 'tok'
+        $s.Running | Should -BeTrue
+        (Get-InferenceServer).Id | Should -Contain $s.Id
+        $PSStyle.OutputRendering = 'PlainText'
+        (Get-InferenceServer | Format-Table | Out-String -Width 80) -split "`r?`n" | ForEach-Object { $_.TrimEnd().Length | Should -BeLessOrEqual 80 }
+        Invoke-RestMethod "http://127.0.0.1:$p/v2/health/ready" | Out-Null
+        { Invoke-RestMethod "http://127.0.0.1:$p/v2/models/tinynet" } | Should -Throw '*401*'
+        (Invoke-RestMethod "http://127.0.0.1:$p/v2/models/tinynet" -Headers @{ Authorization = 'Bearer tok' }).name | Should -Be 'tinynet'
+        { $plan | Start-InferenceServer -Port $p } | Should -Throw -ErrorId 'ServerStartFailed,*'
+        $s | Stop-InferenceServer
+        Get-InferenceServer | Where-Object Id -EQ $s.Id | Should -BeNullOrEmpty
+        { Invoke-RestMethod "http://127.0.0.1:$p/v2/health/ready" -TimeoutSec 2 } | Should -Throw
+        Get-InferenceServer -Id 999 -ErrorAction SilentlyContinue -ErrorVariable e | Out-Null
+        $e[0].FullyQualifiedErrorId | Should -BeLike 'ServerNotFound,*'
+    }
+
+    It 'stops cleanly on Ctrl+C with -Wait' {
+        $p = Get-FreePort
+        $plan = $local | Invoke-Profile -Model tinynet -BatchSize 1 -SecondsPerSize 0.05 -NoStore | Get-BatchPlan -BatchSize 1
+        $stop = Stop-CommandAfter Start-InferenceServer @{ Plan = $plan; Port = $p; Wait = $true } 3000
+        $stop.Completed | Should -BeTrue
+        $stop.StopSeconds | Should -BeLessThan 3
+        { Invoke-RestMethod "http://127.0.0.1:$p/v2/health/ready" -TimeoutSec 2 } | Should -Throw
+    }
+}
