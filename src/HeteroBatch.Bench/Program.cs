@@ -14,6 +14,7 @@ using HeteroBatch.Engine.Units;
 //   verify  outputs of a batch split over every unit against one unit alone
 //   precision  each GPU alone at fp32, TF32 and fp16, pageable or pinned transfers, NHWC (beside precision_gpu.py)
 //   files   files → results: a folder of JPEGs through a plan, streamed (beside e2e_gpu.py)
+//   remote  a loopback inference server as a unit: the protocol's cost per request, and a split with local units
 var options = BenchOptions.Parse(args);
 if (options.Command == "report")
 {
@@ -26,6 +27,11 @@ using var context = new EngineContext(EngineOptions.FromEnvironment());
 if (options.Command == "precision")
 {
     PrecisionBench.Run(options);
+    return 0;
+}
+if (options.Command == "remote")
+{
+    await RemoteBench.Run(options);
     return 0;
 }
 if (options.Command == "files")

@@ -47,8 +47,8 @@ public sealed class JsonObjectAttribute : ArgumentTransformationAttribute
         }
         catch (JsonException e)
         {
-            var hint = json.Contains('\n') || json.TrimStart().StartsWith('{') && !json.TrimEnd().EndsWith('}')
-                ? "" : " If this is one line of a JSON file, read the file whole: Get-Content -Raw <file>, or pass -Plan (Get-Content <file>).";
+            // one line that is not JSON by itself: most likely Get-Content without -Raw, line by line
+            var hint = json.Contains('\n') ? "" : " If this is one line of a JSON file, read the file whole: Get-Content -Raw <file>, or pass -Plan (Get-Content <file>).";
             throw new ArgumentTransformationMetadataException($"Not a HeteroBatch plan or profile: {e.Message}{hint}", e);
         }
     }

@@ -238,6 +238,8 @@ public sealed class JobOutput : IDisposable
     {
         foreach (var n in _npy) n.Dispose();
         _csv?.Dispose();
+        // a finished job leaves no lock behind (deleting it while held is safe: the next job makes its own)
+        if (_state.Completed) File.Delete(Path.Combine(Folder, LockFile));
         _lock.Dispose();
     }
 }

@@ -11,7 +11,7 @@ namespace HeteroBatch.Engine.Execution;
 public sealed record StreamSettings
 {
     public ImagePreprocessing Preprocessing { get; init; } = ImagePreprocessing.ImageNet;
-    /// <summary>Threads that read and decode inputs; 0: the processors no CPU unit of the plan uses (at least 1).</summary>
+    /// <summary>Threads that read and decode inputs; 0: one per processor the units leave free (at least 1), and one more each time the units wait for input, up to one per processor.</summary>
     public int DecodeThreads { get; init; }
     /// <summary>Bytes all blocks in flight may take together (inputs and outputs); blocks are the plan's batch or smaller to fit.</summary>
     public long MemoryBudget { get; init; } = 512L << 20;
@@ -194,9 +194,9 @@ public static class StreamingRunner
             catch (Exception e) { Fail(e); }
             finally { samples.CompleteAdding(); }
         }) { IsBackground = true, Name = "HeteroBatch feeder" };
-        var decoders = Enumerable.Range(0, decodeThreads).Select(d => new Thread(() =>
+        Thread Decoder(int d, bool pinned) => new(() =>
         {
-            if (free.Count > 0) Runtime.Libc.PinCurrentThread(free.ToArray());
+            if (pinned) Runtime.Libc.PinCurrentThread(free.ToArray());
             try
             {
                 foreach (var (block, i) in samples.GetConsumingEnumerable(stop))
@@ -214,7 +214,11 @@ public static class StreamingRunner
             }
             catch (OperationCanceledException) { }
             catch (Exception e) { Fail(e); }
-        }) { IsBackground = true, Name = $"HeteroBatch decoder {d}" }).ToList();
+        }) { IsBackground = true, Name = $"HeteroBatch decoder {d}" };
+        var decoders = Enumerable.Range(0, decodeThreads).Select(d => Decoder(d, free.Count > 0)).ToList();
+        // unless the user chose the number: while the units wait for input, another decoder (on any processor, up to one per processor) helps more than it costs them
+        bool grow = settings.DecodeThreads <= 0;
+        int most = Math.Max(decodeThreads, Environment.ProcessorCount);
 
         int doneNow = 0;
         var writer = new Thread(() =>
@@ -263,7 +267,14 @@ public static class StreamingRunner
                     var got = decoded.Take(stop);
                     early[got.Sequence] = got;
                 }
-                stages.WaitForInputMs += Stopwatch.GetElapsedTime(w0).TotalMilliseconds;
+                double waited = Stopwatch.GetElapsedTime(w0).TotalMilliseconds;
+                stages.WaitForInputMs += waited;
+                if (grow && next > 0 && decoders.Count < most && waited > 0.1 * stages.InferMs / next)
+                {
+                    var extra = Decoder(decoders.Count, pinned: false);
+                    decoders.Add(extra);
+                    extra.Start();
+                }
                 var blockPlan = PlanScaling.Without(PlanFor(block.Count), gone)
                     ?? throw new HeteroBatchException("AllUnitsFailed", FailureKind.ResourceUnavailable, "Every unit of the plan failed.") { StopsCommand = true };
                 var (ms, unitRuns) = PartitionedRunner.RunBoard(context, blockPlan, new() { (blockPlan, 0) }, model,
@@ -292,6 +303,7 @@ public static class StreamingRunner
         cancel.ThrowIfCancellationRequested();
 
         summary.SamplesRun = doneNow;
+        summary.DecodeThreads = decoders.Count;
         summary.Blocks = blocks.Count;
         summary.WallMs = wall.Elapsed.TotalMilliseconds;
         stages.ReadMs = Stopwatch.GetElapsedTime(0, readTicks).TotalMilliseconds;

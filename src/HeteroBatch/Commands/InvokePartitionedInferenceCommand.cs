@@ -104,7 +104,7 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
     [Parameter]
     public ChannelOrder ChannelOrder { get; set; } = ChannelOrder.Rgb;
 
-    /// <summary>Threads that read and decode input files (default: the processors no CPU unit of the plan uses).</summary>
+    /// <summary>Threads that read and decode input files (default: the processors the units leave free, and more while the units wait for input).</summary>
     [Parameter]
     [ValidateRange(1, 1024)]
     public int DecodeThreads { get; set; }
