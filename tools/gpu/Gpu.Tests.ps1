@@ -49,7 +49,7 @@ Describe 'GPU units at <Precision>' -ForEach @(@{ Precision = 'Fp32' }, @{ Preci
 
     It 'moves the samples of a GPU that fails mid-run to the CPU' {
         $plan = @($gpuProfile, $cpuProfile) | Get-BatchPlan -BatchSize 40 -Algorithm Even
-        $env:HETEROBATCH_TEST_FAIL_UNIT = 'gpu0:1'
+        $env:HETEROBATCH_TEST_FAIL_UNIT = 'gpu0:0'
         try { $r = $plan | Invoke-PartitionedInference -WarningAction SilentlyContinue }
         finally { Remove-Item Env:HETEROBATCH_TEST_FAIL_UNIT }
         $r.Complete | Should -BeTrue
