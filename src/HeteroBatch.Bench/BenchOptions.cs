@@ -51,7 +51,7 @@ public sealed record BenchOptions
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
             switch (args[i])
             {
-                case "run": case "report": case "verify": case "precision": case "files": case "remote": o = o with { Command = args[i] }; break;
+                case "run": case "report": case "verify": case "precision": case "files": case "remote": case "calibrate": o = o with { Command = args[i] }; break;
                 case "--files": o = o with { FileCounts = Next().Split(',').Select(int.Parse).ToArray() }; break;
                 case "--image-folder": o = o with { ImageFolder = Next() }; break;
                 case "--precision": o = o with { Precision = Enum.Parse<HeteroBatch.Engine.Models.Precision>(Next(), ignoreCase: true) }; break;

@@ -14,6 +14,7 @@ using HeteroBatch.Engine.Units;
 //   verify  outputs of a batch split over every unit against one unit alone
 //   precision  each GPU alone at fp32, TF32 and fp16, pageable or pinned transfers, NHWC (beside precision_gpu.py)
 //   files   files → results: a folder of JPEGs through a plan, streamed (beside e2e_gpu.py)
+//   calibrate  prediction error of plans from profiles alone, then after 1, 2, 3 calibrating runs
 //   remote  a loopback inference server as a unit: the protocol's cost per request, and a split with local units
 var options = BenchOptions.Parse(args);
 if (options.Command == "report")
@@ -27,6 +28,11 @@ using var context = new EngineContext(EngineOptions.FromEnvironment());
 if (options.Command == "precision")
 {
     PrecisionBench.Run(options);
+    return 0;
+}
+if (options.Command == "calibrate")
+{
+    await CalibrationBench.Run(context, options);
     return 0;
 }
 if (options.Command == "remote")

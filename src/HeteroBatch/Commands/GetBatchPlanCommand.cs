@@ -1,3 +1,4 @@
+using HeteroBatch.Engine.Execution;
 using System.Management.Automation;
 using HeteroBatch.Engine;
 using HeteroBatch.Engine.Models;
@@ -112,31 +113,13 @@ internal static class StoredProfiles
 
     /// <summary>Each profile's unit: how its observed runs of the model compare with its profile, beside other units and alone.</summary>
     public static (IReadOnlyDictionary<string, (double Factor, int Runs)> Together, IReadOnlyDictionary<string, (double Factor, int Runs)> Alone) Calibration(
-        PSCmdlet cmdlet, IReadOnlyList<UnitProfile> profiles, string? profilePath)
-    {
-        var store = HeteroBatchCmdlet.OpenStore(cmdlet, profilePath);
-        var seen = ProfileSelection.LatestPerUnit(profiles).ToDictionary(p => p.Unit.Id, p => store.Observations(p.Model, p.ModelSha256, p.Unit.Id, p.Unit.Fingerprint));
-        return (seen.ToDictionary(kv => kv.Key, kv => Engine.Profiling.Calibration.Factor(kv.Value.Where(o => o.Alongside.Length > 0).ToList())),
-                seen.ToDictionary(kv => kv.Key, kv => Engine.Profiling.Calibration.Factor(kv.Value.Where(o => o.Alongside.Length == 0).ToList())));
-    }
+        PSCmdlet cmdlet, IReadOnlyList<UnitProfile> profiles, string? profilePath) =>
+        RunObservations.Calibration(HeteroBatchCmdlet.OpenStore(cmdlet, profilePath), profiles);
 
     /// <summary>Records what each unit did in a run, for later plans (a store that cannot be written is a warning, not a failure).</summary>
     public static void Record(HeteroBatchCmdlet cmdlet, Engine.Execution.InferenceResult result, string? profilePath, Action<string> warn)
     {
-        var plan = result.Plan;
-        var observations = result.Units.Where(u => !u.Failed && u.Count > 0 && u.Count == u.PlannedCount && u.Ms > 0).Select(u =>
-        {
-            var shard = plan.Shards.First(s => s.UnitId == u.UnitId);
-            return new Observation
-            {
-                Model = plan.Model, ModelSha256 = plan.ModelSha256, UnitId = u.UnitId, UnitFingerprint = shard.Unit.Fingerprint,
-                Samples = u.Count, SubBatchSize = shard.SubBatchSize, Ms = u.Ms,
-                // against what the profile alone predicts: the calibration of this plan is taken out
-                PredictedMs = u.PredictedMs / (shard.CostFactor > 0 ? shard.CostFactor : 1),
-                Alongside = result.Units.Where(o => o.UnitId != u.UnitId && o.Count > 0).Select(o => o.UnitId).ToArray(),
-                At = DateTimeOffset.UtcNow,
-            };
-        }).ToList();
+        var observations = RunObservations.From(result);
         if (observations.Count == 0) return;
         try { HeteroBatchCmdlet.OpenStore(cmdlet, profilePath).Record(observations); }
         catch (HeteroBatchException e) { warn($"[{e.ErrorId}] this run's observations were not stored: {e.Message}"); }
