@@ -102,7 +102,8 @@ public static class PrecisionBench
     {
         {
             var session = worker.Load(model);
-            var inputs = session.SyntheticInputs(batch, 1);
+            var inputs = session.SyntheticInputs(batch, 1, pinned: worker.Settings.PageLockedInputs);
+            using var locked = worker.Settings.PageLockedInputs ? PageLockedBuffers.Lock(inputs) : null;
             var outputs = session.AllocateOutputs(batch);
             void Once() { for (int o = 0; o < batch; o += sub) session.Run(inputs, outputs, o, Math.Min(sub, batch - o), padTo: sub); }
             for (int i = 0; i < 3; i++) Once();

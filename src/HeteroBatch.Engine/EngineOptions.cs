@@ -26,6 +26,12 @@ public sealed record EngineOptions
     public bool PinnedTransfers { get; init; }
 
     /// <summary>
+    /// GPUs: runs keep their inputs on the pinned object heap and page-lock them in place
+    /// (cudaHostRegister), so copies to the GPU need no staging copy; HETEROBATCH_CUDA_HOST_REGISTER=0 turns it off.
+    /// </summary>
+    public bool PageLockedInputs { get; init; } = true;
+
+    /// <summary>
     /// CUDA: run convolutions in NHWC layout (the provider's prefer_nhwc); null lets the backend
     /// choose: on for Tf32 and Fp16 units, off for Fp32 (what the H200 and H100 benchmarks measured faster).
     /// </summary>
@@ -51,6 +57,7 @@ public sealed record EngineOptions
     public const string OrtProfileVariable = "HETEROBATCH_ORT_PROFILE";
     public const string CudaOptionsVariable = "HETEROBATCH_CUDA_OPTIONS";
     public const string RemoteTokenVariable = "HETEROBATCH_REMOTE_TOKEN";
+    public const string HostRegisterVariable = "HETEROBATCH_CUDA_HOST_REGISTER";
 
     /// <summary>Options from HETEROBATCH_CUDNN_SEARCH, HETEROBATCH_NO_TRANSFER_SPLIT=1 and HETEROBATCH_TEST_FAIL_UNIT=unitId:k.</summary>
     public static EngineOptions FromEnvironment(Func<string, string?>? read = null)
@@ -62,6 +69,7 @@ public sealed record EngineOptions
         if (read(PinnedVariable) == "1") options = options with { PinnedTransfers = true };
         if (read(NhwcVariable) is "1" or "0") options = options with { CudaPreferNhwc = read(NhwcVariable) == "1" };
         if (read(OrtProfileVariable) is { Length: > 0 } prefix) options = options with { OrtProfilePrefix = prefix };
+        if (read(HostRegisterVariable) == "0") options = options with { PageLockedInputs = false };
         if (read(RemoteTokenVariable) is { Length: > 0 } token) options = options with { RemoteToken = token };
         if (read(CudaOptionsVariable) is { Length: > 0 } cuda)
             options = options with

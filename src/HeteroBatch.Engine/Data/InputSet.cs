@@ -22,10 +22,11 @@ public sealed class InputSet
     public static InputSet Of(params TensorBatch[] tensors) =>
         new(tensors, Enumerable.Range(0, tensors[0].Count).Select(i => $"sample[{i}]").ToList());
 
-    public static InputSet Synthetic(IReadOnlyList<TensorSpec> inputs, int count, ulong seed)
+    /// <param name="pinned">Put the values on the pinned object heap (for units that page-lock their inputs).</param>
+    public static InputSet Synthetic(IReadOnlyList<TensorSpec> inputs, int count, ulong seed, bool pinned = false)
     {
         var tensors = inputs.Select(i => i.CheckUsable(isInput: true))
-            .Select(i => SyntheticInput.Create(i.Name, i.SampleShape, count, seed, i.ElementType)).ToList();
+            .Select(i => SyntheticInput.Create(i.Name, i.SampleShape, count, seed, i.ElementType, pinned: pinned)).ToList();
         return new InputSet(tensors, Enumerable.Range(0, count).Select(i => $"synthetic[{i}]").ToList());
     }
 

@@ -17,6 +17,8 @@ public sealed class TensorBatch
     /// <summary>The values: float[], double[], long[], int[] or byte[] by <see cref="ElementType"/>.</summary>
     public Array Data { get; }
     public long SampleElements { get; }
+    /// <summary>True when <see cref="Data"/> lives on the pinned object heap (never moved), so a GPU unit may page-lock it.</summary>
+    public bool IsPinned { get; private init; }
 
     public TensorBatch(string name, long[] sampleShape, int count, Array? data = null, TensorElementType elementType = TensorElementType.Float)
     {
@@ -112,15 +114,31 @@ public sealed class TensorBatch
 
     /// <summary>A batch of the same tensor's shape and type with room for <paramref name="count"/> samples.</summary>
     public TensorBatch EmptyLike(int count) => new(Name, SampleShape, count, null, ElementType);
+
+    /// <summary>A batch whose values live on the pinned object heap (an address that never moves), for units that page-lock their inputs.</summary>
+    public static TensorBatch AllocatePinned(string name, long[] sampleShape, int count, TensorElementType type)
+    {
+        long n = sampleShape.Aggregate(1L, (a, b) => a * b) * count;
+        Array data = type switch
+        {
+            TensorElementType.Float => GC.AllocateArray<float>(checked((int)n), pinned: true),
+            TensorElementType.Double => GC.AllocateArray<double>(checked((int)n), pinned: true),
+            TensorElementType.Int64 => GC.AllocateArray<long>(checked((int)n), pinned: true),
+            TensorElementType.Int32 => GC.AllocateArray<int>(checked((int)n), pinned: true),
+            TensorElementType.UInt8 => GC.AllocateArray<byte>(checked((int)n), pinned: true),
+            _ => Allocate(type, n),
+        };
+        return new TensorBatch(name, sampleShape, count, data, type) { IsPinned = data is not null && type is TensorElementType.Float or TensorElementType.Double or TensorElementType.Int64 or TensorElementType.Int32 or TensorElementType.UInt8 };
+    }
 }
 
 /// <summary>Seeded inputs: the same seed gives the same values for sample i, whatever the batch size.</summary>
 public static class SyntheticInput
 {
     /// <summary>Floats uniform in [0, 1); integers uniform in [0, <paramref name="integerRange"/>).</summary>
-    public static TensorBatch Create(string name, long[] sampleShape, int count, ulong seed, TensorElementType type = TensorElementType.Float, int integerRange = 10)
+    public static TensorBatch Create(string name, long[] sampleShape, int count, ulong seed, TensorElementType type = TensorElementType.Float, int integerRange = 10, bool pinned = false)
     {
-        var batch = new TensorBatch(name, sampleShape, count, null, type);
+        var batch = pinned ? TensorBatch.AllocatePinned(name, sampleShape, count, type) : new TensorBatch(name, sampleShape, count, null, type);
         var rng = new Runtime.WeightGenerator(Runtime.WeightGenerator.Mix(name, seed));
         switch (batch.Data)
         {

@@ -149,16 +149,20 @@ public static class StreamingRunner
         var fullShape = PlanFor(blockSize).Shards.ToDictionary(s => s.UnitId, s => Math.Min(s.SubBatchSize, s.Count));
 
         var slots = new BlockingCollection<Block>();
+        bool lockInputs = PartitionedRunner.WantsPageLockedInputs(context, plan);
         for (int i = 0; i < Math.Min(BlocksInFlight, blocks.Count); i++)
             slots.Add(new Block
             {
-                Input = new TensorBatch(files.Input.Name, files.Input.SampleShape, blockSize, null, files.Input.ElementType),
+                Input = lockInputs ? TensorBatch.AllocatePinned(files.Input.Name, files.Input.SampleShape, blockSize, files.Input.ElementType)
+                    : new TensorBatch(files.Input.Name, files.Input.SampleShape, blockSize, null, files.Input.ElementType),
                 Outputs = signature.Outputs.Select(o => new TensorBatch(o.Name, o.SampleShape, blockSize, null, o.ElementType)).ToList(),
                 RanBy = new int[blockSize], Errors = new HeteroBatchException?[blockSize],
             });
         var samples = new BlockingCollection<(Block Block, int Index)>();
         var decoded = new BlockingCollection<Block>();
         var ran = new BlockingCollection<Block>(BlocksInFlight);
+        // GPUs copy blocks from page-locked memory; released when the job ends
+        using var locked = lockInputs ? PageLockedBuffers.Lock(slots.Select(b => b.Input)) : null;
         using var failed = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         var stop = failed.Token;
         var stages = summary.Stages;

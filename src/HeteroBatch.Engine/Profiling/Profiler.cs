@@ -127,7 +127,9 @@ public static class Profiler
     private static bool KeepBusy(UnitWorker worker, ModelSource model, int batch, CancellationToken stop)
     {
         var loaded = worker.Load(model);
-        var inputs = loaded.SyntheticInputs(batch, 1);
+        bool pinned = UnitBackends.For(worker.Unit).WantsPageLockedInputs(worker.Unit, worker.Settings);
+        var inputs = loaded.SyntheticInputs(batch, 1, pinned);
+        using var locked = pinned ? PageLockedBuffers.Lock(inputs) : null;
         var outputs = loaded.AllocateOutputs(batch);
         try
         {
@@ -152,6 +154,9 @@ public static class Profiler
         // buffers grow with the sizes, in order: nothing is allocated for a size before the ones below it ran
         IReadOnlyList<TensorBatch> inputs = Array.Empty<TensorBatch>(), outputs = Array.Empty<TensorBatch>();
         int capacity = 0;
+        // a GPU measures from page-locked inputs, as its runs copy from them
+        bool pinned = backend.WantsPageLockedInputs(unit, worker.Settings);
+        PageLockedBuffers? locked = null;
         var memory = new MemoryGrowth();
 
         for (int i = 0; i < schedule.Length; i++)
@@ -169,8 +174,10 @@ public static class Profiler
             {
                 if (b > capacity)
                 {
+                    locked?.Dispose();
                     inputs = Array.Empty<TensorBatch>(); outputs = Array.Empty<TensorBatch>(); // let the smaller ones go first
-                    inputs = loaded.SyntheticInputs(b, settings.Seed);
+                    inputs = loaded.SyntheticInputs(b, settings.Seed, pinned);
+                    locked = pinned ? PageLockedBuffers.Lock(inputs) : null;
                     outputs = loaded.AllocateOutputs(b);
                     capacity = b;
                 }
@@ -193,6 +200,7 @@ public static class Profiler
                 break; // out of memory or another failure: keep what ran, stop growing
             }
         }
+        locked?.Dispose();
         cancel.ThrowIfCancellationRequested();
         if (unit.Precision != Precision.Fp32 && profile.Table.Count > 0)
             profile.Agreement = AgreementWithFp32(loaded, model, Math.Min(8, profile.MaxBatchSize), settings.Seed);

@@ -29,7 +29,7 @@ public static class ModelSessionExtensions
         model.Signature.Outputs.Select(o => o.CheckUsable(isInput: false)).Select(o => new TensorBatch(o.Name, o.SampleShape, count, null, o.ElementType)).ToList();
 
     /// <summary>Seeded synthetic inputs that fit this model.</summary>
-    public static IReadOnlyList<TensorBatch> SyntheticInputs(this IModelSession model, int count, ulong seed) => InputSet.Synthetic(model.Signature.Inputs, count, seed).Tensors;
+    public static IReadOnlyList<TensorBatch> SyntheticInputs(this IModelSession model, int count, ulong seed, bool pinned = false) => InputSet.Synthetic(model.Signature.Inputs, count, seed, pinned).Tensors;
 }
 
 /// <summary>An ONNX Runtime session of one model on one unit, with its signature. Used only on its unit's worker thread.</summary>

@@ -57,6 +57,9 @@ public interface IUnitBackend
     /// <summary>The host processors the unit computes on while it runs (none for a unit that computes elsewhere and only feeds from here).</summary>
     IReadOnlyList<int> ComputeProcessors(ComputeUnit unit) => Array.Empty<int>();
 
+    /// <summary>True if the unit's runs are faster from page-locked host inputs (a GPU copying by DMA): runs then keep their inputs on the pinned heap and lock them.</summary>
+    bool WantsPageLockedInputs(ComputeUnit unit, EngineOptions settings) => false;
+
     /// <summary>True if the unit runs every sub-batch at one input shape (padding the tail), because a change of shape costs it far more than a few padded samples.</summary>
     bool KeepsOneShape { get; }
 

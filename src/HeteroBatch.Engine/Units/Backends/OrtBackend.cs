@@ -17,6 +17,7 @@ public abstract class OrtBackend : IUnitBackend
     public abstract string? WhyAbsent(ComputeUnit unit, IReadOnlyList<ComputeUnit> found);
     public abstract int? WorkerProcessor(ComputeUnit unit);
     public virtual IReadOnlyList<int> ComputeProcessors(ComputeUnit unit) => Array.Empty<int>();
+    public virtual bool WantsPageLockedInputs(ComputeUnit unit, EngineOptions settings) => false;
     public virtual double? ComputeOnlyMedianMs(IModelSession model, ComputeUnit unit, int batch, int runs, CancellationToken cancel) => null;
     public virtual bool Overlap(ComputeUnit a, ComputeUnit b) => false;
 

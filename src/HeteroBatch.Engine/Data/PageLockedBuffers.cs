@@ -1,0 +1,33 @@
+using System.Runtime.InteropServices;
+using HeteroBatch.Engine.Runtime;
+
+namespace HeteroBatch.Engine.Data;
+
+/// <summary>
+/// Input batches page-locked for GPU copies while this object lives: the pinned ones among them
+/// (<see cref="TensorBatch.IsPinned"/>) are registered with the CUDA runtime, and released on
+/// Dispose, before their memory can go back to the heap. Where there is no CUDA runtime nothing
+/// happens.
+/// </summary>
+public sealed class PageLockedBuffers : IDisposable
+{
+    private readonly List<IntPtr> _locked = new();
+    public int Count => _locked.Count;
+
+    public static PageLockedBuffers Lock(IEnumerable<TensorBatch> batches)
+    {
+        var locks = new PageLockedBuffers();
+        foreach (var t in batches.Where(t => t.IsPinned && t.Count > 0))
+        {
+            var address = Marshal.UnsafeAddrOfPinnedArrayElement(t.Data, 0);
+            if (CudaHost.Register(address, Buffer.ByteLength(t.Data))) locks._locked.Add(address);
+        }
+        return locks;
+    }
+
+    public void Dispose()
+    {
+        foreach (var address in _locked) CudaHost.Unregister(address);
+        _locked.Clear();
+    }
+}
