@@ -125,3 +125,34 @@ public sealed class DynamicBalanceTests : IDisposable
         Assert.Equal(202, r.Units.Sum(u => u.Count));
     }
 }
+
+public sealed class CancellationRaceTests
+{
+    [Fact]
+    public void ACancelThatLandsAsARunEndsNeverStopsTheNextRun()
+    {
+        // a Ctrl+C that arrives just as a run finishes must not leave the session's terminate flag
+        // set for the next run (which would then fail at once)
+        using var context = new EngineContext();
+        var unit = TestModels.TwoCpuUnits()[0];
+        var worker = context.Workers.For(unit);
+        worker.Invoke(() =>
+        {
+            var session = worker.Load(TestModels.Tiny);
+            var inputs = session.SyntheticInputs(2, 1);
+            var outputs = session.AllocateOutputs(2);
+            session.Run(inputs, outputs, 0, 2);
+            var rng = new Random(3);
+            for (int i = 0; i < 400; i++)
+            {
+                using var cts = new CancellationTokenSource();
+                var canceller = Task.Run(() => { Thread.SpinWait(rng.Next(0, 20000)); cts.Cancel(); });
+                try { session.Run(inputs, outputs, 0, 2, cancel: cts.Token); }
+                catch (OperationCanceledException) { }
+                canceller.Wait();
+                session.Run(inputs, outputs, 0, 2); // must run
+            }
+            return true;
+        }).GetAwaiter().GetResult();
+    }
+}

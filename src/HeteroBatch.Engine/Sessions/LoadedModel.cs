@@ -76,23 +76,24 @@ public sealed class LoadedModel : IModelSession
     {
         cancel.ThrowIfCancellationRequested();
         var runOptions = _runOptions;
-        using (cancel.CanBeCanceled ? cancel.Register(() => runOptions.Terminate = true) : default)
+        var registration = cancel.CanBeCanceled ? cancel.Register(() => runOptions.Terminate = true) : default;
+        try
         {
-            try
+            Run(runOptions, inputs, outputs, offset, count, padTo);
+        }
+        catch (OnnxRuntimeException) when (cancel.IsCancellationRequested)
+        {
+            throw new OperationCanceledException(cancel); // terminated mid-run
+        }
+        finally
+        {
+            // first the registration (Dispose waits for a callback in flight): a Ctrl+C that lands just
+            // after the run must not leave the terminate flag set on options the next run would use
+            registration.Dispose();
+            if (runOptions.Terminate)
             {
-                Run(runOptions, inputs, outputs, offset, count, padTo);
-            }
-            catch (OnnxRuntimeException) when (cancel.IsCancellationRequested)
-            {
-                throw new OperationCanceledException(cancel); // terminated mid-run
-            }
-            finally
-            {
-                if (runOptions.Terminate)
-                {
-                    _runOptions = new RunOptions();
-                    runOptions.Dispose();
-                }
+                _runOptions = new RunOptions();
+                runOptions.Dispose();
             }
         }
         cancel.ThrowIfCancellationRequested();
@@ -252,7 +253,7 @@ public sealed class LoadedModel : IModelSession
     public double? DeviceResidentMedianMs(OrtMemoryInfo memory, int count, int runs, CancellationToken cancel)
     {
         var runOptions = _runOptions;
-        using var stop = cancel.Register(() => runOptions.Terminate = true);
+        var stop = cancel.Register(() => runOptions.Terminate = true);
         try
         {
             using var allocator = new OrtAllocator(Session, memory);
@@ -293,6 +294,7 @@ public sealed class LoadedModel : IModelSession
         }
         finally
         {
+            stop.Dispose(); // before the flag is read, as in Run
             if (runOptions.Terminate) { _runOptions = new RunOptions(); runOptions.Dispose(); }
         }
     }
