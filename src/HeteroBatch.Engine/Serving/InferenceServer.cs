@@ -156,7 +156,7 @@ public sealed class InferenceServer : IDisposable
             Reply(http.Response, 413, Error($"the request holds {length} bytes; this server takes up to {_settings.MaxRequestBytes}"));
             return;
         }
-        var body = ReadBody(http.Request.InputStream, _settings.MaxRequestBytes);
+        var body = ReadBody(http.Request.InputStream, length, _settings.MaxRequestBytes);
         int? headerLength = InferenceProtocol.HeaderLength(http.Request.Headers[InferenceProtocol.HeaderLengthHeader]);
         var (header, tensors) = InferenceProtocol.Decode(body, headerLength, "inputs");
         var inputs = new List<TensorBatch>();
@@ -169,7 +169,7 @@ public sealed class InferenceServer : IDisposable
             if (count >= 0 && t.Shape[0] != count) throw InferenceProtocol.Invalid($"input '{spec.Name}' has {t.Shape[0]} samples, another {count}");
             count = (int)t.Shape[0];
             var batch = new TensorBatch(spec.Name, spec.SampleShape, count, null, spec.ElementType);
-            t.Bytes.CopyTo(batch.Bytes(0, count));
+            t.Bytes.Span.CopyTo(batch.Bytes(0, count));
             inputs.Add(batch);
         }
         if (count < 1) throw InferenceProtocol.Invalid("a request needs at least one sample");
@@ -210,8 +210,15 @@ public sealed class InferenceServer : IDisposable
         Reply(http.Response, 200, json);
     }
 
-    private static byte[] ReadBody(Stream input, long limit)
+    /// <summary>The request body: read straight into an array of its length when the client says it, else grown as it comes.</summary>
+    private static byte[] ReadBody(Stream input, long length, long limit)
     {
+        if (length >= 0)
+        {
+            var exact = new byte[length];
+            input.ReadExactly(exact);
+            return exact;
+        }
         using var buffer = new MemoryStream();
         var chunk = new byte[1 << 16];
         int n;

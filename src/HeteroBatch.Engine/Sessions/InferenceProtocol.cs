@@ -19,8 +19,8 @@ public static class InferenceProtocol
     public const string HeaderLengthHeader = "Inference-Header-Content-Length";
     public const string BinaryExtension = "binary_tensor_data";
 
-    /// <summary>One tensor of a request or response: name, shape (batch first), data type and values as bytes.</summary>
-    public sealed record Tensor(string Name, long[] Shape, string DataType, byte[] Bytes);
+    /// <summary>One tensor of a request or response: name, shape (batch first), data type and values as bytes (often a slice of the body they came in).</summary>
+    public sealed record Tensor(string Name, long[] Shape, string DataType, ReadOnlyMemory<byte> Bytes);
 
     public static string DataTypeOf(TensorElementType t) => t switch
     {
@@ -80,6 +80,18 @@ public static class InferenceProtocol
     /// </summary>
     public static (byte[] Body, int HeaderLength) Encode(string tensorsKey, IReadOnlyList<Tensor> tensors, string? id = null, IReadOnlyList<string>? requestedOutputs = null, string? modelName = null)
     {
+        var json = Header(tensorsKey, tensors.Select(t => (t.Name, t.Shape, t.DataType, (long)t.Bytes.Length)).ToList(), id, requestedOutputs, modelName);
+        var body = new byte[json.Length + tensors.Sum(t => (long)t.Bytes.Length)];
+        json.CopyTo(body, 0);
+        int at = json.Length;
+        foreach (var t in tensors) { t.Bytes.Span.CopyTo(body.AsSpan(at)); at += t.Bytes.Length; }
+        return (body, json.Length);
+    }
+
+    /// <summary>The JSON header of a body whose tensors all follow as binary data of the given sizes.</summary>
+    public static byte[] Header(string tensorsKey, IReadOnlyList<(string Name, long[] Shape, string DataType, long Size)> tensors, string? id = null,
+        IReadOnlyList<string>? requestedOutputs = null, string? modelName = null)
+    {
         var header = new JsonObject();
         if (modelName != null) header["model_name"] = modelName;
         if (id != null) header["id"] = id;
@@ -88,16 +100,11 @@ public static class InferenceProtocol
             ["name"] = t.Name,
             ["shape"] = new JsonArray(t.Shape.Select(d => (JsonNode?)d).ToArray()),
             ["datatype"] = t.DataType,
-            ["parameters"] = new JsonObject { ["binary_data_size"] = t.Bytes.Length },
+            ["parameters"] = new JsonObject { ["binary_data_size"] = t.Size },
         }).ToArray());
         if (requestedOutputs != null)
             header["outputs"] = new JsonArray(requestedOutputs.Select(o => (JsonNode?)new JsonObject { ["name"] = o, ["parameters"] = new JsonObject { ["binary_data"] = true } }).ToArray());
-        var json = Encoding.UTF8.GetBytes(header.ToJsonString());
-        var body = new byte[json.Length + tensors.Sum(t => (long)t.Bytes.Length)];
-        json.CopyTo(body, 0);
-        long at = json.Length;
-        foreach (var t in tensors) { t.Bytes.CopyTo(body, at); at += t.Bytes.Length; }
-        return (body, json.Length);
+        return Encoding.UTF8.GetBytes(header.ToJsonString());
     }
 
     /// <summary>
@@ -124,13 +131,13 @@ public static class InferenceProtocol
             int size = TensorBatch.ElementSize(ElementTypeOf(type));
             long values = shape.Aggregate(1L, (a, b) => b < 0 ? throw Invalid($"'{name}' has a negative dimension") : checked(a * b));
             if (values * size > Array.MaxLength) throw Invalid($"'{name}' is larger than one array holds");
-            byte[] bytes;
+            ReadOnlyMemory<byte> bytes;
             if (node["parameters"]?["binary_data_size"] is JsonNode sizeNode)
             {
                 long n = sizeNode.GetValue<long>();
                 if (n != values * size) throw Invalid($"'{name}' has binary_data_size {n}; shape [{string.Join(",", shape)}] of {type} needs {values * size}");
                 if (at + n > body.Length) throw Invalid($"the body ends before '{name}''s {n} bytes");
-                bytes = body.AsSpan((int)at, (int)n).ToArray();
+                bytes = body.AsMemory((int)at, (int)n); // a slice of the body, not a copy
                 at += n;
             }
             else if (node["data"] is JsonArray data)
@@ -169,7 +176,7 @@ public static class InferenceProtocol
     public static JsonArray ToJsonData(Tensor t)
     {
         var a = new JsonArray();
-        var s = t.Bytes.AsSpan();
+        var s = t.Bytes.Span;
         int size = TensorBatch.ElementSize(ElementTypeOf(t.DataType));
         for (int i = 0; i < t.Bytes.Length / size; i++)
             a.Add(t.DataType switch

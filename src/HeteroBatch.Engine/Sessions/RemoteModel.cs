@@ -67,8 +67,14 @@ public sealed class RemoteModel : IModelSession
 
     public void Run(IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count, int padTo = 0, CancellationToken cancel = default)
     {
-        var tensors = inputs.Select(t => new InferenceProtocol.Tensor(t.Name, t.ShapeFor(count), InferenceProtocol.DataTypeOf(t.ElementType), t.Bytes(offset, count).ToArray())).ToList();
-        var (body, headerLength) = InferenceProtocol.Encode("inputs", tensors, id: Interlocked.Increment(ref _requests).ToString(), requestedOutputs: outputs.Select(o => o.Name).ToList());
+        // the header, then each input's rows copied once, straight into the body
+        var header = InferenceProtocol.Header("inputs", inputs.Select(t => (t.Name, t.ShapeFor(count), InferenceProtocol.DataTypeOf(t.ElementType), (long)t.Bytes(offset, count).Length)).ToList(),
+            id: Interlocked.Increment(ref _requests).ToString(), requestedOutputs: outputs.Select(o => o.Name).ToList());
+        var body = new byte[header.Length + inputs.Sum(t => (long)t.Bytes(offset, count).Length)];
+        header.CopyTo(body, 0);
+        int at = header.Length;
+        foreach (var t in inputs) { var rows = t.Bytes(offset, count); rows.CopyTo(body.AsSpan(at)); at += rows.Length; }
+        int headerLength = header.Length;
         var content = new ByteArrayContent(body);
         content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
         content.Headers.Add(InferenceProtocol.HeaderLengthHeader, headerLength.ToString());
@@ -101,7 +107,7 @@ public sealed class RemoteModel : IModelSession
             var target = output.Bytes(offset, count);
             if (r.Shape.Length == 0 || r.Shape[0] != count || r.Bytes.Length != target.Length || r.DataType != InferenceProtocol.DataTypeOf(output.ElementType))
                 throw InferenceProtocol.Invalid($"output '{output.Name}' came back as {r.DataType} [{string.Join(",", r.Shape)}]; {count} samples of {InferenceProtocol.DataTypeOf(output.ElementType)} [{string.Join(",", output.SampleShape)}] were expected");
-            r.Bytes.CopyTo(target);
+            r.Bytes.Span.CopyTo(target);
         }
     }
 
