@@ -227,6 +227,11 @@ public sealed class LoadedModel : IModelSession
     }
 
     private readonly Dictionary<int, (List<TensorBatch> In, List<TensorBatch> Out)> _staging = new();
+    // GPU sessions: padded runs stage their inputs in page-locked memory too, locked for the session's life
+    private List<PageLockedBuffers>? _lockedStaging;
+
+    /// <summary>Padded runs (a GPU's short sub-batches) stage their inputs on the pinned heap, page-locked until the session ends.</summary>
+    public void UsePageLockedStaging() => _lockedStaging = new();
 
     /// <summary>
     /// Runs <paramref name="count"/> samples as a batch of <paramref name="padTo"/>: the samples are
@@ -238,7 +243,9 @@ public sealed class LoadedModel : IModelSession
     {
         if (!_staging.TryGetValue(padTo, out var staging))
         {
-            staging = (inputs.Select(t => t.EmptyLike(padTo)).ToList(), outputs.Select(t => t.EmptyLike(padTo)).ToList());
+            var stagedInputs = inputs.Select(t => _lockedStaging != null ? TensorBatch.AllocatePinned(t.Name, t.SampleShape, padTo, t.ElementType) : t.EmptyLike(padTo)).ToList();
+            _lockedStaging?.Add(PageLockedBuffers.Lock(stagedInputs));
+            staging = (stagedInputs, outputs.Select(t => t.EmptyLike(padTo)).ToList());
             _staging[padTo] = staging;
         }
         for (int i = 0; i < inputs.Count; i++) inputs[i].CopyTo(offset, count, staging.In[i], 0);
@@ -306,6 +313,7 @@ public sealed class LoadedModel : IModelSession
         _pinnedStages.Clear();
         _pinnedAllocator?.Dispose();
         _pinnedInfo?.Dispose();
+        _lockedStaging?.ForEach(l => l.Dispose());
         if (_ownsSession) Session.Dispose();
         _runOptions.Dispose();
     }

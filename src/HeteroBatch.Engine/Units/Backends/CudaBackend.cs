@@ -101,6 +101,7 @@ public sealed class CudaBackend : OrtBackend
     public override IModelSession Open(ComputeUnit unit, Models.ModelSource model, EngineOptions settings)
     {
         var session = (LoadedModel)base.Open(unit, model, settings);
+        if (settings.PageLockedInputs) session.UsePageLockedStaging();
         if (settings.PinnedTransfers)
             session.UsePinnedStaging(new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA_PINNED, OrtAllocatorType.DeviceAllocator, unit.DeviceId, OrtMemType.CpuOutput));
         return session;
