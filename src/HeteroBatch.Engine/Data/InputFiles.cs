@@ -12,7 +12,7 @@ namespace HeteroBatch.Engine.Data;
 public sealed class InputFiles
 {
     /// <summary>One file: where its samples start in the job, how many it holds, and its .npy header.</summary>
-    public sealed record Entry(string Path, long Length, int FirstSample, int Count, Npy.Header? Npy, bool NamedByIndex);
+    public sealed record Entry(string Path, long Length, DateTime Modified, int FirstSample, int Count, Npy.Header? Npy, bool NamedByIndex);
 
     public IReadOnlyList<Entry> Files { get; }
     public TensorSpec Input { get; }
@@ -62,7 +62,9 @@ public sealed class InputFiles
         bool imageChecked = false;
         foreach (var f in files)
         {
-            long length = new FileInfo(f).Length;
+            var info = new FileInfo(f);
+            long length = info.Length;
+            var modified = info.LastWriteTimeUtc;
             if (IsNpy(f))
             {
                 var header = Npy.ReadHeader(f);
@@ -73,13 +75,13 @@ public sealed class InputFiles
                     throw new HeteroBatchException("InputShapeMismatch", FailureKind.InvalidData,
                         $"{f} has shape ({string.Join(", ", header.Dims)}); the model's input '{spec.Name}' takes samples of [{string.Join(", ", spec.SampleShape)}], or a batch of them.", f);
                 int count = oneSample ? 1 : header.Count;
-                entries.Add(new Entry(f, length, checked((int)at), count, oneSample ? header with { Dims = new[] { 1L }.Concat(header.Dims).ToArray() } : header, !oneSample));
+                entries.Add(new Entry(f, length, modified, checked((int)at), count, oneSample ? header with { Dims = new[] { 1L }.Concat(header.Dims).ToArray() } : header, !oneSample));
                 at += count;
             }
             else if (ImageInput.IsImage(f))
             {
                 if (!imageChecked) { ImageInput.Layout(spec); imageChecked = true; }
-                entries.Add(new Entry(f, length, checked((int)at), 1, null, false));
+                entries.Add(new Entry(f, length, modified, checked((int)at), 1, null, false));
                 at++;
             }
             else throw new HeteroBatchException("InputFileUnsupported", FailureKind.InvalidArgument, $"{f} is neither an image (.jpg, .jpeg, .png) nor a .npy file.", f);
@@ -116,7 +118,7 @@ public sealed class InputFiles
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         foreach (var f in Files)
-            sha.AppendData(Encoding.UTF8.GetBytes($"{f.Path}\n{f.Length}\n{File.GetLastWriteTimeUtc(f.Path).Ticks}\n{f.Count}\n"));
+            sha.AppendData(Encoding.UTF8.GetBytes($"{f.Path}\n{f.Length}\n{f.Modified.Ticks}\n{f.Count}\n"));
         return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
     }
 

@@ -126,9 +126,9 @@ public sealed class TensorBatch
             TensorElementType.Int64 => GC.AllocateArray<long>(checked((int)n), pinned: true),
             TensorElementType.Int32 => GC.AllocateArray<int>(checked((int)n), pinned: true),
             TensorElementType.UInt8 => GC.AllocateArray<byte>(checked((int)n), pinned: true),
-            _ => Allocate(type, n),
+            _ => Allocate(type, n), // throws ElementTypeUnsupported
         };
-        return new TensorBatch(name, sampleShape, count, data, type) { IsPinned = data is not null && type is TensorElementType.Float or TensorElementType.Double or TensorElementType.Int64 or TensorElementType.Int32 or TensorElementType.UInt8 };
+        return new TensorBatch(name, sampleShape, count, data, type) { IsPinned = true };
     }
 }
 

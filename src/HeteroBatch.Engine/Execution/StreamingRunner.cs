@@ -113,8 +113,6 @@ public static class StreamingRunner
         return all.Where(p => !busy.Contains(p)).ToList();
     }
 
-    public static int DefaultDecodeThreads(BatchPlan plan) => Math.Max(1, FreeProcessors(plan).Count);
-
     /// <summary>
     /// Runs the plan over every sample of <paramref name="files"/> from <paramref name="output"/>'s
     /// resume point; <paramref name="onBlock"/> gets each block's predictions in input order (on the

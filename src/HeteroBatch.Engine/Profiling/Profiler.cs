@@ -159,48 +159,51 @@ public static class Profiler
         PageLockedBuffers? locked = null;
         var memory = new MemoryGrowth();
 
-        for (int i = 0; i < schedule.Length; i++)
+        try
         {
-            int b = schedule[i];
-            cancel.ThrowIfCancellationRequested();
-            if (memory.WhyNotFits(b, loaded) is { } tooBig)
+            for (int i = 0; i < schedule.Length; i++)
             {
-                profile.FailedBatchSize = b;
-                profile.FailureReason = tooBig;
-                progress?.Invoke(new ProfileProgress(unit.Id, b, i + 1, schedule.Length, null, tooBig));
-                break;
-            }
-            try
-            {
-                if (b > capacity)
+                int b = schedule[i];
+                cancel.ThrowIfCancellationRequested();
+                if (memory.WhyNotFits(b, loaded) is { } tooBig)
                 {
-                    locked?.Dispose();
-                    inputs = Array.Empty<TensorBatch>(); outputs = Array.Empty<TensorBatch>(); // let the smaller ones go first
-                    inputs = loaded.SyntheticInputs(b, settings.Seed, pinned);
-                    locked = pinned ? PageLockedBuffers.Lock(inputs) : null;
-                    outputs = loaded.AllocateOutputs(b);
-                    capacity = b;
+                    profile.FailedBatchSize = b;
+                    profile.FailureReason = tooBig;
+                    progress?.Invoke(new ProfileProgress(unit.Id, b, i + 1, schedule.Length, null, tooBig));
+                    break;
                 }
-                var entry = MeasureOne(loaded, inputs, outputs, b, settings, cancel);
-                memory.Ran(b);
-                if (worker.Settings.SplitTransfers && backend.ComputeOnlyMedianMs(loaded, unit, b, Math.Max(3, entry.Samples), cancel) is double compute)
+                try
                 {
-                    entry.ComputeMs = compute;
-                    entry.TransferMs = Math.Max(0, entry.MedianMs - compute);
+                    if (b > capacity)
+                    {
+                        locked?.Dispose();
+                        inputs = Array.Empty<TensorBatch>(); outputs = Array.Empty<TensorBatch>(); // let the smaller ones go first
+                        inputs = loaded.SyntheticInputs(b, settings.Seed, pinned);
+                        locked = pinned ? PageLockedBuffers.Lock(inputs) : null;
+                        outputs = loaded.AllocateOutputs(b);
+                        capacity = b;
+                    }
+                    var entry = MeasureOne(loaded, inputs, outputs, b, settings, cancel);
+                    memory.Ran(b);
+                    if (worker.Settings.SplitTransfers && backend.ComputeOnlyMedianMs(loaded, unit, b, Math.Max(3, entry.Samples), cancel) is double compute)
+                    {
+                        entry.ComputeMs = compute;
+                        entry.TransferMs = Math.Max(0, entry.MedianMs - compute);
+                    }
+                    profile.Table.Add(entry);
+                    profile.MaxBatchSize = Math.Max(profile.MaxBatchSize, b);
+                    progress?.Invoke(new ProfileProgress(unit.Id, b, i + 1, schedule.Length, entry, null));
                 }
-                profile.Table.Add(entry);
-                profile.MaxBatchSize = Math.Max(profile.MaxBatchSize, b);
-                progress?.Invoke(new ProfileProgress(unit.Id, b, i + 1, schedule.Length, entry, null));
-            }
-            catch (Exception e) when (e is not OperationCanceledException && !cancel.IsCancellationRequested)
-            {
-                profile.FailedBatchSize = b;
-                profile.FailureReason = e.Message.Trim();
-                progress?.Invoke(new ProfileProgress(unit.Id, b, i + 1, schedule.Length, null, profile.FailureReason));
-                break; // out of memory or another failure: keep what ran, stop growing
+                catch (Exception e) when (e is not OperationCanceledException && !cancel.IsCancellationRequested)
+                {
+                    profile.FailedBatchSize = b;
+                    profile.FailureReason = e.Message.Trim();
+                    progress?.Invoke(new ProfileProgress(unit.Id, b, i + 1, schedule.Length, null, profile.FailureReason));
+                    break; // out of memory or another failure: keep what ran, stop growing
+                }
             }
         }
-        locked?.Dispose();
+        finally { locked?.Dispose(); } // released however the loop ends, before the arrays can go back to the heap
         cancel.ThrowIfCancellationRequested();
         if (unit.Precision != Precision.Fp32 && profile.Table.Count > 0)
             profile.Agreement = AgreementWithFp32(loaded, model, Math.Min(8, profile.MaxBatchSize), settings.Seed);

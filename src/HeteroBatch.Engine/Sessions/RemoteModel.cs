@@ -68,9 +68,10 @@ public sealed class RemoteModel : IModelSession
     public void Run(IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count, int padTo = 0, CancellationToken cancel = default)
     {
         // the header, then each input's rows copied once, straight into the body
-        var header = InferenceProtocol.Header("inputs", inputs.Select(t => (t.Name, t.ShapeFor(count), InferenceProtocol.DataTypeOf(t.ElementType), (long)t.Bytes(offset, count).Length)).ToList(),
+        var sizes = inputs.Select(t => (long)count * t.SampleElements * TensorBatch.ElementSize(t.ElementType)).ToList();
+        var header = InferenceProtocol.Header("inputs", inputs.Select((t, i) => (t.Name, t.ShapeFor(count), InferenceProtocol.DataTypeOf(t.ElementType), sizes[i])).ToList(),
             id: Interlocked.Increment(ref _requests).ToString(), requestedOutputs: outputs.Select(o => o.Name).ToList());
-        var body = new byte[header.Length + inputs.Sum(t => (long)t.Bytes(offset, count).Length)];
+        var body = new byte[header.Length + sizes.Sum()];
         header.CopyTo(body, 0);
         int at = header.Length;
         foreach (var t in inputs) { var rows = t.Bytes(offset, count); rows.CopyTo(body.AsSpan(at)); at += rows.Length; }

@@ -234,11 +234,11 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
                 Resize = Resize, ChannelOrder = ChannelOrder,
                 Mean = Mean ?? ImagePreprocessing.ImageNet.Mean, Std = Std ?? ImagePreprocessing.ImageNet.Std,
             }.Checked();
-            var files = InputFiles.For(InputFiles.ExpandPaths(inputFiles), PartitionedRunner.Signature(Context, plan, model).Inputs);
+            var signature = PartitionedRunner.Signature(Context, plan, model);
+            var files = InputFiles.For(InputFiles.ExpandPaths(inputFiles), signature.Inputs);
             WriteVerbose($"{files.SampleCount} samples from {files.Files.Count} files; preprocessing: {preprocessing}");
             if (OutputPath != null)
             {
-                var signature = PartitionedRunner.Signature(Context, plan, model);
                 var job = new JobCheckpoint
                 {
                     Model = model.Name, ModelSha256 = model.Sha256, Inputs = files.Identity(), Samples = files.SampleCount,
