@@ -14,7 +14,8 @@ namespace HeteroBatch.Bench;
 public static class PrecisionBench
 {
     public sealed record Row(string Model, int Batch, string Unit, string Precision, string Transfers, bool Nhwc,
-        double? MedianMs, double? MinMs, int Runs, string? Failure, double? MinCosine, double? MaxAbsDiff, int SubBatch = 0);
+        double? MedianMs, double? MinMs, int Runs, string? Failure, double? MinCosine, double? MaxAbsDiff, int SubBatch = 0,
+        double? ComputeOnlyMs = null, string? CudaOptions = null);
 
     public static List<Row> Run(BenchOptions options)
     {
@@ -32,6 +33,10 @@ public static class PrecisionBench
         };
         if (options.AllVariants)
             variants.AddRange(new[] { (Precision.Fp32, true, false), (Precision.Tf32, true, false), (Precision.Tf32, true, true), (Precision.Fp16, true, false), (Precision.Fp16, true, true) });
+        if (options.Variants is { } only)
+            variants = only.Select(v => v.Split(':')).Select(v => (Enum.Parse<Precision>(v[0], ignoreCase: true), false, v.Skip(1).Contains("nhwc", StringComparer.OrdinalIgnoreCase))).ToList();
+        var cudaOptions = string.Join(";", EngineOptions.FromEnvironment().CudaProviderOptions.Select(kv => $"{kv.Key}={kv.Value}"));
+        if (cudaOptions.Length > 0) Console.WriteLine($"CUDA provider options added: {cudaOptions}");
         foreach (var name in options.Models)
         {
             var model = ModelCatalog.Resolve(name);
@@ -48,10 +53,10 @@ public static class PrecisionBench
                         using var context = new EngineContext(settings);
                         var worker = context.Workers.For(unit);
                         var row = worker.Invoke(() => Measure(worker, model, batch, options.Repeats, ref reference, p)).GetAwaiter().GetResult();
-                        row = row with { Unit = unit.Id, Precision = p.ToString(), Transfers = pinned ? "pinned+IOBinding" : "pageable", Nhwc = nhwc };
+                        row = row with { Unit = unit.Id, Precision = p.ToString(), Transfers = pinned ? "pinned+IOBinding" : "pageable", Nhwc = nhwc, CudaOptions = cudaOptions.Length > 0 ? cudaOptions : null };
                         rows.Add(row);
                         Console.WriteLine($"{name} x{batch} {unit.Id} {p} {row.Transfers}{(nhwc ? " NHWC" : "")}: " +
-                            (row.Failure ?? $"{(row.SubBatch < batch ? $"sub-batches of {row.SubBatch}, " : "")}median {row.MedianMs:F2} ms (min {row.MinMs:F2}, {row.Runs} runs){(row.MinCosine is double c ? $", cosine vs fp32 ≥ {c:F6}, max |diff| {row.MaxAbsDiff:G4}" : "")}"));
+                            (row.Failure ?? $"{(row.SubBatch < batch ? $"sub-batches of {row.SubBatch}, " : "")}median {row.MedianMs:F2} ms (min {row.MinMs:F2}, {row.Runs} runs){(row.ComputeOnlyMs is double k ? $", on-GPU only {k:F2}" : "")}{(row.MinCosine is double c ? $", cosine vs fp32 ≥ {c:F6}, max |diff| {row.MaxAbsDiff:G4}" : "")}"));
                         Directory.CreateDirectory(options.Out);
                         File.WriteAllText(Path.Combine(options.Out, "precision.json"), JsonSerializer.Serialize(rows, BenchResults.Json));
                     }
@@ -122,7 +127,11 @@ public static class PrecisionBench
                 var a = OutputAgreement.Compare(reference, outputs[0]);
                 cos = a.MinCosine; diff = a.MaxAbsDifference;
             }
-            return new Row(model.Name, batch, "", "", "", false, Statistics.Quantile(times, 0.5), times[0], times.Count, null, cos, diff, sub);
+            // the same runs with inputs and outputs already on the GPU: what the host copies cost
+            double? compute = null;
+            if (sub == batch)
+                compute = UnitBackends.For(worker.Unit).ComputeOnlyMedianMs(session, worker.Unit, batch, Math.Max(5, repeats), CancellationToken.None);
+            return new Row(model.Name, batch, "", "", "", false, Statistics.Quantile(times, 0.5), times[0], times.Count, null, cos, diff, sub, compute);
         }
     }
 }

@@ -9,10 +9,10 @@ public sealed class CalibrationTests : IDisposable
     private readonly string _dir = Directory.CreateTempSubdirectory("hb-calibration-").FullName;
     public void Dispose() => Directory.Delete(_dir, true);
 
-    private static Observation Seen(UnitProfile p, double ms, double predicted, int minutesAgo = 0) => new()
+    private static Observation Seen(UnitProfile p, double ms, double predicted, int minutesAgo = 0, params string[] alongside) => new()
     {
         Model = p.Model, ModelSha256 = p.ModelSha256, UnitId = p.Unit.Id, UnitFingerprint = p.Unit.Fingerprint,
-        Samples = 10, SubBatchSize = 10, Ms = ms, PredictedMs = predicted, At = DateTimeOffset.UtcNow.AddMinutes(-minutesAgo),
+        Samples = 10, SubBatchSize = 10, Ms = ms, PredictedMs = predicted, At = DateTimeOffset.UtcNow.AddMinutes(-minutesAgo), Alongside = alongside,
     };
 
     [Fact]
@@ -56,6 +56,27 @@ public sealed class CalibrationTests : IDisposable
         var split = Planner.Plan(new[] { a, b }, 100, PlanAlgorithm.Optimal, mild, null);
         Assert.Equal(2, split.Shards.Count);
         Assert.Null(split.Note);
+    }
+
+    [Fact]
+    public void APlanIsCalibratedByRunsBesideTheSameUnitsWhenThereAreAny()
+    {
+        var gpu0 = TestModels.FakeProfile("gpu0", "m", (1, 1.0), (100, 100.0));
+        var gpu1 = TestModels.FakeProfile("gpu1", "m", (1, 1.0), (100, 100.0));
+        var cpu = TestModels.FakeProfile("cpu", "m", (1, 1.0), (100, 100.0));
+        gpu1.ModelSha256 = cpu.ModelSha256 = gpu0.ModelSha256;
+        var store = new ProfileStore(_dir);
+        // beside the CPU unit gpu0 ran 1.6 times its profile; beside gpu1 alone, 1.05 times
+        store.Record(new[] { Seen(gpu0, 80, 50, 0, "cpu"), Seen(gpu0, 80, 50, 0, "gpu1", "cpu"), Seen(gpu0, 52.5, 50, 0, "gpu1") });
+        var (pair, _) = Execution.RunObservations.Calibration(store, new[] { gpu0, gpu1 });
+        Assert.Equal((1.05, 1), (Math.Round(pair["gpu0"].Factor, 3), pair["gpu0"].Runs));
+        var (all, _) = Execution.RunObservations.Calibration(store, new[] { gpu0, gpu1, cpu });
+        Assert.Equal((1.6, 1), (Math.Round(all["gpu0"].Factor, 3), all["gpu0"].Runs));
+        // no run beside exactly these units: every side-by-side run counts
+        var cpu1 = TestModels.FakeProfile("cpu1", "m", (1, 1.0), (100, 100.0));
+        cpu1.ModelSha256 = gpu0.ModelSha256;
+        var (other, _) = Execution.RunObservations.Calibration(store, new[] { gpu0, cpu1 });
+        Assert.Equal((1.6, 3), (Math.Round(other["gpu0"].Factor, 3), other["gpu0"].Runs));
     }
 
     [Fact]

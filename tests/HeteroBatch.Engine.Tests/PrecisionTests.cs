@@ -54,6 +54,21 @@ public sealed class PrecisionTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public void CudaUnitsAtReducedPrecisionAddConvolutionBiasesInsideCuDnnAndUsersCanOverride()
+    {
+        ComputeUnit Gpu(Precision p) => new() { Id = "gpu1", Kind = UnitKind.Gpu, Provider = ExecutionProvider.CUDA, DeviceId = 1, Precision = p };
+        var fp16 = Units.Backends.CudaBackend.ProviderOptions(Gpu(Precision.Fp16), new EngineOptions());
+        Assert.Equal(("1", "1", "HEURISTIC", "1"), (fp16["fuse_conv_bias"], fp16["prefer_nhwc"], fp16["cudnn_conv_algo_search"], fp16["device_id"]));
+        Assert.Equal("1", Units.Backends.CudaBackend.ProviderOptions(Gpu(Precision.Tf32), new EngineOptions())["fuse_conv_bias"]);
+        var fp32 = Units.Backends.CudaBackend.ProviderOptions(Gpu(Precision.Fp32), new EngineOptions());
+        Assert.Equal(("0", "0", "EXHAUSTIVE", "0"), (fp32["fuse_conv_bias"], fp32["prefer_nhwc"], fp32["cudnn_conv_algo_search"], fp32["use_tf32"]));
+        // HETEROBATCH_CUDA_OPTIONS wins over the defaults
+        var settings = EngineOptions.FromEnvironment(v => v == EngineOptions.CudaOptionsVariable ? "fuse_conv_bias=0; enable_cuda_graph=1" : null);
+        var tuned = Units.Backends.CudaBackend.ProviderOptions(Gpu(Precision.Fp16), settings);
+        Assert.Equal(("0", "1"), (tuned["fuse_conv_bias"], tuned["enable_cuda_graph"]));
+    }
+
+    [Fact]
     public void AUserModelWithIntegerInputsAndAReductionAgreesAndKeepsItsTypes()
     {
         var path = Path.Combine(_dir, "user.onnx");

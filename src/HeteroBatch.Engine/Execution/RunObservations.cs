@@ -28,12 +28,25 @@ public static class RunObservations
         }).ToList();
     }
 
-    /// <summary>Each profile's unit: how its observed runs of the model compare with its profile, beside other units and alone.</summary>
+    /// <summary>
+    /// Each profile's unit: how its observed runs of the model compare with its profile, beside other
+    /// units and alone. Side by side, the runs beside exactly the other units being planned count
+    /// when there are any (a GPU slows differently beside a busy CPU unit than beside another GPU);
+    /// otherwise its runs beside any others do.
+    /// </summary>
     public static (IReadOnlyDictionary<string, (double Factor, int Runs)> Together, IReadOnlyDictionary<string, (double Factor, int Runs)> Alone) Calibration(
         ProfileStore store, IReadOnlyList<UnitProfile> profiles)
     {
-        var seen = ProfileSelection.LatestPerUnit(profiles).ToDictionary(p => p.Unit.Id, p => store.Observations(p.Model, p.ModelSha256, p.Unit.Id, p.Unit.Fingerprint));
-        return (seen.ToDictionary(kv => kv.Key, kv => Profiling.Calibration.Factor(kv.Value.Where(o => o.Alongside.Length > 0).ToList())),
+        var latest = ProfileSelection.LatestPerUnit(profiles).ToList();
+        var seen = latest.ToDictionary(p => p.Unit.Id, p => store.Observations(p.Model, p.ModelSha256, p.Unit.Id, p.Unit.Fingerprint));
+        var ids = latest.Select(p => p.Unit.Id).ToHashSet(StringComparer.Ordinal);
+        (double, int) Beside(string unit, IReadOnlyList<Observation> observations)
+        {
+            var others = ids.Where(id => id != unit).ToHashSet(StringComparer.Ordinal);
+            var sameCompany = observations.Where(o => o.Alongside.Length > 0 && others.SetEquals(o.Alongside)).ToList();
+            return Profiling.Calibration.Factor(sameCompany.Count > 0 ? sameCompany : observations.Where(o => o.Alongside.Length > 0).ToList());
+        }
+        return (seen.ToDictionary(kv => kv.Key, kv => Beside(kv.Key, kv.Value)),
                 seen.ToDictionary(kv => kv.Key, kv => Profiling.Calibration.Factor(kv.Value.Where(o => o.Alongside.Length == 0).ToList())));
     }
 }
