@@ -232,5 +232,16 @@ public sealed class ModelCatalogTests : IDisposable
         model.Run(inputs, padded, 6, 4, padTo: 8);
         for (int i = 0; i < 10; i++)
             for (int j = 0; j < 10; j++) Assert.Equal(exact[0].Sample(i)[j], padded[0].Sample(i)[j], 4);
+        // both windows lay inside the 10 inputs: read in place, nothing copied into staging
+        Assert.Equal(0, model.StagedInputBatches);
+        // a batch smaller than the padded size has to be staged
+        var few = model.SyntheticInputs(3, 2);
+        var fewOut = model.AllocateOutputs(3);
+        var fewExact = model.AllocateOutputs(3);
+        model.Run(few, fewExact, 0, 3);
+        model.Run(few, fewOut, 1, 2, padTo: 8);
+        Assert.Equal(1, model.StagedInputBatches);
+        for (int i = 1; i < 3; i++)
+            for (int j = 0; j < 10; j++) Assert.Equal(fewExact[0].Sample(i)[j], fewOut[0].Sample(i)[j], 4);
     }
 }

@@ -1,3 +1,4 @@
+using HeteroBatch.Engine.Units;
 using HeteroBatch.Engine.Planning;
 using HeteroBatch.Engine.Profiling;
 using Xunit.Abstractions;
@@ -21,6 +22,22 @@ public class PlannerTests(ITestOutputHelper output)
         for (int first = 0; first <= total; first++)
             foreach (var rest in Compositions(total - first, parts - 1))
                 yield return new[] { first }.Concat(rest).ToArray();
+    }
+
+    [Fact]
+    public void AGpuSplitsAShareAboveItsLargestBatchIntoEqualRunsNotAPaddedTail()
+    {
+        var gpu = TestModels.FakeProfile("gpu0", "m", (1, 1.0), (256, 30.0), (512, 53.6));
+        gpu.Unit.Kind = UnitKind.Gpu;
+        gpu.Unit.Provider = ExecutionProvider.CUDA;
+        var table = new UnitCostModel(gpu).Table(1000);
+        // two runs of 500 (interpolated: 30 + 23.6 × 244/256 = 52.49 ms each), not 512 and 488 padded to 512 (2 × 53.6)
+        Assert.Equal(500, table.SubBatch[1000]);
+        Assert.Equal(2 * (30 + 23.6 * 244 / 256), table.Cost[1000], 6);
+        // 1100: three runs of 367 (the last padded by one sample)
+        Assert.Equal(367, new UnitCostModel(gpu).Table(1100).SubBatch[1100]);
+        var plan = Planner.Plan(new[] { gpu }, 1000);
+        Assert.Equal(500, plan.Shards.Single().SubBatchSize);
     }
 
     [Fact]

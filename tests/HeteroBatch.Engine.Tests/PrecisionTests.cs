@@ -60,6 +60,8 @@ public sealed class PrecisionTests(ITestOutputHelper output) : IDisposable
         var fp16 = Units.Backends.CudaBackend.ProviderOptions(Gpu(Precision.Fp16), new EngineOptions());
         Assert.Equal(("1", "1", "HEURISTIC", "1"), (fp16["fuse_conv_bias"], fp16["prefer_nhwc"], fp16["cudnn_conv_algo_search"], fp16["device_id"]));
         Assert.Equal("1", Units.Backends.CudaBackend.ProviderOptions(Gpu(Precision.Tf32), new EngineOptions())["fuse_conv_bias"]);
+        // NCHW (HETEROBATCH_CUDA_NHWC=0): that fusion fails or errs there, so it is off
+        Assert.Equal("0", Units.Backends.CudaBackend.ProviderOptions(Gpu(Precision.Fp16), new EngineOptions { CudaPreferNhwc = false })["fuse_conv_bias"]);
         var fp32 = Units.Backends.CudaBackend.ProviderOptions(Gpu(Precision.Fp32), new EngineOptions());
         Assert.Equal(("0", "0", "EXHAUSTIVE", "0"), (fp32["fuse_conv_bias"], fp32["prefer_nhwc"], fp32["cudnn_conv_algo_search"], fp32["use_tf32"]));
         // HETEROBATCH_CUDA_OPTIONS wins over the defaults

@@ -13,7 +13,10 @@ public sealed class UnitRun
     /// <summary>Samples this unit produced outputs for.</summary>
     public int Count { get; set; }
     public int SubBatches { get; set; }
-    /// <summary>From this unit's first run starting to its last one ending.</summary>
+    /// <summary>
+    /// From the run's start to this unit's last sub-batch ending: the time its share kept the run
+    /// waiting, a late start included (what a plan predicts and calibration compares).
+    /// </summary>
     public double Ms { get; set; }
     public double PredictedMs { get; set; }
     /// <summary>Samples planned for other units that this one ran (dynamic balance or fail-over).</summary>

@@ -192,7 +192,7 @@ public static class PartitionedRunner
     private static void RunUnit(int me, IModelSession model, WorkBoard work, UnitRun run, IReadOnlyList<TensorBatch> inputs,
         IReadOnlyList<TensorBatch> outputs, RunSettings settings, Stopwatch clock, int padTo, CancellationToken cancel, Action<int> ran, int[]? ranBy)
     {
-        double first = -1, last = 0;
+        double last = 0;
         int done = 0;
         while (!cancel.IsCancellationRequested && work.Take(me) is { } range)
         {
@@ -200,8 +200,6 @@ public static class PartitionedRunner
             {
                 if (settings.InjectFailure is { } f && f.UnitId == run.UnitId && done >= f.AfterSubBatches)
                     throw new HeteroBatchException("InjectedFailure", FailureKind.InvalidOperation, $"test failure injected after {done} sub-batches");
-                double t0 = clock.Elapsed.TotalMilliseconds;
-                if (first < 0) first = t0;
                 model.Run(inputs, outputs, range.Offset, range.Count, padTo, cancel);
                 last = clock.Elapsed.TotalMilliseconds;
                 work.Done(me, range);
@@ -224,7 +222,8 @@ public static class PartitionedRunner
                 break;
             }
         }
-        run.Ms = first < 0 ? 0 : last - first;
+        // counted from the run's start: a unit that starts late (a worker waking, a copy first) keeps the run waiting as long
+        run.Ms = last;
     }
 
     private static InferenceResult Result(BatchPlan plan, ModelSource model, InputSet inputs, IReadOnlyList<TensorBatch> outputs,

@@ -53,8 +53,9 @@ public sealed class UnitCostModel
     }
 
     /// <summary>
-    /// Units whose backend keeps one input shape run every sub-batch at that shape (the tail
-    /// padded), so a tail costs a whole run; others run the tail as it is.
+    /// Units whose backend keeps one input shape run every sub-batch at that shape, so their share
+    /// is split into equal runs (1000 samples with 512 the largest: two runs of 500, not 512 and a
+    /// padded 488); others run a tail as it is.
     /// </summary>
     public bool UniformShapes { get; }
 
@@ -106,8 +107,19 @@ public sealed class UnitCostModel
                 if (s >= b) continue;
                 long q = b / s;
                 int r = (int)(b - q * s);
-                double t = UniformShapes ? (q + (r > 0 ? 1 : 0)) * chunkCost[j] : q * chunkCost[j] + direct[r];
-                if (t < c) { c = t; size = s; }
+                if (UniformShapes)
+                {
+                    // as many runs as chunks of s need, all of one size: the share split evenly (at most one sample padded a run)
+                    long runs = q + (r > 0 ? 1 : 0);
+                    int even = (int)((b + runs - 1) / runs);
+                    double t = runs * direct[even];
+                    if (t < c) { c = t; size = even; }
+                }
+                else
+                {
+                    double t = q * chunkCost[j] + direct[r];
+                    if (t < c) { c = t; size = s; }
+                }
             }
             cost[i] = Math.Max(c, cost[i - 1]);
             sub[i] = size;

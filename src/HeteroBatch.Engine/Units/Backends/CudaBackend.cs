@@ -74,14 +74,18 @@ public sealed class CudaBackend : OrtBackend
 
     /// <summary>
     /// The CUDA provider's options for a unit. ONNX Runtime picks each convolution's cuDNN engine by
-    /// heuristic, never by timing (its EXHAUSTIVE is cuDNN's heuristic B), so what is tuned here is
-    /// measured per precision: on an H100, resnet-50 ×1000 fp16 NHWC ran 113.46 ms with heuristic A,
-    /// 362.52 with B, and 104.72 with the bias added inside the convolution (fuse_conv_bias);
-    /// strict fp32 keeps B, which its own comparison preferred. HETEROBATCH_CUDA_OPTIONS overrides any of them.
+    /// heuristic, never by timing (its EXHAUSTIVE is cuDNN's heuristic B), so what is set here was
+    /// measured per precision on an H100 (resnet-50 ×1000, host → GPU → host): Fp16 NHWC 113.46 ms
+    /// with heuristic A, 362.52 with B, 104.72 with the bias added inside the convolution
+    /// (fuse_conv_bias); Tf32 NHWC 146.23 → 105.78 ms with it. Only in NHWC: in NCHW that fusion
+    /// failed to plan at Fp16 (HEURISTIC_QUERY_FAILED) and gave wrong outputs at Tf32 (cosine
+    /// 0.879 against fp32). Strict fp32 stays NCHW with heuristic B, its fastest.
+    /// HETEROBATCH_CUDA_OPTIONS overrides any of them.
     /// </summary>
     public static Dictionary<string, string> ProviderOptions(ComputeUnit unit, EngineOptions settings)
     {
         bool reduced = unit.Precision is Models.Precision.Tf32 or Models.Precision.Fp16;
+        bool nhwc = settings.CudaPreferNhwc ?? reduced;
         var options = new Dictionary<string, string>
         {
             ["device_id"] = unit.DeviceId.ToString(),
@@ -89,8 +93,8 @@ public sealed class CudaBackend : OrtBackend
             ["use_tf32"] = unit.Precision == Models.Precision.Tf32 ? "1" : "0",
             ["arena_extend_strategy"] = "kSameAsRequested",
             ["do_copy_in_default_stream"] = "1",
-            ["prefer_nhwc"] = (settings.CudaPreferNhwc ?? reduced) ? "1" : "0",
-            ["fuse_conv_bias"] = reduced ? "1" : "0",
+            ["prefer_nhwc"] = nhwc ? "1" : "0",
+            ["fuse_conv_bias"] = reduced && nhwc ? "1" : "0",
         };
         foreach (var (name, value) in settings.CudaProviderOptions) options[name] = value;
         return options;
