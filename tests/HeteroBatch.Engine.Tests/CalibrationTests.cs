@@ -80,6 +80,24 @@ public sealed class CalibrationTests : IDisposable
     }
 
     [Fact]
+    public void AShareThatOnceKeptARunWaitingIsDroppedEvenWhenOtherRunsWereFine()
+    {
+        var gpu = TestModels.FakeProfile("gpu0", "m", (1, 1.0), (100, 10.0));
+        var cpu = TestModels.FakeProfile("cpu", "m", (1, 5.0), (100, 400.0));
+        cpu.ModelSha256 = gpu.ModelSha256;
+        Assert.Equal(2, Planner.Plan(new[] { gpu, cpu }, 100).Shards.Count);
+        var store = new ProfileStore(_dir);
+        // beside the CPU unit the GPU finished as profiled twice, and once 1.5 times later; alone as profiled
+        store.Record(new[] { Seen(gpu, 10, 10, 3, "cpu"), Seen(gpu, 15, 10, 2, "cpu"), Seen(gpu, 10, 10, 1, "cpu"), Seen(gpu, 10, 10, 0), Seen(cpu, 5, 5, 0, "gpu0") });
+        var (together, alone) = Execution.RunObservations.Calibration(store, new[] { gpu, cpu });
+        Assert.Equal((1.5, 3), together["gpu0"]);
+        Assert.Equal((1.0, 1), alone["gpu0"]);
+        var plan = Planner.Plan(new[] { gpu, cpu }, 100, PlanAlgorithm.Optimal, together, alone);
+        Assert.Equal("gpu0", Assert.Single(plan.Shards).UnitId);
+        Assert.True(plan.FellBackToSingle, plan.Note);
+    }
+
+    [Fact]
     public void OnlyTheLastFewRunsCountSoOldOnesAgeOut()
     {
         var p = TestModels.FakeProfile("cpu0", "m", (1, 1.0));

@@ -32,7 +32,10 @@ public static class RunObservations
     /// Each profile's unit: how its observed runs of the model compare with its profile, beside other
     /// units and alone. Side by side, the runs beside exactly the other units being planned count
     /// when there are any (a GPU slows differently beside a busy CPU unit than beside another GPU);
-    /// otherwise its runs beside any others do.
+    /// otherwise its runs beside any others do. Side by side the worst of the recent runs counts, so
+    /// a share that once kept a run waiting is shrunk or dropped (the planner then weighs the split
+    /// against the best unit alone, judged by the median of its runs alone): on 2 × H100 + CPU a CPU
+    /// share slowed some runs beside a GPU by 30-50% and not others.
     /// </summary>
     public static (IReadOnlyDictionary<string, (double Factor, int Runs)> Together, IReadOnlyDictionary<string, (double Factor, int Runs)> Alone) Calibration(
         ProfileStore store, IReadOnlyList<UnitProfile> profiles)
@@ -44,7 +47,7 @@ public static class RunObservations
         {
             var others = ids.Where(id => id != unit).ToHashSet(StringComparer.Ordinal);
             var sameCompany = observations.Where(o => o.Alongside.Length > 0 && others.SetEquals(o.Alongside)).ToList();
-            return Profiling.Calibration.Factor(sameCompany.Count > 0 ? sameCompany : observations.Where(o => o.Alongside.Length > 0).ToList());
+            return Profiling.Calibration.Worst(sameCompany.Count > 0 ? sameCompany : observations.Where(o => o.Alongside.Length > 0).ToList());
         }
         return (seen.ToDictionary(kv => kv.Key, kv => Beside(kv.Key, kv.Value)),
                 seen.ToDictionary(kv => kv.Key, kv => Profiling.Calibration.Factor(kv.Value.Where(o => o.Alongside.Length == 0).ToList())));
