@@ -85,6 +85,15 @@ Describe 'A remote unit' {
         (Get-ComputeUnit -Endpoint $gone -ListAvailable).Available | Should -BeFalse
         { Get-ComputeUnit -Endpoint 'ftp://example/' } | Should -Throw -ErrorId 'EndpointInvalid,*'
     }
+
+    It 'speaks gRPC at a grpc:// address, and says so when nothing answers there' {
+        $gone = "grpc://127.0.0.1:$(Get-FreePort)"
+        Get-ComputeUnit -Endpoint $gone -ErrorVariable errs -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $errs[0].FullyQualifiedErrorId | Should -BeLike 'RemoteUnavailable,*'
+        $unit = Get-ComputeUnit -Endpoint $gone -ListAvailable
+        $unit.Available | Should -BeFalse
+        $unit.Reason | Should -BeLike '*no answer over gRPC*'
+    }
 }
 
 Describe 'The server' {

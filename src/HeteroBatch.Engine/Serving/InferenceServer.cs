@@ -93,7 +93,7 @@ public sealed class InferenceServer : IDisposable
             var path = http.Request.Url!.AbsolutePath.TrimEnd('/');
             var method = http.Request.HttpMethod;
             if (method == "GET" && path is "/v2/health/live" or "/v2/health/ready") { Reply(response, 200, new JsonObject()); return; }
-            if (_settings.Token != null && http.Request.Headers["Authorization"] != $"Bearer {_settings.Token}")
+            if (!Admits(http.Request.Headers["Authorization"]))
             {
                 response.AddHeader("WWW-Authenticate", "Bearer");
                 Reply(response, 401, Error("a bearer token is required"));
@@ -159,27 +159,7 @@ public sealed class InferenceServer : IDisposable
         var body = ReadBody(http.Request.InputStream, length, _settings.MaxRequestBytes);
         int? headerLength = InferenceProtocol.HeaderLength(http.Request.Headers[InferenceProtocol.HeaderLengthHeader]);
         var (header, tensors) = InferenceProtocol.Decode(body, headerLength, "inputs");
-        var inputs = new List<TensorBatch>();
-        int count = -1;
-        foreach (var spec in _signature.Inputs)
-        {
-            var t = tensors.FirstOrDefault(x => x.Name == spec.Name) ?? throw InferenceProtocol.Invalid($"no input '{spec.Name}'");
-            if (InferenceProtocol.ElementTypeOf(t.DataType) != spec.ElementType || t.Shape.Length != spec.SampleShape.Length + 1 || !t.Shape.Skip(1).SequenceEqual(spec.SampleShape))
-                throw InferenceProtocol.Invalid($"input '{spec.Name}' is {t.DataType} [{string.Join(",", t.Shape)}]; the model takes {InferenceProtocol.DataTypeOf(spec.ElementType)} [-1,{string.Join(",", spec.SampleShape)}]");
-            if (count >= 0 && t.Shape[0] != count) throw InferenceProtocol.Invalid($"input '{spec.Name}' has {t.Shape[0]} samples, another {count}");
-            count = (int)t.Shape[0];
-            var batch = new TensorBatch(spec.Name, spec.SampleShape, count, null, spec.ElementType);
-            t.Bytes.Span.CopyTo(batch.Bytes(0, count));
-            inputs.Add(batch);
-        }
-        if (count < 1) throw InferenceProtocol.Invalid("a request needs at least one sample");
-        var plan = count >= _plan.BatchSize ? _plan : PlanScaling.Scale(_plan, count);
-        InferenceResult result;
-        _oneAtATime.Wait(_stop.Token);
-        try { result = PartitionedRunner.Run(_context, plan, _model, new InputSet(inputs, Enumerable.Range(0, count).Select(i => $"{i}").ToList()), new RunSettings(), _stop.Token); }
-        finally { _oneAtATime.Release(); }
-        Interlocked.Increment(ref _requests);
-        Interlocked.Add(ref _samples, count);
+        var result = RunRequest(tensors);
 
         // the outputs asked for (all when none are named), binary where the request was binary or asks for it
         var asked = (header["outputs"] as JsonArray)?.Select(o => (Name: o?["name"]?.GetValue<string>() ?? "", Binary: o?["parameters"]?["binary_data"]?.GetValue<bool>())).ToList();
@@ -208,6 +188,48 @@ public sealed class InferenceServer : IDisposable
             ["data"] = InferenceProtocol.ToJsonData(t),
         }).ToArray());
         Reply(http.Response, 200, json);
+    }
+
+    /// <summary>What the server serves: the model's inputs and outputs.</summary>
+    public ModelSignature Signature => _signature;
+
+    /// <summary>True when <paramref name="authorization"/> (an Authorization header's value) lets a request in.</summary>
+    public bool Admits(string? authorization) => _settings.Token == null || authorization == $"Bearer {_settings.Token}";
+
+    /// <summary>Counts a request that failed (for Get-InferenceServer).</summary>
+    public void CountFailure() => Interlocked.Increment(ref _failures);
+
+    /// <summary>
+    /// One request's samples (each input checked against the model) run across this host's units
+    /// with the server's plan, scaled to the request's size; one request at a time, whatever the
+    /// protocol it came in by. Throws ProtocolInvalid for tensors the model does not take.
+    /// </summary>
+    public InferenceResult RunRequest(IReadOnlyList<InferenceProtocol.Tensor> tensors)
+    {
+        var inputs = new List<TensorBatch>();
+        int count = -1;
+        foreach (var spec in _signature.Inputs)
+        {
+            var t = tensors.FirstOrDefault(x => x.Name == spec.Name) ?? throw InferenceProtocol.Invalid($"no input '{spec.Name}'");
+            if (InferenceProtocol.ElementTypeOf(t.DataType) != spec.ElementType || t.Shape.Length != spec.SampleShape.Length + 1 || !t.Shape.Skip(1).SequenceEqual(spec.SampleShape))
+                throw InferenceProtocol.Invalid($"input '{spec.Name}' is {t.DataType} [{string.Join(",", t.Shape)}]; the model takes {InferenceProtocol.DataTypeOf(spec.ElementType)} [-1,{string.Join(",", spec.SampleShape)}]");
+            if (count >= 0 && t.Shape[0] != count) throw InferenceProtocol.Invalid($"input '{spec.Name}' has {t.Shape[0]} samples, another {count}");
+            count = (int)t.Shape[0];
+            var batch = new TensorBatch(spec.Name, spec.SampleShape, count, null, spec.ElementType);
+            if (t.Bytes.Length != batch.Bytes(0, count).Length)
+                throw InferenceProtocol.Invalid($"input '{spec.Name}' holds {t.Bytes.Length} bytes; [{string.Join(",", t.Shape)}] of {t.DataType} is {batch.Bytes(0, count).Length}");
+            t.Bytes.Span.CopyTo(batch.Bytes(0, count));
+            inputs.Add(batch);
+        }
+        if (count < 1) throw InferenceProtocol.Invalid("a request needs at least one sample");
+        var plan = count >= _plan.BatchSize ? _plan : PlanScaling.Scale(_plan, count);
+        InferenceResult result;
+        _oneAtATime.Wait(_stop.Token);
+        try { result = PartitionedRunner.Run(_context, plan, _model, new InputSet(inputs, Enumerable.Range(0, count).Select(i => $"{i}").ToList()), new RunSettings(), _stop.Token); }
+        finally { _oneAtATime.Release(); }
+        Interlocked.Increment(ref _requests);
+        Interlocked.Add(ref _samples, count);
+        return result;
     }
 
     /// <summary>The request body: read straight into an array of its length when the client says it, else grown as it comes.</summary>

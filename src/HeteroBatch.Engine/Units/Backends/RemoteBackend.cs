@@ -4,9 +4,9 @@ using HeteroBatch.Engine.Sessions;
 namespace HeteroBatch.Engine.Units.Backends;
 
 /// <summary>
-/// Inference servers that speak the Open Inference Protocol over REST, as units: found by their
-/// address, present while they say they are ready, and running a model the server serves under
-/// the model's name. Their times include the network; a server that stops answering mid-run is a
+/// Inference servers that speak the Open Inference Protocol, as units: over gRPC at grpc:// (or
+/// grpcs://) addresses, over REST at http:// (or https://) ones; found by their address, present
+/// while they say they are ready, and running a model the server serves under the model's name. Their times include the network; a server that stops answering mid-run is a
 /// failed unit whose work moves to the others.
 /// </summary>
 public sealed class RemoteBackend : IUnitBackend
@@ -42,8 +42,9 @@ public sealed class RemoteBackend : IUnitBackend
     /// <summary>The address as a base for the protocol's paths (http://host:port/...) with a trailing slash.</summary>
     public static Uri Normalize(Uri endpoint)
     {
-        if (!endpoint.IsAbsoluteUri || endpoint.Scheme is not ("http" or "https"))
-            throw new HeteroBatchException("EndpointInvalid", FailureKind.InvalidArgument, $"'{endpoint}' is not an http:// or https:// address of an inference server.", endpoint.ToString());
+        if (!endpoint.IsAbsoluteUri || endpoint.Scheme is not ("http" or "https" or "grpc" or "grpcs"))
+            throw new HeteroBatchException("EndpointInvalid", FailureKind.InvalidArgument,
+                $"'{endpoint}' is not the address of an inference server: grpc://host:port (or grpcs://) for its gRPC port, http://host:port (or https://) for REST.", endpoint.ToString());
         var text = endpoint.ToString();
         return text.EndsWith('/') ? endpoint : new Uri(text + "/");
     }
@@ -52,6 +53,7 @@ public sealed class RemoteBackend : IUnitBackend
     private static string? Probe(Uri endpoint, string? token, out string? server)
     {
         server = null;
+        if (GrpcRemoteModel.IsGrpc(endpoint)) return ProbeGrpc(endpoint, token, out server);
         using var http = RemoteModel.Client(token, ProbeTimeout);
         try
         {
@@ -68,9 +70,35 @@ public sealed class RemoteBackend : IUnitBackend
         }
     }
 
-    public IModelSession Open(ComputeUnit unit, Models.ModelSource model, EngineOptions settings) =>
-        RemoteModel.Open(new Uri(unit.Endpoint ?? throw new HeteroBatchException("EndpointInvalid", FailureKind.InvalidData, $"Remote unit '{unit.Id}' has no endpoint.", unit.Id)),
-            model.Name, settings.RemoteToken, RequestTimeout);
+    private static string? ProbeGrpc(Uri endpoint, string? token, out string? server)
+    {
+        server = null;
+        using var channel = GrpcRemoteModel.Channel(endpoint);
+        var client = new Sessions.Grpc.GRPCInferenceService.GRPCInferenceServiceClient(channel);
+        try
+        {
+            if (!client.ServerReady(new Sessions.Grpc.ServerReadyRequest(), deadline: DateTime.UtcNow + ProbeTimeout).Ready) return "the server is not ready";
+            try
+            {
+                var meta = client.ServerMetadata(new Sessions.Grpc.ServerMetadataRequest(), GrpcRemoteModel.Headers(token), DateTime.UtcNow + ProbeTimeout);
+                server = $"{(meta.Name.Length > 0 ? meta.Name : "server")} {meta.Version}".Trim();
+            }
+            catch (Grpc.Core.RpcException e) when (e.StatusCode == Grpc.Core.StatusCode.Unauthenticated) { }
+            return null;
+        }
+        catch (Grpc.Core.RpcException e)
+        {
+            return $"no answer over gRPC ({e.StatusCode}: {e.Status.Detail})";
+        }
+    }
+
+    public IModelSession Open(ComputeUnit unit, Models.ModelSource model, EngineOptions settings)
+    {
+        var endpoint = new Uri(unit.Endpoint ?? throw new HeteroBatchException("EndpointInvalid", FailureKind.InvalidData, $"Remote unit '{unit.Id}' has no endpoint.", unit.Id));
+        return GrpcRemoteModel.IsGrpc(endpoint)
+            ? GrpcRemoteModel.Open(endpoint, model.Name, settings.RemoteToken, RequestTimeout)
+            : RemoteModel.Open(endpoint, model.Name, settings.RemoteToken, RequestTimeout);
+    }
 
     public string? WhyAbsent(ComputeUnit unit, IReadOnlyList<ComputeUnit> found) =>
         unit.Endpoint == null ? "it has no endpoint" : Probe(new Uri(unit.Endpoint), null, out _);

@@ -1,0 +1,104 @@
+using Google.Protobuf;
+using Grpc.Core;
+using HeteroBatch.Engine.Sessions;
+using HeteroBatch.Engine.Sessions.Grpc;
+
+namespace HeteroBatch.Engine.Serving;
+
+/// <summary>
+/// The Open Inference Protocol's gRPC service over an <see cref="InferenceServer"/>: the same model,
+/// plan, token and one-request-at-a-time runs as its REST endpoints. Tensors come and go as raw
+/// bytes (raw_input_contents / raw_output_contents); typed fp32 contents are read too. Any ASP.NET
+/// Core host maps it (MapGrpcService); health calls need no token.
+/// </summary>
+public sealed class GrpcInferenceService(InferenceServer server) : GRPCInferenceService.GRPCInferenceServiceBase
+{
+    public override Task<ServerLiveResponse> ServerLive(ServerLiveRequest request, ServerCallContext context) => Task.FromResult(new ServerLiveResponse { Live = true });
+
+    public override Task<ServerReadyResponse> ServerReady(ServerReadyRequest request, ServerCallContext context) => Task.FromResult(new ServerReadyResponse { Ready = true });
+
+    public override Task<ModelReadyResponse> ModelReady(ModelReadyRequest request, ServerCallContext context)
+    {
+        Admit(context);
+        return Task.FromResult(new ModelReadyResponse { Ready = Served(request.Name) });
+    }
+
+    public override Task<ServerMetadataResponse> ServerMetadata(ServerMetadataRequest request, ServerCallContext context)
+    {
+        Admit(context);
+        var reply = new ServerMetadataResponse { Name = "heterobatch", Version = typeof(InferenceServer).Assembly.GetName().Version?.ToString(3) ?? "0" };
+        reply.Extensions.Add(InferenceProtocol.BinaryExtension);
+        return Task.FromResult(reply);
+    }
+
+    public override Task<ModelMetadataResponse> ModelMetadata(ModelMetadataRequest request, ServerCallContext context)
+    {
+        Admit(context);
+        if (!Served(request.Name)) throw NotFound(request.Name);
+        var reply = new ModelMetadataResponse { Name = server.Model, Platform = "onnxruntime_onnx" };
+        reply.Versions.Add("1");
+        static ModelMetadataResponse.Types.TensorMetadata Meta(Data.TensorSpec t)
+        {
+            var m = new ModelMetadataResponse.Types.TensorMetadata { Name = t.Name, Datatype = InferenceProtocol.DataTypeOf(t.ElementType) };
+            m.Shape.Add(-1);
+            m.Shape.AddRange(t.SampleShape);
+            return m;
+        }
+        reply.Inputs.AddRange(server.Signature.Inputs.Select(Meta));
+        reply.Outputs.AddRange(server.Signature.Outputs.Select(Meta));
+        return Task.FromResult(reply);
+    }
+
+    public override async Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
+    {
+        Admit(context);
+        if (!Served(request.ModelName)) throw NotFound(request.ModelName);
+        try
+        {
+            if (request.RawInputContents.Count > 0 && request.RawInputContents.Count != request.Inputs.Count)
+                throw InferenceProtocol.Invalid($"{request.Inputs.Count} inputs but {request.RawInputContents.Count} raw_input_contents");
+            var tensors = request.Inputs.Select((t, i) => new InferenceProtocol.Tensor(t.Name, t.Shape.ToArray(), t.Datatype,
+                request.RawInputContents.Count > 0 ? request.RawInputContents[i].Memory : TypedContents(t))).ToList();
+            var result = await Task.Run(() => server.RunRequest(tensors), context.CancellationToken);
+            var names = request.Outputs.Count > 0 ? request.Outputs.Select(o => o.Name).ToList() : result.Outputs.Select(o => o.Name).ToList();
+            var reply = new ModelInferResponse { ModelName = server.Model, ModelVersion = "1", Id = request.Id };
+            foreach (var name in names)
+            {
+                var o = result.Outputs.FirstOrDefault(x => x.Name == name) ?? throw InferenceProtocol.Invalid($"the model has no output '{name}'");
+                var tensor = new ModelInferResponse.Types.InferOutputTensor { Name = o.Name, Datatype = InferenceProtocol.DataTypeOf(o.ElementType) };
+                tensor.Shape.AddRange(o.ShapeFor(o.Count));
+                reply.Outputs.Add(tensor);
+                reply.RawOutputContents.Add(ByteString.CopyFrom(o.Bytes(0, o.Count)));
+            }
+            return reply;
+        }
+        catch (HeteroBatchException e)
+        {
+            server.CountFailure();
+            throw new RpcException(new Status(e.ErrorId == "ProtocolInvalid" ? StatusCode.InvalidArgument : StatusCode.Internal, e.Message));
+        }
+        catch (OperationCanceledException)
+        {
+            server.CountFailure();
+            throw new RpcException(new Status(StatusCode.Unavailable, "the server is stopping or the call was cancelled"));
+        }
+    }
+
+    /// <summary>Typed contents (fp32 only) as bytes; other types must come as raw_input_contents.</summary>
+    private static ReadOnlyMemory<byte> TypedContents(ModelInferRequest.Types.InferInputTensor t)
+    {
+        if (t.Contents?.Fp32Contents.Count > 0 && t.Datatype == "FP32")
+            return System.Runtime.InteropServices.MemoryMarshal.AsBytes(t.Contents.Fp32Contents.ToArray().AsSpan()).ToArray();
+        throw InferenceProtocol.Invalid($"input '{t.Name}' has no raw_input_contents and no fp32_contents");
+    }
+
+    private bool Served(string name) => name == server.Model;
+
+    private static RpcException NotFound(string name) => new(new Status(StatusCode.NotFound, $"no model '{name}' is served here"));
+
+    private void Admit(ServerCallContext context)
+    {
+        if (!server.Admits(context.RequestHeaders.GetValue("authorization")))
+            throw new RpcException(new Status(StatusCode.Unauthenticated, "a bearer token is required"));
+    }
+}
