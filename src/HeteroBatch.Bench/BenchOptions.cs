@@ -32,6 +32,8 @@ public sealed record BenchOptions
     public string? OrtProfile { get; init; }
     /// <summary>precision: also the pinned-transfer variants.</summary>
     public bool AllVariants { get; init; }
+    /// <summary>remote: the server answers over gRPC (Kestrel, HTTP/2) instead of REST.</summary>
+    public bool Grpc { get; init; }
     /// <summary>precision: only these variants, each "Precision" or "Precision:nhwc" (for option experiments).</summary>
     public string[]? Variants { get; init; }
     /// <summary>files: how many JPEG files the job reads (made once, hard links to a few hundred distinct images).</summary>
@@ -78,6 +80,7 @@ public sealed record BenchOptions
                 case "--gpus": o = o with { GpuLimit = int.Parse(Next()) }; break;
                 case "--ort-profile": o = o with { OrtProfile = Next() }; break;
                 case "--all-variants": o = o with { AllVariants = true }; break;
+                case "--grpc": o = o with { Grpc = true }; break;
                 case "--variants": o = o with { Variants = Next().Split(',', StringSplitOptions.RemoveEmptyEntries) }; break;
                 case "--json-only": o = o with { JsonOnly = true }; break;
                 case "--concurrent-profiling": o = o with { ConcurrentProfiling = true }; break;

@@ -8,6 +8,11 @@ using HeteroBatch.Engine.Profiling;
 using HeteroBatch.Engine.Serving;
 using HeteroBatch.Engine.Units;
 using HeteroBatch.Engine.Units.Backends;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace HeteroBatch.Bench;
 
@@ -40,8 +45,27 @@ public static class RemoteBench
                 var servedPlan = PlanLayout.Manual(model.Name, model.Sha256, new List<ShareSpec> { new(served, sub, sub, 1) });
                 int port = FreePort();
                 using var server = new InferenceServer(serverSide, servedPlan, model, new ServerSettings { Port = port });
-                server.Start();
-                var remote = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { server.Url } }).Single();
+                WebApplication? grpcHost = null;
+                Uri address;
+                if (options.Grpc)
+                {
+                    var builder = WebApplication.CreateSlimBuilder();
+                    builder.Logging.ClearProviders();
+                    builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, o => o.Protocols = HttpProtocols.Http2));
+                    builder.Services.AddGrpc(o => { o.MaxReceiveMessageSize = null; o.MaxSendMessageSize = null; });
+                    builder.Services.AddSingleton(new GrpcInferenceService(server));
+                    grpcHost = builder.Build();
+                    grpcHost.MapGrpcService<GrpcInferenceService>();
+                    await grpcHost.StartAsync();
+                    address = new Uri($"grpc://127.0.0.1:{port}/");
+                }
+                else
+                {
+                    server.Start();
+                    address = server.Url;
+                }
+                await using var _ = grpcHost;
+                var remote = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { address } }).Single();
 
                 // the served core used directly, then through the server: the same sub-batches
                 double direct = Median(clientSide, PlanLayout.Manual(model.Name, model.Sha256, new List<ShareSpec> { new(served, batch, sub, 1) }), model, options.Repeats);
@@ -61,7 +85,7 @@ public static class RemoteBench
                     Math.Round((viaServer - direct) / Math.Max(1, requests), 3), Math.Round(alone, 2), Math.Round(split, 2), splitPlan.Split,
                     Math.Round(batch * 1000 / alone, 1), Math.Round(batch * 1000 / split, 1));
                 rows.Add(row);
-                Console.WriteLine($"{model.Name} ×{batch}: {served.Id} direct {row.DirectMs} ms, through the server {row.RemoteMs} ms in {requests} requests " +
+                Console.WriteLine($"{model.Name} ×{batch} over {(options.Grpc ? "gRPC" : "REST")}: {served.Id} direct {row.DirectMs} ms, through the server {row.RemoteMs} ms in {requests} requests " +
                     $"({row.OverheadMsPerRequest} ms each); local {string.Join("+", local.Select(u => u.Id))} alone {row.LocalAloneMs} ms, with the server {row.SplitMs} ms ({row.Split})");
                 Directory.CreateDirectory(options.Out);
                 File.WriteAllText(Path.Combine(options.Out, "remote.json"), JsonSerializer.Serialize(rows, BenchResults.Json));
