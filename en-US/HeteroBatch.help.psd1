@@ -98,6 +98,7 @@
         Parameters  = @{
             Plan    = 'The plan each request runs, piped from Get-BatchPlan.'
             Port    = 'The TCP port. Default: 8000.'
+            Protocol = 'Rest (default: HTTP/1.1, the endpoints above) or Grpc: the protocol''s gRPC service GRPCInferenceService (ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata, ModelInfer with raw_input_contents / raw_output_contents) over HTTP/2 without TLS, at grpc://address:port. gRPC needs the ASP.NET Core runtime of the .NET that PowerShell runs on (a .NET SDK carries it); without it the error is GrpcServingUnavailable.'
             Address = 'The address to listen on. Default: 127.0.0.1 (this machine only); * listens on every address.'
             Token   = 'Require this bearer token on every request but the health checks (clients set $env:HETEROBATCH_REMOTE_TOKEN before Import-Module).'
             Wait    = 'Serve until Ctrl+C, then stop cleanly.'
@@ -105,6 +106,7 @@
         Examples    = @(
             @{ Code = 'Get-BatchPlan -Model resnet-50 -BatchSize 64 | Start-InferenceServer -Port 8000 -Wait'; Remarks = 'Serves resnet-50 from every unit of this machine until Ctrl+C.' }
             @{ Code = '$s = Get-BatchPlan -Model tinynet -BatchSize 16 | Start-InferenceServer -Port 8011; Get-ComputeUnit -Endpoint $s.Url'; Remarks = 'A server in the background, and this session''s own view of it as a remote unit.' }
+            @{ Code = 'Get-BatchPlan -Model resnet-50 -BatchSize 64 | Start-InferenceServer -Protocol Grpc -Port 8001 -Address * -Wait'; Remarks = 'Serves gRPC on every address of this machine (another machine adds it with Get-ComputeUnit -Endpoint grpc://<this host>:8001).' }
         )
     }
     'Get-InferenceServer' = @{

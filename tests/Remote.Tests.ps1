@@ -12,14 +12,19 @@ BeforeAll {
     }
 
     # a server process serving tinynet from its own CPU unit; returns the process once the server is ready
-    function Start-ServerProcess([int] $Port) {
+    function Start-ServerProcess([int] $Port, [string] $Protocol = 'Rest') {
         $exe = (Get-Process -Id $PID).Path
         $prefix = @(if ([IO.Path]::GetFileNameWithoutExtension($exe) -eq 'dotnet') { Join-Path $PSHOME 'pwsh.dll' })
-        $script = "Import-Module '$env:HETEROBATCH_TEST_MODULE'; Get-ComputeUnit | Invoke-Profile -Model tinynet -BatchSize 1, 4, 16 -SecondsPerSize 0.05 -NoStore | Get-BatchPlan -BatchSize 16 | Start-InferenceServer -Port $Port -Wait"
+        $script = "Import-Module '$env:HETEROBATCH_TEST_MODULE'; Get-ComputeUnit | Invoke-Profile -Model tinynet -BatchSize 1, 4, 16 -SecondsPerSize 0.05 -NoStore | Get-BatchPlan -BatchSize 16 | Start-InferenceServer -Port $Port -Protocol $Protocol -Wait"
         $log = Join-Path ([IO.Path]::GetTempPath()) "hb-server-$Port.log"
         $process = Start-Process $exe -ArgumentList (@($prefix) + @('-NoProfile', '-NonInteractive', '-Command', $script)) -PassThru -RedirectStandardOutput $log -RedirectStandardError "$log.err"
         $clock = [Diagnostics.Stopwatch]::StartNew()
         while ($clock.Elapsed.TotalSeconds -lt 60) {
+            if ($Protocol -eq 'Grpc') {
+                if ((Get-ComputeUnit -Endpoint "grpc://127.0.0.1:$Port" -ListAvailable).Available) { return $process }
+                Start-Sleep -Milliseconds 200
+                continue
+            }
             try { Invoke-RestMethod "http://127.0.0.1:$Port/v2/health/ready" -TimeoutSec 2 | Out-Null; return $process } catch { Start-Sleep -Milliseconds 100 }
         }
         $process.Kill()
@@ -84,6 +89,39 @@ Describe 'A remote unit' {
         $errs[0].FullyQualifiedErrorId | Should -BeLike 'RemoteUnavailable,*'
         (Get-ComputeUnit -Endpoint $gone -ListAvailable).Available | Should -BeFalse
         { Get-ComputeUnit -Endpoint 'ftp://example/' } | Should -Throw -ErrorId 'EndpointInvalid,*'
+    }
+
+    It 'speaks gRPC to a server process started with -Protocol Grpc: split with the local CPU, outputs equal a local run, and a kill mid-run loses no sample' {
+        $grpcPort = Get-FreePort
+        $grpcServer = Start-ServerProcess $grpcPort -Protocol Grpc
+        try {
+            $remote = Get-ComputeUnit -Endpoint "grpc://127.0.0.1:$grpcPort"
+            $remote.Endpoint | Should -Be "grpc://127.0.0.1:$grpcPort/"
+            $remote.Name | Should -BeLike 'heterobatch*'
+            $profiles = @($local) + @($remote) | Invoke-Profile -Model tinynet -BatchSize 1, 4, 16 -SecondsPerSize 0.05 -NoStore
+            $split = $profiles | Get-BatchPlan -BatchSize 48 -Algorithm Even | Invoke-PartitionedInference -Seed 7
+            ($split.Units | Where-Object UnitId -EQ 'remote0').Count | Should -Be 24
+            $alone = $profiles[0] | Get-BatchPlan -BatchSize 48 | Invoke-PartitionedInference -Seed 7
+            $split.Outputs[0].AsFloats() | Should -Be $alone.Outputs[0].AsFloats()
+
+            # one sample a request, so that the run is still going when the server dies
+            $ones = @($local) + @($remote) | Invoke-Profile -Model tinynet -BatchSize 1 -SecondsPerSize 0.05 -NoStore
+            $plan = $ones | Get-BatchPlan -BatchSize 6000 -Algorithm Even
+            $ps = [powershell]::Create()
+            [void]$ps.AddScript({ param($m, $p) Import-Module $m; $p | Invoke-PartitionedInference -Seed 9 -WarningAction SilentlyContinue }).AddArgument($env:HETEROBATCH_TEST_MODULE).AddArgument($plan)
+            $handle = $ps.BeginInvoke()
+            Start-Sleep -Milliseconds 2500
+            $grpcServer.Kill()
+            $r = $ps.EndInvoke($handle)[0]
+            $ps.Dispose()
+            ($r.Units | Measure-Object Count -Sum).Sum | Should -Be 6000
+            $lost = $r.Units | Where-Object UnitId -EQ 'remote0'
+            $lost.Failed | Should -BeTrue
+            $lost.Count | Should -BeLessThan 3000
+            $all = $ones[0] | Get-BatchPlan -BatchSize 6000 | Invoke-PartitionedInference -Seed 9
+            $r.Outputs[0].AsFloats() | Should -Be $all.Outputs[0].AsFloats()
+        }
+        finally { if (-not $grpcServer.HasExited) { $grpcServer.Kill() } }
     }
 
     It 'speaks gRPC at a grpc:// address, and says so when nothing answers there' {

@@ -8,11 +8,6 @@ using HeteroBatch.Engine.Profiling;
 using HeteroBatch.Engine.Serving;
 using HeteroBatch.Engine.Units;
 using HeteroBatch.Engine.Units.Backends;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace HeteroBatch.Bench;
 
@@ -44,27 +39,9 @@ public static class RemoteBench
                 int sub = Math.Min(batch, options.MaxCpuBatch > 0 ? options.MaxCpuBatch : 16);
                 var servedPlan = PlanLayout.Manual(model.Name, model.Sha256, new List<ShareSpec> { new(served, sub, sub, 1) });
                 int port = FreePort();
-                using var server = new InferenceServer(serverSide, servedPlan, model, new ServerSettings { Port = port });
-                WebApplication? grpcHost = null;
-                Uri address;
-                if (options.Grpc)
-                {
-                    var builder = WebApplication.CreateSlimBuilder();
-                    builder.Logging.ClearProviders();
-                    builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, o => o.Protocols = HttpProtocols.Http2));
-                    builder.Services.AddGrpc(o => { o.MaxReceiveMessageSize = null; o.MaxSendMessageSize = null; });
-                    builder.Services.AddSingleton(new GrpcInferenceService(server));
-                    grpcHost = builder.Build();
-                    grpcHost.MapGrpcService<GrpcInferenceService>();
-                    await grpcHost.StartAsync();
-                    address = new Uri($"grpc://127.0.0.1:{port}/");
-                }
-                else
-                {
-                    server.Start();
-                    address = server.Url;
-                }
-                await using var _ = grpcHost;
+                using var server = new InferenceServer(serverSide, servedPlan, model, new ServerSettings { Port = port, Protocol = options.Grpc ? ServerProtocol.Grpc : ServerProtocol.Rest });
+                server.Start();
+                var address = server.Url;
                 var remote = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { address } }).Single();
 
                 // the served core used directly, then through the server: the same sub-batches

@@ -8,31 +8,22 @@ using HeteroBatch.Engine.Serving;
 using HeteroBatch.Engine.Sessions;
 using HeteroBatch.Engine.Sessions.Grpc;
 using HeteroBatch.Engine.Units;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.AspNetCore.Server.Kestrel.Core;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
 
 namespace HeteroBatch.Engine.Tests;
 
 /// <summary>
-/// The Open Inference Protocol over gRPC on loopback: the engine's service hosted in Kestrel
-/// (HTTP/2), checked against the specification's messages, and the gRPC remote unit splitting a
+/// The Open Inference Protocol over gRPC on loopback: an InferenceServer speaking gRPC (its
+/// service in Kestrel, HTTP/2), checked against the specification's messages, and the gRPC remote unit splitting a
 /// batch with a local unit, a server that goes away mid-run losing no sample.
 /// </summary>
-public sealed class GrpcTests : IAsyncDisposable
+public sealed class GrpcTests : IDisposable
 {
     private readonly EngineContext _serverSide = new();
     private readonly EngineContext _clientSide = new();
-    private readonly List<WebApplication> _hosts = new();
     private readonly List<InferenceServer> _servers = new();
 
-    public async ValueTask DisposeAsync()
+    public void Dispose()
     {
-        foreach (var h in _hosts) await h.DisposeAsync();
         _servers.ForEach(s => s.Dispose());
         _clientSide.Dispose();
         _serverSide.Dispose();
@@ -41,31 +32,33 @@ public sealed class GrpcTests : IAsyncDisposable
     private static BatchPlan Plan(params (ComputeUnit Unit, int Count, int Sub)[] shares) =>
         PlanLayout.Manual("tinynet", TestModels.Tiny.Sha256, shares.Select(s => new ShareSpec(s.Unit, s.Count, s.Sub, 1)).ToList());
 
-    /// <summary>The service on a loopback port Kestrel picks; returns the grpc:// address and the server behind it.</summary>
-    private async Task<(Uri Address, InferenceServer Server, WebApplication Host)> Serve(string? token = null)
+    private static int FreePort()
     {
-        var server = new InferenceServer(_serverSide, Plan((TestModels.TwoCpuUnits()[^1], 8, 8)), TestModels.Tiny, new ServerSettings { Port = 1, Token = token });
+        var l = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        int port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
+    /// <summary>A gRPC server (Kestrel, HTTP/2) on a free loopback port.</summary>
+    private (Uri Address, InferenceServer Server) Serve(string? token = null)
+    {
+        var server = new InferenceServer(_serverSide, Plan((TestModels.TwoCpuUnits()[^1], 8, 8)), TestModels.Tiny,
+            new ServerSettings { Port = FreePort(), Token = token, Protocol = ServerProtocol.Grpc });
         _servers.Add(server);
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.Logging.ClearProviders();
-        builder.WebHost.ConfigureKestrel(k => k.Listen(IPAddress.Loopback, 0, o => o.Protocols = HttpProtocols.Http2));
-        builder.Services.AddGrpc(o => { o.MaxReceiveMessageSize = null; o.MaxSendMessageSize = null; });
-        builder.Services.AddSingleton(new GrpcInferenceService(server));
-        var host = builder.Build();
-        host.MapGrpcService<GrpcInferenceService>();
-        await host.StartAsync();
-        _hosts.Add(host);
-        var bound = new Uri(host.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
-        return (new Uri($"grpc://127.0.0.1:{bound.Port}"), server, host);
+        server.Start();
+        Assert.Equal("grpc", server.Url.Scheme);
+        return (server.Url, server);
     }
 
     private float[] LocalOutputs(TensorBatch input) =>
         PartitionedRunner.Run(_clientSide, Plan((TestModels.TwoCpuUnits()[0], input.Count, input.Count)), TestModels.Tiny, InputSet.Of(input), new RunSettings()).Outputs[0].AsFloats();
 
     [Fact]
-    public async Task TheServiceAnswersHealthMetadataReadinessAndInferAsTheSpecificationSays()
+    public void TheServiceAnswersHealthMetadataReadinessAndInferAsTheSpecificationSays()
     {
-        var (address, server, _) = await Serve();
+        var (address, server) = Serve();
         using var channel = GrpcRemoteModel.Channel(address);
         var client = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
         Assert.True(client.ServerLive(new ServerLiveRequest()).Live);
@@ -104,9 +97,9 @@ public sealed class GrpcTests : IAsyncDisposable
     }
 
     [Fact]
-    public async Task WithATokenEveryCallButHealthNeedsIt()
+    public void WithATokenEveryCallButHealthNeedsIt()
     {
-        var (address, _, _) = await Serve("s3cret");
+        var (address, _) = Serve("s3cret");
         using var channel = GrpcRemoteModel.Channel(address);
         var client = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
         Assert.True(client.ServerReady(new ServerReadyRequest()).Ready);
@@ -117,9 +110,9 @@ public sealed class GrpcTests : IAsyncDisposable
     }
 
     [Fact]
-    public async Task AGrpcUnitIsFoundByItsAddressAndSplitsABatchWithALocalUnitAsALocalRunComputes()
+    public void AGrpcUnitIsFoundByItsAddressAndSplitsABatchWithALocalUnitAsALocalRunComputes()
     {
-        var (address, server, _) = await Serve();
+        var (address, server) = Serve();
         var remote = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { address } }).Single();
         Assert.Equal((UnitKind.Remote, true, address.ToString()), (remote.Kind, remote.Available, remote.Endpoint));
         var input = SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 32, 5);
@@ -133,16 +126,16 @@ public sealed class GrpcTests : IAsyncDisposable
     }
 
     [Fact]
-    public async Task AGrpcServerThatGoesAwayMidRunLosesNoSample()
+    public void AGrpcServerThatGoesAwayMidRunLosesNoSample()
     {
-        var (address, server, host) = await Serve();
+        var (address, server) = Serve();
         var remote = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { address } }).Single();
         var input = SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 400, 6);
         var stopper = new Thread(() =>
         {
             var clock = System.Diagnostics.Stopwatch.StartNew();
             while (server.Requests < 5 && clock.Elapsed < TimeSpan.FromSeconds(30)) Thread.Sleep(1);
-            host.StopAsync(new CancellationToken(true)).GetAwaiter().GetResult();
+            server.Stop();
         });
         stopper.Start();
         var result = PartitionedRunner.Run(_clientSide, Plan((TestModels.TwoCpuUnits()[0], 8, 8), (remote, 392, 1)), TestModels.Tiny, InputSet.Of(input), new RunSettings());

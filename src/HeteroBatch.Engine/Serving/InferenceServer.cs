@@ -19,13 +19,18 @@ public sealed record ServerSettings
     public string? Token { get; init; }
     /// <summary>The largest request body taken (larger ones get 413).</summary>
     public long MaxRequestBytes { get; init; } = 512L << 20;
+    /// <summary>REST (HTTP/1.1, HttpListener) or gRPC (HTTP/2, Kestrel; needs the ASP.NET Core runtime).</summary>
+    public ServerProtocol Protocol { get; init; } = ServerProtocol.Rest;
 }
 
+/// <summary>The two transports of the Open Inference Protocol.</summary>
+public enum ServerProtocol { Rest, Grpc }
+
 /// <summary>
-/// Serves one model over the Open Inference Protocol's REST endpoints (health, server and model
-/// metadata, readiness, infer with JSON or binary tensor data) from this machine's units: each
-/// infer request runs as a partitioned run of the plan, scaled to the request's samples. Requests
-/// run one at a time (the units are shared); HTTP is HttpListener's.
+/// Serves one model over the Open Inference Protocol from this machine's units, over REST (health,
+/// server and model metadata, readiness, infer with JSON or binary tensor data; HttpListener) or
+/// gRPC (<see cref="GrpcInferenceService"/> in Kestrel): each infer request runs as a partitioned
+/// run of the plan, scaled to the request's samples. Requests run one at a time (the units are shared).
 /// </summary>
 public sealed class InferenceServer : IDisposable
 {
@@ -47,7 +52,8 @@ public sealed class InferenceServer : IDisposable
     public long Requests => Interlocked.Read(ref _requests);
     public long Samples => Interlocked.Read(ref _samples);
     public long Failures => Interlocked.Read(ref _failures);
-    public bool Running => _listener.IsListening;
+    public bool Running => _grpc != null || _listener.IsListening;
+    private IDisposable? _grpc;
 
     public InferenceServer(EngineContext context, BatchPlan plan, ModelSource model, ServerSettings settings)
     {
@@ -57,13 +63,21 @@ public sealed class InferenceServer : IDisposable
         _context = context; _plan = plan; _model = model; _settings = settings;
         _signature = PartitionedRunner.Signature(context, plan, model);
         var host = settings.Address is "*" or "0.0.0.0" or "+" ? "*" : settings.Address;
-        Url = new Uri($"http://{(host == "*" ? "localhost" : host.Contains(':') ? $"[{host}]" : host)}:{settings.Port}/");
-        _listener.Prefixes.Add($"http://{(host.Contains(':') ? $"[{host}]" : host)}:{settings.Port}/");
+        var scheme = settings.Protocol == ServerProtocol.Grpc ? "grpc" : "http";
+        Url = new Uri($"{scheme}://{(host == "*" ? "localhost" : host.Contains(':') ? $"[{host}]" : host)}:{settings.Port}/");
+        if (settings.Protocol == ServerProtocol.Rest) _listener.Prefixes.Add($"http://{(host.Contains(':') ? $"[{host}]" : host)}:{settings.Port}/");
     }
 
     /// <summary>Starts listening (throws ServerStartFailed if the port is taken or the address is not this machine's).</summary>
     public void Start()
     {
+        if (_settings.Protocol == ServerProtocol.Grpc)
+        {
+            Runtime.SharedFrameworks.EnsureAspNetCore();
+            StartGrpc();
+            StartedAt = DateTimeOffset.UtcNow;
+            return;
+        }
         try { _listener.Start(); }
         catch (HttpListenerException e)
         {
@@ -72,6 +86,17 @@ public sealed class InferenceServer : IDisposable
         StartedAt = DateTimeOffset.UtcNow;
         _accept = new Thread(Accept) { IsBackground = true, Name = $"HeteroBatch server {Url}" };
         _accept.Start();
+    }
+
+    /// <summary>Apart from Start, so that ASP.NET Core is loaded only once it can be found.</summary>
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private void StartGrpc()
+    {
+        var address = _settings.Address is "*" or "0.0.0.0" or "+" ? IPAddress.Any
+            : _settings.Address == "localhost" ? IPAddress.Loopback
+            : IPAddress.TryParse(_settings.Address.Trim('[', ']'), out var ip) ? ip
+            : throw new HeteroBatchException("ServerStartFailed", FailureKind.InvalidArgument, $"'{_settings.Address}' is not an IP address of this machine (gRPC listens on addresses, not names).", _settings.Address);
+        _grpc = GrpcHost.Start(this, address, _settings.Port);
     }
 
     private void Accept()
@@ -279,6 +304,12 @@ public sealed class InferenceServer : IDisposable
     /// <summary>Stops taking requests; a request running ends first (cancelled).</summary>
     public void Stop()
     {
+        if (Interlocked.Exchange(ref _grpc, null) is { } grpc)
+        {
+            _stop.Cancel();
+            grpc.Dispose();
+            return;
+        }
         if (!_listener.IsListening) return;
         _stop.Cancel();
         _listener.Stop();

@@ -48,7 +48,7 @@ public sealed class ServerInfo
     public override string ToString() => Server.ToString();
 }
 
-/// <summary>Serves a plan's model over the Open Inference Protocol (REST) from this machine's units: each request runs as a partitioned run of the plan.</summary>
+/// <summary>Serves a plan's model over the Open Inference Protocol (REST or gRPC) from this machine's units: each request runs as a partitioned run of the plan.</summary>
 [Cmdlet(VerbsLifecycle.Start, "InferenceServer")]
 [OutputType(typeof(ServerInfo))]
 public sealed class StartInferenceServerCommand : HeteroBatchCmdlet
@@ -69,6 +69,10 @@ public sealed class StartInferenceServerCommand : HeteroBatchCmdlet
     [ValidateNotNullOrEmpty]
     public string Address { get; set; } = "127.0.0.1";
 
+    /// <summary>REST (default) or gRPC (HTTP/2, needs the ASP.NET Core runtime beside .NET).</summary>
+    [Parameter]
+    public ServerProtocol Protocol { get; set; } = ServerProtocol.Rest;
+
     /// <summary>Require "Authorization: Bearer &lt;token&gt;" on every request but the health checks.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
@@ -86,7 +90,7 @@ public sealed class StartInferenceServerCommand : HeteroBatchCmdlet
                 Fail(new HeteroBatchException("UnitUnavailable", FailureKind.ResourceUnavailable, $"The plan gives samples to unit '{shard.UnitId}', which cannot run here: {why}", shard.UnitId));
         var server = Engine(() =>
         {
-            var s = new InferenceServer(Context, plan, ModelOf(plan), new ServerSettings { Port = Port, Address = Address, Token = Token });
+            var s = new InferenceServer(Context, plan, ModelOf(plan), new ServerSettings { Port = Port, Address = Address, Token = Token, Protocol = Protocol });
             try { s.Start(); }
             catch { s.Dispose(); throw; }
             return s;

@@ -1,0 +1,53 @@
+using System.Reflection;
+using System.Runtime.InteropServices;
+using System.Runtime.Loader;
+
+namespace HeteroBatch.Engine.Runtime;
+
+/// <summary>
+/// ASP.NET Core (Kestrel, which serves gRPC) for a host that did not ask for it: PowerShell runs
+/// on the .NET runtime alone, but a .NET SDK or an ASP.NET Core runtime installed beside it holds
+/// the shared framework Microsoft.AspNetCore.App. Its assemblies are loaded from there on demand.
+/// </summary>
+public static class SharedFrameworks
+{
+    private static string? _aspNetCore; // the folder the resolver loads from, set once
+
+    /// <summary>The folder of the ASP.NET Core shared framework of this runtime's major version, or null.</summary>
+    public static string? FindAspNetCore()
+    {
+        var runtimeDir = RuntimeEnvironment.GetRuntimeDirectory().TrimEnd(Path.DirectorySeparatorChar);
+        var shared = Path.GetDirectoryName(Path.GetDirectoryName(runtimeDir));
+        if (shared == null) return null;
+        var root = Path.Combine(shared, "Microsoft.AspNetCore.App");
+        if (!Directory.Exists(root)) return null;
+        int major = Environment.Version.Major;
+        return Directory.GetDirectories(root)
+            .Select(d => (Dir: d, Version: Version.TryParse(Path.GetFileName(d).Split('-')[0], out var v) ? v : null))
+            .Where(x => x.Version != null && x.Version.Major == major && File.Exists(Path.Combine(x.Dir, "Microsoft.AspNetCore.dll")))
+            .OrderByDescending(x => x.Version).Select(x => x.Dir).FirstOrDefault();
+    }
+
+    /// <summary>Makes ASP.NET Core loadable, or throws GrpcServingUnavailable saying what is missing.</summary>
+    public static void EnsureAspNetCore()
+    {
+        if (Volatile.Read(ref _aspNetCore) != null) return;
+        if (AppDomain.CurrentDomain.GetAssemblies().Any(a => a.GetName().Name == "Microsoft.AspNetCore.Server.Kestrel.Core")) return;
+        try
+        {
+            // a host that carries ASP.NET Core (an ASP.NET Core app, the tests) loads it by itself
+            Assembly.Load("Microsoft.AspNetCore.Server.Kestrel.Core");
+            return;
+        }
+        catch (IOException) { }
+        var dir = FindAspNetCore() ?? throw new HeteroBatchException("GrpcServingUnavailable", FailureKind.ResourceUnavailable,
+            $"Serving gRPC needs the ASP.NET Core runtime {Environment.Version.Major}.x (Microsoft.AspNetCore.App) beside the .NET runtime in " +
+            $"{RuntimeEnvironment.GetRuntimeDirectory()}; install it, or serve REST (-Protocol Rest).");
+        if (Interlocked.CompareExchange(ref _aspNetCore, dir, null) != null) return;
+        AssemblyLoadContext.Default.Resolving += (context, name) =>
+        {
+            var file = Path.Combine(dir, name.Name + ".dll");
+            return File.Exists(file) ? context.LoadFromAssemblyPath(file) : null;
+        };
+    }
+}
