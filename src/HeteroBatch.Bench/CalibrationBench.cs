@@ -56,8 +56,7 @@ public static class CalibrationBench
             {
                 Row RunOnce(IReadOnlyList<UnitProfile> set, int round, IReadOnlyDictionary<string, double>? aloneMs)
                 {
-                    var (together, alone) = round == 0 ? (null, null) : RunObservations.Calibration(store, set);
-                    var plan = Planner.Plan(set, batch, PlanAlgorithm.Optimal, together, alone);
+                    var plan = Planner.Plan(set, batch, PlanAlgorithm.Optimal, round == 0 ? null : RunObservations.Calibration(store, set));
                     var result = PartitionedRunner.Run(context, plan, model, null, new RunSettings { Repeat = Math.Max(1, options.Repeats) });
                     store.Record(RunObservations.From(result));
                     var row = new Row(model.Name, batch, string.Join("+", set.Select(p => p.Unit.Id)), round, plan.CostsFrom, plan.Split,

@@ -68,33 +68,52 @@ public sealed class CalibrationTests : IDisposable
         var store = new ProfileStore(_dir);
         // beside the CPU unit gpu0 ran 1.6 times its profile; beside gpu1 alone, 1.05 times
         store.Record(new[] { Seen(gpu0, 80, 50, 0, "cpu"), Seen(gpu0, 80, 50, 0, "gpu1", "cpu"), Seen(gpu0, 52.5, 50, 0, "gpu1") });
-        var (pair, _) = Execution.RunObservations.Calibration(store, new[] { gpu0, gpu1 });
+        var pair = Execution.RunObservations.Calibration(store, new[] { gpu0, gpu1 }).Together;
         Assert.Equal((1.05, 1), (Math.Round(pair["gpu0"].Factor, 3), pair["gpu0"].Runs));
-        var (all, _) = Execution.RunObservations.Calibration(store, new[] { gpu0, gpu1, cpu });
+        var all = Execution.RunObservations.Calibration(store, new[] { gpu0, gpu1, cpu }).Together;
         Assert.Equal((1.6, 1), (Math.Round(all["gpu0"].Factor, 3), all["gpu0"].Runs));
         // no run beside exactly these units: every side-by-side run counts
         var cpu1 = TestModels.FakeProfile("cpu1", "m", (1, 1.0), (100, 100.0));
         cpu1.ModelSha256 = gpu0.ModelSha256;
-        var (other, _) = Execution.RunObservations.Calibration(store, new[] { gpu0, cpu1 });
+        var other = Execution.RunObservations.Calibration(store, new[] { gpu0, cpu1 }).Together;
         Assert.Equal((1.6, 3), (Math.Round(other["gpu0"].Factor, 3), other["gpu0"].Runs));
     }
 
+    /// <summary>One run of gpu0 + cpu: each unit's observation carries the run's wall time and its plan's prediction.</summary>
+    private static Observation[] Run(UnitProfile gpu, UnitProfile cpu, double wallMs, double predictedMs, int minutesAgo)
+    {
+        var id = Guid.NewGuid().ToString("N");
+        var g = Seen(gpu, 9.5, 9.5, minutesAgo, cpu.Unit.Id);
+        var c = Seen(cpu, 9.5, 9.5, minutesAgo, gpu.Unit.Id);
+        foreach (var o in new[] { g, c }) { o.RunId = id; o.RunWallMs = wallMs; o.RunPredictedMs = predictedMs; }
+        return new[] { g, c };
+    }
+
     [Fact]
-    public void AShareThatOnceKeptARunWaitingIsDroppedEvenWhenOtherRunsWereFine()
+    public void WhenRunsOfASplitTookLongerThanItsBestUnitAloneTheNextPlanGivesThatUnitTheBatch_OneSlowRunDoesNot()
     {
         var gpu = TestModels.FakeProfile("gpu0", "m", (1, 1.0), (100, 10.0));
         var cpu = TestModels.FakeProfile("cpu", "m", (1, 5.0), (100, 400.0));
         cpu.ModelSha256 = gpu.ModelSha256;
-        Assert.Equal(2, Planner.Plan(new[] { gpu, cpu }, 100).Shards.Count);
+        var split = Planner.Plan(new[] { gpu, cpu }, 100);
+        Assert.Equal(2, split.Shards.Count);
+        Assert.True(split.PredictedMs < 10, split.Split);
         var store = new ProfileStore(_dir);
-        // beside the CPU unit the GPU finished as profiled twice, and once 1.5 times later; alone as profiled
-        store.Record(new[] { Seen(gpu, 10, 10, 3, "cpu"), Seen(gpu, 15, 10, 2, "cpu"), Seen(gpu, 10, 10, 1, "cpu"), Seen(gpu, 10, 10, 0), Seen(cpu, 5, 5, 0, "gpu0") });
-        var (together, alone) = Execution.RunObservations.Calibration(store, new[] { gpu, cpu });
-        Assert.Equal((1.5, 3), together["gpu0"]);
-        Assert.Equal((1.0, 1), alone["gpu0"]);
-        var plan = Planner.Plan(new[] { gpu, cpu }, 100, PlanAlgorithm.Optimal, together, alone);
+        // one of three runs of the split took 1.5 times its prediction: the split holds
+        store.Record(Run(gpu, cpu, 9.5, 9.5, 5).Concat(Run(gpu, cpu, 14.25, 9.5, 4)).Concat(Run(gpu, cpu, 9.6, 9.5, 3)));
+        var calibration = Execution.RunObservations.Calibration(store, new[] { gpu, cpu });
+        Assert.Equal((1.011, 3), (Math.Round(calibration.Set.Factor, 3), calibration.Set.Runs));
+        Assert.Equal(2, Planner.Plan(new[] { gpu, cpu }, 100, PlanAlgorithm.Optimal, calibration).Shards.Count);
+        // two of the last three did: the batch goes to the GPU alone, and the plan says why
+        store.Record(Run(gpu, cpu, 14.7, 9.5, 2));
+        calibration = Execution.RunObservations.Calibration(store, new[] { gpu, cpu });
+        Assert.Equal((1.5, 3), (Math.Round(calibration.Set.Factor, 3), calibration.Set.Runs));
+        var plan = Planner.Plan(new[] { gpu, cpu }, 100, PlanAlgorithm.Optimal, calibration);
         Assert.Equal("gpu0", Assert.Single(plan.Shards).UnitId);
-        Assert.True(plan.FellBackToSingle, plan.Note);
+        Assert.True(plan.FellBackToSingle);
+        Assert.Contains("runs of gpu0+cpu took x1.500 their predicted time (3 runs)", plan.Note);
+        // runs of another set (the GPU beside a second GPU) do not judge this one
+        Assert.Equal(0, Execution.RunObservations.Calibration(store, new[] { gpu }).Set.Runs);
     }
 
     [Fact]

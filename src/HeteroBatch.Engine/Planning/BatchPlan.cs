@@ -70,3 +70,12 @@ public sealed class BatchPlan
 
     public override string ToString() => $"{Model} ×{BatchSize} [{Split}]";
 }
+
+/// <summary>
+/// What runs taught the planner (see Execution.RunObservations): per unit its factor beside other
+/// units and alone, and for the whole set of units planned, how its runs compared with their plans.
+/// </summary>
+public sealed record PlanCalibration(
+    IReadOnlyDictionary<string, (double Factor, int Runs)> Together,
+    IReadOnlyDictionary<string, (double Factor, int Runs)> Alone,
+    (double Factor, int Runs) Set);

@@ -10,11 +10,17 @@ namespace HeteroBatch.Engine.Planning;
 /// </summary>
 public static class Planner
 {
+    /// <summary>Plans with what runs taught (see <see cref="PlanCalibration"/>); null: the profiles alone.</summary>
+    public static BatchPlan Plan(IReadOnlyList<UnitProfile> profiles, int batchSize, PlanAlgorithm algorithm, PlanCalibration? calibration) =>
+        Plan(profiles, batchSize, algorithm, calibration?.Together, calibration?.Alone, calibration?.Set);
+
     /// <param name="calibration">Per unit id: the factor runs say its profiled times are off by, and from how many runs (see <see cref="Calibration"/>); none: the profiles alone.</param>
     /// <param name="aloneCalibration">Per unit id: the same from runs where the unit ran alone. A unit on its own is judged by these (its profile was measured alone too), so a split that made runs slower than the best unit alone falls back to that unit.</param>
+    /// <param name="setCalibration">How the whole runs of exactly these units compared with their plans' predictions: the split is judged against the best unit alone with its prediction scaled by it.</param>
     public static BatchPlan Plan(IReadOnlyList<UnitProfile> profiles, int batchSize, PlanAlgorithm algorithm = PlanAlgorithm.Optimal,
         IReadOnlyDictionary<string, (double Factor, int Runs)>? calibration = null,
-        IReadOnlyDictionary<string, (double Factor, int Runs)>? aloneCalibration = null)
+        IReadOnlyDictionary<string, (double Factor, int Runs)>? aloneCalibration = null,
+        (double Factor, int Runs)? setCalibration = null)
     {
         var clock = Stopwatch.StartNew();
         if (batchSize < 1)
@@ -51,9 +57,14 @@ public static class Planner
         bool fellBack = false;
         string? note = null;
         double splitMs = Makespan(costs, shares);
-        if (algorithm is PlanAlgorithm.Greedy or PlanAlgorithm.Proportional or PlanAlgorithm.Optimal && splitMs > singleMs)
+        // runs of exactly these units that took longer than planned (a share keeping the run waiting, units slowing each other)
+        double setFactor = models.Count > 1 && setCalibration is { Runs: > 0 } sc ? sc.Factor : 1;
+        if (algorithm is PlanAlgorithm.Greedy or PlanAlgorithm.Proportional or PlanAlgorithm.Optimal && splitMs * setFactor > singleMs)
         {
-            if (models.Count > 1 && models.Any(m => m.Factor != 1))
+            if (setFactor > 1 && splitMs <= singleMs)
+                note = $"runs of {string.Join("+", models.Select(m => m.Unit.Id))} took x{setFactor:F3} their predicted time ({setCalibration!.Value.Runs} runs): " +
+                       $"the split predicted {splitMs:F1} ms would take {splitMs * setFactor:F1}, {models[single].Unit.Id} alone {singleMs:F1} ms: the batch goes to {models[single].Unit.Id}";
+            else if (models.Count > 1 && models.Any(m => m.Factor != 1))
                 note = $"split over {string.Join("+", models.Where((m, i) => shares[i] > 0).Select(m => m.Unit.Id))} predicted {splitMs:F1} ms from runs side by side; " +
                        $"{models[single].Unit.Id} alone {singleMs:F1} ms{(aloneCalibration != null && aloneCalibration.TryGetValue(models[single].Unit.Id, out var ac) && ac.Runs > 0 ? $" from its {ac.Runs} runs alone" : " from its profile")}: the batch goes to {models[single].Unit.Id}";
             shares = SingleShares(models.Count, single, steps);

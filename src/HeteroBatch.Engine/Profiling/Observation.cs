@@ -16,6 +16,11 @@ public sealed class Observation
     public double PredictedMs { get; set; }
     /// <summary>The other units that ran in the same run.</summary>
     public string[] Alongside { get; set; } = Array.Empty<string>();
+    /// <summary>The run this unit's share was part of (the same for every unit of one run); null in stores written before it was recorded.</summary>
+    public string? RunId { get; set; }
+    /// <summary>The whole run's wall time and the time its plan predicted (calibration included).</summary>
+    public double RunWallMs { get; set; }
+    public double RunPredictedMs { get; set; }
     public DateTimeOffset At { get; set; }
 
     /// <summary>Measured over predicted.</summary>
@@ -23,10 +28,10 @@ public sealed class Observation
 }
 
 /// <summary>
-/// How runs correct a unit's profile: measured over predicted time over its last few runs of the
-/// model, clamped to a sane range; the median of them for runs alone, the worst of them for runs
-/// beside other units (see <see cref="Execution.RunObservations"/>). Later plans scale the unit's
-/// profiled costs by it, so a unit that ran slower than profiled gets less work.
+/// How runs correct a unit's profile: the median of measured over predicted time over its last
+/// few runs of the model, clamped to a sane range (alone and side by side apart, see
+/// <see cref="Execution.RunObservations"/>). Later plans scale the unit's profiled costs by it,
+/// so a unit that ran slower than profiled gets less work.
 /// </summary>
 public static class Calibration
 {
@@ -34,17 +39,12 @@ public static class Calibration
     public const int Window = 5;
 
     /// <summary>The factor and how many runs it came from; (1, 0) without usable observations.</summary>
-    public static (double Factor, int Runs) Factor(IReadOnlyList<Observation> observations) => Of(observations, 0.5);
-
-    /// <summary>The worst (largest) ratio of the last few runs and how many runs it came from; (1, 0) without usable observations.</summary>
-    public static (double Factor, int Runs) Worst(IReadOnlyList<Observation> observations) => Of(observations, 1);
-
-    private static (double Factor, int Runs) Of(IReadOnlyList<Observation> observations, double quantile)
+    public static (double Factor, int Runs) Factor(IReadOnlyList<Observation> observations)
     {
         var ratios = observations.Where(o => o.Samples > 0 && o.PredictedMs > 0 && o.Ms > 0 && double.IsFinite(o.Ratio))
             .OrderBy(o => o.At).TakeLast(Window).Select(o => o.Ratio).OrderBy(r => r).ToList();
         if (ratios.Count == 0) return (1, 0);
-        return (Math.Clamp(Statistics.Quantile(ratios, quantile), 0.25, 4), ratios.Count);
+        return (Math.Clamp(Statistics.Quantile(ratios, 0.5), 0.25, 4), ratios.Count);
     }
 }
 

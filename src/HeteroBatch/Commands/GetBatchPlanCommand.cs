@@ -83,12 +83,14 @@ public sealed class GetBatchPlanCommand : HeteroBatchCmdlet
             Fail(new HeteroBatchException("ProfileNotFound", FailureKind.ObjectNotFound, "No profiles to plan from.", null));
         foreach (var p in profiles)
             WriteVerbose($"planning from the profile of {p.Model} on {p.Unit.Id} ({p.Unit.Precision}), measured {p.MeasuredAt:u}{(p.MeasuredAlongside.Length > 0 ? " beside " + string.Join(", ", p.MeasuredAlongside) : " alone")}: {p.Table.Count} sizes up to {p.MaxBatchSize}");
-        var (together, alone) = NoCalibration ? (null, null) : StoredProfiles.Calibration(this, profiles, ProfilePath);
-        foreach (var (unit, c) in together ?? new Dictionary<string, (double Factor, int Runs)>())
+        var calibration = NoCalibration ? null : StoredProfiles.Calibration(this, profiles, ProfilePath);
+        foreach (var (unit, c) in calibration?.Together ?? new Dictionary<string, (double Factor, int Runs)>())
             if (c.Runs > 0) WriteVerbose($"{unit}: {c.Runs} runs beside other units put its times at x{c.Factor:F3} of its profile");
-        foreach (var (unit, c) in alone ?? new Dictionary<string, (double Factor, int Runs)>())
+        foreach (var (unit, c) in calibration?.Alone ?? new Dictionary<string, (double Factor, int Runs)>())
             if (c.Runs > 0) WriteVerbose($"{unit}: {c.Runs} runs alone put its times at x{c.Factor:F3} of its profile");
-        var plans = Engine(() => EachSubset ? Planner.PlanSubsets(profiles, BatchSize, Algorithm, together, alone) : new[] { Planner.Plan(profiles, BatchSize, Algorithm, together, alone) });
+        if (calibration?.Set is { Runs: > 0 } set)
+            WriteVerbose($"{string.Join("+", profiles.Select(p => p.Unit.Id).Distinct())}: its last {set.Runs} runs together took x{set.Factor:F3} their predicted time");
+        var plans = Engine(() => EachSubset ? Planner.PlanSubsets(profiles, BatchSize, Algorithm, calibration?.Together, calibration?.Alone) : new[] { Planner.Plan(profiles, BatchSize, Algorithm, calibration) });
         foreach (var plan in plans)
         {
             if (plan.Note != null) WriteVerbose(plan.Note);
@@ -111,9 +113,8 @@ internal static class StoredProfiles
         return ProfileSelection.Select(store.Load(), source.Name, source.Sha256, units, ModuleContext.Current.Presence);
     }
 
-    /// <summary>Each profile's unit: how its observed runs of the model compare with its profile, beside other units and alone.</summary>
-    public static (IReadOnlyDictionary<string, (double Factor, int Runs)> Together, IReadOnlyDictionary<string, (double Factor, int Runs)> Alone) Calibration(
-        PSCmdlet cmdlet, IReadOnlyList<UnitProfile> profiles, string? profilePath) =>
+    /// <summary>What the store's runs teach a plan for these profiles' units (see RunObservations.Calibration).</summary>
+    public static PlanCalibration Calibration(PSCmdlet cmdlet, IReadOnlyList<UnitProfile> profiles, string? profilePath) =>
         RunObservations.Calibration(HeteroBatchCmdlet.OpenStore(cmdlet, profilePath), profiles);
 
     /// <summary>Records what each unit did in a run, for later plans (a store that cannot be written is a warning, not a failure).</summary>

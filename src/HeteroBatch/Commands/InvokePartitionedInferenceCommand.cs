@@ -133,8 +133,8 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
             {
                 var profiles = StoredProfiles.For(this, Model, Unit, ProfilePath, out var source);
                 _resolved = source;
-                var (together, alone) = NoCalibration ? (null, null) : StoredProfiles.Calibration(this, profiles, ProfilePath);
-                var plan = Planner.Plan(profiles, BatchSize, Algorithm, together, alone);
+                var calibration = NoCalibration ? null : StoredProfiles.Calibration(this, profiles, ProfilePath);
+                var plan = Planner.Plan(profiles, BatchSize, Algorithm, calibration);
                 if (plan.Note != null) WriteVerbose(plan.Note);
                 return plan;
             });
