@@ -20,7 +20,7 @@ namespace HeteroBatch.Bench;
 public static class RemoteBench
 {
     public sealed record Row(string Model, int Batch, int SubBatch, double DirectMs, double RemoteMs, int Requests, double OverheadMsPerRequest,
-        double LocalAloneMs, double SplitMs, string Split, double LocalImagesPerSecond, double SplitImagesPerSecond);
+        double LocalAloneMs, double SplitMs, string Split, double LocalImagesPerSecond, double SplitImagesPerSecond, double RemoteTwoInFlightMs = 0, string? Protocol = null);
 
     public static async Task<List<Row>> Run(BenchOptions options)
     {
@@ -49,6 +49,8 @@ public static class RemoteBench
                 long before = server.Requests;
                 double viaServer = Median(clientSide, PlanLayout.Manual(model.Name, model.Sha256, new List<ShareSpec> { new(remote, batch, sub, 1) }), model, options.Repeats);
                 int requests = (int)((server.Requests - before) / Math.Max(1, options.Repeats));
+                // the same requests, two in flight at once
+                double twoInFlight = Median(clientSide, PlanLayout.Manual(model.Name, model.Sha256, new List<ShareSpec> { new(remote, batch, sub, 1, InFlight: 2) }), model, options.Repeats);
 
                 // the local units alone, then with the server beside them, planned from profiles
                 var settings = new ProfileSettings { BatchSizes = ProfileSchedule.Default(Math.Max(batch, 1)), PointBudget = TimeSpan.FromSeconds(options.SecondsPerSize) };
@@ -60,10 +62,10 @@ public static class RemoteBench
                 double split = Median(clientSide, splitPlan, model, options.Repeats);
                 var row = new Row(model.Name, batch, sub, Math.Round(direct, 2), Math.Round(viaServer, 2), requests,
                     Math.Round((viaServer - direct) / Math.Max(1, requests), 3), Math.Round(alone, 2), Math.Round(split, 2), splitPlan.Split,
-                    Math.Round(batch * 1000 / alone, 1), Math.Round(batch * 1000 / split, 1));
+                    Math.Round(batch * 1000 / alone, 1), Math.Round(batch * 1000 / split, 1), Math.Round(twoInFlight, 2), options.Grpc ? "gRPC" : "REST");
                 rows.Add(row);
                 Console.WriteLine($"{model.Name} ×{batch} over {(options.Grpc ? "gRPC" : "REST")}: {served.Id} direct {row.DirectMs} ms, through the server {row.RemoteMs} ms in {requests} requests " +
-                    $"({row.OverheadMsPerRequest} ms each); local {string.Join("+", local.Select(u => u.Id))} alone {row.LocalAloneMs} ms, with the server {row.SplitMs} ms ({row.Split})");
+                    $"({row.OverheadMsPerRequest} ms each; {row.RemoteTwoInFlightMs} ms with two in flight); local {string.Join("+", local.Select(u => u.Id))} alone {row.LocalAloneMs} ms, with the server {row.SplitMs} ms ({row.Split})");
                 Directory.CreateDirectory(options.Out);
                 File.WriteAllText(Path.Combine(options.Out, "remote.json"), JsonSerializer.Serialize(rows, BenchResults.Json));
             }

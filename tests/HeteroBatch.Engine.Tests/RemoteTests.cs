@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using HeteroBatch.Engine.Data;
 using HeteroBatch.Engine.Execution;
 using HeteroBatch.Engine.Planning;
+using HeteroBatch.Engine.Profiling;
 using HeteroBatch.Engine.Serving;
 using HeteroBatch.Engine.Sessions;
 using HeteroBatch.Engine.Units;
@@ -194,6 +195,37 @@ public sealed class RemoteTests : IDisposable
         Assert.Equal((20, 12), (result.Units[0].Count, result.Units[1].Count));
         Assert.Equal(LocalOutputs(input), result.Outputs[0].AsFloats());
         Assert.Equal(4, s.Requests); // a warm-up run of one sub-batch, then three sub-batches
+    }
+
+    [Fact]
+    public void ARemoteShareWithTwoRequestsInFlightKeepsTwoAtTheServerAndComputesTheSame()
+    {
+        var s = Serve();
+        var remote = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { s.Url } }).Single();
+        var input = SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 64, 8);
+        var plan = PlanLayout.Manual("tinynet", TestModels.Tiny.Sha256, new[] { new ShareSpec(TestModels.TwoCpuUnits()[0], 16, 8, 1), new ShareSpec(remote, 48, 2, 1, InFlight: 2) });
+        Assert.Equal(2, plan.Shards[1].InFlight);
+        var result = PartitionedRunner.Run(_clientSide, plan, TestModels.Tiny, InputSet.Of(input), new RunSettings());
+        Assert.Equal((16, 48, 24), (result.Units[0].Count, result.Units[1].Count, result.Units[1].SubBatches));
+        Assert.Equal(LocalOutputs(input), result.Outputs[0].AsFloats());
+        Assert.Equal(2, s.PeakInFlight);
+        Assert.Equal(0, s.InFlight);
+    }
+
+    [Fact]
+    public void ProfilingARemoteUnitTriesTwoRequestsInFlightAndThePlanKeepsWhatWasFaster()
+    {
+        var s = Serve();
+        var remote = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { s.Url } }).Single();
+        var profile = Profiler.RunAsync(_clientSide, remote, TestModels.Tiny, new ProfileSettings { BatchSizes = new[] { 1, 4 }, PointBudget = TimeSpan.FromSeconds(0.1) }).GetAwaiter().GetResult();
+        Assert.All(profile.Table, e => Assert.InRange(e.InFlight, 1, 2));
+        Assert.True(s.PeakInFlight == 2, "profiling should have had two requests at the server at once");
+        // the plan takes the count its profile measured at the sub-batch it runs; the stored form keeps it
+        profile.Table[^1].InFlight = 2;
+        var back = System.Text.Json.JsonSerializer.Deserialize<Profiling.UnitProfile>(System.Text.Json.JsonSerializer.Serialize(profile, Profiling.ProfileStore.Json), Profiling.ProfileStore.Json)!;
+        Assert.Equal(2, back.Table[^1].InFlight);
+        var plan = Planner.Plan(new[] { back }, 40);
+        Assert.Equal((4, 2), (plan.Shards.Single().SubBatchSize, plan.Shards.Single().InFlight));
     }
 
     [Fact]

@@ -171,7 +171,12 @@ public static class PartitionedRunner
         {
             int pad = !UnitBackends.For(s.Unit).KeepsOneShape ? 0
                 : padTo != null && padTo.TryGetValue(s.UnitId, out var shape) ? shape : Math.Min(s.SubBatchSize, s.Count);
-            RunUnit(i, workers[i].Load(model), work, runs[i], inputs, outputs, settings, clock, pad, cancel, Ran, ranBy);
+            var session = workers[i].Load(model);
+            // a unit with several runs in flight (a remote server): one taker per run, all on the same board
+            var others = Enumerable.Range(1, Math.Max(1, s.InFlight) - 1)
+                .Select(_ => Task.Run(() => RunUnit(i, session, work, runs[i], inputs, outputs, settings, clock, pad, cancel, Ran, ranBy))).ToArray();
+            RunUnit(i, session, work, runs[i], inputs, outputs, settings, clock, pad, cancel, Ran, ranBy);
+            Task.WaitAll(others);
             return true;
         })).ToArray();
         try { Task.WaitAll(tasks); }
@@ -188,7 +193,7 @@ public static class PartitionedRunner
         return (wall, runs);
     }
 
-    /// <summary>On unit <paramref name="me"/>'s worker: takes ranges from the board until none is left for it.</summary>
+    /// <summary>On unit <paramref name="me"/>'s worker (and, with runs in flight, beside it): takes ranges from the board until none is left for it; the unit's run is updated under its lock.</summary>
     private static void RunUnit(int me, IModelSession model, WorkBoard work, UnitRun run, IReadOnlyList<TensorBatch> inputs,
         IReadOnlyList<TensorBatch> outputs, RunSettings settings, Stopwatch clock, int padTo, CancellationToken cancel, Action<int> ran, int[]? ranBy)
     {
@@ -206,9 +211,12 @@ public static class PartitionedRunner
                 ranBy?.AsSpan(range.Offset, range.Count).Fill(me);
                 ran(range.Count);
                 done++;
-                run.SubBatches++;
-                run.Count += range.Count;
-                if (range.Owner != me) run.TookOver += range.Count;
+                lock (run)
+                {
+                    run.SubBatches++;
+                    run.Count += range.Count;
+                    if (range.Owner != me) run.TookOver += range.Count;
+                }
             }
             catch (OperationCanceledException) when (cancel.IsCancellationRequested)
             {
@@ -216,14 +224,17 @@ public static class PartitionedRunner
             }
             catch (Exception e)
             {
-                run.Failed = true;
-                run.Error = e.Message.Trim();
+                lock (run)
+                {
+                    run.Failed = true;
+                    run.Error ??= e.Message.Trim();
+                }
                 work.Fail(me, range);
                 break;
             }
         }
         // counted from the run's start: a unit that starts late (a worker waking, a copy first) keeps the run waiting as long
-        run.Ms = last;
+        lock (run) run.Ms = Math.Max(run.Ms, last);
     }
 
     private static InferenceResult Result(BatchPlan plan, ModelSource model, InputSet inputs, IReadOnlyList<TensorBatch> outputs,

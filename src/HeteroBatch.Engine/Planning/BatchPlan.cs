@@ -29,6 +29,8 @@ public sealed class PlanShard
     public double PredictedMs { get; set; }
     /// <summary>What the unit's profiled times were multiplied by for this plan (1: the profile alone; see CostsFrom).</summary>
     public double CostFactor { get; set; } = 1;
+    /// <summary>Sub-batches the unit runs at once (remote units whose profile measured more requests in flight as faster); 1 for the others.</summary>
+    public int InFlight { get; set; } = 1;
 
     public override string ToString() => $"{UnitId}: samples {Offset}..{Offset + Count - 1}";
 }

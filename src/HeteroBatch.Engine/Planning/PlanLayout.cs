@@ -2,8 +2,8 @@ using HeteroBatch.Engine.Units;
 
 namespace HeteroBatch.Engine.Planning;
 
-/// <summary>One unit's share before it is laid out: how many samples, in sub-batches of what size, predicted to take how long.</summary>
-public readonly record struct ShareSpec(ComputeUnit Unit, int Count, int SubBatchSize, double PredictedMs);
+/// <summary>One unit's share before it is laid out: how many samples, in sub-batches of what size (so many in flight at once), predicted to take how long.</summary>
+public readonly record struct ShareSpec(ComputeUnit Unit, int Count, int SubBatchSize, double PredictedMs, int InFlight = 1);
 
 /// <summary>The one place that turns shares into shards: consecutive offsets in the given order, empty shares left out.</summary>
 public static class PlanLayout
@@ -19,7 +19,7 @@ public static class PlanLayout
             plan.Shards.Add(new PlanShard
             {
                 UnitId = s.Unit.Id, Unit = s.Unit, Offset = offset, Count = s.Count,
-                SubBatchSize = Math.Max(1, s.SubBatchSize), PredictedMs = s.PredictedMs,
+                SubBatchSize = Math.Max(1, s.SubBatchSize), PredictedMs = s.PredictedMs, InFlight = Math.Max(1, s.InFlight),
             });
             offset += s.Count;
         }

@@ -15,7 +15,7 @@ public static class PlanScaling
             BestSingleUnit = plan.BestSingleUnit, Units = plan.Units, CostsFrom = plan.CostsFrom,
         };
         PlanLayout.Lay(scaled, plan.Shards.Select((s, i) =>
-            new ShareSpec(s.Unit, counts[i], Math.Min(s.SubBatchSize, counts[i]), s.PredictedMs / s.Count * counts[i])).ToList());
+            new ShareSpec(s.Unit, counts[i], Math.Min(s.SubBatchSize, counts[i]), s.PredictedMs / s.Count * counts[i], s.InFlight)).ToList());
         foreach (var shard in scaled.Shards) shard.CostFactor = plan.Shards.First(s => s.UnitId == shard.UnitId).CostFactor;
         scaled.BestSingleMs = plan.BestSingleMs * batch / plan.BatchSize;
         scaled.PredictedSpeedup = scaled.PredictedMs > 0 ? scaled.BestSingleMs / scaled.PredictedMs : 1;
@@ -34,7 +34,7 @@ public static class PlanScaling
             BestSingleUnit = plan.BestSingleUnit, Units = plan.Units, CostsFrom = plan.CostsFrom,
             BestSingleMs = plan.BestSingleMs * kept.Sum(s => s.Count) / plan.BatchSize,
         };
-        PlanLayout.Lay(smaller, kept.Select(s => new ShareSpec(s.Unit, s.Count, s.SubBatchSize, s.PredictedMs)).ToList());
+        PlanLayout.Lay(smaller, kept.Select(s => new ShareSpec(s.Unit, s.Count, s.SubBatchSize, s.PredictedMs, s.InFlight)).ToList());
         foreach (var shard in smaller.Shards) shard.CostFactor = kept.First(s => s.UnitId == shard.UnitId).CostFactor;
         return Scale(smaller, plan.BatchSize);
     }

@@ -83,7 +83,7 @@ public static class Planner
                 : "profiles",
         };
         PlanLayout.Lay(plan, models.Select((m, i) => new ShareSpec(m.Unit, samples[i], tables[i].SubBatch[shares[i]],
-            (fellBack || algorithm == PlanAlgorithm.Single) && i == single ? singleMs : costs[i][shares[i]])).ToList());
+            (fellBack || algorithm == PlanAlgorithm.Single) && i == single ? singleMs : costs[i][shares[i]], m.InFlightAt(tables[i].SubBatch[shares[i]]))).ToList());
         plan.Note = note;
         plan.UnusedUnits = models.Where((m, i) => samples[i] == 0).Select(m => m.Unit.Id).ToArray();
         foreach (var shard in plan.Shards)

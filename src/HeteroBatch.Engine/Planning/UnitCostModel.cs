@@ -59,6 +59,10 @@ public sealed class UnitCostModel
     /// </summary>
     public bool UniformShapes { get; }
 
+    /// <summary>How many runs of about <paramref name="subBatch"/> samples the profile kept in flight at once (its nearest measured size; 1 where it measured one at a time).</summary>
+    public int InFlightAt(int subBatch) =>
+        Math.Max(1, Profile.Table.Where(e => e.BatchSize >= 1).OrderBy(e => Math.Abs(e.BatchSize - subBatch)).ThenBy(e => e.BatchSize).Select(e => e.InFlight).FirstOrDefault(1));
+
     /// <summary>Samples per second at the profiled size that gives the most.</summary>
     public double BestThroughput => _points.Max(p => p.B * 1000.0 / p.Ms);
 

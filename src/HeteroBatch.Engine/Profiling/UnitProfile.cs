@@ -18,6 +18,11 @@ public sealed class ProfileEntry
     public double? ComputeMs { get; set; }
     /// <summary>GPUs: MedianMs - ComputeMs, the host-to-device and device-to-host copies.</summary>
     public double? TransferMs { get; set; }
+    /// <summary>
+    /// Runs kept in flight at once when measured (remote units: requests); the times are then per
+    /// run, the wall time of a round of InFlight runs divided by InFlight. 1: one at a time.
+    /// </summary>
+    public int InFlight { get; set; } = 1;
 
     public override string ToString() => $"batch {BatchSize}: {MedianMs:F2} ms";
 }

@@ -52,6 +52,10 @@ public sealed class InferenceServer : IDisposable
     public long Requests => Interlocked.Read(ref _requests);
     public long Samples => Interlocked.Read(ref _samples);
     public long Failures => Interlocked.Read(ref _failures);
+    /// <summary>Infer requests received and not yet answered (waiting for the units or running), now and at most so far.</summary>
+    public int InFlight => Volatile.Read(ref _inFlight);
+    public int PeakInFlight => Volatile.Read(ref _peakInFlight);
+    private int _inFlight, _peakInFlight;
     public bool Running => _grpc != null || _listener.IsListening;
     private IDisposable? _grpc;
 
@@ -249,9 +253,16 @@ public sealed class InferenceServer : IDisposable
         if (count < 1) throw InferenceProtocol.Invalid("a request needs at least one sample");
         var plan = count >= _plan.BatchSize ? _plan : PlanScaling.Scale(_plan, count);
         InferenceResult result;
-        _oneAtATime.Wait(_stop.Token);
-        try { result = PartitionedRunner.Run(_context, plan, _model, new InputSet(inputs, Enumerable.Range(0, count).Select(i => $"{i}").ToList()), new RunSettings(), _stop.Token); }
-        finally { _oneAtATime.Release(); }
+        int now = Interlocked.Increment(ref _inFlight);
+        for (int peak = Volatile.Read(ref _peakInFlight); now > peak; peak = Volatile.Read(ref _peakInFlight))
+            if (Interlocked.CompareExchange(ref _peakInFlight, now, peak) == peak) break;
+        try
+        {
+            _oneAtATime.Wait(_stop.Token);
+            try { result = PartitionedRunner.Run(_context, plan, _model, new InputSet(inputs, Enumerable.Range(0, count).Select(i => $"{i}").ToList()), new RunSettings(), _stop.Token); }
+            finally { _oneAtATime.Release(); }
+        }
+        finally { Interlocked.Decrement(ref _inFlight); }
         Interlocked.Increment(ref _requests);
         Interlocked.Add(ref _samples, count);
         return result;

@@ -44,6 +44,9 @@ public sealed class ServerInfo
     public long Requests => Server.Requests;
     public long Samples => Server.Samples;
     public long Failures => Server.Failures;
+    /// <summary>Infer requests received and not yet answered, now and at most so far.</summary>
+    public int InFlight => Server.InFlight;
+    public int PeakInFlight => Server.PeakInFlight;
     public DateTimeOffset StartedAt => Server.StartedAt;
     public override string ToString() => Server.ToString();
 }

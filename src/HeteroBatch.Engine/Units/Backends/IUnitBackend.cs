@@ -66,6 +66,9 @@ public interface IUnitBackend
     /// <summary>The largest batch of the default profiling schedule.</summary>
     int DefaultMaxBatch { get; }
 
+    /// <summary>The most runs worth keeping in flight at once on one unit (profiling tries each count up to it and keeps the fastest); 1 for units that compute one run at a time.</summary>
+    int MaxInFlight => 1;
+
     /// <summary>Median time of runs with inputs and outputs already where the unit computes (no host copies); null where that means nothing or cannot be set up.</summary>
     double? ComputeOnlyMedianMs(IModelSession model, ComputeUnit unit, int batch, int runs, CancellationToken cancel);
 

@@ -20,6 +20,8 @@ public sealed class RemoteBackend : IUnitBackend
     public bool NeedsFeeder => false;
     public bool KeepsOneShape => false;
     public int DefaultMaxBatch => 256;
+    /// <summary>A second request in flight sends its tensors while the server computes the first.</summary>
+    public int MaxInFlight => 2;
 
     /// <summary>One unit per address: remote0, remote1, ... in the order given; unavailable (with the reason) where the server is not ready.</summary>
     public IReadOnlyList<ComputeUnit> Discover(DiscoveryRequest request, string runtimeVersion)
