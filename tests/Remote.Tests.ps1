@@ -31,6 +31,27 @@ BeforeAll {
         throw "the server on port $Port did not become ready"
     }
 
+    # a 6,000-sample run split evenly with the remote unit, one sample a request (so that the run is
+    # still going), whose server process is killed 2.5 s in: every sample has an output, as cpu0 alone computes it
+    function Assert-KillMidRunLosesNothing($Remote, $ServerProcess) {
+        $ones = @($local) + @($Remote) | Invoke-Profile -Model tinynet -BatchSize 1 -SecondsPerSize 0.05 -NoStore
+        $plan = $ones | Get-BatchPlan -BatchSize 6000 -Algorithm Even
+        $ps = [powershell]::Create()
+        [void]$ps.AddScript({ param($m, $p) Import-Module $m; $p | Invoke-PartitionedInference -Seed 9 -WarningAction SilentlyContinue }).AddArgument($env:HETEROBATCH_TEST_MODULE).AddArgument($plan)
+        $handle = $ps.BeginInvoke()
+        Start-Sleep -Milliseconds 2500
+        $ServerProcess.Kill()
+        $r = $ps.EndInvoke($handle)[0]
+        $ps.Dispose()
+        $r.Complete | Should -BeTrue
+        ($r.Units | Measure-Object Count -Sum).Sum | Should -Be 6000
+        $lost = $r.Units | Where-Object UnitId -EQ 'remote0'
+        $lost.Failed | Should -BeTrue
+        $lost.Count | Should -BeLessThan 3000
+        $alone = $ones[0] | Get-BatchPlan -BatchSize 6000 | Invoke-PartitionedInference -Seed 9
+        $r.Outputs[0].AsFloats() | Should -Be $alone.Outputs[0].AsFloats()
+    }
+
     $script:port = Get-FreePort
     $script:server = Start-ServerProcess $port
     $script:url = "http://127.0.0.1:$port"
@@ -61,24 +82,7 @@ Describe 'A remote unit' {
         $port2 = Get-FreePort
         $doomed = Start-ServerProcess $port2
         try {
-            $remote = Get-ComputeUnit -Endpoint "http://127.0.0.1:$port2"
-            # one sample a request, so that the run is still going when the server dies
-            $profiles = @($local) + @($remote) | Invoke-Profile -Model tinynet -BatchSize 1 -SecondsPerSize 0.05 -NoStore
-            $plan = $profiles | Get-BatchPlan -BatchSize 6000 -Algorithm Even
-            $ps = [powershell]::Create()
-            [void]$ps.AddScript({ param($m, $p) Import-Module $m; $p | Invoke-PartitionedInference -Seed 9 -WarningAction SilentlyContinue }).AddArgument($env:HETEROBATCH_TEST_MODULE).AddArgument($plan)
-            $handle = $ps.BeginInvoke()
-            Start-Sleep -Milliseconds 2500
-            $doomed.Kill()
-            $r = $ps.EndInvoke($handle)[0]
-            $ps.Dispose()
-            $r.Complete | Should -BeTrue
-            ($r.Units | Measure-Object Count -Sum).Sum | Should -Be 6000
-            $lost = $r.Units | Where-Object UnitId -EQ 'remote0'
-            $lost.Failed | Should -BeTrue
-            $lost.Count | Should -BeLessThan 3000
-            $alone = $profiles[0] | Get-BatchPlan -BatchSize 6000 | Invoke-PartitionedInference -Seed 9
-            $r.Outputs[0].AsFloats() | Should -Be $alone.Outputs[0].AsFloats()
+            Assert-KillMidRunLosesNothing (Get-ComputeUnit -Endpoint "http://127.0.0.1:$port2") $doomed
         }
         finally { if (-not $doomed.HasExited) { $doomed.Kill() } }
     }
@@ -104,22 +108,7 @@ Describe 'A remote unit' {
             $alone = $profiles[0] | Get-BatchPlan -BatchSize 48 | Invoke-PartitionedInference -Seed 7
             $split.Outputs[0].AsFloats() | Should -Be $alone.Outputs[0].AsFloats()
 
-            # one sample a request, so that the run is still going when the server dies
-            $ones = @($local) + @($remote) | Invoke-Profile -Model tinynet -BatchSize 1 -SecondsPerSize 0.05 -NoStore
-            $plan = $ones | Get-BatchPlan -BatchSize 6000 -Algorithm Even
-            $ps = [powershell]::Create()
-            [void]$ps.AddScript({ param($m, $p) Import-Module $m; $p | Invoke-PartitionedInference -Seed 9 -WarningAction SilentlyContinue }).AddArgument($env:HETEROBATCH_TEST_MODULE).AddArgument($plan)
-            $handle = $ps.BeginInvoke()
-            Start-Sleep -Milliseconds 2500
-            $grpcServer.Kill()
-            $r = $ps.EndInvoke($handle)[0]
-            $ps.Dispose()
-            ($r.Units | Measure-Object Count -Sum).Sum | Should -Be 6000
-            $lost = $r.Units | Where-Object UnitId -EQ 'remote0'
-            $lost.Failed | Should -BeTrue
-            $lost.Count | Should -BeLessThan 3000
-            $all = $ones[0] | Get-BatchPlan -BatchSize 6000 | Invoke-PartitionedInference -Seed 9
-            $r.Outputs[0].AsFloats() | Should -Be $all.Outputs[0].AsFloats()
+            Assert-KillMidRunLosesNothing $remote $grpcServer
         }
         finally { if (-not $grpcServer.HasExited) { $grpcServer.Kill() } }
     }
