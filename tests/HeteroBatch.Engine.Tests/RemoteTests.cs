@@ -229,6 +229,24 @@ public sealed class RemoteTests : IDisposable
     }
 
     [Fact]
+    public void ASessionCanUseItsOwnServerAsAUnitBesideTheUnitThatServes()
+    {
+        // one context serves on a unit and, as a client, splits a batch between that same unit and its own server
+        var unit = TestModels.TwoCpuUnits()[0];
+        var server = new InferenceServer(_clientSide, Plan((unit, 8, 8)), TestModels.Tiny, new ServerSettings { Port = FreePort() });
+        _servers.Add(server);
+        server.Start();
+        var remote = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { server.Url } }).Single();
+        var input = SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 32, 4);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var result = PartitionedRunner.Run(_clientSide, Plan((unit, 16, 4), (remote, 16, 4)), TestModels.Tiny, InputSet.Of(input), new RunSettings());
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"took {clock.Elapsed}");
+        Assert.False(result.Units[1].Failed, result.Units[1].Error);
+        Assert.Equal((16, 16), (result.Units[0].Count, result.Units[1].Count));
+        Assert.Equal(LocalOutputs(input), result.Outputs[0].AsFloats());
+    }
+
+    [Fact]
     public void AServerThatStopsMidRunLosesNoSample()
     {
         var s = Serve();

@@ -64,8 +64,12 @@ public sealed class InferenceServer : IDisposable
         PlanLayout.Validate(plan);
         if (settings.Port is < 1 or > 65535)
             throw new HeteroBatchException("PortInvalid", FailureKind.InvalidArgument, $"Port {settings.Port} is not between 1 and 65535.", settings.Port);
-        _context = context; _plan = plan; _model = model; _settings = settings;
-        _signature = PartitionedRunner.Signature(context, plan, model);
+        _plan = plan; _model = model; _settings = settings;
+        // workers of its own: a session may run (as a client) a plan whose units this server also uses
+        // (its remote unit being this server); on shared workers each run would wait for the other's
+        _context = new EngineContext(context.Options, context.Presence);
+        try { _signature = PartitionedRunner.Signature(_context, plan, model); }
+        catch { _context.Dispose(); throw; }
         var host = settings.Address is "*" or "0.0.0.0" or "+" ? "*" : settings.Address;
         var scheme = settings.Protocol == ServerProtocol.Grpc ? "grpc" : "http";
         Url = new Uri($"{scheme}://{(host == "*" ? "localhost" : host.Contains(':') ? $"[{host}]" : host)}:{settings.Port}/");
@@ -332,6 +336,7 @@ public sealed class InferenceServer : IDisposable
         Stop();
         _listener.Close();
         _stop.Dispose();
+        _context.Dispose();
     }
 
     public override string ToString() => $"{_model.Name} at {Url} ({(Running ? "running" : "stopped")}, {Requests} requests)";
