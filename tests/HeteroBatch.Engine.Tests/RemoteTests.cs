@@ -2,20 +2,24 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
+using Google.Protobuf;
+using Grpc.Core;
 using HeteroBatch.Engine.Data;
 using HeteroBatch.Engine.Execution;
 using HeteroBatch.Engine.Planning;
 using HeteroBatch.Engine.Profiling;
 using HeteroBatch.Engine.Serving;
 using HeteroBatch.Engine.Sessions;
+using HeteroBatch.Engine.Sessions.Grpc;
 using HeteroBatch.Engine.Units;
 using HeteroBatch.Engine.Units.Backends;
 
 namespace HeteroBatch.Engine.Tests;
 
 /// <summary>
-/// The Open Inference Protocol on loopback: HeteroBatch's server checked against the messages of
-/// the protocol's specification, and its client (a remote unit) splitting batches with a local unit.
+/// The Open Inference Protocol on loopback, over REST and over gRPC (Kestrel, HTTP/2): HeteroBatch's
+/// server checked against the messages of the protocol's specification, and its client (a remote
+/// unit) splitting batches with a local unit, a server that stops mid-run losing no sample.
 /// </summary>
 public sealed class RemoteTests : IDisposable
 {
@@ -44,10 +48,12 @@ public sealed class RemoteTests : IDisposable
     private static BatchPlan Plan(params (ComputeUnit Unit, int Count, int Sub)[] shares) =>
         PlanLayout.Manual("tinynet", TestModels.Tiny.Sha256, shares.Select(s => new ShareSpec(s.Unit, s.Count, s.Sub, 1)).ToList());
 
-    private InferenceServer Serve(string? token = null)
+    /// <summary>A server on a free loopback port: REST (HttpListener) or gRPC (Kestrel, HTTP/2).</summary>
+    private InferenceServer Serve(string? token = null, ServerProtocol protocol = ServerProtocol.Rest)
     {
-        var server = new InferenceServer(_serverSide, Plan((TestModels.TwoCpuUnits()[^1], 8, 8)), TestModels.Tiny, new ServerSettings { Port = FreePort(), Token = token });
+        var server = new InferenceServer(_serverSide, Plan((TestModels.TwoCpuUnits()[^1], 8, 8)), TestModels.Tiny, new ServerSettings { Port = FreePort(), Token = token, Protocol = protocol });
         server.Start();
+        Assert.Equal(protocol == ServerProtocol.Grpc ? "grpc" : "http", server.Url.Scheme);
         _servers.Add(server);
         return server;
     }
@@ -171,24 +177,83 @@ public sealed class RemoteTests : IDisposable
     }
 
     [Fact]
-    public void ARemoteUnitIsFoundByItsAddressAndSaysWhereItIs()
+    public void TheGrpcServiceAnswersHealthMetadataReadinessAndInferAsTheSpecificationSays()
     {
-        var s = Serve();
+        var server = Serve(protocol: ServerProtocol.Grpc);
+        var address = server.Url;
+        using var channel = GrpcRemoteModel.Channel(address);
+        var client = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
+        Assert.True(client.ServerLive(new ServerLiveRequest()).Live);
+        Assert.True(client.ServerReady(new ServerReadyRequest()).Ready);
+        Assert.True(client.ModelReady(new ModelReadyRequest { Name = "tinynet" }).Ready);
+        Assert.Contains("binary_tensor_data", client.ServerMetadata(new ServerMetadataRequest()).Extensions);
+        var meta = client.ModelMetadata(new ModelMetadataRequest { Name = "tinynet" });
+        var input = Assert.Single(meta.Inputs);
+        Assert.Equal(("input", "FP32"), (input.Name, input.Datatype));
+        Assert.Equal(new long[] { -1, 3, 32, 32 }, input.Shape.ToArray());
+        Assert.Equal(new long[] { -1, 10 }, Assert.Single(meta.Outputs).Shape.ToArray());
+        Assert.Equal(StatusCode.NotFound, Assert.Throws<RpcException>(() => client.ModelMetadata(new ModelMetadataRequest { Name = "other" })).StatusCode);
+
+        // infer: raw little-endian bytes in, raw bytes out, equal to the model run locally
+        var batch = SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 5, 3);
+        var request = new ModelInferRequest { ModelName = "tinynet", Id = "r1" };
+        var tensor = new ModelInferRequest.Types.InferInputTensor { Name = "input", Datatype = "FP32" };
+        tensor.Shape.AddRange(new long[] { 5, 3, 32, 32 });
+        request.Inputs.Add(tensor);
+        request.RawInputContents.Add(ByteString.CopyFrom(batch.Bytes(0, 5)));
+        var reply = client.ModelInfer(request);
+        Assert.Equal(("r1", "tinynet"), (reply.Id, reply.ModelName));
+        var output = Assert.Single(reply.Outputs);
+        Assert.Equal(("logits", "FP32"), (output.Name, output.Datatype));
+        Assert.Equal(new long[] { 5, 10 }, output.Shape.ToArray());
+        var floats = new float[50];
+        Buffer.BlockCopy(reply.RawOutputContents[0].ToByteArray(), 0, floats, 0, 200);
+        Assert.Equal(LocalOutputs(batch), floats);
+        Assert.Equal(1, server.Requests);
+
+        // a tensor the model does not take: INVALID_ARGUMENT with the reason
+        tensor.Shape[1] = 4;
+        var bad = Assert.Throws<RpcException>(() => client.ModelInfer(request));
+        Assert.Equal(StatusCode.InvalidArgument, bad.StatusCode);
+        Assert.Contains("the model takes FP32 [-1,3,32,32]", bad.Status.Detail);
+    }
+
+    [Fact]
+    public void WithATokenEveryGrpcCallButHealthNeedsIt()
+    {
+        var address = Serve("s3cret", ServerProtocol.Grpc).Url;
+        using var channel = GrpcRemoteModel.Channel(address);
+        var client = new GRPCInferenceService.GRPCInferenceServiceClient(channel);
+        Assert.True(client.ServerReady(new ServerReadyRequest()).Ready);
+        Assert.Equal(StatusCode.Unauthenticated, Assert.Throws<RpcException>(() => client.ModelMetadata(new ModelMetadataRequest { Name = "tinynet" })).StatusCode);
+        Assert.Equal("tinynet", client.ModelMetadata(new ModelMetadataRequest { Name = "tinynet" }, GrpcRemoteModel.Headers("s3cret")).Name);
+        var e = Assert.Throws<HeteroBatchException>(() => GrpcRemoteModel.Open(address, "tinynet", null, TimeSpan.FromSeconds(5)));
+        Assert.Equal("RemoteUnauthorized", e.ErrorId);
+    }
+
+    [Theory]
+    [InlineData(ServerProtocol.Rest)]
+    [InlineData(ServerProtocol.Grpc)]
+    public void ARemoteUnitIsFoundByItsAddressAndSaysWhereItIs(ServerProtocol protocol)
+    {
+        var s = Serve(protocol: protocol);
         var units = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { s.Url } });
         var unit = Assert.Single(units);
         Assert.Equal(("remote0", UnitKind.Remote, s.Url.ToString(), true), (unit.Id, unit.Kind, unit.Endpoint, unit.Available));
         Assert.StartsWith("heterobatch", unit.Name);
         var elsewhere = new ComputeUnit { Id = "remote0", Kind = UnitKind.Remote, Provider = ExecutionProvider.Remote, Name = unit.Name, Endpoint = "http://127.0.0.1:1/", RuntimeVersion = unit.RuntimeVersion };
         Assert.NotEqual(unit.Fingerprint, elsewhere.Fingerprint);
-        var down = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { new Uri($"http://127.0.0.1:{FreePort()}/") }, IncludeUnavailable = true });
+        var down = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { new Uri($"{s.Url.Scheme}://127.0.0.1:{FreePort()}/") }, IncludeUnavailable = true });
         Assert.False(down.Single().Available);
-        Assert.Contains("no answer", down.Single().Reason);
+        Assert.Contains(protocol == ServerProtocol.Grpc ? "no answer over gRPC" : "no answer", down.Single().Reason);
     }
 
-    [Fact]
-    public void ABatchSplitAcrossALocalUnitAndARemoteOneEqualsALocalRun()
+    [Theory]
+    [InlineData(ServerProtocol.Rest)]
+    [InlineData(ServerProtocol.Grpc)]
+    public void ABatchSplitAcrossALocalUnitAndARemoteOneEqualsALocalRun(ServerProtocol protocol)
     {
-        var s = Serve();
+        var s = Serve(protocol: protocol);
         var remote = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { s.Url } }).Single();
         var input = SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 32, 5);
         var result = PartitionedRunner.Run(_clientSide, Plan((TestModels.TwoCpuUnits()[0], 20, 5), (remote, 12, 4)), TestModels.Tiny, InputSet.Of(input), new RunSettings());
@@ -246,10 +311,12 @@ public sealed class RemoteTests : IDisposable
         Assert.Equal(LocalOutputs(input), result.Outputs[0].AsFloats());
     }
 
-    [Fact]
-    public void AServerThatStopsMidRunLosesNoSample()
+    [Theory]
+    [InlineData(ServerProtocol.Rest)]
+    [InlineData(ServerProtocol.Grpc)]
+    public void AServerThatStopsMidRunLosesNoSample(ServerProtocol protocol)
     {
-        var s = Serve();
+        var s = Serve(protocol: protocol);
         var remote = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { s.Url } }).Single();
         var input = SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 400, 6);
         var stopper = new Thread(() =>
