@@ -174,7 +174,7 @@ public static class PartitionedRunner
             var session = workers[i].Load(model);
             // a unit with several runs in flight (a remote server): one taker per run, all on the same board
             var others = Enumerable.Range(1, Math.Max(1, s.InFlight) - 1)
-                .Select(_ => Task.Run(() => RunUnit(i, session, work, runs[i], inputs, outputs, settings, clock, pad, cancel, Ran, ranBy))).ToArray();
+                .Select(_ => BlockingWork.Start(() => RunUnit(i, session, work, runs[i], inputs, outputs, settings, clock, pad, cancel, Ran, ranBy))).ToArray();
             RunUnit(i, session, work, runs[i], inputs, outputs, settings, clock, pad, cancel, Ran, ranBy);
             Task.WaitAll(others);
             return true;

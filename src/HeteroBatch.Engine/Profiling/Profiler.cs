@@ -245,7 +245,7 @@ public static class Profiler
         void Round()
         {
             if (lanes.Count == 1) { loaded.Run(inputs, lanes[0], 0, b, cancel: cancel); return; }
-            var others = lanes.Skip(1).Select(o => Task.Run(() => loaded.Run(inputs, o, 0, b, cancel: cancel))).ToArray();
+            var others = lanes.Skip(1).Select(o => BlockingWork.Start(() => loaded.Run(inputs, o, 0, b, cancel: cancel))).ToArray();
             try { loaded.Run(inputs, lanes[0], 0, b, cancel: cancel); }
             finally { try { Task.WaitAll(others); } catch (AggregateException e) { throw e.InnerExceptions[0]; } }
         }

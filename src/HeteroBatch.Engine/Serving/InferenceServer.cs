@@ -40,6 +40,9 @@ public sealed class InferenceServer : IDisposable
     private readonly ServerSettings _settings;
     private readonly HttpListener _listener = new();
     private readonly SemaphoreSlim _oneAtATime = new(1, 1);
+    /// <summary>REST requests handled at once (reading, waiting for the units, running, answering).</summary>
+    public const int HandledAtOnce = 16;
+    private readonly SemaphoreSlim _handlers = new(HandledAtOnce, HandledAtOnce);
     private readonly CancellationTokenSource _stop = new();
     private readonly ModelSignature _signature;
     private Thread? _accept;
@@ -114,7 +117,11 @@ public sealed class InferenceServer : IDisposable
             HttpListenerContext request;
             try { request = _listener.GetContext(); }
             catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException) { return; }
-            ThreadPool.QueueUserWorkItem(_ => Handle(request));
+            // each request on a thread of its own (it blocks while the units run), at most HandledAtOnce of them;
+            // beyond that, new connections wait in the listener's queue
+            try { _handlers.Wait(_stop.Token); }
+            catch (OperationCanceledException) { request.Response.Abort(); return; }
+            new Thread(() => { try { Handle(request); } finally { _handlers.Release(); } }) { IsBackground = true, Name = "HeteroBatch request" }.Start();
         }
     }
 
@@ -152,7 +159,7 @@ public sealed class InferenceServer : IDisposable
             if (rest == null) { Reply(response, 404, Error($"no model at {path}; this server serves '{_model.Name}'")); return; }
             if (method == "GET" && rest == "") { Reply(response, 200, InferenceProtocol.ModelMetadata(_model.Name, _signature.Inputs, _signature.Outputs)); return; }
             if (method == "GET" && rest == "/ready") { Reply(response, 200, new JsonObject()); return; }
-            if (method == "POST" && rest == "/infer") { Infer(http); return; }
+            if (method == "POST" && rest == "/infer") { using (Answering()) Infer(http); return; }
             Reply(response, 404, Error($"{method} {path} is not an endpoint of this server"));
         }
         catch (HeteroBatchException e)
@@ -229,6 +236,21 @@ public sealed class InferenceServer : IDisposable
     /// <summary>True when <paramref name="authorization"/> (an Authorization header's value) lets a request in.</summary>
     public bool Admits(string? authorization) => _settings.Token == null || authorization == $"Bearer {_settings.Token}";
 
+    /// <summary>An infer request from its arrival until its answer is written (dispose then), counted in <see cref="InFlight"/>.</summary>
+    public IDisposable Answering()
+    {
+        int now = Interlocked.Increment(ref _inFlight);
+        for (int peak = Volatile.Read(ref _peakInFlight); now > peak; peak = Volatile.Read(ref _peakInFlight))
+            if (Interlocked.CompareExchange(ref _peakInFlight, now, peak) == peak) break;
+        return new Answered(this);
+    }
+
+    private sealed class Answered(InferenceServer server) : IDisposable
+    {
+        private int _done;
+        public void Dispose() { if (Interlocked.Exchange(ref _done, 1) == 0) Interlocked.Decrement(ref server._inFlight); }
+    }
+
     /// <summary>Counts a request that failed (for Get-InferenceServer).</summary>
     public void CountFailure() => Interlocked.Increment(ref _failures);
 
@@ -257,16 +279,9 @@ public sealed class InferenceServer : IDisposable
         if (count < 1) throw InferenceProtocol.Invalid("a request needs at least one sample");
         var plan = count >= _plan.BatchSize ? _plan : PlanScaling.Scale(_plan, count);
         InferenceResult result;
-        int now = Interlocked.Increment(ref _inFlight);
-        for (int peak = Volatile.Read(ref _peakInFlight); now > peak; peak = Volatile.Read(ref _peakInFlight))
-            if (Interlocked.CompareExchange(ref _peakInFlight, now, peak) == peak) break;
-        try
-        {
-            _oneAtATime.Wait(_stop.Token);
-            try { result = PartitionedRunner.Run(_context, plan, _model, new InputSet(inputs, Enumerable.Range(0, count).Select(i => $"{i}").ToList()), new RunSettings(), _stop.Token); }
-            finally { _oneAtATime.Release(); }
-        }
-        finally { Interlocked.Decrement(ref _inFlight); }
+        _oneAtATime.Wait(_stop.Token);
+        try { result = PartitionedRunner.Run(_context, plan, _model, new InputSet(inputs, Enumerable.Range(0, count).Select(i => $"{i}").ToList()), new RunSettings(), _stop.Token); }
+        finally { _oneAtATime.Release(); }
         Interlocked.Increment(ref _requests);
         Interlocked.Add(ref _samples, count);
         return result;
