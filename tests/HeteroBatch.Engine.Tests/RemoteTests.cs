@@ -49,9 +49,10 @@ public sealed class RemoteTests : IDisposable
         PlanLayout.Manual("tinynet", TestModels.Tiny.Sha256, shares.Select(s => new ShareSpec(s.Unit, s.Count, s.Sub, 1)).ToList());
 
     /// <summary>A server on a free loopback port: REST (HttpListener) or gRPC (Kestrel, HTTP/2).</summary>
-    private InferenceServer Serve(string? token = null, ServerProtocol protocol = ServerProtocol.Rest)
+    private InferenceServer Serve(string? token = null, ServerProtocol protocol = ServerProtocol.Rest, long maxRequestBytes = 512L << 20)
     {
-        var server = new InferenceServer(_serverSide, Plan((TestModels.TwoCpuUnits()[^1], 8, 8)), TestModels.Tiny, new ServerSettings { Port = FreePort(), Token = token, Protocol = protocol });
+        var server = new InferenceServer(_serverSide, Plan((TestModels.TwoCpuUnits()[^1], 8, 8)), TestModels.Tiny,
+            new ServerSettings { Port = FreePort(), Token = token, Protocol = protocol, MaxRequestBytes = maxRequestBytes });
         server.Start();
         Assert.Equal(protocol == ServerProtocol.Grpc ? "grpc" : "http", server.Url.Scheme);
         _servers.Add(server);
@@ -310,6 +311,58 @@ public sealed class RemoteTests : IDisposable
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(30), $"took {clock.Elapsed}");
         Assert.False(result.Units[1].Failed, result.Units[1].Error);
         Assert.Equal((16, 16), (result.Units[0].Count, result.Units[1].Count));
+        Assert.Equal(LocalOutputs(input), result.Outputs[0].AsFloats());
+    }
+
+    [Theory]
+    [InlineData(ServerProtocol.Rest)]
+    [InlineData(ServerProtocol.Grpc)]
+    public void AServerHoldsAtMostItsHandledAtOnceRequestsAndAnswersEveryOne(ServerProtocol protocol)
+    {
+        // a plan of one sample per run: each request of 64 takes the units a while, so requests pile up
+        var server = new InferenceServer(_serverSide, Plan((TestModels.TwoCpuUnits()[^1], 8, 1)), TestModels.Tiny, new ServerSettings { Port = FreePort(), Protocol = protocol });
+        _servers.Add(server);
+        server.Start();
+        int clients = InferenceServer.HandledAtOnce * 2 + 4;
+        var input = SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 64, 9);
+        var expected = LocalOutputs(input);
+        var answers = new float[clients][];
+        var threads = Enumerable.Range(0, clients).Select(c => new Thread(() =>
+        {
+            using IModelSession client = protocol == ServerProtocol.Grpc
+                ? GrpcRemoteModel.Open(server.Url, "tinynet", null, TimeSpan.FromSeconds(120))
+                : RemoteModel.Open(server.Url, "tinynet", null, TimeSpan.FromSeconds(120));
+            var outputs = new[] { new TensorBatch("logits", new long[] { 10 }, 64) };
+            client.Run(new[] { input }, outputs, 0, 64);
+            answers[c] = outputs[0].AsFloats();
+        })).ToList();
+        threads.ForEach(t => t.Start());
+        threads.ForEach(t => t.Join());
+        Assert.All(answers, a => Assert.Equal(expected, a));
+        Assert.Equal(clients, server.Requests);
+        Assert.InRange(server.PeakInFlight, 2, InferenceServer.HandledAtOnce);
+    }
+
+    [Theory]
+    [InlineData(ServerProtocol.Rest)]
+    [InlineData(ServerProtocol.Grpc)]
+    public void ARequestOverTheServersLimitIsRefusedAsTooLargeAndTheServerAnswersTheNext(ServerProtocol protocol)
+    {
+        // tinynet takes 3x32x32 floats, 12 KiB a sample: 2 samples fit in 64 KiB, 8 do not
+        var s = Serve(protocol: protocol, maxRequestBytes: 64 << 10);
+        var remote = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { s.Url } }).Single();
+        var profile = Profiler.RunAsync(_clientSide, remote, TestModels.Tiny, new ProfileSettings { BatchSizes = new[] { 2, 8 }, MinSamples = 1, PointBudget = TimeSpan.FromSeconds(0.05) }).GetAwaiter().GetResult();
+        Assert.Equal(new[] { 2 }, profile.Table.Select(e => e.BatchSize));
+        Assert.Equal(8, profile.FailedBatchSize);
+        Assert.Contains("too large", profile.FailureReason, StringComparison.OrdinalIgnoreCase);
+        // counted once the answer is out (the client may read it first)
+        var counted = System.Diagnostics.Stopwatch.StartNew();
+        while (s.Failures < 1 && counted.Elapsed < TimeSpan.FromSeconds(5)) Thread.Sleep(10);
+        Assert.True(s.Failures >= 1, "a request refused as too large is a failed request of the server");
+
+        var input = SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 6, 3);
+        var result = PartitionedRunner.Run(_clientSide, Plan((remote, 6, 2)), TestModels.Tiny, InputSet.Of(input), new RunSettings());
+        Assert.False(result.Units[0].Failed, result.Units[0].Error);
         Assert.Equal(LocalOutputs(input), result.Outputs[0].AsFloats());
     }
 

@@ -17,7 +17,7 @@ public sealed record ServerSettings
     public int Port { get; init; } = 8000;
     /// <summary>When set, every request but the health checks must carry "Authorization: Bearer &lt;token&gt;".</summary>
     public string? Token { get; init; }
-    /// <summary>The largest request body taken (larger ones get 413).</summary>
+    /// <summary>The largest request taken (REST: larger bodies get 413; gRPC: larger messages RESOURCE_EXHAUSTED; at most 2 GiB).</summary>
     public long MaxRequestBytes { get; init; } = 512L << 20;
     /// <summary>REST (HTTP/1.1, HttpListener) or gRPC (HTTP/2, Kestrel; needs the ASP.NET Core runtime).</summary>
     public ServerProtocol Protocol { get; init; } = ServerProtocol.Rest;
@@ -40,8 +40,12 @@ public sealed class InferenceServer : IDisposable
     private readonly ServerSettings _settings;
     private readonly HttpListener _listener = new();
     private readonly SemaphoreSlim _oneAtATime = new(1, 1);
-    /// <summary>REST requests handled at once (reading, waiting for the units, running, answering).</summary>
-    public const int HandledAtOnce = 16;
+    /// <summary>
+    /// Infer requests handled at once (reading, waiting for the units, running, answering), whatever the protocol:
+    /// with each at most <see cref="ServerSettings.MaxRequestBytes"/>, this bounds the memory requests hold.
+    /// Later ones wait unread (REST: in the listener's queue; gRPC: within HTTP/2's flow-control window).
+    /// </summary>
+    public const int HandledAtOnce = 8;
     private readonly SemaphoreSlim _handlers = new(HandledAtOnce, HandledAtOnce);
     private readonly CancellationTokenSource _stop = new();
     private readonly ModelSignature _signature;
@@ -107,7 +111,7 @@ public sealed class InferenceServer : IDisposable
             : _settings.Address == "localhost" ? IPAddress.Loopback
             : IPAddress.TryParse(_settings.Address.Trim('[', ']'), out var ip) ? ip
             : throw new HeteroBatchException("ServerStartFailed", FailureKind.InvalidArgument, $"'{_settings.Address}' is not an IP address of this machine (gRPC listens on addresses, not names).", _settings.Address);
-        _grpc = GrpcHost.Start(this, address, _settings.Port);
+        _grpc = GrpcHost.Start(this, address, _settings.Port, _settings.MaxRequestBytes);
     }
 
     private void Accept()
@@ -117,7 +121,13 @@ public sealed class InferenceServer : IDisposable
             HttpListenerContext request;
             try { request = _listener.GetContext(); }
             catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException) { return; }
-            // each request on a thread of its own (it blocks while the units run), at most HandledAtOnce of them;
+            // health, metadata: answered at once from the pool, whatever the infer requests are doing
+            if (!request.Request.Url!.AbsolutePath.TrimEnd('/').EndsWith("/infer", StringComparison.Ordinal))
+            {
+                ThreadPool.QueueUserWorkItem(_ => Handle(request));
+                continue;
+            }
+            // each infer request on a thread of its own (it blocks while the units run), at most HandledAtOnce of them;
             // beyond that, new connections wait in the listener's queue
             try { _handlers.Wait(_stop.Token); }
             catch (OperationCanceledException) { request.Response.Abort(); return; }
@@ -193,6 +203,7 @@ public sealed class InferenceServer : IDisposable
         long length = http.Request.ContentLength64;
         if (length > _settings.MaxRequestBytes)
         {
+            Interlocked.Increment(ref _failures);
             Reply(http.Response, 413, Error($"the request holds {length} bytes; this server takes up to {_settings.MaxRequestBytes}"));
             return;
         }
@@ -235,6 +246,19 @@ public sealed class InferenceServer : IDisposable
 
     /// <summary>True when <paramref name="authorization"/> (an Authorization header's value) lets a request in.</summary>
     public bool Admits(string? authorization) => _settings.Token == null || authorization == $"Bearer {_settings.Token}";
+
+    /// <summary>Waits for a place among the <see cref="HandledAtOnce"/> requests handled at once; dispose to give it back.</summary>
+    internal async Task<IDisposable> HandlerAsync(CancellationToken cancel)
+    {
+        await _handlers.WaitAsync(cancel).ConfigureAwait(false);
+        return new HandlerPlace(_handlers);
+    }
+
+    private sealed class HandlerPlace(SemaphoreSlim handlers) : IDisposable
+    {
+        private int _done;
+        public void Dispose() { if (Interlocked.Exchange(ref _done, 1) == 0) handlers.Release(); }
+    }
 
     /// <summary>An infer request from its arrival until its answer is written (dispose then), counted in <see cref="InFlight"/>.</summary>
     public IDisposable Answering()

@@ -78,6 +78,7 @@ public sealed class GrpcRemoteModel : IModelSession
                 StatusCode.NotFound => new HeteroBatchException("RemoteModelNotFound", FailureKind.ObjectNotFound, $"The server at {endpoint} has no model '{what}': {e.Status.Detail}", what, e),
                 StatusCode.Unauthenticated => new HeteroBatchException("RemoteUnauthorized", FailureKind.ResourceUnavailable, $"The server at {endpoint} wants a token: {e.Status.Detail}", endpoint.ToString(), e),
                 StatusCode.InvalidArgument => InferenceProtocol.Invalid($"the server at {endpoint} refused the request: {e.Status.Detail}"),
+                StatusCode.ResourceExhausted => new HeteroBatchException("RemoteUnitFailed", FailureKind.ResourceUnavailable, $"The server at {endpoint} refused the request as too large: {e.Status.Detail}", endpoint.ToString(), e),
                 _ => new HeteroBatchException("RemoteUnitFailed", FailureKind.ResourceUnavailable, $"The server at {endpoint} did not answer: {e.Status.StatusCode} {e.Status.Detail}", endpoint.ToString(), e),
             };
         }
