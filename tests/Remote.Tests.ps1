@@ -153,6 +153,27 @@ Describe 'The server' {
         $e[0].FullyQualifiedErrorId | Should -BeLike 'ServerNotFound,*'
     }
 
+    It 'takes requests up to -MaxRequestBytes and holds fewer of them at once when they may be larger' {
+        $p = Get-FreePort
+        $plan = $local | Invoke-Profile -Model tinynet -BatchSize 1, 4 -SecondsPerSize 0.05 -NoStore | Get-BatchPlan -BatchSize 4
+        # tinynet takes 12 KiB a sample: 2 samples fit in 64 KiB, 8 do not
+        $s = $plan | Start-InferenceServer -Port $p -MaxRequestBytes 64KB
+        try {
+            ($s.MaxRequestBytes, $s.HandledAtOnce) | Should -Be @(65536, 8)
+            $remote = Get-ComputeUnit -Endpoint "http://127.0.0.1:$p"
+            $profile = $remote | Invoke-Profile -Model tinynet -BatchSize 2, 8 -SecondsPerSize 0.05 -NoStore -WarningAction SilentlyContinue
+            $profile.Table.BatchSize | Should -Be @(2)
+            $profile.FailedBatchSize | Should -Be 8
+            $profile.FailureReason | Should -BeLike '*413*'
+            (Get-InferenceServer | Where-Object Id -EQ $s.Id).Failures | Should -BeGreaterOrEqual 1
+        }
+        finally { $s | Stop-InferenceServer }
+        $big = $plan | Start-InferenceServer -Port (Get-FreePort) -MaxRequestBytes 1GB
+        try { $big.HandledAtOnce | Should -Be 4 } finally { $big | Stop-InferenceServer }
+        { $plan | Start-InferenceServer -Port (Get-FreePort) -MaxRequestBytes 0 } | Should -Throw -ErrorId 'ParameterArgumentValidationError,*'
+        { $plan | Start-InferenceServer -Port (Get-FreePort) -MaxRequestBytes 2GB } | Should -Throw -ErrorId 'ParameterArgumentValidationError,*'
+    }
+
     It 'stops cleanly on Ctrl+C with -Wait' {
         $p = Get-FreePort
         $plan = $local | Invoke-Profile -Model tinynet -BatchSize 1 -SecondsPerSize 0.05 -NoStore | Get-BatchPlan -BatchSize 1

@@ -11,7 +11,7 @@ namespace HeteroBatch.Engine.Serving;
 /// <summary>
 /// Kestrel serving an <see cref="InferenceServer"/>'s <see cref="GrpcInferenceService"/> over
 /// plain HTTP/2 (gRPC without TLS): messages up to the server's request limit, at most
-/// <see cref="InferenceServer.HandledAtOnce"/> infer calls handled at once (later ones wait before
+/// <see cref="ServerSettings.RequestsHeldAtOnce"/> infer calls handled at once (later ones wait before
 /// their message is read). Loaded only when a server speaks gRPC (see <see cref="Runtime.SharedFrameworks"/>).
 /// </summary>
 internal sealed class GrpcHost : IDisposable
@@ -21,7 +21,7 @@ internal sealed class GrpcHost : IDisposable
 
     public static GrpcHost Start(InferenceServer server, IPAddress address, int port, long maxRequestBytes)
     {
-        int maxMessage = (int)Math.Clamp(maxRequestBytes, 1, int.MaxValue);
+        int maxMessage = (int)maxRequestBytes; // 2 GiB - 1 at most, as the settings check
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.WebHost.ConfigureKestrel(k =>

@@ -17,8 +17,17 @@ public sealed record ServerSettings
     public int Port { get; init; } = 8000;
     /// <summary>When set, every request but the health checks must carry "Authorization: Bearer &lt;token&gt;".</summary>
     public string? Token { get; init; }
-    /// <summary>The largest request taken (REST: larger bodies get 413; gRPC: larger messages RESOURCE_EXHAUSTED; at most 2 GiB).</summary>
+    /// <summary>The largest request taken (REST: larger bodies get 413; gRPC: larger messages RESOURCE_EXHAUSTED), 1 KiB to 2 GiB - 1.</summary>
     public long MaxRequestBytes { get; init; } = 512L << 20;
+    public const long MinRequestBytes = 1L << 10, MaxRequestBytesLimit = int.MaxValue;
+    /// <summary>What the requests a server holds at once may take together, at most.</summary>
+    public const long HeldRequestBytes = 4L << 30;
+    /// <summary>
+    /// Infer requests handled at once (reading, waiting for the units, running, answering), whatever the protocol:
+    /// as many of the largest as fit in <see cref="HeldRequestBytes"/>, 1 to 8. Later ones wait unread
+    /// (REST: in the listener's queue; gRPC: within HTTP/2's flow-control window).
+    /// </summary>
+    public int RequestsHeldAtOnce => (int)Math.Clamp(HeldRequestBytes / Math.Max(1, MaxRequestBytes), 1, 8);
     /// <summary>REST (HTTP/1.1, HttpListener) or gRPC (HTTP/2, Kestrel; needs the ASP.NET Core runtime).</summary>
     public ServerProtocol Protocol { get; init; } = ServerProtocol.Rest;
 }
@@ -40,13 +49,10 @@ public sealed class InferenceServer : IDisposable
     private readonly ServerSettings _settings;
     private readonly HttpListener _listener = new();
     private readonly SemaphoreSlim _oneAtATime = new(1, 1);
-    /// <summary>
-    /// Infer requests handled at once (reading, waiting for the units, running, answering), whatever the protocol:
-    /// with each at most <see cref="ServerSettings.MaxRequestBytes"/>, this bounds the memory requests hold.
-    /// Later ones wait unread (REST: in the listener's queue; gRPC: within HTTP/2's flow-control window).
-    /// </summary>
-    public const int HandledAtOnce = 8;
-    private readonly SemaphoreSlim _handlers = new(HandledAtOnce, HandledAtOnce);
+    /// <summary>Infer requests handled at once (<see cref="ServerSettings.RequestsHeldAtOnce"/>).</summary>
+    public int HandledAtOnce => _settings.RequestsHeldAtOnce;
+    public long MaxRequestBytes => _settings.MaxRequestBytes;
+    private readonly SemaphoreSlim _handlers;
     private readonly CancellationTokenSource _stop = new();
     private readonly ModelSignature _signature;
     private Thread? _accept;
@@ -71,7 +77,10 @@ public sealed class InferenceServer : IDisposable
         PlanLayout.Validate(plan);
         if (settings.Port is < 1 or > 65535)
             throw new HeteroBatchException("PortInvalid", FailureKind.InvalidArgument, $"Port {settings.Port} is not between 1 and 65535.", settings.Port);
+        if (settings.MaxRequestBytes is < ServerSettings.MinRequestBytes or > ServerSettings.MaxRequestBytesLimit)
+            throw new ArgumentOutOfRangeException(nameof(settings), settings.MaxRequestBytes, $"MaxRequestBytes is {ServerSettings.MinRequestBytes} to {ServerSettings.MaxRequestBytesLimit}.");
         _plan = plan; _model = model; _settings = settings;
+        _handlers = new SemaphoreSlim(settings.RequestsHeldAtOnce, settings.RequestsHeldAtOnce);
         // workers of its own: a session may run (as a client) a plan whose units this server also uses
         // (its remote unit being this server); on shared workers each run would wait for the other's
         _context = new EngineContext(context.Options, context.Presence);

@@ -47,6 +47,9 @@ public sealed class ServerInfo
     /// <summary>Infer requests received and not yet answered, now and at most so far.</summary>
     public int InFlight => Server.InFlight;
     public int PeakInFlight => Server.PeakInFlight;
+    /// <summary>The largest request taken, and how many infer requests are held at once (later ones wait unread).</summary>
+    public long MaxRequestBytes => Server.MaxRequestBytes;
+    public int HandledAtOnce => Server.HandledAtOnce;
     public DateTimeOffset StartedAt => Server.StartedAt;
     public override string ToString() => Server.ToString();
 }
@@ -81,6 +84,11 @@ public sealed class StartInferenceServerCommand : HeteroBatchCmdlet
     [ValidateNotNullOrEmpty]
     public string? Token { get; set; }
 
+    /// <summary>The largest request taken, in bytes (default 512 MiB; 1 KiB to 2 GiB - 1); the server holds as many such requests at once as fit in 4 GiB, 1 to 8.</summary>
+    [Parameter]
+    [ValidateRange(ServerSettings.MinRequestBytes, ServerSettings.MaxRequestBytesLimit)]
+    public long MaxRequestBytes { get; set; } = new ServerSettings().MaxRequestBytes;
+
     /// <summary>Serve until Ctrl+C (or Stop-InferenceServer from elsewhere), then stop; without it the server runs in the background of this session.</summary>
     [Parameter]
     public SwitchParameter Wait { get; set; }
@@ -93,7 +101,7 @@ public sealed class StartInferenceServerCommand : HeteroBatchCmdlet
                 Fail(new HeteroBatchException("UnitUnavailable", FailureKind.ResourceUnavailable, $"The plan gives samples to unit '{shard.UnitId}', which cannot run here: {why}", shard.UnitId));
         var server = Engine(() =>
         {
-            var s = new InferenceServer(Context, plan, ModelOf(plan), new ServerSettings { Port = Port, Address = Address, Token = Token, Protocol = Protocol });
+            var s = new InferenceServer(Context, plan, ModelOf(plan), new ServerSettings { Port = Port, Address = Address, Token = Token, Protocol = Protocol, MaxRequestBytes = MaxRequestBytes });
             try { s.Start(); }
             catch { s.Dispose(); throw; }
             return s;
