@@ -60,7 +60,7 @@ public sealed class GrpcInferenceService(InferenceServer server) : GRPCInference
                 throw InferenceProtocol.Invalid($"{request.Inputs.Count} inputs but {request.RawInputContents.Count} raw_input_contents");
             var tensors = request.Inputs.Select((t, i) => new InferenceProtocol.Tensor(t.Name, t.Shape.ToArray(), t.Datatype,
                 request.RawInputContents.Count > 0 ? request.RawInputContents[i].Memory : TypedContents(t))).ToList();
-            var result = await Runtime.BlockingWork.Start(() => server.RunRequest(tensors));
+            var result = await server.OnRequestThread(() => server.RunRequest(tensors));
             var names = request.Outputs.Count > 0 ? request.Outputs.Select(o => o.Name).ToList() : result.Outputs.Select(o => o.Name).ToList();
             var reply = new ModelInferResponse { ModelName = server.Model, ModelVersion = "1", Id = request.Id };
             foreach (var name in names)

@@ -95,6 +95,7 @@ public sealed class InferenceServer : IDisposable
     /// <summary>Starts listening (throws ServerStartFailed if the port is taken or the address is not this machine's).</summary>
     public void Start()
     {
+        StartRequestThreads();
         if (_settings.Protocol == ServerProtocol.Grpc)
         {
             Runtime.SharedFrameworks.EnsureAspNetCore();
@@ -136,11 +137,11 @@ public sealed class InferenceServer : IDisposable
                 ThreadPool.QueueUserWorkItem(_ => Handle(request));
                 continue;
             }
-            // each infer request on a thread of its own (it blocks while the units run), at most HandledAtOnce of them;
+            // each infer request on a request thread (it blocks while the units run), at most HandledAtOnce of them;
             // beyond that, new connections wait in the listener's queue
             try { _handlers.Wait(_stop.Token); }
             catch (OperationCanceledException) { request.Response.Abort(); return; }
-            new Thread(() => { try { Handle(request); } finally { _handlers.Release(); } }) { IsBackground = true, Name = "HeteroBatch request" }.Start();
+            if (!Post(() => { try { Handle(request); } finally { _handlers.Release(); } })) { _handlers.Release(); request.Response.Abort(); return; }
         }
     }
 
@@ -255,6 +256,41 @@ public sealed class InferenceServer : IDisposable
 
     /// <summary>True when <paramref name="authorization"/> (an Authorization header's value) lets a request in.</summary>
     public bool Admits(string? authorization) => _settings.Token == null || authorization == $"Bearer {_settings.Token}";
+
+    // request threads: HandledAtOnce of them, started with the server and kept, since a request blocks
+    // its thread while the units run (on the thread pool it would starve the pool's other work)
+    private readonly System.Collections.Concurrent.BlockingCollection<Action> _requestWork = new();
+    private List<Thread>? _requestThreads;
+
+    private void StartRequestThreads()
+    {
+        if (_requestThreads != null) return;
+        _requestThreads = Enumerable.Range(0, HandledAtOnce).Select(i => new Thread(() =>
+        {
+            foreach (var work in _requestWork.GetConsumingEnumerable()) work();
+        }) { IsBackground = true, Name = $"HeteroBatch request {i}" }).ToList();
+        _requestThreads.ForEach(t => t.Start());
+    }
+
+    /// <summary>Runs <paramref name="work"/> on one of the server's request threads (callers hold a place from <see cref="HandlerAsync"/>).</summary>
+    internal Task<T> OnRequestThread<T>(Func<T> work)
+    {
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
+        if (!Post(() =>
+        {
+            try { done.SetResult(work()); }
+            catch (Exception e) { done.SetException(e); }
+        }))
+            done.SetCanceled();
+        return done.Task;
+    }
+
+    /// <summary>Queues work for the request threads; false once the server is disposed.</summary>
+    private bool Post(Action work)
+    {
+        try { _requestWork.Add(work); return true; }
+        catch (InvalidOperationException) { return false; }
+    }
 
     /// <summary>Waits for a place among the <see cref="HandledAtOnce"/> requests handled at once; dispose to give it back.</summary>
     internal async Task<IDisposable> HandlerAsync(CancellationToken cancel)
@@ -382,6 +418,7 @@ public sealed class InferenceServer : IDisposable
     public void Dispose()
     {
         Stop();
+        _requestWork.CompleteAdding();
         _listener.Close();
         _stop.Dispose();
         _context.Dispose();
