@@ -49,15 +49,19 @@ public sealed class RemoteTests : IDisposable
         PlanLayout.Manual("tinynet", TestModels.Tiny.Sha256, shares.Select(s => new ShareSpec(s.Unit, s.Count, s.Sub, 1)).ToList());
 
     /// <summary>A server on a free loopback port: REST (HttpListener) or gRPC (Kestrel, HTTP/2).</summary>
-    private InferenceServer Serve(string? token = null, ServerProtocol protocol = ServerProtocol.Rest, long maxRequestBytes = 512L << 20)
+    private InferenceServer Serve(string? token = null, ServerProtocol protocol = ServerProtocol.Rest, long maxRequestBytes = 512L << 20, int subBatch = 8)
     {
-        var server = new InferenceServer(_serverSide, Plan((TestModels.TwoCpuUnits()[^1], 8, 8)), TestModels.Tiny,
+        var server = new InferenceServer(_serverSide, Plan((TestModels.TwoCpuUnits()[^1], 8, subBatch)), TestModels.Tiny,
             new ServerSettings { Port = FreePort(), Token = token, Protocol = protocol, MaxRequestBytes = maxRequestBytes });
         server.Start();
         Assert.Equal(protocol == ServerProtocol.Grpc ? "grpc" : "http", server.Url.Scheme);
         _servers.Add(server);
         return server;
     }
+
+    /// <summary>The server as a remote unit, found by its address.</summary>
+    private static ComputeUnit RemoteUnit(InferenceServer server) =>
+        UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { server.Url } }).Single();
 
     private (HttpStatusCode Status, JsonNode? Body) Get(Uri url, string? token = null)
     {
@@ -255,7 +259,7 @@ public sealed class RemoteTests : IDisposable
     public void ABatchSplitAcrossALocalUnitAndARemoteOneEqualsALocalRun(ServerProtocol protocol)
     {
         var s = Serve(protocol: protocol);
-        var remote = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { s.Url } }).Single();
+        var remote = RemoteUnit(s);
         var input = SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 32, 5);
         var result = PartitionedRunner.Run(_clientSide, Plan((TestModels.TwoCpuUnits()[0], 20, 5), (remote, 12, 4)), TestModels.Tiny, InputSet.Of(input), new RunSettings());
         Assert.Equal((20, 12), (result.Units[0].Count, result.Units[1].Count));
@@ -267,7 +271,7 @@ public sealed class RemoteTests : IDisposable
     public void ARemoteShareWithTwoRequestsInFlightKeepsTwoAtTheServerAndComputesTheSame()
     {
         var s = Serve();
-        var remote = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { s.Url } }).Single();
+        var remote = RemoteUnit(s);
         var input = SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 64, 8);
         var plan = PlanLayout.Manual("tinynet", TestModels.Tiny.Sha256, new[] { new ShareSpec(TestModels.TwoCpuUnits()[0], 16, 8, 1), new ShareSpec(remote, 48, 2, 1, InFlight: 2) });
         Assert.Equal(2, plan.Shards[1].InFlight);
@@ -282,7 +286,7 @@ public sealed class RemoteTests : IDisposable
     public void ProfilingARemoteUnitTriesTwoRequestsInFlightAndThePlanKeepsWhatWasFaster()
     {
         var s = Serve();
-        var remote = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { s.Url } }).Single();
+        var remote = RemoteUnit(s);
         var profile = Profiler.RunAsync(_clientSide, remote, TestModels.Tiny, new ProfileSettings { BatchSizes = new[] { 1, 4 }, MinSamples = 20, MaxSamples = 20, PointBudget = TimeSpan.FromSeconds(5) }).GetAwaiter().GetResult();
         Assert.All(profile.Table, e => Assert.InRange(e.InFlight, 1, 2));
         // 20 rounds of two requests sent together per batch size: a round the server serves one after the other is a
@@ -304,7 +308,7 @@ public sealed class RemoteTests : IDisposable
         var server = new InferenceServer(_clientSide, Plan((unit, 8, 8)), TestModels.Tiny, new ServerSettings { Port = FreePort() });
         _servers.Add(server);
         server.Start();
-        var remote = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { server.Url } }).Single();
+        var remote = RemoteUnit(server);
         var input = SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 32, 4);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var result = PartitionedRunner.Run(_clientSide, Plan((unit, 16, 4), (remote, 16, 4)), TestModels.Tiny, InputSet.Of(input), new RunSettings());
@@ -320,9 +324,7 @@ public sealed class RemoteTests : IDisposable
     public void AServerHoldsAtMostItsHandledAtOnceRequestsAndAnswersEveryOne(ServerProtocol protocol)
     {
         // a plan of one sample per run: each request of 64 takes the units a while, so requests pile up
-        var server = new InferenceServer(_serverSide, Plan((TestModels.TwoCpuUnits()[^1], 8, 1)), TestModels.Tiny, new ServerSettings { Port = FreePort(), Protocol = protocol });
-        _servers.Add(server);
-        server.Start();
+        var server = Serve(protocol: protocol, subBatch: 1);
         Assert.Equal(8, server.HandledAtOnce);
         int clients = server.HandledAtOnce * 2 + 4;
         var input = SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 64, 9);
@@ -351,7 +353,7 @@ public sealed class RemoteTests : IDisposable
     {
         // tinynet takes 3x32x32 floats, 12 KiB a sample: 2 samples fit in 64 KiB, 8 do not
         var s = Serve(protocol: protocol, maxRequestBytes: 64 << 10);
-        var remote = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { s.Url } }).Single();
+        var remote = RemoteUnit(s);
         var profile = Profiler.RunAsync(_clientSide, remote, TestModels.Tiny, new ProfileSettings { BatchSizes = new[] { 2, 8 }, MinSamples = 1, PointBudget = TimeSpan.FromSeconds(0.05) }).GetAwaiter().GetResult();
         Assert.Equal(new[] { 2 }, profile.Table.Select(e => e.BatchSize));
         Assert.Equal(8, profile.FailedBatchSize);
@@ -373,7 +375,7 @@ public sealed class RemoteTests : IDisposable
     public void AServerThatStopsMidRunLosesNoSample(ServerProtocol protocol)
     {
         var s = Serve(protocol: protocol);
-        var remote = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { s.Url } }).Single();
+        var remote = RemoteUnit(s);
         var input = SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 400, 6);
         var stopper = new Thread(() =>
         {

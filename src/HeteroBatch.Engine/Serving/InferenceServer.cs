@@ -296,13 +296,7 @@ public sealed class InferenceServer : IDisposable
     internal async Task<IDisposable> HandlerAsync(CancellationToken cancel)
     {
         await _handlers.WaitAsync(cancel).ConfigureAwait(false);
-        return new HandlerPlace(_handlers);
-    }
-
-    private sealed class HandlerPlace(SemaphoreSlim handlers) : IDisposable
-    {
-        private int _done;
-        public void Dispose() { if (Interlocked.Exchange(ref _done, 1) == 0) handlers.Release(); }
+        return new Once(() => _handlers.Release());
     }
 
     /// <summary>An infer request from its arrival until its answer is written (dispose then), counted in <see cref="InFlight"/>.</summary>
@@ -311,13 +305,14 @@ public sealed class InferenceServer : IDisposable
         int now = Interlocked.Increment(ref _inFlight);
         for (int peak = Volatile.Read(ref _peakInFlight); now > peak; peak = Volatile.Read(ref _peakInFlight))
             if (Interlocked.CompareExchange(ref _peakInFlight, now, peak) == peak) break;
-        return new Answered(this);
+        return new Once(() => Interlocked.Decrement(ref _inFlight));
     }
 
-    private sealed class Answered(InferenceServer server) : IDisposable
+    /// <summary>Gives back what it holds on its first Dispose only.</summary>
+    private sealed class Once(Action release) : IDisposable
     {
         private int _done;
-        public void Dispose() { if (Interlocked.Exchange(ref _done, 1) == 0) Interlocked.Decrement(ref server._inFlight); }
+        public void Dispose() { if (Interlocked.Exchange(ref _done, 1) == 0) release(); }
     }
 
     /// <summary>Counts a request that failed (for Get-InferenceServer).</summary>
