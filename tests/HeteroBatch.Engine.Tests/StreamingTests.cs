@@ -59,9 +59,27 @@ public sealed class StreamingTests : IDisposable
         var plan = Plan(batch);
         var outputs = PartitionedRunner.Signature(_context, plan, TestModels.Tiny).Outputs;
         using var output = JobOutput.Open(folder, Job(files), files, outputs, resume, force);
-        var summary = StreamingRunner.Run(_context, plan, TestModels.Tiny, files, output, new StreamSettings { DecodeThreads = 2 }, onBlock, cancel);
+        var summary = FileJob.Run(_context, plan, TestModels.Tiny, files, output, new RunSettings { DecodeThreads = 2 }, onBlock, cancel);
         output.Complete(summary);
         return summary;
+    }
+
+    [Fact]
+    public void AFileJobIsRecordedInTheStoreItsPlanCameFrom()
+    {
+        var plan = Plan(8);
+        var store = Path.Combine(_dir, "store");
+        plan.ProfileFolder = store;
+        var inference = new UseCases.Inference(_context);
+        using var job = inference.PrepareJob(plan, MakeInputs(12), Path.Combine(_dir, "recorded"), resume: false, force: false,
+            new RunSettings { DecodeThreads = 1 }, TestModels.Tiny);
+        var summary = inference.RunJob(job, UseCases.RecordPolicy.ToPlansStore, onBlock: null);
+        Assert.Equal(store, summary.RecordedIn);
+        Assert.Equal(summary.Samples, summary.Units.Sum(u => u.Count));
+        var observed = Directory.EnumerateFiles(Path.Combine(store, "observations")).SelectMany(File.ReadAllLines).Where(l => l.Length > 0).ToList();
+        Assert.Equal(plan.Shards.Count, observed.Count);
+        // what the job predicted and the units' time (not the decoders') are what calibration compares
+        Assert.True(summary.PredictedMs > 0 && summary.InferenceWallMs > 0 && summary.InferenceWallMs <= summary.WallMs);
     }
 
     [Fact]
@@ -157,9 +175,9 @@ public sealed class StreamingTests : IDisposable
     public void BlocksShrinkToKeepTheBlocksInFlightWithinTheBudget()
     {
         var plan = Plan(1000);
-        Assert.Equal(1000, StreamingRunner.BlockSize(plan, 1000, 512L << 20));
-        Assert.Equal(221, StreamingRunner.BlockSize(plan, 3 * 224 * 224 * 4 + 4000, 512L << 20));
-        Assert.Equal(1, StreamingRunner.BlockSize(plan, long.MaxValue / 2, 512L << 20));
+        Assert.Equal(1000, FileJob.BlockSize(plan, 1000, 512L << 20));
+        Assert.Equal(221, FileJob.BlockSize(plan, 3 * 224 * 224 * 4 + 4000, 512L << 20));
+        Assert.Equal(1, FileJob.BlockSize(plan, long.MaxValue / 2, 512L << 20));
     }
 
     [Fact]

@@ -61,6 +61,10 @@ public sealed class BatchPlan
     public string CostsFrom { get; set; } = "profiles";
     /// <summary>Why the plan is as it is, where that is not plain (a split that runs showed slower than one unit alone).</summary>
     public string? Note { get; set; }
+    /// <summary>How the model takes a batch (a model whose samples interact runs whole, on one unit).</summary>
+    public Models.BatchMode BatchMode { get; set; } = Models.BatchMode.Native;
+    /// <summary>The profile store the plan's profiles came from (a full path; null when they came from elsewhere): its runs are recorded there.</summary>
+    public string? ProfileFolder { get; set; }
 
     public string Split => string.Join(" + ", Shards.Select(s => $"{s.UnitId}:{s.Count}"));
 

@@ -76,6 +76,9 @@ public static class Planner
         {
             Model = units[0].Model, ModelSha256 = units[0].ModelSha256, ModelPath = units[0].ModelPath, BatchSize = batchSize, Algorithm = algorithm,
             BestSingleUnit = models[single].Unit.Id, BestSingleMs = singleMs, FellBackToSingle = fellBack,
+            BatchMode = Enum.TryParse<Models.BatchMode>(units[0].BatchMode, out var mode) ? mode : Models.BatchMode.Native,
+            // the store the profiles came from, when they all came from one: the plan's runs are recorded there
+            ProfileFolder = units.Select(u => u.StoredIn).Distinct().Count() == 1 ? units[0].StoredIn : null,
             Units = models.Select(m => m.Unit.Id).ToArray(),
             CostsFrom = models.Any(m => m.Factor != 1)
                 ? "profiles, calibrated by runs: " + string.Join(", ", models.Select(m =>

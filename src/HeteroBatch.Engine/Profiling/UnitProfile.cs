@@ -57,6 +57,10 @@ public sealed class UnitProfile : System.Text.Json.Serialization.IJsonOnDeserial
 
     public string UnitId => Unit.Id;
 
+    /// <summary>The store folder this profile was read from or saved to (not stored in the file); plans made from it record their runs there.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string? StoredIn { get; set; }
+
     /// <summary>Files written by hand or by older versions may list sizes in any order; the table is kept ascending.</summary>
     public void OnDeserialized() => Table = (Table ?? new()).OrderBy(e => e.BatchSize).ToList();
 
