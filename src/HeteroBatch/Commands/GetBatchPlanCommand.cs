@@ -63,11 +63,13 @@ public sealed class GetBatchPlanCommand : HeteroBatchCmdlet
 
     protected override void ProcessRecord()
     {
+        base.ProcessRecord();
         if (Profile != null) _piped.AddRange(Profile);
     }
 
     protected override void EndProcessing()
     {
+        if (PipelineBoundNothing) return;
         IReadOnlyList<UnitProfile> profiles;
         if (ParameterSetName == FromProfile)
         {

@@ -14,7 +14,7 @@ namespace HeteroBatch.Commands;
 /// timings; with -InputPath, streams the files through the units and returns one prediction per
 /// sample as blocks finish.
 /// </summary>
-[Cmdlet(VerbsLifecycle.Invoke, "PartitionedInference", DefaultParameterSetName = FromPlan)]
+[Cmdlet(VerbsLifecycle.Invoke, "PartitionedInference", DefaultParameterSetName = FromPlan, SupportsShouldProcess = true)]
 [OutputType(typeof(InferenceResult), typeof(SamplePrediction))]
 public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
 {
@@ -23,7 +23,7 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
     private const int ProgressActivityId = 4102;
 
     /// <summary>The plan to run (from Get-BatchPlan).</summary>
-    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = FromPlan)]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = FromPlan)]
     [ValidateNotNull]
     [JsonObject]
     public BatchPlan? Plan { get; set; }
@@ -125,8 +125,11 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
     private BatchPlan? _planForFiles;
     private ModelSource? _resolved; // with -Model: the model the plan was made for, already hashed
 
+    private bool? _writeApproved; // -WhatIf/-Confirm for -OutputPath: asked once, before any work
+
     protected override void ProcessRecord()
     {
+        if (OutputPath != null && (_writeApproved ??= ShouldProcess(GetUnresolvedProviderPathFromPSPath(OutputPath), "Write the outputs")) == false) return;
         var plan = ParameterSetName == FromPlan
             ? Plan!
             : _planForFiles ?? Engine(() =>
@@ -246,6 +249,8 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
                 };
                 output = JobOutput.Open(GetUnresolvedProviderPathFromPSPath(OutputPath), job, files, signature.Outputs, Resume, Force);
                 if (output.ResumedAt > 0) WriteVerbose($"Resuming at sample {output.ResumedAt} of {files.SampleCount}");
+                // a resumed job hands on every row: those already in the folder first (read back), then the new ones
+                foreach (var done in output.CommittedPredictions()) WriteObject(done);
             }
             var settings = new StreamSettings
             {
