@@ -25,6 +25,20 @@ public abstract class HeteroBatchCmdlet : PSCmdlet
 
     protected override void StopProcessing() => _stop.Cancel();
 
+    private bool _recordBound;
+
+    /// <summary>
+    /// Runs once for each pipeline record that bound (and once when nothing is piped); commands
+    /// that override it call it first, so that <see cref="PipelineBoundNothing"/> can tell.
+    /// </summary>
+    protected override void ProcessRecord() => _recordBound = true;
+
+    /// <summary>
+    /// True when the command was given pipeline input and none of it bound (the binder has written
+    /// why): such a command does nothing more, rather than the default work it does when nothing is piped.
+    /// </summary>
+    protected bool PipelineBoundNothing => MyInvocation.ExpectingInput && !_recordBound;
+
     protected static ErrorCategory CategoryOf(FailureKind kind) => kind switch
     {
         FailureKind.InvalidArgument => ErrorCategory.InvalidArgument,

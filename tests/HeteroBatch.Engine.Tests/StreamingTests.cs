@@ -141,6 +141,50 @@ public sealed class StreamingTests : IDisposable
     }
 
     [Fact]
+    public void AResumedJobReadsBackTheRowsItHadInInputOrder()
+    {
+        var paths = MakeInputs(20).ToList();
+        // a name that the CSV must quote, and a file that cannot be read (a row with its error)
+        var odd = Path.Combine(_dir, "in", "img, \"odd\".png");
+        File.Copy(paths[0], odd);
+        var broken = Path.Combine(_dir, "in", "img002b.jpg");
+        File.WriteAllText(broken, "not a JPEG");
+        var files = Files(InputFiles.ExpandPaths(new[] { Path.Combine(_dir, "in") }));
+        var stopped = Path.Combine(_dir, "stopped");
+        using var stop = new CancellationTokenSource();
+        var before = new List<SamplePrediction>();
+        int blocks = 0;
+        Assert.ThrowsAny<OperationCanceledException>(() => Stream(files, stopped, onBlock: b => { before.AddRange(b); if (++blocks == 2) stop.Cancel(); }, cancel: stop.Token));
+        Assert.Equal(16, before.Count);
+        Assert.Contains(before, p => p.Input.Contains("odd"));
+        Assert.Contains(before, p => p.Error != null);
+
+        var outputs = PartitionedRunner.Signature(_context, Plan(8), TestModels.Tiny).Outputs;
+        void SameRows(IReadOnlyList<SamplePrediction> expected, IReadOnlyList<SamplePrediction> actual)
+        {
+            Assert.Equal(expected.Count, actual.Count);
+            for (int i = 0; i < expected.Count; i++)
+            {
+                var (e, a) = (expected[i], actual[i]);
+                Assert.Equal((e.Index, e.Input, e.Unit, e.Class, e.Score, e.Error), (a.Index, a.Input, a.Unit, a.Class, a.Score, a.Error));
+                Assert.Equal(e.TopClasses, a.TopClasses);
+                Assert.Equal(e.TopScores, a.TopScores);
+            }
+        }
+        using (var reopened = JobOutput.Open(stopped, Job(files), files, outputs, resume: true, force: false))
+        {
+            Assert.Equal(16, reopened.ResumedAt);
+            SameRows(before, reopened.CommittedPredictions().ToList());
+        }
+        // the rest of the job, then a completed job reads back every row
+        var rest = new List<SamplePrediction>();
+        Stream(files, stopped, resume: true, onBlock: rest.AddRange);
+        using var done = JobOutput.Open(stopped, Job(files), files, outputs, resume: true, force: false);
+        SameRows(before.Concat(rest).ToList(), done.CommittedPredictions().ToList());
+        Assert.Equal(Enumerable.Range(0, files.SampleCount), done.CommittedPredictions().Select(p => p.Index));
+    }
+
+    [Fact]
     public void ResumingWithOtherInputsIsRefused()
     {
         var files = Files(MakeInputs(6));

@@ -78,7 +78,9 @@ public abstract class RunReport
     public double WallMs { get; set; }
     /// <summary>The time the plan predicted for the samples run.</summary>
     public double PredictedMs { get; set; }
-    public List<UnitRun> Units { get; set; } = new();
+    /// <summary>What each unit did (text: each unit's run, so that a CSV cell reads as them).</summary>
+    public List<UnitRun> Units { get => _units; set => _units = ItemList<UnitRun>.Of(value); }
+    private List<UnitRun> _units = new ItemList<UnitRun>();
     /// <summary>Wall time the units ran (a file job: without the time they waited for input); what calibration compares with the prediction.</summary>
     public virtual double InferenceWallMs => WallMs;
     /// <summary>The profile store this run's observations were recorded in; null when they were not (see <see cref="NotRecordedBecause"/>).</summary>
@@ -99,12 +101,14 @@ public sealed class InferenceResult : RunReport
     /// <summary>Where each sample came from, in input order.</summary>
     public string[] InputNames { get; set; } = Array.Empty<string>();
     /// <summary>Top classes per sample, for classifier outputs.</summary>
-    public List<SamplePrediction> Predictions { get; set; } = new();
+    public List<SamplePrediction> Predictions { get => _predictions; set => _predictions = ItemList<SamplePrediction>.Of(value); }
+    private List<SamplePrediction> _predictions = new ItemList<SamplePrediction>();
     public double ImagesPerSecond => WallMs > 0 ? BatchSize * 1000.0 / WallMs : 0;
     /// <summary>(measured - predicted) / predicted.</summary>
     public double PredictionError => PredictedMs > 0 ? Math.Round((WallMs - PredictedMs) / PredictedMs, 4) : 0;
     /// <summary>Every output tensor for the whole batch, samples in input order.</summary>
-    public List<TensorBatch> Outputs { get; set; } = new();
+    public List<TensorBatch> Outputs { get => _outputs; set => _outputs = ItemList<TensorBatch>.Of(value); }
+    private List<TensorBatch> _outputs = new ItemList<TensorBatch>();
     /// <summary>Arg-max class of the first output for each sample (classifier outputs).</summary>
     public int[] Top1 { get; set; } = Array.Empty<int>();
     public string[] FailedUnits => Units.Where(u => u.Failed).Select(u => u.UnitId).ToArray();

@@ -43,8 +43,9 @@ public static class PartitionedRunner
         var outputs = first.AllocateOutputs(inputs.Count);
         var chunks = Chunks(plan, inputs.Count);
         double warmMs = Warm(context, chunks, model, inputs.Tensors, outputs);
-        var (walls, runs) = RunRepeats(context, plan, chunks, model, inputs.Tensors, outputs, settings, cancel);
-        return Result(plan, model, inputs, outputs, chunks, walls, runs, warmMs, settings);
+        var ranBy = new int[inputs.Count]; // the shard (unit) that ran each sample, for the predictions
+        var (walls, runs) = RunRepeats(context, plan, chunks, model, inputs.Tensors, outputs, settings, cancel, ranBy);
+        return Result(plan, model, inputs, outputs, chunks, walls, runs, warmMs, settings, ranBy);
     }
 
     /// <summary>Refuses, before allocating, a batch whose inputs and outputs would take more than half of the memory this process may use.</summary>
@@ -124,14 +125,14 @@ public static class PartitionedRunner
     /// </summary>
     private static (List<double> Walls, Dictionary<string, UnitRun> Runs) RunRepeats(EngineContext context, BatchPlan plan,
         List<(BatchPlan Plan, int Offset)> chunks, ModelSource model, IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs,
-        RunSettings settings, CancellationToken cancel)
+        RunSettings settings, CancellationToken cancel, int[] ranBy)
     {
         var walls = new List<double>();
         Dictionary<string, UnitRun> runs = new();
         int repeats = Math.Max(1, settings.Repeat);
         var progress = new ProgressCounter(settings.Progress, (long)repeats * chunks.Sum(c => c.Plan.BatchSize));
         var board = new BoardRun(context, plan, model, settings);
-        var work = new BoardWork(plan, chunks, inputs, outputs);
+        var work = new BoardWork(plan, chunks, inputs, outputs) { RanBy = ranBy };
         for (int repeat = 0; repeat < repeats; repeat++)
         {
             var outcome = board.Run(work, cancel, progress.Add);
@@ -144,13 +145,13 @@ public static class PartitionedRunner
     }
 
     private static InferenceResult Result(BatchPlan plan, ModelSource model, InputSet inputs, IReadOnlyList<TensorBatch> outputs,
-        List<(BatchPlan Plan, int Offset)> chunks, List<double> walls, Dictionary<string, UnitRun> runs, double warmMs, RunSettings settings) => new()
+        List<(BatchPlan Plan, int Offset)> chunks, List<double> walls, Dictionary<string, UnitRun> runs, double warmMs, RunSettings settings, int[] ranBy) => new()
     {
         Plan = plan, Model = model.Name, BatchSize = inputs.Count, Balance = settings.Balance,
         WallMs = Statistics.Quantile(walls, 0.5), RepeatWallMs = walls.ToArray(), WarmupMs = warmMs,
         PredictedMs = chunks.Sum(c => c.Plan.PredictedMs), Units = runs.Values.ToList(), Outputs = outputs.ToList(),
         InputNames = inputs.Names.ToArray(), Top1 = Predictions.ArgMax(outputs[0]), Complete = true,
-        Predictions = Predictions.TopK(outputs[0], inputs.Names, settings.TopK),
+        Predictions = Predictions.TopK(outputs[0], inputs.Names, settings.TopK, s => plan.Shards[ranBy[s]].UnitId),
     };
 
     private static void CheckInputs(IReadOnlyList<TensorBatch> inputs, ModelSignature signature)

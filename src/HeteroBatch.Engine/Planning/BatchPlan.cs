@@ -43,7 +43,9 @@ public sealed class BatchPlan
     public string? ModelPath { get; set; }
     public int BatchSize { get; set; }
     public PlanAlgorithm Algorithm { get; set; }
-    public List<PlanShard> Shards { get; set; } = new();
+    /// <summary>The units' shares (text: each share, so that a CSV cell reads as the shares).</summary>
+    public List<PlanShard> Shards { get => _shards; set => _shards = Data.ItemList<PlanShard>.Of(value); }
+    private List<PlanShard> _shards = new Data.ItemList<PlanShard>();
     /// <summary>Predicted time until the last unit finishes.</summary>
     public double PredictedMs { get; set; }
     public string BestSingleUnit { get; set; } = "";

@@ -41,7 +41,8 @@ public sealed class UnitProfile : System.Text.Json.Serialization.IJsonOnDeserial
     public string BatchMode { get; set; } = "Native";
     /// <summary>The measurements, one per batch size, in ascending batch size ("Entries" in stored files).</summary>
     [System.Text.Json.Serialization.JsonPropertyName("Entries")]
-    public List<ProfileEntry> Table { get; set; } = new();
+    public List<ProfileEntry> Table { get => _table; set => _table = Data.ItemList<ProfileEntry>.Of(value); }
+    private List<ProfileEntry> _table = new Data.ItemList<ProfileEntry>();
     /// <summary>The largest batch size that ran.</summary>
     public int MaxBatchSize { get; set; }
     /// <summary>The first batch size that failed (out of memory or otherwise), if any; profiling stopped growing there.</summary>

@@ -64,11 +64,13 @@ public sealed class GetBatchPlanCommand : HeteroBatchCmdlet
 
     protected override void ProcessRecord()
     {
+        base.ProcessRecord();
         if (Profile != null) _piped.AddRange(Profile);
     }
 
     protected override void EndProcessing()
     {
+        if (PipelineBoundNothing) return;
         var request = new PlanRequest
         {
             Model = Model, BasePath = SessionState.Path.CurrentFileSystemLocation.Path, BatchSize = BatchSize, Units = Unit,

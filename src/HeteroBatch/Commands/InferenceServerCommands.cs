@@ -130,6 +130,7 @@ public sealed class GetInferenceServerCommand : HeteroBatchCmdlet
 
     protected override void EndProcessing()
     {
+        if (PipelineBoundNothing) return;
         foreach (var s in Servers.All())
             if (Id == null || Id.Contains(s.Id)) WriteObject(s);
         foreach (var id in Id ?? Array.Empty<int>())

@@ -15,7 +15,7 @@ namespace HeteroBatch.Commands;
 /// timings; with -InputPath, streams the files through the units and returns one prediction per
 /// sample as blocks finish.
 /// </summary>
-[Cmdlet(VerbsLifecycle.Invoke, "PartitionedInference", DefaultParameterSetName = FromPlan)]
+[Cmdlet(VerbsLifecycle.Invoke, "PartitionedInference", DefaultParameterSetName = FromPlan, SupportsShouldProcess = true)]
 [OutputType(typeof(InferenceResult), typeof(SamplePrediction))]
 public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
 {
@@ -24,7 +24,7 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
     private const int ProgressActivityId = 4102;
 
     /// <summary>The plan to run (from Get-BatchPlan).</summary>
-    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = FromPlan)]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = FromPlan)]
     [ValidateNotNull]
     [JsonObject]
     public BatchPlan? Plan { get; set; }
@@ -126,8 +126,11 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
     private BatchPlan? _planForFiles;
     private ModelSource? _resolved; // with -Model: the model the plan was made for, resolved once
 
+    private bool? _writeApproved; // -WhatIf/-Confirm for -OutputPath: asked once, before any work
+
     protected override void ProcessRecord()
     {
+        if (OutputPath != null && (_writeApproved ??= ShouldProcess(GetUnresolvedProviderPathFromPSPath(OutputPath), "Write the outputs")) == false) return;
         var plan = ParameterSetName == FromPlan
             ? Plan!
             : _planForFiles ?? Engine(() =>
@@ -238,6 +241,8 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
             job = Inference.PrepareJob(plan, inputFiles, OutputPath == null ? null : GetUnresolvedProviderPathFromPSPath(OutputPath), Resume, Force, Settings(activity), model);
             WriteVerbose($"{job.Files.SampleCount} samples from {job.Files.Files.Count} files; preprocessing: {job.Settings.Preprocessing}");
             if (job.ResumedAt > 0) WriteVerbose($"Resuming at sample {job.ResumedAt} of {job.Files.SampleCount}");
+            // a resumed job hands on every row: those already in the folder first (read back), then the new ones
+            if (job.Output != null) foreach (var done in job.Output.CommittedPredictions()) WriteObject(done);
             var prepared = job;
             var summary = Await(Task.Run(() => Inference.RunJob(prepared, Recording, predictions => PostAndWait(() => WritePredictions(predictions)), StopToken)));
             WriteProgress(new ProgressRecord(ProgressActivityId, activity, "done") { RecordType = ProgressRecordType.Completed });
