@@ -62,9 +62,9 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
         var units = Engine(() => UnitDiscovery.Discover(request with { Log = lines.Add }));
         foreach (var line in lines) WriteVerbose(line);
         // more groups than processors: each processor is a group; say so rather than return fewer units silently
-        int cpuUnits = units.Count(u => u.Kind == UnitKind.Cpu);
-        if (grouping.Mode == CpuGroupingMode.Count && cpuUnits > 0 && grouping.Count > cpuUnits)
-            WriteWarning($"-CpuGroup {grouping.Count} asks for more groups than the {cpuUnits} processors this session may use; made {cpuUnits} groups of one processor.");
+        int processors = Environment.ProcessorCount; // on Linux, the processors this process may run on
+        if (grouping.Mode == CpuGroupingMode.Count && grouping.Count > processors)
+            WriteWarning($"-CpuGroup {grouping.Count} asks for more groups than the {processors} processors this session may use; made {processors} groups of one processor.");
         // a server that does not answer is an error the caller can silence (the unit is listed with -ListAvailable)
         if (Endpoint != null && !ListAvailable)
             foreach (var (uri, i) in request.Endpoints.Select((u, i) => (u, i)))
