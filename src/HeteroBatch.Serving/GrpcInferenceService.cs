@@ -2,8 +2,10 @@ using Google.Protobuf;
 using Grpc.Core;
 using HeteroBatch.Engine.Sessions;
 using HeteroBatch.Engine.Sessions.Grpc;
+using HeteroBatch.Engine;
+using Data = HeteroBatch.Engine.Data;
 
-namespace HeteroBatch.Engine.Serving;
+namespace HeteroBatch.Serving;
 
 /// <summary>
 /// The Open Inference Protocol's gRPC service over an <see cref="InferenceServer"/>: the same model,

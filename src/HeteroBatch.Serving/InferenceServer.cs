@@ -6,8 +6,10 @@ using HeteroBatch.Engine.Execution;
 using HeteroBatch.Engine.Models;
 using HeteroBatch.Engine.Planning;
 using HeteroBatch.Engine.Sessions;
+using HeteroBatch.Engine;
+using Runtime = HeteroBatch.Engine.Runtime;
 
-namespace HeteroBatch.Engine.Serving;
+namespace HeteroBatch.Serving;
 
 /// <summary>Where and how a server listens.</summary>
 public sealed record ServerSettings
