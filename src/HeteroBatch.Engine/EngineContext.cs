@@ -12,7 +12,7 @@ namespace HeteroBatch.Engine;
 public sealed class EngineContext : IDisposable
 {
     public EngineOptions Options { get; }
-    public WorkerPool Workers { get; }
+    internal WorkerPool Workers { get; }
     public UnitPresence Presence { get; }
 
     public EngineContext(EngineOptions? options = null, UnitPresence? presence = null)

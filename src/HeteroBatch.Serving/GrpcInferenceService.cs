@@ -13,7 +13,7 @@ namespace HeteroBatch.Serving;
 /// bytes (raw_input_contents / raw_output_contents); typed fp32 contents are read too. Any ASP.NET
 /// Core host maps it (MapGrpcService); health calls need no token.
 /// </summary>
-public sealed class GrpcInferenceService(InferenceServer server) : GRPCInferenceService.GRPCInferenceServiceBase
+internal sealed class GrpcInferenceService(InferenceServer server) : GRPCInferenceService.GRPCInferenceServiceBase
 {
     public override Task<ServerLiveResponse> ServerLive(ServerLiveRequest request, ServerCallContext context) => Task.FromResult(new ServerLiveResponse { Live = true });
 
