@@ -40,7 +40,7 @@ public class ArchitectureTests
     }
 
     // lower layers first; a file may use its own layer and those before it
-    private static readonly string[] Layers = { "Runtime", "Data", "Sessions", "Models", "Units", "Profiling", "Planning", "Execution", "UseCases", "Serving", "Reporting" };
+    private static readonly string[] Layers = { "Runtime", "Data", "Sessions", "Models", "Units", "Profiling", "Planning", "Execution", "UseCases" };
 
     [Fact]
     public void LayersDependOneWay()
@@ -66,6 +66,46 @@ public class ArchitectureTests
                 violations.Add($"{relative} uses EngineContext");
         }
         Assert.True(violations.Count == 0, "layer violations:\n" + string.Join("\n", violations.Distinct()));
+    }
+
+    // the assemblies above the engine: each uses the engine and nothing else of ours
+    private static readonly Assembly Engine = typeof(EngineContext).Assembly;
+    private static readonly Assembly Serving = typeof(HeteroBatch.Serving.InferenceServer).Assembly;
+    private static readonly Assembly Reporting = typeof(HeteroBatch.Reporting.Charts).Assembly;
+
+    private static string[] References(Assembly a) => a.GetReferencedAssemblies().Select(n => n.Name ?? "").ToArray();
+
+    [Fact]
+    public void TheEngineReferencesNeitherAspNetCoreNorScottPlot()
+    {
+        // what the compiler put into the engine's metadata: a type of either in the engine would show here
+        var engine = References(Engine);
+        Assert.DoesNotContain(engine, n => n.StartsWith("Microsoft.AspNetCore", StringComparison.Ordinal) || n.StartsWith("Grpc.AspNetCore", StringComparison.Ordinal));
+        Assert.DoesNotContain(engine, n => n.StartsWith("ScottPlot", StringComparison.Ordinal));
+        Assert.DoesNotContain(engine, n => n.StartsWith("HeteroBatch.", StringComparison.Ordinal));
+        // nor does the project ask for them (a reference the code does not use yet would still load them)
+        var project = File.ReadAllText(Path.Combine(SourceRoot(), "HeteroBatch.Engine", "HeteroBatch.Engine.csproj"));
+        Assert.DoesNotContain("Microsoft.AspNetCore.App", project);
+        Assert.DoesNotContain("Grpc.AspNetCore", project);
+        Assert.DoesNotContain("ScottPlot", project);
+        Assert.DoesNotContain(Sources("HeteroBatch.Engine"), f => Regex.IsMatch(File.ReadAllText(f), @"^namespace HeteroBatch\.(Engine\.)?(Serving|Reporting)\b", RegexOptions.Multiline));
+    }
+
+    [Fact]
+    public void ServingAndReportingStandOnTheEngineAloneAndOwnTheirLibraries()
+    {
+        var serving = References(Serving);
+        var reporting = References(Reporting);
+        Assert.Contains("HeteroBatch.Engine", serving);
+        Assert.Contains("HeteroBatch.Engine", reporting);
+        Assert.Contains(serving, n => n.StartsWith("Microsoft.AspNetCore", StringComparison.Ordinal));
+        Assert.Contains(reporting, n => n.StartsWith("ScottPlot", StringComparison.Ordinal));
+        // neither leans on the other, nor on the module (which would bring PowerShell types below the cmdlets)
+        Assert.DoesNotContain("HeteroBatch.Reporting", serving);
+        Assert.DoesNotContain("HeteroBatch.Serving", reporting);
+        Assert.DoesNotContain(serving.Concat(reporting), n => n is "HeteroBatch" || n.StartsWith("System.Management.Automation", StringComparison.Ordinal));
+        Assert.DoesNotContain(serving, n => n.StartsWith("ScottPlot", StringComparison.Ordinal));
+        Assert.DoesNotContain(reporting, n => n.StartsWith("Microsoft.AspNetCore", StringComparison.Ordinal));
     }
 
     [Fact]

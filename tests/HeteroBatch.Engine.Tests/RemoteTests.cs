@@ -8,7 +8,7 @@ using HeteroBatch.Engine.Data;
 using HeteroBatch.Engine.Execution;
 using HeteroBatch.Engine.Planning;
 using HeteroBatch.Engine.Profiling;
-using HeteroBatch.Engine.Serving;
+using HeteroBatch.Serving;
 using HeteroBatch.Engine.Sessions;
 using HeteroBatch.Engine.Sessions.Grpc;
 using HeteroBatch.Engine.Units;

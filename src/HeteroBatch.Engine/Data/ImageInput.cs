@@ -10,7 +10,7 @@ namespace HeteroBatch.Engine.Data;
 /// ([C, H, W]) or last ([H, W, C]) as the input's shape says, C = 3 or 1; float inputs normalised,
 /// uint8 inputs as pixels.
 /// </summary>
-public static class ImageInput
+internal static class ImageInput
 {
     public static bool IsImage(string path) =>
         Path.GetExtension(path).ToLowerInvariant() is ".jpg" or ".jpeg" or ".png";

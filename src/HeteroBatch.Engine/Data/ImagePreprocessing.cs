@@ -74,7 +74,7 @@ public sealed record ImagePreprocessing
 /// the arithmetic of the resize torchvision runs on PIL images. Only the output window asked for
 /// is computed.
 /// </summary>
-public static class Resampler
+internal static class Resampler
 {
     private const int PrecisionBits = 32 - 8 - 2;
 

@@ -135,7 +135,7 @@ public static partial class Npy
 /// length is laid out when it is created, so a job can write rows as they finish and, after a
 /// crash, open it again and go on.
 /// </summary>
-public sealed class NpyWriter : IDisposable
+internal sealed class NpyWriter : IDisposable
 {
     private readonly FileStream _file;
     private readonly long _dataStart, _sampleBytes;

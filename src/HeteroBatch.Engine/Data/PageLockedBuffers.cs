@@ -9,7 +9,7 @@ namespace HeteroBatch.Engine.Data;
 /// Dispose, before their memory can go back to the heap. Where there is no CUDA runtime nothing
 /// happens.
 /// </summary>
-public sealed class PageLockedBuffers : IDisposable
+internal sealed class PageLockedBuffers : IDisposable
 {
     private readonly List<IntPtr> _locked = new();
     public int Count => _locked.Count;

@@ -26,7 +26,7 @@ public enum BatchMode
 /// outputs as two runs of one; if it does not (a Reshape with the batch written in, say), the
 /// model keeps its fixed batch and its shares run as pieces of that size.
 /// </summary>
-public static class BatchRewriter
+internal static class BatchRewriter
 {
     public sealed record Result(string Path, string Sha256, BatchMode Mode, string? Note);
 

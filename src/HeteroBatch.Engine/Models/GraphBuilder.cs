@@ -5,14 +5,14 @@ using Onnx;
 namespace HeteroBatch.Engine.Models;
 
 /// <summary>A feature map in a graph under construction: its name and per-sample shape (C, H, W; H = W = 0 for vectors).</summary>
-public readonly record struct Feature(string Name, int C, int H, int W);
+internal readonly record struct Feature(string Name, int C, int H, int W);
 
 /// <summary>
 /// Writes CNNs as ONNX graphs (opset 17, symbolic batch dimension "N") with seeded weights,
 /// tracking shapes, trainable parameters (batch-norm running statistics excluded, as the
 /// reference counts do) and multiply-accumulates per sample.
 /// </summary>
-public sealed class GraphBuilder
+internal sealed class GraphBuilder
 {
     public const int Opset = 17;
     private readonly GraphProto _graph = new();

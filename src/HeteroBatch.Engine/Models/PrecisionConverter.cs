@@ -10,7 +10,7 @@ namespace HeteroBatch.Engine.Models;
 /// and every caller stay as they are), and ops that lose too much in fp16 (reductions, exp/log,
 /// softmax over long axes, normalisations that accumulate) kept in fp32 between casts.
 /// </summary>
-public static class PrecisionConverter
+internal static class PrecisionConverter
 {
     private const int Float = (int)TensorProto.Types.DataType.Float;
     private const int Float16 = (int)TensorProto.Types.DataType.Float16;

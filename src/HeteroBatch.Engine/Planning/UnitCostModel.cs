@@ -9,7 +9,7 @@ namespace HeteroBatch.Engine.Planning;
 /// pieces) is run as several sub-batches. The model is made non-decreasing in b (a unit given
 /// fewer samples is never predicted to take longer), which makes min-max planning exact.
 /// </summary>
-public sealed class UnitCostModel
+internal sealed class UnitCostModel
 {
     public ComputeUnit Unit { get; }
     public UnitProfile Profile { get; }
@@ -133,4 +133,4 @@ public sealed class UnitCostModel
 }
 
 /// <summary>Predicted milliseconds for each share size (index k = k·Step samples, the last one the whole batch), and the sub-batch size it runs with.</summary>
-public sealed record CostTable(double[] Cost, int[] SubBatch, int Step = 1);
+internal sealed record CostTable(double[] Cost, int[] SubBatch, int Step = 1);

@@ -1,7 +1,7 @@
 namespace HeteroBatch.Engine.Profiling;
 
 /// <summary>Which batch sizes to measure: 1, 2, 3, then 2^n - 1, 2^n, 2^n + 1 (where efficiency changes most), up to a maximum.</summary>
-public static class ProfileSchedule
+internal static class ProfileSchedule
 {
     public static int[] Default(int maxBatchSize)
     {

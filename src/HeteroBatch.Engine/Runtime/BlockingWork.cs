@@ -6,7 +6,7 @@ namespace HeteroBatch.Engine.Runtime;
 /// the pool's other work (HTTP continuations, the server's own handlers), and on a 2-core host the
 /// pool adds threads only about twice a second, so requests meant to overlap run one after another.
 /// </summary>
-public static class BlockingWork
+internal static class BlockingWork
 {
     public static Task Start(Action work) =>
         Task.Factory.StartNew(work, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);

@@ -1,7 +1,7 @@
 namespace HeteroBatch.Engine.Runtime;
 
 /// <summary>Order statistics of timing samples.</summary>
-public static class Statistics
+internal static class Statistics
 {
     /// <summary>Linear-interpolated quantile of sorted values.</summary>
     public static double Quantile(IReadOnlyList<double> sorted, double q)

@@ -6,7 +6,7 @@ namespace HeteroBatch.Engine.Runtime;
 /// A seeded generator (xorshift64*) for model weights and synthetic inputs: the same seed gives
 /// the same floats on every machine and .NET version.
 /// </summary>
-public sealed class WeightGenerator
+internal sealed class WeightGenerator
 {
     private ulong _state;
 

@@ -12,7 +12,7 @@ namespace HeteroBatch.Engine.Sessions;
 /// with the samples' tensors as raw bytes, its outputs written into the same rows. Addresses are
 /// grpc://host:port (plain HTTP/2) or grpcs://host:port (TLS). Used only on its unit's worker thread.
 /// </summary>
-public sealed class GrpcRemoteModel : IModelSession
+internal sealed class GrpcRemoteModel : IModelSession
 {
     private readonly GrpcChannel _channel;
     private readonly GRPCInferenceService.GRPCInferenceServiceClient _client;

@@ -22,7 +22,7 @@ public interface IModelSession : IDisposable
     void Run(IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count, int padTo = 0, CancellationToken cancel = default);
 }
 
-public static class ModelSessionExtensions
+internal static class ModelSessionExtensions
 {
     /// <summary>Output buffers for a batch of <paramref name="count"/> samples.</summary>
     public static IReadOnlyList<TensorBatch> AllocateOutputs(this IModelSession model, int count) =>
@@ -33,7 +33,7 @@ public static class ModelSessionExtensions
 }
 
 /// <summary>An ONNX Runtime session of one model on one unit, with its signature. Used only on its unit's worker thread.</summary>
-public sealed class LoadedModel : IModelSession
+internal sealed class LoadedModel : IModelSession
 {
     public InferenceSession Session { get; }
     public ModelSignature Signature { get; }

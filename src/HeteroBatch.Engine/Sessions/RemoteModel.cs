@@ -11,7 +11,7 @@ namespace HeteroBatch.Engine.Sessions;
 /// the samples' tensors as binary data, its outputs written into the same rows. Used only on its
 /// unit's worker thread.
 /// </summary>
-public sealed class RemoteModel : IModelSession
+internal sealed class RemoteModel : IModelSession
 {
     private readonly HttpClient _http;
     private readonly Uri _infer;

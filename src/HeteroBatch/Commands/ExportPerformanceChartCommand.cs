@@ -3,7 +3,7 @@ using HeteroBatch.Engine;
 using HeteroBatch.Engine.Execution;
 using HeteroBatch.Engine.Planning;
 using HeteroBatch.Engine.Profiling;
-using HeteroBatch.Engine.Reporting;
+using HeteroBatch.Reporting;
 
 namespace HeteroBatch.Commands;
 

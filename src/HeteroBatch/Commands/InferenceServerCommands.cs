@@ -1,7 +1,7 @@
 using System.Management.Automation;
 using HeteroBatch.Engine;
 using HeteroBatch.Engine.Planning;
-using HeteroBatch.Engine.Serving;
+using HeteroBatch.Serving;
 using HeteroBatch.Engine.Units;
 
 namespace HeteroBatch.Commands;

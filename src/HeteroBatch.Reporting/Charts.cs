@@ -1,8 +1,10 @@
 using HeteroBatch.Engine.Execution;
 using HeteroBatch.Engine.Planning;
 using HeteroBatch.Engine.Profiling;
+using HeteroBatch.Engine;
+using Runtime = HeteroBatch.Engine.Runtime;
 
-namespace HeteroBatch.Engine.Reporting;
+namespace HeteroBatch.Reporting;
 
 /// <summary>Charts a person would rather look at than tables: PNG or SVG by the file's extension.</summary>
 public static class Charts

@@ -2,8 +2,10 @@ using Google.Protobuf;
 using Grpc.Core;
 using HeteroBatch.Engine.Sessions;
 using HeteroBatch.Engine.Sessions.Grpc;
+using HeteroBatch.Engine;
+using Data = HeteroBatch.Engine.Data;
 
-namespace HeteroBatch.Engine.Serving;
+namespace HeteroBatch.Serving;
 
 /// <summary>
 /// The Open Inference Protocol's gRPC service over an <see cref="InferenceServer"/>: the same model,
@@ -11,7 +13,7 @@ namespace HeteroBatch.Engine.Serving;
 /// bytes (raw_input_contents / raw_output_contents); typed fp32 contents are read too. Any ASP.NET
 /// Core host maps it (MapGrpcService); health calls need no token.
 /// </summary>
-public sealed class GrpcInferenceService(InferenceServer server) : GRPCInferenceService.GRPCInferenceServiceBase
+internal sealed class GrpcInferenceService(InferenceServer server) : GRPCInferenceService.GRPCInferenceServiceBase
 {
     public override Task<ServerLiveResponse> ServerLive(ServerLiveRequest request, ServerCallContext context) => Task.FromResult(new ServerLiveResponse { Live = true });
 

@@ -5,8 +5,10 @@ using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
+using HeteroBatch.Engine;
+using Runtime = HeteroBatch.Engine.Runtime;
 
-namespace HeteroBatch.Engine.Serving;
+namespace HeteroBatch.Serving;
 
 /// <summary>
 /// Kestrel serving an <see cref="InferenceServer"/>'s <see cref="GrpcInferenceService"/> over

@@ -7,8 +7,10 @@ using HeteroBatch.Engine.UseCases;
 using HeteroBatch.Engine.Models;
 using HeteroBatch.Engine.Planning;
 using HeteroBatch.Engine.Sessions;
+using HeteroBatch.Engine;
+using Runtime = HeteroBatch.Engine.Runtime;
 
-namespace HeteroBatch.Engine.Serving;
+namespace HeteroBatch.Serving;
 
 /// <summary>Where and how a server listens.</summary>
 public sealed record ServerSettings
@@ -50,7 +52,7 @@ public sealed class InferenceServer : IDisposable
     private readonly ServerSettings _settings;
     private readonly HttpListener _listener = new();
     private readonly SemaphoreSlim _oneAtATime = new(1, 1);
-    private readonly UseCases.Inference _inference;
+    private readonly Engine.UseCases.Inference _inference;
     private long _lastRecordedAt = long.MinValue / 2; // Environment.TickCount64 of the last request recorded
     /// <summary>Infer requests handled at once (<see cref="ServerSettings.RequestsHeldAtOnce"/>).</summary>
     public int HandledAtOnce => _settings.RequestsHeldAtOnce;
@@ -87,7 +89,7 @@ public sealed class InferenceServer : IDisposable
         // workers of its own: a session may run (as a client) a plan whose units this server also uses
         // (its remote unit being this server); on shared workers each run would wait for the other's
         _context = new EngineContext(context.Options, context.Presence);
-        _inference = new UseCases.Inference(_context);
+        _inference = new Engine.UseCases.Inference(_context);
         try { _signature = PartitionedRunner.Signature(_context, plan, model); }
         catch { _context.Dispose(); throw; }
         var host = settings.Address is "*" or "0.0.0.0" or "+" ? "*" : settings.Address;
