@@ -3,7 +3,7 @@ using HeteroBatch.Engine.Execution;
 using HeteroBatch.Engine.Models;
 using HeteroBatch.Engine.Planning;
 using HeteroBatch.Engine.Profiling;
-using HeteroBatch.Engine.Serving;
+using HeteroBatch.Serving;
 using HeteroBatch.Engine.Sessions;
 using HeteroBatch.Engine.UseCases;
 
