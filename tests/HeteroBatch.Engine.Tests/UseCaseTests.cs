@@ -103,7 +103,7 @@ public sealed class UseCaseTests : IDisposable
         Assert.Equal(BatchMode.SamplesInteract, source.BatchMode);
         var p = TestModels.FakeProfile("cpu0", source.Name, (10, 1.0));
         p.ModelSha256 = source.Sha256;
-        p.BatchMode = nameof(BatchMode.SamplesInteract);
+        p.BatchMode = BatchMode.SamplesInteract;
         Assert.Equal(BatchMode.SamplesInteract, Planner.Plan(new[] { p }, 10).BatchMode);
 
         // a plan that arrives from elsewhere (piped, edited, read back from JSON) split over two units,

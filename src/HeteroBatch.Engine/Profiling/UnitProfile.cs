@@ -38,7 +38,7 @@ public sealed class UnitProfile : System.Text.Json.Serialization.IJsonOnDeserial
     /// <summary>Where the model file was when measured (zoo models: the cache).</summary>
     public string? ModelPath { get; set; }
     /// <summary>How the model takes a batch: Native, Rewritten (a fixed batch made symbolic) or Fixed (pieces of its fixed batch).</summary>
-    public string BatchMode { get; set; } = "Native";
+    public Models.BatchMode BatchMode { get; set; } = Models.BatchMode.Native;
     /// <summary>The measurements, one per batch size, in ascending batch size ("Entries" in stored files).</summary>
     [System.Text.Json.Serialization.JsonPropertyName("Entries")]
     public List<ProfileEntry> Table { get => _table; set => _table = Data.ItemList<ProfileEntry>.Of(value); }
