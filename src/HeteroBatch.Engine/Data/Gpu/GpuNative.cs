@@ -52,10 +52,10 @@ internal sealed unsafe class GpuNative
     // nvjpegOutputFormat_t: interleaved RGB
     public const int OutputRgbi = 5;
 
-    private static readonly string[] CudartNames = { "libcudart.so.13", "libcudart.so.12", "libcudart.so" };
-    private static readonly string[] NvjpegNames = { "libnvjpeg.so.13", "libnvjpeg.so.12", "libnvjpeg.so" };
-    private static readonly string[] NppigNames = { "libnppig.so.13", "libnppig.so.12", "libnppig.so" };
-    private static readonly string[] NppcNames = { "libnppc.so.13", "libnppc.so.12", "libnppc.so" };
+    private static readonly IReadOnlyList<string> CudartNames = new[] { "libcudart.so.13", "libcudart.so.12", "libcudart.so" };
+    private static readonly IReadOnlyList<string> NvjpegNames = new[] { "libnvjpeg.so.13", "libnvjpeg.so.12", "libnvjpeg.so" };
+    private static readonly IReadOnlyList<string> NppigNames = new[] { "libnppig.so.13", "libnppig.so.12", "libnppig.so" };
+    private static readonly IReadOnlyList<string> NppcNames = new[] { "libnppc.so.13", "libnppc.so.12", "libnppc.so" };
 
     // CUDA runtime
     public delegate* unmanaged<int, int> SetDevice;
@@ -101,10 +101,11 @@ internal sealed unsafe class GpuNative
             return null;
         }
         var folders = NativeLibraries.CudaFolders().ToList();
-        var cudart = NativeLibraries.TryLoadFirst(CudartNames, folders, out why);
-        if (cudart == IntPtr.Zero) return null;
+        // nvJPEG first: where it is missing, that is the reason a user needs to read
         var nvjpeg = NativeLibraries.TryLoadFirst(NvjpegNames, folders, out why);
         if (nvjpeg == IntPtr.Zero) return null;
+        var cudart = NativeLibraries.TryLoadFirst(CudartNames, folders, out why);
+        if (cudart == IntPtr.Zero) return null;
         // libnppig needs libnppc: loading it first lets the loader find it in the CUDA folder too
         if (NativeLibraries.TryLoadFirst(NppcNames, folders, out why) == IntPtr.Zero) return null;
         var nppig = NativeLibraries.TryLoadFirst(NppigNames, folders, out why);
