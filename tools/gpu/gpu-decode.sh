@@ -15,7 +15,8 @@ n=${N:-8192}
 for lib in libnvjpeg.so.13 libnppig.so.13 libnppc.so.13 libcudart.so.13; do
   ls /usr/local/cuda-13.0/targets/x86_64-linux/lib/$lib >> "$out/machine.txt" 2>&1
 done
-/usr/bin/time -v "$HB_APP/HeteroBatch.Bench" gpudecode --models "${MODELS:-resnet-50}" --batches "${BATCH:-256}" --files "$n" \
+timer=""; [ -x /usr/bin/time ] && timer="/usr/bin/time -v"
+$timer "$HB_APP/HeteroBatch.Bench" gpudecode --models "${MODELS:-resnet-50}" --batches "${BATCH:-256}" --files "$n" \
   --image-folder /tmp/e2e_imgs --gpu-precisions "${PRECISIONS:-Fp16,Tf32}" --repeats "${REPEATS:-2}" --out "$out" \
   > >(tee "$out/bench.log") 2> "$out/stderr.log"
 echo "bench exit $?" | tee -a "$out/bench.log"

@@ -147,6 +147,7 @@ public sealed unsafe class GpuJpegDecoder : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        if (_fallbackHandle != IntPtr.Zero || _batchedHandle != IntPtr.Zero) _native.SetDevice(DeviceId);
         if (_batchedHandle != IntPtr.Zero && _batchedHandle != _fallbackHandle) _native.NvjpegDestroy(_batchedHandle);
         if (_fallbackHandle != IntPtr.Zero) _native.NvjpegDestroy(_fallbackHandle);
         _batchedHandle = _fallbackHandle = IntPtr.Zero;
@@ -397,6 +398,7 @@ public sealed unsafe class DeviceImageBatch : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        _native.SetDevice(Owner.DeviceId); // frees and destroys act on the batch's own GPU
         if (_stream != IntPtr.Zero) _native.StreamSynchronize(_stream);
         foreach (var pin in _pins) pin.Dispose();
         _pins.Clear();
