@@ -6,6 +6,14 @@
 # nvJPEG on each GPU straight into device memory and runs resnet-50's uint8-input form on them
 # through IOBinding at each of PRECISIONS, on one GPU and on all of them; then e2e2.py runs.
 # Writes under $OUT: gpu-decode.json, bench.log, anchor.log, e2e2.json, machine.txt.
+# Getting it there, from the project root (pack.sh empties .xfer, so the anchors go in after):
+#   dotnet publish src/HeteroBatch.Bench -c Release -r linux-x64 --self-contained -o out/device
+#   bash ../shared/device/pack.sh out/device      # 5 parts for this build (243 MiB)
+#   mkdir -p .xfer/anchors && cp ../shared/anchors/e2e2.py ../shared/anchors/e2e_gpu.py .xfer/anchors/
+# then, on nvidia-h200-x2, the calls pack.sh prints, back to back; the last one carries
+# [".xfer/5", ".xfer/anchors"] and runs:
+#   mkdir -p /tmp/hb && cp -r .xfer/5/. /tmp/hb/ && source /tmp/hb/assemble.sh && bash tools/gpu/gpu-decode.sh .xfer/anchors
+# Knobs: N (files, 8192), BATCH (256), PRECISIONS (Fp16,Tf32), REPEATS (2), ANCHOR=0 (bench only).
 set -uo pipefail
 anchors=$(cd "${1:?usage: gpu-decode.sh <folder holding e2e2.py and e2e_gpu.py>}" && pwd)
 out=${OUT:-bench-results/gpu-decode}

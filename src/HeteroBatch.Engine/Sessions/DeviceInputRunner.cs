@@ -23,18 +23,25 @@ public sealed class DeviceInputRunner : IDisposable
 
     public int DeviceId { get; }
 
-    /// <summary>Throws DeviceInputUnsupported where the model does not have exactly one input.</summary>
+    /// <summary>Binds inputs in CUDA device <paramref name="deviceId"/>'s memory. Throws DeviceInputUnsupported where the model does not have exactly one input.</summary>
     public DeviceInputRunner(LoadedModel model, int deviceId)
+        : this(model, deviceId, new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, deviceId, OrtMemType.Default)) { }
+
+    /// <summary>Binds inputs in the memory <paramref name="memory"/> describes (taken: disposed with the runner, or here if the model is refused); host memory lets tests run the binding on the CPU provider.</summary>
+    internal DeviceInputRunner(LoadedModel model, int deviceId, OrtMemoryInfo memory)
     {
-        if (model.Signature.Inputs.Count != 1)
-            throw new HeteroBatchException("DeviceInputUnsupported", FailureKind.InvalidArgument,
-                $"A batch in GPU memory feeds a model with one input; this one has {model.Signature.Inputs.Count}.");
-        _model = model;
-        DeviceId = deviceId;
-        _input = model.Signature.Inputs[0];
-        _inputName = _input.Name;
-        _device = new OrtMemoryInfo(OrtMemoryInfo.allocatorCUDA, OrtAllocatorType.DeviceAllocator, deviceId, OrtMemType.Default);
-        try { _binding = model.Session.CreateIoBinding(); }
+        _device = memory;
+        try
+        {
+            if (model.Signature.Inputs.Count != 1)
+                throw new HeteroBatchException("DeviceInputUnsupported", FailureKind.InvalidArgument,
+                    $"A batch in GPU memory feeds a model with one input; this one has {model.Signature.Inputs.Count}.");
+            _model = model;
+            DeviceId = deviceId;
+            _input = model.Signature.Inputs[0];
+            _inputName = _input.Name;
+            _binding = model.Session.CreateIoBinding();
+        }
         catch
         {
             _device.Dispose();

@@ -155,6 +155,18 @@ public sealed unsafe class GpuJpegDecoder : IDisposable
 
     internal int Width => Settings.Width;
     internal int Height => Settings.Height;
+
+    /// <summary>
+    /// The affine map that NPP's square-pixel resize applies to a <paramref name="sourceWidth"/>×<paramref name="sourceHeight"/>
+    /// image so that the destination (the settings' width × height) is exactly the crop of the
+    /// resized image that <see cref="ImagePreprocessing.Geometry"/> describes:
+    /// destination = source × factor + shift, per axis.
+    /// </summary>
+    public static (double XFactor, double YFactor, double XShift, double YShift) SourceMapping(int sourceWidth, int sourceHeight, GpuDecodeSettings settings)
+    {
+        var g = settings.Preprocessing.Geometry(sourceWidth, sourceHeight, settings.Width, settings.Height);
+        return ((double)g.Width / sourceWidth, (double)g.Height / sourceHeight, -g.Left, -g.Top);
+    }
 }
 
 /// <summary>
@@ -318,9 +330,8 @@ public sealed unsafe class DeviceImageBatch : IDisposable
     /// <summary>Resizes the decoded image of <paramref name="item"/> from the staging area into its slot: the crop's source region mapped onto the whole destination.</summary>
     private bool Resize(Item item)
     {
-        var g = Owner.Settings.Preprocessing.Geometry(item.Width, item.Height, Width, Height);
         // destination = source × factor + shift: the source scaled to the resized size, moved so that the crop starts at 0
-        double xFactor = (double)g.Width / item.Width, yFactor = (double)g.Height / item.Height;
+        var (xFactor, yFactor, xShift, yShift) = GpuJpegDecoder.SourceMapping(item.Width, item.Height, Owner.Settings);
         var source = (byte*)(_staging + (nint)item.Offset);
         var target = (byte*)(_pixels + (nint)(SampleBytes * item.Index));
         var size = new NppiSize { Width = item.Width, Height = item.Height };
@@ -328,11 +339,11 @@ public sealed unsafe class DeviceImageBatch : IDisposable
         var targetRoi = new NppiRect { Width = Width, Height = Height };
         bool shrink = xFactor <= 1 && yFactor <= 1;
         int filter = Owner.Settings.Filter == GpuResizeFilter.Antialiased && shrink ? GpuNative.NppiInterSuper : GpuNative.NppiInterLinear;
-        int code = _native.ResizeSqrPixel8uC3(source, size, item.Width * 3, sourceRoi, target, Width * 3, targetRoi, xFactor, yFactor, -g.Left, -g.Top, filter, _npp);
+        int code = _native.ResizeSqrPixel8uC3(source, size, item.Width * 3, sourceRoi, target, Width * 3, targetRoi, xFactor, yFactor, xShift, yShift, filter, _npp);
         if (code < 0 && filter == GpuNative.NppiInterSuper)
         {
             BilinearFallbacks++;
-            code = _native.ResizeSqrPixel8uC3(source, size, item.Width * 3, sourceRoi, target, Width * 3, targetRoi, xFactor, yFactor, -g.Left, -g.Top, GpuNative.NppiInterLinear, _npp);
+            code = _native.ResizeSqrPixel8uC3(source, size, item.Width * 3, sourceRoi, target, Width * 3, targetRoi, xFactor, yFactor, xShift, yShift, GpuNative.NppiInterLinear, _npp);
         }
         else if (filter == GpuNative.NppiInterLinear && Owner.Settings.Filter == GpuResizeFilter.Antialiased) BilinearFallbacks++;
         if (code < 0) _native.GetLastError();
