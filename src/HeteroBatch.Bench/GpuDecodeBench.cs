@@ -22,7 +22,12 @@ namespace HeteroBatch.Bench;
 /// </summary>
 public static class GpuDecodeBench
 {
-    public sealed record Throughput(string Precision, int Gpus, int Files, int Batch, double ImagesPerSecond, double WallMs, int CpuFallbacks, double InferenceBusyShare);
+    public sealed record Throughput(string Precision, int Gpus, int Files, int Batch, double ImagesPerSecond, double WallMs, int CpuFallbacks, double InferenceBusyShare)
+    {
+        /// <summary>Files whose top-1 class equals the first run's at this precision (every file, unless rows went astray or GPUs disagree).</summary>
+        public int Top1SameAsFirstRun { get; set; }
+        internal int[] Top1 { get; init; } = Array.Empty<int>();
+    }
     public sealed record Agreement(string Precision, int Samples, double MinCosine, double MeanCosine, int Top1Agree, double MaxAbsOutputDifference);
     public sealed record PixelCheck(string Filter, int Samples, int MaxAbsDifference, double MeanAbsDifference, int BilinearFallbacks);
     public sealed class Results
@@ -117,8 +122,10 @@ public static class GpuDecodeBench
                     foreach (int g in gpus > 1 ? new[] { 1, gpus } : new[] { 1 })
                     {
                         var run = Pipeline(lanes.Take(g).ToList(), precision, bytes, batch, decodeSettings, paths);
+                        var firstRun = results.Runs.FirstOrDefault(x => x.Precision == run.Precision) ?? run;
+                        run.Top1SameAsFirstRun = run.Top1.Zip(firstRun.Top1).Count(p => p.First == p.Second);
                         results.Runs.Add(run);
-                        Console.WriteLine($"{precision}, {g} GPU(s): {run.ImagesPerSecond:F1} images/s ({run.WallMs:F0} ms for {run.Files} files; CPU fallbacks {run.CpuFallbacks}; inference busy {run.InferenceBusyShare:P0} of the wall)");
+                        Console.WriteLine($"{precision}, {g} GPU(s): {run.ImagesPerSecond:F1} images/s ({run.WallMs:F0} ms for {run.Files} files; CPU fallbacks {run.CpuFallbacks}; inference busy {run.InferenceBusyShare:P0} of the wall; top-1 as the first run {run.Top1SameAsFirstRun}/{run.Files})");
                     }
             }
             finally
@@ -342,7 +349,7 @@ public static class GpuDecodeBench
             foreach (var t in threads) t.Join();
             double wall = clock.Elapsed.TotalMilliseconds;
             if (!errors.IsEmpty) throw new AggregateException(errors);
-            return new Throughput(precision.ToString(), gpus, count, batch, Math.Round(count / (wall / 1000), 1), Math.Round(wall, 1), fallbacks, Math.Round(busy.Average() / wall, 3));
+            return new Throughput(precision.ToString(), gpus, count, batch, Math.Round(count / (wall / 1000), 1), Math.Round(wall, 1), fallbacks, Math.Round(busy.Average() / wall, 3)) { Top1 = top1 };
         }
     }
 
