@@ -57,6 +57,17 @@ Describe 'TensorRT' {
     }
 }
 
+Describe 'GPU decoding' {
+    It 'says on each GPU unit why that GPU cannot decode JPEGs, and nothing where it can' {
+        $gpu = Get-ComputeUnit -ListAvailable | Where-Object Kind -EQ Gpu | Select-Object -First 1
+        $why = [HeteroBatch.Engine.Data.Gpu.GpuJpegDecoder]::WhyUnavailable(0)
+        $gpu.GpuDecodeReason | Should -Be $why
+        if ($null -eq $why) { Set-ItResult -Skipped -Because 'nvJPEG and a GPU are here' }
+        $gpu.GpuDecodeReason | Should -Match 'libnvjpeg|libcudart|libnpp|no GPU|not device'
+        ($gpu | ConvertTo-Json | ConvertFrom-Json).GpuDecodeReason | Should -Be $why
+    }
+}
+
 Describe 'Another ONNX Runtime build (HETEROBATCH_ORT_PATH)' {
     It 'loads the native library from the folder it names' {
         $ort = Join-Path $TestDrive 'ort'

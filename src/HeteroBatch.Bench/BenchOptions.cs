@@ -46,6 +46,8 @@ public sealed record BenchOptions
     public int DecodeThreads { get; init; }
     /// <summary>files: also write the job's outputs (predictions.csv and .npy) under --out.</summary>
     public bool WriteOutputs { get; init; }
+    /// <summary>gpudecode: the GPU precisions measured, in order.</summary>
+    public HeteroBatch.Engine.Models.Precision[] GpuPrecisions { get; init; } = { HeteroBatch.Engine.Models.Precision.Fp16, HeteroBatch.Engine.Models.Precision.Tf32 };
 
     public static BenchOptions Parse(string[] args)
     {
@@ -55,7 +57,8 @@ public sealed record BenchOptions
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
             switch (args[i])
             {
-                case "run": case "report": case "verify": case "precision": case "files": case "remote": case "calibrate": o = o with { Command = args[i] }; break;
+                case "run": case "report": case "verify": case "precision": case "files": case "remote": case "calibrate": case "gpudecode": o = o with { Command = args[i] }; break;
+                case "--gpu-precisions": o = o with { GpuPrecisions = Next().Split(',').Select(p => Enum.Parse<HeteroBatch.Engine.Models.Precision>(p, ignoreCase: true)).ToArray() }; break;
                 case "--files": o = o with { FileCounts = Next().Split(',').Select(int.Parse).ToArray() }; break;
                 case "--image-folder": o = o with { ImageFolder = Next() }; break;
                 case "--precision": o = o with { Precision = Enum.Parse<HeteroBatch.Engine.Models.Precision>(Next(), ignoreCase: true) }; break;

@@ -15,6 +15,7 @@ using HeteroBatch.Engine.Units;
 //   precision  each GPU alone at fp32, TF32 and fp16, pageable or pinned transfers, NHWC (beside precision_gpu.py)
 //   files   files → results: a folder of JPEGs through a plan, streamed (beside e2e_gpu.py)
 //   calibrate  prediction error of plans from profiles alone, then after 1, 2, 3 calibrating runs
+//   gpudecode  files → nvJPEG on each GPU → the uint8-input model by device address → top-1 (one GPU, every GPU), with pixel and output agreement
 //   remote  a loopback inference server as a unit: the protocol's cost per request, and a split with local units
 var options = BenchOptions.Parse(args);
 if (options.Command == "report")
@@ -24,6 +25,11 @@ if (options.Command == "report")
     return 0;
 }
 
+if (options.Command == "gpudecode")
+{
+    GpuDecodeBench.Run(options);
+    return 0;
+}
 using var context = new EngineContext(EngineOptions.FromEnvironment());
 if (options.Command == "precision")
 {

@@ -51,6 +51,8 @@ public sealed class ComputeUnit
     public bool Available { get; set; } = true;
     /// <summary>Why an unavailable unit cannot run.</summary>
     public string? Reason { get; set; }
+    /// <summary>GPU units: why this GPU cannot decode JPEGs (nvJPEG or the CUDA runtime missing, no such device); null where it can, and on other kinds of unit.</summary>
+    public string? GpuDecodeReason { get; set; }
 
     /// <summary>
     /// Keys stored profiles: changes when the hardware, the provider, the cores or the runtime

@@ -48,6 +48,7 @@ public sealed class CudaBackend : OrtBackend
             absent.Id = "gpu";
             absent.Available = false;
             absent.Reason = "no NVIDIA GPU found" + (why == null ? "" : $"; {provider} provider: {why}");
+            absent.GpuDecodeReason = Data.Gpu.GpuJpegDecoder.WhyUnavailable(0);
             log?.Invoke($"gpu: {absent.Reason}");
             return new[] { absent };
         }
@@ -59,6 +60,7 @@ public sealed class CudaBackend : OrtBackend
             log?.Invoke(why == null ? $"gpu{i}: {provider} session started" : $"gpu{i}: {provider} session failed: {why}");
             unit.Available = why == null;
             unit.Reason = why;
+            unit.GpuDecodeReason = Data.Gpu.GpuJpegDecoder.WhyUnavailable(i);
             units.Add(unit);
         }
         return units;
