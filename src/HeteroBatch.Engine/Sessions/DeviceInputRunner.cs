@@ -11,7 +11,7 @@ namespace HeteroBatch.Engine.Sessions;
 /// through IOBinding, so no pixel goes through the host; the outputs are bound to rows of host
 /// batches, which ONNX Runtime fills after the run. Used on one thread (the unit's worker).
 /// </summary>
-public sealed class DeviceInputRunner : IDisposable
+internal sealed class DeviceInputRunner : IDisposable
 {
     private readonly LoadedModel _model;
     private readonly OrtMemoryInfo _device;
