@@ -28,6 +28,9 @@ public sealed record BenchOptions
     public bool ConcurrentProfiling { get; init; }
     /// <summary>precision: measure only the first this many GPUs (0: all).</summary>
     public int GpuLimit { get; init; }
+    /// <summary>gpudecode: the nvJPEG backend (hardware where the GPU has JPEG engines, or default), and a trace of each decoding step on stderr.</summary>
+    public bool NvjpegHardware { get; init; } = true;
+    public bool TraceGpu { get; init; }
     /// <summary>precision: write ONNX Runtime node profiles of the first model and batch here.</summary>
     public string? OrtProfile { get; init; }
     /// <summary>precision: also the pinned-transfer variants.</summary>
@@ -81,6 +84,8 @@ public sealed record BenchOptions
                 case "--profile-path": o = o with { ProfilePath = Next() }; break;
                 case "--sweep": o = o with { Sweep = Next() }; break;
                 case "--gpus": o = o with { GpuLimit = int.Parse(Next()) }; break;
+                case "--nvjpeg-backend": o = o with { NvjpegHardware = Next() != "default" }; break;
+                case "--trace-gpu": o = o with { TraceGpu = true }; break;
                 case "--ort-profile": o = o with { OrtProfile = Next() }; break;
                 case "--all-variants": o = o with { AllVariants = true }; break;
                 case "--grpc": o = o with { Grpc = true }; break;

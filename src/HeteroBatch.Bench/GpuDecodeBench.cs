@@ -62,7 +62,11 @@ public static class GpuDecodeBench
         Console.WriteLine($"gpu-decode bench: {count} files ({results.MeanFileBytes} bytes on average) from {options.ImageFolder}, {model.Name}, batch {batch}, {gpus} GPU(s)");
         var settings = new EngineOptions();
         var input = ModelInput(model);
-        var decodeSettings = GpuDecodeSettings.ForInput(input, ImagePreprocessing.ImageNet, batch);
+        var decodeSettings = GpuDecodeSettings.ForInput(input, ImagePreprocessing.ImageNet, batch) with
+        {
+            UseHardware = options.NvjpegHardware,
+            Trace = options.TraceGpu ? step => { Console.Error.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {step}"); Console.Error.Flush(); } : null,
+        };
 
         // decoding alone on GPU 0
         using (var decoder = new GpuJpegDecoder(0, decodeSettings))

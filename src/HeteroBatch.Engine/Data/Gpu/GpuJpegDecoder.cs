@@ -37,6 +37,8 @@ public sealed record GpuDecodeSettings
     public int MaxBatch { get; init; } = 256;
     /// <summary>Use the JPEG engines (nvJPEG's hardware backend) where the GPU has them.</summary>
     public bool UseHardware { get; init; } = true;
+    /// <summary>Receives each step of a batch's decoding (for finding where a GPU stops answering); null for none.</summary>
+    public Action<string>? Trace { get; init; }
     public GpuResizeFilter Filter { get; init; } = GpuResizeFilter.Antialiased;
 
     /// <summary>Settings for a model input, as the CPU path reads it (<see cref="ImageInput.Layout"/>): its height and width. Throws ImageInputUnsupported for inputs that are not images.</summary>
@@ -239,7 +241,10 @@ public sealed unsafe class DeviceImageBatch : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         _native.Check(_native.SetDevice(DeviceId), "cudaSetDevice");
+        var trace = Owner.Settings.Trace;
+        trace?.Invoke($"gpu{DeviceId}: synchronize before decoding {jpegs.Count}");
         Synchronize(); // the staging area and the pins of the previous decode are free again
+        trace?.Invoke($"gpu{DeviceId}: parse headers");
         int n = jpegs.Count;
         var status = new GpuDecodeStatus[n];
         var pointers = new IntPtr[n];
@@ -268,7 +273,9 @@ public sealed unsafe class DeviceImageBatch : IDisposable
                 && (!Owner.UsesHardware || (_native.NvjpegDecodeBatchedSupported(_batchedHandle, _jpegStream, &unsupported) == 0 && unsupported == 0));
             (hardwareTakes ? batched : fallback).Add(item);
         }
+        trace?.Invoke($"gpu{DeviceId}: {batched.Count} batched, {fallback.Count} alone; staging {offset} bytes");
         EnsureStaging(offset);
+        trace?.Invoke($"gpu{DeviceId}: decode batched");
 
         if (batched.Count > 0 && !DecodeBatched(batched, pointers, jpegs))
         {
@@ -276,6 +283,7 @@ public sealed unsafe class DeviceImageBatch : IDisposable
             batched.Clear();
         }
         foreach (var item in batched) status[item.Index] = GpuDecodeStatus.Decoded;
+        trace?.Invoke($"gpu{DeviceId}: decode {fallback.Count} alone");
         foreach (var item in fallback)
         {
             var image = Destination(item);
@@ -285,6 +293,7 @@ public sealed unsafe class DeviceImageBatch : IDisposable
         }
 
         BilinearFallbacks = 0;
+        trace?.Invoke($"gpu{DeviceId}: resize");
         foreach (var item in batched.Concat(fallback))
             if (status[item.Index] is GpuDecodeStatus.Decoded or GpuDecodeStatus.DecodedByFallback && !Resize(item))
                 status[item.Index] = GpuDecodeStatus.Failed;
@@ -295,7 +304,7 @@ public sealed unsafe class DeviceImageBatch : IDisposable
     {
         var image = new NvjpegImage();
         image.Channel[0] = (long)(_staging + (nint)item.Offset);
-        image.Pitch[0] = (uint)(item.Width * 3);
+        image.Pitch[0] = (ulong)(item.Width * 3);
         return image;
     }
 
@@ -303,6 +312,7 @@ public sealed unsafe class DeviceImageBatch : IDisposable
     {
         if (_initializedBatch != items.Count)
         {
+            Owner.Settings.Trace?.Invoke($"gpu{DeviceId}: nvjpegDecodeBatchedInitialize({items.Count})");
             if (_native.NvjpegDecodeBatchedInitialize(_batchedHandle, _batchedState, items.Count, 1, GpuNative.OutputRgbi) != 0) return false;
             _initializedBatch = items.Count;
         }
@@ -365,7 +375,12 @@ public sealed unsafe class DeviceImageBatch : IDisposable
     public void Synchronize()
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        try { _native.Check(_native.StreamSynchronize(_stream), "cudaStreamSynchronize"); }
+        try
+        {
+            Owner.Settings.Trace?.Invoke($"gpu{DeviceId}: cudaStreamSynchronize");
+            _native.Check(_native.StreamSynchronize(_stream), "cudaStreamSynchronize");
+            Owner.Settings.Trace?.Invoke($"gpu{DeviceId}: synchronized");
+        }
         finally
         {
             foreach (var pin in _pins) pin.Dispose();

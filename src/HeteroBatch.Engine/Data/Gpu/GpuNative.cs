@@ -8,7 +8,7 @@ namespace HeteroBatch.Engine.Data.Gpu;
 internal unsafe struct NvjpegImage
 {
     public fixed long Channel[4];
-    public fixed uint Pitch[4];
+    public fixed ulong Pitch[4]; // size_t in nvjpeg.h (unsigned int before CUDA 11): a wrong width shifts every field nvJPEG reads
 }
 
 [StructLayout(LayoutKind.Sequential)]
