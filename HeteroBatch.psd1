@@ -35,7 +35,7 @@
             # unset: PowerShell keeps only absolute URIs there (a relative 'LICENSE' is read back as
             # empty), and this project has no public address to point them at yet.
             Tags         = @('ONNX', 'inference', 'GPU', 'CUDA', 'OpenVINO', 'heterogeneous', 'batch', 'profiling', 'fp16', 'PSEdition_Core', 'Linux')
-            ReleaseNotes = 'Jobs over files, streamed with memory bounded: Invoke-PartitionedInference -InputPath writes a prediction per sample as blocks finish, -OutputPath writes predictions.csv and .npy outputs that -Resume continues after Ctrl+C, a crash or kill -9; torchvision''s ImageNet preprocessing (bit-exact on the test fixtures), -Resize, -Mean, -Std, -ChannelOrder, -DecodeThreads. Fp16 GPU units twice as fast (heuristic cuDNN search, NHWC). Profiles have one Table (stored as Entries); plans read from Get-Content without -Raw; results back from Import-Clixml or JSON draw charts.'
+            ReleaseNotes = 'Jobs over files, streamed with memory bounded: Invoke-PartitionedInference -InputPath writes a prediction per sample as blocks finish, -OutputPath writes predictions.csv and .npy outputs that -Resume continues after Ctrl+C, a crash or kill -9; torchvision''s ImageNet preprocessing (bit-exact on the test fixtures), -Resize, -Mean, -Std, -ChannelOrder, -DecodeThreads. Fp16 GPU units twice as fast (heuristic cuDNN search, NHWC). Profiles have one Table (stored as Entries); plans read from Get-Content -Raw or -Plan (Get-Content plan.json) (piped line by line without -Raw they do not bind); results back from Import-Clixml or JSON draw charts.'
         }
     }
 }

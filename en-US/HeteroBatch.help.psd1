@@ -146,11 +146,11 @@
         Synopsis    = 'Writes a built-in network to an .onnx file.'
         Description = 'Writes the network''s ONNX graph (opset 17, seeded weights) through a temporary file that is renamed into place, so a failure never leaves a half-written file. The batch dimension is symbolic unless -FixedBatchSize is given.'
         Parameters  = @{
-            Precision      = 'Fp16 writes the model converted to fp16: weights and inner tensors in fp16, inputs and outputs still float32, reductions and exponentials kept in fp32. Fp32 (the default) and Tf32 write it as it is. Works for built-in networks and for an .onnx file given as -Name.' 
-            Name           = 'The built-in network to export, or the path of an .onnx file (to write it at another -Precision).'
+            Precision      = 'Fp16 writes the model converted to fp16: weights and inner tensors in fp16, inputs and outputs still float32, reductions and exponentials kept in fp32. Fp32 (the default) and Tf32 write it as it is. Works for built-in networks and for an .onnx file given as -Model.' 
+            Model          = 'The built-in network to export, or the path of an .onnx file (to write it at another -Precision). -Name is an alias (Get-InferenceModel output binds by it).'
             Path           = 'The file to write.'
             FixedBatchSize = 'Fix the batch dimension to this size instead of leaving it symbolic.'
-            Force          = 'Replace the file if it exists.'
+            Force          = 'Replace the file if it exists; without it an existing file is a FileExists error (the same rule as Export-PerformanceChart). Supports -WhatIf and -Confirm.'
         }
         Examples    = @(
             @{ Code = 'Export-InferenceModel resnet-50 ./resnet-50.onnx'; Remarks = 'Writes ResNet-50 with a symbolic batch dimension.' }
@@ -205,6 +205,7 @@
             Path        = 'The file to write, ending in .png or .svg; its folder is created if needed.'
             Width       = 'Width of the chart in pixels (100 to 10000, default 900).'
             Height      = 'Height of the chart in pixels (100 to 10000, default 520).'
+            Force       = 'Replace the file if it exists; without it an existing file is a FileExists error (the same rule as Export-InferenceModel). Supports -WhatIf and -Confirm.'
         }
         Examples    = @(
             @{ Code = 'Get-PerformanceProfile -Model resnet-50 | Export-PerformanceChart ./resnet-50.png'; Remarks = 'Throughput by batch size of every unit with a stored resnet-50 profile.' }

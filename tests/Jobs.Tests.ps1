@@ -81,7 +81,9 @@ Invoke-PartitionedInference -Plan `$plan -InputPath '$big' -InformationVariable 
         $rest = $plan | Invoke-PartitionedInference -InputPath $folder -OutputPath $killed -Resume -InformationVariable job
         $job.MessageData.SamplesResumed | Should -Be $at
         $job.MessageData.SamplesRun | Should -Be (600 - $at)
-        $rest[0].Index | Should -Be $at
+        # every row of the job, once and in order: those already in the folder first, then the new ones
+        $rest.Count | Should -Be 600
+        ($rest.Index) | Should -Be (0..599)
         foreach ($name in 'logits.npy', 'predictions.csv', 'inputs.txt') {
             (Get-FileHash (Join-Path $killed $name)).Hash | Should -Be (Get-FileHash (Join-Path $whole $name)).Hash -Because $name
         }

@@ -291,4 +291,25 @@ Describe 'Plans calibrated by runs' {
         $null = Invoke-PartitionedInference -Model tinynet -BatchSize 8 -ProfilePath $dir -NoCalibration
         (Get-Content (Get-ChildItem (Join-Path $dir 'observations') -Filter *.jsonl)[0].FullName).Count | Should -Be 2
     }
+
+    It 'records the runs of a plan made from -ProfilePath X in X, piped on without -ProfilePath, file jobs too' {
+        $x = Join-Path $TestDrive 'planned-from-x'
+        $defaultStore = $env:HETEROBATCH_PROFILE_PATH
+        $before = @(Get-ChildItem (Join-Path $defaultStore 'observations') -Filter *.jsonl -ErrorAction Ignore | Get-Content).Count
+        $null = Get-ComputeUnit -CpuGroup 2 | Invoke-Profile -Model tinynet -BatchSize 1, 2, 4, 8 -SecondsPerSize 0.05 -ProfilePath $x
+        $plan = Get-BatchPlan -Model tinynet -BatchSize 8 -ProfilePath $x -Algorithm Even
+        $plan.ProfileFolder | Should -Be (Get-Item $x).FullName
+        $result = $plan | Invoke-PartitionedInference -Verbose 4>&1 | Where-Object { $_ -isnot [System.Management.Automation.VerboseRecord] -or $_.Message -like 'this run was recorded*' }
+        ($result | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }).Message | Should -BeLike "this run was recorded in $((Get-Item $x).FullName)*"
+        @(Get-ChildItem (Join-Path $x 'observations') -Filter *.jsonl | Get-Content).Count | Should -Be 2
+        # a job over files from the same plan records there as well
+        $images = Join-Path $TestDrive 'x-images'
+        New-Item -ItemType Directory $images | Out-Null
+        $tensor = [HeteroBatch.Engine.Data.TensorBatch]::new('x', [long[]](3, 32, 32), 1, [float[]]::new(3072))
+        1..8 | ForEach-Object { [HeteroBatch.Engine.Data.Npy]::Write((Join-Path $images "s$_.npy"), $tensor) }
+        $rows = Get-ChildItem $images | Invoke-PartitionedInference -Plan $plan
+        $rows.Count | Should -Be 8
+        @(Get-ChildItem (Join-Path $x 'observations') -Filter *.jsonl | Get-Content).Count | Should -Be 4
+        @(Get-ChildItem (Join-Path $defaultStore 'observations') -Filter *.jsonl -ErrorAction Ignore | Get-Content).Count | Should -Be $before
+    }
 }

@@ -4,6 +4,7 @@ using HeteroBatch.Engine.Models;
 using HeteroBatch.Engine.Planning;
 using HeteroBatch.Engine.Profiling;
 using HeteroBatch.Engine.Units;
+using HeteroBatch.Engine.UseCases;
 using HeteroBatch.Engine.Units.Backends;
 
 namespace HeteroBatch.Bench;
@@ -57,8 +58,7 @@ public static class CalibrationBench
                 Row RunOnce(IReadOnlyList<UnitProfile> set, int round, IReadOnlyDictionary<string, double>? aloneMs)
                 {
                     var plan = Planner.Plan(set, batch, PlanAlgorithm.Optimal, round == 0 ? null : RunObservations.Calibration(store, set));
-                    var result = PartitionedRunner.Run(context, plan, model, null, new RunSettings { Repeat = Math.Max(1, options.Repeats) });
-                    store.Record(RunObservations.From(result));
+                    var result = new Inference(context).RunBatch(plan, null, new RunSettings { Repeat = Math.Max(1, options.Repeats) }, new RecordPolicy(true, store.Folder), model: model);
                     var row = new Row(model.Name, batch, string.Join("+", set.Select(p => p.Unit.Id)), round, plan.CostsFrom, plan.Split,
                         Math.Round(result.PredictedMs, 2), Math.Round(result.WallMs, 2), result.PredictionError);
                     if (aloneMs != null)

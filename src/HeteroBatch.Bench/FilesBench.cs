@@ -7,6 +7,7 @@ using HeteroBatch.Engine.Planning;
 using HeteroBatch.Engine.Profiling;
 using HeteroBatch.Engine.Runtime;
 using HeteroBatch.Engine.Units;
+using HeteroBatch.Engine.UseCases;
 using SkiaSharp;
 
 namespace HeteroBatch.Bench;
@@ -50,20 +51,13 @@ public static class FilesBench
                 foreach (var count in options.FileCounts)
                 {
                     var paths = Directory.EnumerateFiles(options.ImageFolder, "*.jpg").OrderBy(f => f, StringComparer.Ordinal).Take(count).ToList();
-                    var files = InputFiles.For(paths, PartitionedRunner.Signature(context, plan, model).Inputs);
-                    JobOutput? output = null;
-                    if (options.WriteOutputs)
-                    {
-                        var outputs = PartitionedRunner.Signature(context, plan, model).Outputs;
-                        var job = new JobCheckpoint { Model = model.Name, ModelSha256 = model.Sha256, Inputs = files.Identity(), Samples = files.SampleCount, Outputs = outputs.Select(o => o.Name).ToArray() };
-                        output = JobOutput.Open(Path.Combine(options.Out, $"job-{name}-{batch}-{count}"), job, files, outputs, resume: false, force: true);
-                    }
+                    // the job as Invoke-PartitionedInference runs it: one use case, its checkpoint, its run record
+                    var inference = new Inference(context);
+                    using var job = inference.PrepareJob(plan, paths, options.WriteOutputs ? Path.Combine(options.Out, $"job-{name}-{batch}-{count}") : null,
+                        resume: false, force: true, new RunSettings { DecodeThreads = options.DecodeThreads }, model);
                     GC.Collect();
                     Libc.ResetPeakResident();
-                    var summary = StreamingRunner.Run(context, plan, model, files, output,
-                        new StreamSettings { DecodeThreads = options.DecodeThreads }, onBlock: null);
-                    output?.Complete(summary);
-                    output?.Dispose();
+                    var summary = inference.RunJob(job, RecordPolicy.Off, onBlock: null);
                     var row = new Row(name, count, plan.Split, options.Precision.ToString(), summary.BlockSize, summary.DecodeThreads,
                         Math.Round(summary.ImagesPerSecond, 1), Math.Round(syntheticRate, 1), Math.Round(summary.WallMs, 1), summary.Stages,
                         summary.PeakResidentBytes, summary.Note, summary.SamplesFailed);

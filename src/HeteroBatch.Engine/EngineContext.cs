@@ -14,6 +14,8 @@ public sealed class EngineContext : IDisposable
     public EngineOptions Options { get; }
     internal WorkerPool Workers { get; }
     public UnitPresence Presence { get; }
+    /// <summary>The models this context has resolved (each hashed once).</summary>
+    public Models.ModelRegistry Models { get; }
 
     public EngineContext(EngineOptions? options = null, UnitPresence? presence = null)
     {
@@ -21,6 +23,7 @@ public sealed class EngineContext : IDisposable
         Options = options ?? new EngineOptions();
         Workers = new WorkerPool(Options);
         Presence = presence ?? new UnitPresence();
+        Models = new Models.ModelRegistry(Options.ModelCacheFolder);
     }
 
     /// <summary>Ends every worker; each disposes its sessions on its own thread first.</summary>

@@ -46,6 +46,12 @@ public sealed record EngineOptions
     /// <summary>Where ONNX Runtime writes a per-node profile of every session (a file name prefix); null for none. For finding where a model's time goes.</summary>
     public string? OrtProfilePrefix { get; init; }
 
+    /// <summary>How long a profile store writer waits for another process's lock before ProfileStoreBusy (null: 60 s).</summary>
+    public TimeSpan? StoreLockWait { get; init; }
+
+    /// <summary>The model cache folder (derived forms, rewritten models); null for the default one.</summary>
+    public string? ModelCacheFolder { get; init; }
+
     /// <summary>Test only: the unit with this id throws after this many sub-batches (see about_HeteroBatch).</summary>
     public (string UnitId, int AfterSubBatches)? InjectFailure { get; init; }
 
@@ -58,6 +64,7 @@ public sealed record EngineOptions
     public const string CudaOptionsVariable = "HETEROBATCH_CUDA_OPTIONS";
     public const string RemoteTokenVariable = "HETEROBATCH_REMOTE_TOKEN";
     public const string HostRegisterVariable = "HETEROBATCH_CUDA_HOST_REGISTER";
+    public const string StoreLockVariable = "HETEROBATCH_STORE_LOCK_SECONDS";
 
     /// <summary>Options from HETEROBATCH_CUDNN_SEARCH, HETEROBATCH_NO_TRANSFER_SPLIT=1 and HETEROBATCH_TEST_FAIL_UNIT=unitId:k.</summary>
     public static EngineOptions FromEnvironment(Func<string, string?>? read = null)
@@ -70,6 +77,8 @@ public sealed record EngineOptions
         if (read(NhwcVariable) is "1" or "0") options = options with { CudaPreferNhwc = read(NhwcVariable) == "1" };
         if (read(OrtProfileVariable) is { Length: > 0 } prefix) options = options with { OrtProfilePrefix = prefix };
         if (read(HostRegisterVariable) == "0") options = options with { PageLockedInputs = false };
+        if (double.TryParse(read(StoreLockVariable), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var lockSeconds) && lockSeconds >= 0)
+            options = options with { StoreLockWait = TimeSpan.FromSeconds(lockSeconds) };
         if (read(RemoteTokenVariable) is { Length: > 0 } token) options = options with { RemoteToken = token };
         if (read(CudaOptionsVariable) is { Length: > 0 } cuda)
             options = options with

@@ -34,7 +34,7 @@ public static class ErrorIds
         E("PrecisionUnsupported", "Models", "the model has no fp16 form; the reason follows", FailureKind.InvalidData),
         E("SamplesInteract", "Models", "a sample's outputs depend on its batch: run it whole on one unit", FailureKind.InvalidOperation),
         E("ExportFailed", "Models", "the model could not be written", FailureKind.WriteError),
-        E("FileExists", "Models", "the target file exists; -Force replaces it", FailureKind.WriteError),
+        E("FileExists", "Models", "Export-InferenceModel or Export-PerformanceChart: the file exists and -Force was not given", FailureKind.WriteError),
 
         E("CpuGroupInvalid", "Units", "a -CpuGroup that is not All, Core, Numa, CoreType or a count", FailureKind.InvalidArgument),
         E("UnitNotFound", "Units", "no unit of that id", FailureKind.ObjectNotFound),

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using HeteroBatch.Engine.Data;
 using HeteroBatch.Engine.Execution;
+using HeteroBatch.Engine.UseCases;
 using HeteroBatch.Engine.Models;
 using HeteroBatch.Engine.Planning;
 using HeteroBatch.Engine.Sessions;
@@ -51,6 +52,8 @@ public sealed class InferenceServer : IDisposable
     private readonly ServerSettings _settings;
     private readonly HttpListener _listener = new();
     private readonly SemaphoreSlim _oneAtATime = new(1, 1);
+    private readonly Engine.UseCases.Inference _inference;
+    private long _lastRecordedAt = long.MinValue / 2; // Environment.TickCount64 of the last request recorded
     /// <summary>Infer requests handled at once (<see cref="ServerSettings.RequestsHeldAtOnce"/>).</summary>
     public int HandledAtOnce => _settings.RequestsHeldAtOnce;
     public long MaxRequestBytes => _settings.MaxRequestBytes;
@@ -86,6 +89,7 @@ public sealed class InferenceServer : IDisposable
         // workers of its own: a session may run (as a client) a plan whose units this server also uses
         // (its remote unit being this server); on shared workers each run would wait for the other's
         _context = new EngineContext(context.Options, context.Presence);
+        _inference = new Engine.UseCases.Inference(_context);
         try { _signature = PartitionedRunner.Signature(_context, plan, model); }
         catch { _context.Dispose(); throw; }
         var host = settings.Address is "*" or "0.0.0.0" or "+" ? "*" : settings.Address;
@@ -346,7 +350,14 @@ public sealed class InferenceServer : IDisposable
         var plan = count >= _plan.BatchSize ? _plan : PlanScaling.Scale(_plan, count);
         InferenceResult result;
         _oneAtATime.Wait(_stop.Token);
-        try { result = PartitionedRunner.Run(_context, plan, _model, new InputSet(inputs, Enumerable.Range(0, count).Select(i => $"{i}").ToList()), new RunSettings(), _stop.Token); }
+        try
+        {
+            // served requests are runs of the plan like any other: recorded (at most one a second) where the plan came from
+            long now = Environment.TickCount64, last = Interlocked.Read(ref _lastRecordedAt);
+            bool record = now - last >= 1000 && Interlocked.CompareExchange(ref _lastRecordedAt, now, last) == last;
+            result = _inference.RunBatch(plan, new InputSet(inputs, Enumerable.Range(0, count).Select(i => $"{i}").ToList()), new RunSettings(),
+                record ? RecordPolicy.ToPlansStore : RecordPolicy.Off, _stop.Token, _model);
+        }
         finally { _oneAtATime.Release(); }
         Interlocked.Increment(ref _requests);
         Interlocked.Add(ref _samples, count);

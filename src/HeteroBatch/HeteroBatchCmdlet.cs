@@ -3,6 +3,7 @@ using System.Management.Automation;
 using HeteroBatch.Engine;
 using HeteroBatch.Engine.Models;
 using HeteroBatch.Engine.Profiling;
+using HeteroBatch.Engine.UseCases;
 
 namespace HeteroBatch;
 
@@ -23,6 +24,20 @@ public abstract class HeteroBatchCmdlet : PSCmdlet
     protected static EngineContext Context => ModuleContext.Current;
 
     protected override void StopProcessing() => _stop.Cancel();
+
+    private bool _recordBound;
+
+    /// <summary>
+    /// Runs once for each pipeline record that bound (and once when nothing is piped); commands
+    /// that override it call it first, so that <see cref="PipelineBoundNothing"/> can tell.
+    /// </summary>
+    protected override void ProcessRecord() => _recordBound = true;
+
+    /// <summary>
+    /// True when the command was given pipeline input and none of it bound (the binder has written
+    /// why): such a command does nothing more, rather than the default work it does when nothing is piped.
+    /// </summary>
+    protected bool PipelineBoundNothing => MyInvocation.ExpectingInput && !_recordBound;
 
     protected static ErrorCategory CategoryOf(FailureKind kind) => kind switch
     {
@@ -98,16 +113,24 @@ public abstract class HeteroBatchCmdlet : PSCmdlet
         while (_pending.TryDequeue(out var write)) write();
     }
 
-    /// <summary>The profile store at -ProfilePath (a PowerShell path), or the default one; damaged files become warnings.</summary>
-    internal static ProfileStore OpenStore(PSCmdlet cmdlet, string? profilePath) =>
-        new(profilePath == null ? null : cmdlet.GetUnresolvedProviderPathFromPSPath(profilePath),
-            w => cmdlet.WriteWarning($"[{w.ErrorId}] {w.Message}"),
-            double.TryParse(Environment.GetEnvironmentVariable(StoreLockVariable), System.Globalization.CultureInfo.InvariantCulture, out var s) && s >= 0 ? TimeSpan.FromSeconds(s) : null);
+    /// <summary>The use cases (plan, run, record) for this command; warnings go to the warning stream (queued when they come from an engine thread).</summary>
+    protected Inference Inference => _inference ??= new Inference(Context, Warn);
+    private Inference? _inference;
+    private readonly int _pipelineThread = Environment.CurrentManagedThreadId;
 
-    /// <summary>Seconds a store writer waits for another process's lock before ProfileStoreBusy (default 60).</summary>
-    internal const string StoreLockVariable = "HETEROBATCH_STORE_LOCK_SECONDS";
+    /// <summary>Writes an engine warning: directly on the pipeline thread, queued from any other.</summary>
+    protected void Warn(HeteroBatchException w)
+    {
+        var text = $"[{w.ErrorId}] {w.Message}";
+        if (Environment.CurrentManagedThreadId == _pipelineThread) WriteWarning(text);
+        else Post(() => WriteWarning(text));
+    }
 
-    protected ProfileStore OpenStore(string? profilePath) => Engine(() => OpenStore(this, profilePath));
+    /// <summary>A -ProfilePath (a PowerShell path) as a full file-system path; null stays null (the default store).</summary>
+    protected string? StoreFolder(string? profilePath) => profilePath == null ? null : GetUnresolvedProviderPathFromPSPath(profilePath);
+
+    /// <summary>The profile store at -ProfilePath, or the default one; damaged files become warnings.</summary>
+    protected ProfileStore OpenStore(string? profilePath) => Engine(() => Inference.Store(StoreFolder(profilePath)));
 
     /// <summary>Runs engine code, turning its errors into terminating ErrorRecords.</summary>
     protected T Engine<T>(Func<T> work)
@@ -115,17 +138,5 @@ public abstract class HeteroBatchCmdlet : PSCmdlet
         try { return work(); }
         catch (HeteroBatchException e) { Fail(e); throw; }
         catch (AggregateException a) when (a.InnerException is HeteroBatchException e) { Fail(e); throw; }
-    }
-
-    /// <summary>The model a plan was made for, found again by its content hash (ModelChanged when it is gone or different).</summary>
-    protected static ModelSource ModelOf(Engine.Planning.BatchPlan plan)
-    {
-        var source = plan.ModelPath != null && File.Exists(plan.ModelPath) && ModelCatalog.HashOf(plan.ModelPath) == plan.ModelSha256
-            ? new ModelSource { Name = plan.Model, Path = plan.ModelPath, Sha256 = plan.ModelSha256, IsBuiltIn = ModelZoo.Find(plan.Model) != null }
-            : ModelZoo.Find(plan.Model) != null ? ModelCatalog.Resolve(plan.Model) : null;
-        if (source == null || source.Sha256 != plan.ModelSha256)
-            throw new HeteroBatchException("ModelChanged", FailureKind.InvalidData,
-                $"The plan is for '{plan.Model}' with content hash {plan.ModelSha256[..Math.Min(12, plan.ModelSha256.Length)]}, and no such model file is found now; profile and plan again.", plan.Model);
-        return source;
     }
 }

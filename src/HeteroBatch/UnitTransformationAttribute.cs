@@ -6,7 +6,8 @@ namespace HeteroBatch;
 
 /// <summary>
 /// Lets -Unit take unit ids as well as units: "cpu", "cpu0" (one unit per core), "gpu1". Units
-/// pass through as they are.
+/// pass through as they are; a unit back from a file or a job becomes one through JSON; any other
+/// object with an Id (Select-Object Id, a row of Import-Csv) is the unit here with that id.
 /// </summary>
 public sealed class UnitTransformationAttribute : ArgumentTransformationAttribute
 {
@@ -20,14 +21,19 @@ public sealed class UnitTransformationAttribute : ArgumentTransformationAttribut
         {
             var value = item is PSObject ps ? ps.BaseObject : item;
             if (value is ComputeUnit unit) { units.Add(unit); continue; }
-            if (item is PSObject deserialized && value is not string && deserialized.Properties["Fingerprint"] != null)
+            string? id = value as string;
+            if (item is PSObject shell && value is not string)
             {
-                // a unit back from Import-Clixml, ConvertFrom-Json or a job: through JSON to the real type
-                var json = JsonObjectAttribute.ToJson(engineIntrinsics, deserialized);
-                units.Add(System.Text.Json.JsonSerializer.Deserialize<ComputeUnit>(json!, JsonObjectAttribute.Options)!);
-                continue;
+                if (shell.Properties["Fingerprint"] != null && FromJson(engineIntrinsics, shell) is { } back)
+                {
+                    // a unit back from Import-Clixml, ConvertFrom-Json or a job: through JSON to the real type
+                    units.Add(back);
+                    continue;
+                }
+                // Select-Object Id, a CSV row (every value a string, so not a unit by JSON): the id is enough here
+                id = shell.Properties["Id"]?.Value is { } idValue ? (idValue is PSObject p ? p.BaseObject : idValue) as string : null;
             }
-            if (value is not string id) return inputData; // let the binder say what it cannot take
+            if (id == null) return inputData; // let the binder say what it cannot take
             // the whole CPU, one unit per core, and the accelerators found here
             here ??= UnitDiscovery.Discover(new DiscoveryRequest()).Concat(CpuBackend.Units(new CpuGrouping(CpuGroupingMode.Core), Engine.Runtime.OrtRuntime.Version)).ToList();
             var match = here.FirstOrDefault(u => string.Equals(u.Id, id, StringComparison.OrdinalIgnoreCase))
@@ -35,5 +41,18 @@ public sealed class UnitTransformationAttribute : ArgumentTransformationAttribut
             units.Add(match);
         }
         return units.ToArray();
+    }
+
+    /// <summary>A deserialized unit as the real type, or null where its properties do not make one (strings from a CSV file).</summary>
+    private static ComputeUnit? FromJson(EngineIntrinsics engine, PSObject o)
+    {
+        var json = JsonObjectAttribute.ToJson(engine, o);
+        if (json == null) return null;
+        try
+        {
+            var unit = System.Text.Json.JsonSerializer.Deserialize<ComputeUnit>(json, JsonObjectAttribute.Options);
+            return unit != null && !string.IsNullOrEmpty(unit.Id) && !string.IsNullOrEmpty(unit.RuntimeVersion) ? unit : null;
+        }
+        catch (System.Text.Json.JsonException) { return null; }
     }
 }

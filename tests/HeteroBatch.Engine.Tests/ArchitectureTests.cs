@@ -40,7 +40,7 @@ public class ArchitectureTests
     }
 
     // lower layers first; a file may use its own layer and those before it
-    private static readonly string[] Layers = { "Runtime", "Data", "Sessions", "Models", "Units", "Profiling", "Planning", "Execution" };
+    private static readonly string[] Layers = { "Runtime", "Data", "Sessions", "Models", "Units", "Profiling", "Planning", "Execution", "UseCases" };
 
     [Fact]
     public void LayersDependOneWay()

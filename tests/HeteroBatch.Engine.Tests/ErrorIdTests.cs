@@ -129,9 +129,12 @@ public class ErrorIdTests
         const int width = 94, idColumn = 6, meaningColumn = 34; // the width the rest of about_HeteroBatch keeps
         var sb = new StringBuilder();
         sb.Append("    Every error has a stable ErrorId (FullyQualifiedErrorId starts with it); scripts can test\n");
-        sb.Append("    them: Should -Throw -ErrorId ModelNotFound. Per-item errors honour -ErrorAction. Each id\n");
-        sb.Append("    is followed by what it means and, in parentheses, its ErrorCategory. The list is written\n");
-        sb.Append("    from the engine's catalogue (HeteroBatch.Engine.ErrorIds); a test keeps them equal.\n");
+        sb.Append("    them: Should -Throw -ErrorId ModelNotFound. Per-item errors honour -ErrorAction. A command\n");
+        sb.Append("    given pipeline input of which nothing bound writes PowerShell's binding errors and does\n");
+        sb.Append("    nothing more (no default work, such as profiling every unit). -CpuGroup with more groups\n");
+        sb.Append("    than processors makes one group per processor and says so in a warning. Each id is\n");
+        sb.Append("    followed by what it means and, in parentheses, its ErrorCategory. The list is written from\n");
+        sb.Append("    the engine's catalogue (HeteroBatch.Engine.ErrorIds); a test keeps them equal.\n");
         foreach (var area in ErrorIds.Areas)
         {
             sb.Append('\n').Append("    ").Append(area).Append('\n');

@@ -196,7 +196,7 @@ public sealed class ModelCatalogTests : IDisposable
         // planning it across units is refused too; for one unit it is planned
         var p = TestModels.FakeProfile("cpu0", "centred", (10, 1.0));
         var q = TestModels.FakeProfile("cpu1", "centred", (10, 1.0));
-        p.BatchMode = q.BatchMode = nameof(BatchMode.SamplesInteract);
+        p.BatchMode = q.BatchMode = BatchMode.SamplesInteract;
         q.ModelSha256 = p.ModelSha256;
         Assert.Equal("SamplesInteract", Assert.Throws<HeteroBatchException>(() => Planner.Plan(new[] { p, q }, 10)).ErrorId);
         Assert.Single(Planner.Plan(new[] { p }, 10).Shards);

@@ -129,7 +129,7 @@ public sealed class PrecisionTests(ITestOutputHelper output) : IDisposable
         Assert.True(plan.MixedPrecision);
         Assert.Contains(":Fp16", plan.Precisions);
         var mixed = Execution.PartitionedRunner.Run(context, plan, model, null, new Execution.RunSettings { Seed = 5 });
-        Assert.Equal(new[] { "Fp32", "Fp16" }, mixed.Units.Select(u => u.Precision));
+        Assert.Equal(new[] { Precision.Fp32, Precision.Fp16 }, mixed.Units.Select(u => u.Precision));
         var alone = Execution.PartitionedRunner.Run(context, Planning.PlanLayout.Manual(model.Name, model.Sha256, new[] { new Planning.ShareSpec(units[0], 12, 12, 1) }), model, null, new Execution.RunSettings { Seed = 5 });
         var agreement = OutputAgreement.Compare(alone.Outputs[0], mixed.Outputs[0]);
         Assert.True(agreement.MinCosine >= 0.999, agreement.ToString());

@@ -59,9 +59,27 @@ public sealed class StreamingTests : IDisposable
         var plan = Plan(batch);
         var outputs = PartitionedRunner.Signature(_context, plan, TestModels.Tiny).Outputs;
         using var output = JobOutput.Open(folder, Job(files), files, outputs, resume, force);
-        var summary = StreamingRunner.Run(_context, plan, TestModels.Tiny, files, output, new StreamSettings { DecodeThreads = 2 }, onBlock, cancel);
+        var summary = FileJob.Run(_context, plan, TestModels.Tiny, files, output, new RunSettings { DecodeThreads = 2 }, onBlock, cancel);
         output.Complete(summary);
         return summary;
+    }
+
+    [Fact]
+    public void AFileJobIsRecordedInTheStoreItsPlanCameFrom()
+    {
+        var plan = Plan(8);
+        var store = Path.Combine(_dir, "store");
+        plan.ProfileFolder = store;
+        var inference = new UseCases.Inference(_context);
+        using var job = inference.PrepareJob(plan, MakeInputs(12), Path.Combine(_dir, "recorded"), resume: false, force: false,
+            new RunSettings { DecodeThreads = 1 }, TestModels.Tiny);
+        var summary = inference.RunJob(job, UseCases.RecordPolicy.ToPlansStore, onBlock: null);
+        Assert.Equal(store, summary.RecordedIn);
+        Assert.Equal(summary.Samples, summary.Units.Sum(u => u.Count));
+        var observed = Directory.EnumerateFiles(Path.Combine(store, "observations")).SelectMany(File.ReadAllLines).Where(l => l.Length > 0).ToList();
+        Assert.Equal(plan.Shards.Count, observed.Count);
+        // what the job predicted and the units' time (not the decoders') are what calibration compares
+        Assert.True(summary.PredictedMs > 0 && summary.InferenceWallMs > 0 && summary.InferenceWallMs <= summary.WallMs);
     }
 
     [Fact]
@@ -123,6 +141,50 @@ public sealed class StreamingTests : IDisposable
     }
 
     [Fact]
+    public void AResumedJobReadsBackTheRowsItHadInInputOrder()
+    {
+        var paths = MakeInputs(20).ToList();
+        // a name that the CSV must quote, and a file that cannot be read (a row with its error)
+        var odd = Path.Combine(_dir, "in", "img, \"odd\".png");
+        File.Copy(paths[0], odd);
+        var broken = Path.Combine(_dir, "in", "img002b.jpg");
+        File.WriteAllText(broken, "not a JPEG");
+        var files = Files(InputFiles.ExpandPaths(new[] { Path.Combine(_dir, "in") }));
+        var stopped = Path.Combine(_dir, "stopped");
+        using var stop = new CancellationTokenSource();
+        var before = new List<SamplePrediction>();
+        int blocks = 0;
+        Assert.ThrowsAny<OperationCanceledException>(() => Stream(files, stopped, onBlock: b => { before.AddRange(b); if (++blocks == 2) stop.Cancel(); }, cancel: stop.Token));
+        Assert.Equal(16, before.Count);
+        Assert.Contains(before, p => p.Input.Contains("odd"));
+        Assert.Contains(before, p => p.Error != null);
+
+        var outputs = PartitionedRunner.Signature(_context, Plan(8), TestModels.Tiny).Outputs;
+        void SameRows(IReadOnlyList<SamplePrediction> expected, IReadOnlyList<SamplePrediction> actual)
+        {
+            Assert.Equal(expected.Count, actual.Count);
+            for (int i = 0; i < expected.Count; i++)
+            {
+                var (e, a) = (expected[i], actual[i]);
+                Assert.Equal((e.Index, e.Input, e.Unit, e.Class, e.Score, e.Error), (a.Index, a.Input, a.Unit, a.Class, a.Score, a.Error));
+                Assert.Equal(e.TopClasses, a.TopClasses);
+                Assert.Equal(e.TopScores, a.TopScores);
+            }
+        }
+        using (var reopened = JobOutput.Open(stopped, Job(files), files, outputs, resume: true, force: false))
+        {
+            Assert.Equal(16, reopened.ResumedAt);
+            SameRows(before, reopened.CommittedPredictions().ToList());
+        }
+        // the rest of the job, then a completed job reads back every row
+        var rest = new List<SamplePrediction>();
+        Stream(files, stopped, resume: true, onBlock: rest.AddRange);
+        using var done = JobOutput.Open(stopped, Job(files), files, outputs, resume: true, force: false);
+        SameRows(before.Concat(rest).ToList(), done.CommittedPredictions().ToList());
+        Assert.Equal(Enumerable.Range(0, files.SampleCount), done.CommittedPredictions().Select(p => p.Index));
+    }
+
+    [Fact]
     public void ResumingWithOtherInputsIsRefused()
     {
         var files = Files(MakeInputs(6));
@@ -157,9 +219,9 @@ public sealed class StreamingTests : IDisposable
     public void BlocksShrinkToKeepTheBlocksInFlightWithinTheBudget()
     {
         var plan = Plan(1000);
-        Assert.Equal(1000, StreamingRunner.BlockSize(plan, 1000, 512L << 20));
-        Assert.Equal(221, StreamingRunner.BlockSize(plan, 3 * 224 * 224 * 4 + 4000, 512L << 20));
-        Assert.Equal(1, StreamingRunner.BlockSize(plan, long.MaxValue / 2, 512L << 20));
+        Assert.Equal(1000, FileJob.BlockSize(plan, 1000, 512L << 20));
+        Assert.Equal(221, FileJob.BlockSize(plan, 3 * 224 * 224 * 4 + 4000, 512L << 20));
+        Assert.Equal(1, FileJob.BlockSize(plan, long.MaxValue / 2, 512L << 20));
     }
 
     [Fact]

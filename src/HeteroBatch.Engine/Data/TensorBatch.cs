@@ -62,6 +62,9 @@ public sealed class TensorBatch
 
     /// <summary>The values as floats (float tensors only).</summary>
     /// <remarks>A method, not a property: as a property it would appear a second time beside Data in every serialized result.</remarks>
+    /// <summary>Name, element type and shape with the batch first, e.g. "logits Float[64x1000]".</summary>
+    public override string ToString() => $"{Name} {ElementType}[{string.Join("x", ShapeFor(Count))}]";
+
     public float[] AsFloats() => Data as float[] ?? throw new InvalidOperationException($"'{Name}' is {ElementType}, not float");
 
     /// <summary>The shape of a slice of <paramref name="count"/> samples.</summary>

@@ -8,7 +8,7 @@ public sealed class UnitRun
 {
     public string UnitId { get; set; } = "";
     /// <summary>The arithmetic the unit ran in (Fp32, Tf32, Fp16).</summary>
-    public string Precision { get; set; } = "Fp32";
+    public Models.Precision Precision { get; set; } = Models.Precision.Fp32;
     public int PlannedCount { get; set; }
     /// <summary>Samples this unit produced outputs for.</summary>
     public int Count { get; set; }
@@ -26,6 +26,22 @@ public sealed class UnitRun
     public double ImagesPerSecond => Ms > 0 ? Count * 1000.0 / Ms : 0;
 
     public override string ToString() => Failed ? $"{UnitId}: {Count} samples, failed ({Error})" : $"{UnitId}: {Count} samples in {Ms:F1} ms";
+
+    /// <summary>Adds what the unit did on a later board of the same run (a file job's next block).</summary>
+    public void Add(UnitRun later)
+    {
+        Count += later.Count;
+        PlannedCount += later.PlannedCount;
+        SubBatches += later.SubBatches;
+        Ms += later.Ms;
+        PredictedMs += later.PredictedMs;
+        TookOver += later.TookOver;
+        if (later.Failed)
+        {
+            Failed = true;
+            Error = later.Error;
+        }
+    }
 }
 
 /// <summary>One sample's result: its top classes (classifier outputs), the unit that ran it, or why it has none.</summary>
@@ -49,15 +65,35 @@ public sealed class SamplePrediction
     public override string ToString() => Error != null ? $"{Input}: failed ({Error})" : $"{Input}: class {Class} ({Score:G4})";
 }
 
-/// <summary>The outcome of running a plan: timings, where every sample went, and the outputs in input order.</summary>
-public sealed class InferenceResult
+/// <summary>
+/// What one run of a plan did, whichever way it ran (a batch in memory, a job over files, a served
+/// request): the plan, what each unit did, the time it took and the time predicted, and where the
+/// run was recorded for later plans.
+/// </summary>
+public abstract class RunReport
 {
     public BatchPlan Plan { get; set; } = new();
     public string Model { get; set; } = "";
-    public int BatchSize { get; set; }
-    public string Balance { get; set; } = "Static";
-    /// <summary>Wall time of the partitioned run (after sessions were loaded and warmed).</summary>
+    /// <summary>Wall time of the run (after sessions were loaded and warmed).</summary>
     public double WallMs { get; set; }
+    /// <summary>The time the plan predicted for the samples run.</summary>
+    public double PredictedMs { get; set; }
+    /// <summary>What each unit did (text: each unit's run, so that a CSV cell reads as them).</summary>
+    public List<UnitRun> Units { get => _units; set => _units = ItemList<UnitRun>.Of(value); }
+    private List<UnitRun> _units = new ItemList<UnitRun>();
+    /// <summary>Wall time the units ran (a file job: without the time they waited for input); what calibration compares with the prediction.</summary>
+    public virtual double InferenceWallMs => WallMs;
+    /// <summary>The profile store this run's observations were recorded in; null when they were not (see <see cref="NotRecordedBecause"/>).</summary>
+    public string? RecordedIn { get; set; }
+    /// <summary>Why the run was not recorded (-NoCalibration, a unit failed, the store could not be written), or null.</summary>
+    public string? NotRecordedBecause { get; set; }
+}
+
+/// <summary>The outcome of running a plan: timings, where every sample went, and the outputs in input order.</summary>
+public sealed class InferenceResult : RunReport
+{
+    public int BatchSize { get; set; }
+    public BalanceMode Balance { get; set; } = BalanceMode.Static;
     /// <summary>Time spent before the timed run warming sessions at shapes they had not run (first runs allocate and search kernels).</summary>
     public double WarmupMs { get; set; }
     /// <summary>Wall time of each repeat (-Repeat), ascending.</summary>
@@ -65,14 +101,14 @@ public sealed class InferenceResult
     /// <summary>Where each sample came from, in input order.</summary>
     public string[] InputNames { get; set; } = Array.Empty<string>();
     /// <summary>Top classes per sample, for classifier outputs.</summary>
-    public List<SamplePrediction> Predictions { get; set; } = new();
-    public double PredictedMs { get; set; }
+    public List<SamplePrediction> Predictions { get => _predictions; set => _predictions = ItemList<SamplePrediction>.Of(value); }
+    private List<SamplePrediction> _predictions = new ItemList<SamplePrediction>();
     public double ImagesPerSecond => WallMs > 0 ? BatchSize * 1000.0 / WallMs : 0;
     /// <summary>(measured - predicted) / predicted.</summary>
     public double PredictionError => PredictedMs > 0 ? Math.Round((WallMs - PredictedMs) / PredictedMs, 4) : 0;
-    public List<UnitRun> Units { get; set; } = new();
     /// <summary>Every output tensor for the whole batch, samples in input order.</summary>
-    public List<TensorBatch> Outputs { get; set; } = new();
+    public List<TensorBatch> Outputs { get => _outputs; set => _outputs = ItemList<TensorBatch>.Of(value); }
+    private List<TensorBatch> _outputs = new ItemList<TensorBatch>();
     /// <summary>Arg-max class of the first output for each sample (classifier outputs).</summary>
     public int[] Top1 { get; set; } = Array.Empty<int>();
     public string[] FailedUnits => Units.Where(u => u.Failed).Select(u => u.UnitId).ToArray();

@@ -219,6 +219,74 @@ public sealed class JobOutput : IDisposable
         }
     }
 
+    /// <summary>
+    /// The rows of the samples already done when this job was opened ([0, <see cref="ResumedAt"/>)),
+    /// in input order, read back from the predictions file, so that a resumed job can hand on every
+    /// row of the job and not only this run's. Read lazily, one row at a time (memory does not grow
+    /// with the number of rows). Where the file holds fewer rows than job.json counts, throws ResumeMismatch.
+    /// </summary>
+    public IEnumerable<SamplePrediction> CommittedPredictions()
+    {
+        if (ResumedAt == 0) yield break;
+        var path = Path.Combine(Folder, PredictionsFile + (_state.Completed ? "" : Partial));
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1 << 16);
+        using var reader = new StreamReader(stream, new UTF8Encoding(false));
+        ReadRecord(reader); // the header
+        for (int i = 0; i < ResumedAt; i++)
+        {
+            var fields = ReadRecord(reader);
+            if (fields == null || fields.Count < 8)
+                throw new HeteroBatchException("ResumeMismatch", FailureKind.InvalidData,
+                    $"{Folder} has {i} rows in {Path.GetFileName(path)} where job.json counts {ResumedAt} as done; start again with -Force.", Folder) { StopsCommand = true };
+            yield return RowOf(fields);
+        }
+    }
+
+    private static SamplePrediction RowOf(IReadOnlyList<string> f)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var p = new SamplePrediction
+        {
+            Index = int.Parse(f[0], c), Input = f[1], Unit = f[2].Length == 0 ? null : f[2], Class = -1,
+            Error = f[7].Length == 0 ? null : f[7],
+        };
+        if (f[3].Length > 0)
+        {
+            p.Class = int.Parse(f[3], c);
+            p.Score = float.Parse(f[4], c);
+            p.TopClasses = new(f[5].Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(x => int.Parse(x, c)));
+            p.TopScores = new(f[6].Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(x => float.Parse(x, c)));
+        }
+        return p;
+    }
+
+    /// <summary>One CSV record as this class writes them (fields quoted where they hold a comma, quote or line break); null at the end.</summary>
+    private static List<string>? ReadRecord(TextReader r)
+    {
+        if (r.Peek() < 0) return null;
+        var fields = new List<string>();
+        var field = new StringBuilder();
+        bool quoted = false;
+        while (true)
+        {
+            int ch = r.Read();
+            if (ch < 0) { fields.Add(field.ToString()); return fields; }
+            if (quoted)
+            {
+                if (ch == '"')
+                {
+                    if (r.Peek() == '"') { r.Read(); field.Append('"'); }
+                    else quoted = false;
+                }
+                else field.Append((char)ch);
+            }
+            else if (ch == '"') quoted = true;
+            else if (ch == ',') { fields.Add(field.ToString()); field.Clear(); }
+            else if (ch == '\n') { fields.Add(field.ToString()); return fields; }
+            else field.Append((char)ch);
+        }
+    }
+
     private static void AppendRow(StringBuilder b, SamplePrediction p)
     {
         var c = CultureInfo.InvariantCulture;

@@ -43,8 +43,9 @@ public static class PartitionedRunner
         var outputs = first.AllocateOutputs(inputs.Count);
         var chunks = Chunks(plan, inputs.Count);
         double warmMs = Warm(context, chunks, model, inputs.Tensors, outputs);
-        var (walls, runs) = RunRepeats(context, plan, chunks, model, inputs.Tensors, outputs, settings, cancel);
-        return Result(plan, model, inputs, outputs, chunks, walls, runs, warmMs, settings);
+        var ranBy = new int[inputs.Count]; // the shard (unit) that ran each sample, for the predictions
+        var (walls, runs) = RunRepeats(context, plan, chunks, model, inputs.Tensors, outputs, settings, cancel, ranBy);
+        return Result(plan, model, inputs, outputs, chunks, walls, runs, warmMs, settings, ranBy);
     }
 
     /// <summary>Refuses, before allocating, a batch whose inputs and outputs would take more than half of the memory this process may use.</summary>
@@ -124,127 +125,33 @@ public static class PartitionedRunner
     /// </summary>
     private static (List<double> Walls, Dictionary<string, UnitRun> Runs) RunRepeats(EngineContext context, BatchPlan plan,
         List<(BatchPlan Plan, int Offset)> chunks, ModelSource model, IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs,
-        RunSettings settings, CancellationToken cancel)
+        RunSettings settings, CancellationToken cancel, int[] ranBy)
     {
         var walls = new List<double>();
         Dictionary<string, UnitRun> runs = new();
         int repeats = Math.Max(1, settings.Repeat);
-        long total = (long)repeats * chunks.Sum(c => c.Plan.BatchSize);
+        var progress = new ProgressCounter(settings.Progress, (long)repeats * chunks.Sum(c => c.Plan.BatchSize));
+        var board = new BoardRun(context, plan, model, settings);
+        var work = new BoardWork(plan, chunks, inputs, outputs) { RanBy = ranBy };
         for (int repeat = 0; repeat < repeats; repeat++)
         {
-            long before = (long)repeat * chunks.Sum(c => c.Plan.BatchSize);
-            var (wall, unitRuns) = RunBoard(context, plan, chunks, model, inputs, outputs, settings, cancel,
-                done => settings.Progress?.Invoke(before + done, total));
-            walls.Add(wall);
-            runs = unitRuns.ToDictionary(r => r.UnitId); // the last repeat's
-            settings.Progress?.Invoke(before + chunks.Sum(c => c.Plan.BatchSize), total);
+            var outcome = board.Run(work, cancel, progress.Add);
+            walls.Add(outcome.WallMs);
+            runs = outcome.Runs.ToDictionary(r => r.UnitId); // the last repeat's
+            progress.Report();
         }
         walls.Sort();
         return (walls, runs);
     }
 
-    /// <summary>Every chunk on one board; throws if samples stay without output.</summary>
-    internal static (double Wall, List<UnitRun> Runs) RunBoard(EngineContext context, BatchPlan plan, List<(BatchPlan Plan, int Offset)> chunks,
-        ModelSource model, IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, RunSettings settings, CancellationToken cancel,
-        Action<long> progress, int[]? ranBy = null, IReadOnlyDictionary<string, int>? padTo = null)
-    {
-        // samples done so far, reported from the workers at most every 100 ms
-        long done = 0, lastReport = 0;
-        var reportClock = Stopwatch.StartNew();
-        void Ran(int samples)
-        {
-            long now = Interlocked.Add(ref done, samples);
-            long ms = reportClock.ElapsedMilliseconds, last = Interlocked.Read(ref lastReport);
-            if (ms - last >= 100 && Interlocked.CompareExchange(ref lastReport, ms, last) == last) progress(now);
-        }
-        var workers = Workers(context, plan);
-        var work = new WorkBoard(plan, chunks, settings.Balance);
-        var runs = plan.Shards.Select(s => new UnitRun
-        {
-            UnitId = s.UnitId, Precision = s.Unit.Precision.ToString(),
-            PlannedCount = chunks.Sum(c => c.Plan.Shards.FirstOrDefault(x => x.UnitId == s.UnitId)?.Count ?? 0),
-            PredictedMs = chunks.Sum(c => c.Plan.Shards.FirstOrDefault(x => x.UnitId == s.UnitId)?.PredictedMs ?? 0),
-        }).ToList();
-        using var cancelBoard = cancel.Register(work.Cancel);
-        var clock = Stopwatch.StartNew();
-        var tasks = plan.Shards.Select((s, i) => workers[i].Invoke(() =>
-        {
-            int pad = !UnitBackends.For(s.Unit).KeepsOneShape ? 0
-                : padTo != null && padTo.TryGetValue(s.UnitId, out var shape) ? shape : Math.Min(s.SubBatchSize, s.Count);
-            var session = workers[i].Load(model);
-            // a unit with several runs in flight (a remote server): one taker per run, all on the same board
-            var others = Enumerable.Range(1, Math.Max(1, s.InFlight) - 1)
-                .Select(_ => BlockingWork.Start(() => RunUnit(i, session, work, runs[i], inputs, outputs, settings, clock, pad, cancel, Ran, ranBy))).ToArray();
-            RunUnit(i, session, work, runs[i], inputs, outputs, settings, clock, pad, cancel, Ran, ranBy);
-            Task.WaitAll(others);
-            return true;
-        })).ToArray();
-        try { Task.WaitAll(tasks); }
-        catch (AggregateException) { /* each unit's failure is recorded on its run */ }
-        var wall = clock.Elapsed.TotalMilliseconds;
-        cancel.ThrowIfCancellationRequested();
-
-        if (runs.All(r => r.Failed))
-            throw new HeteroBatchException("AllUnitsFailed", FailureKind.ResourceUnavailable,
-                "Every unit failed: " + string.Join("; ", runs.Select(r => $"{r.UnitId}: {r.Error}"))) { StopsCommand = true };
-        if (!work.AllDone)
-            throw new HeteroBatchException("SamplesUnfinished", FailureKind.InvalidOperation,
-                $"{work.Unfinished} samples got no output: " + string.Join("; ", runs.Where(r => r.Failed).Select(r => $"{r.UnitId}: {r.Error}"))) { StopsCommand = true };
-        return (wall, runs);
-    }
-
-    /// <summary>On unit <paramref name="me"/>'s worker (and, with runs in flight, beside it): takes ranges from the board until none is left for it; the unit's run is updated under its lock.</summary>
-    private static void RunUnit(int me, IModelSession model, WorkBoard work, UnitRun run, IReadOnlyList<TensorBatch> inputs,
-        IReadOnlyList<TensorBatch> outputs, RunSettings settings, Stopwatch clock, int padTo, CancellationToken cancel, Action<int> ran, int[]? ranBy)
-    {
-        double last = 0;
-        int done = 0;
-        while (!cancel.IsCancellationRequested && work.Take(me) is { } range)
-        {
-            try
-            {
-                if (settings.InjectFailure is { } f && f.UnitId == run.UnitId && done >= f.AfterSubBatches)
-                    throw new HeteroBatchException("InjectedFailure", FailureKind.InvalidOperation, $"test failure injected after {done} sub-batches");
-                model.Run(inputs, outputs, range.Offset, range.Count, padTo, cancel);
-                last = clock.Elapsed.TotalMilliseconds;
-                work.Done(me, range);
-                ranBy?.AsSpan(range.Offset, range.Count).Fill(me);
-                ran(range.Count);
-                done++;
-                lock (run)
-                {
-                    run.SubBatches++;
-                    run.Count += range.Count;
-                    if (range.Owner != me) run.TookOver += range.Count;
-                }
-            }
-            catch (OperationCanceledException) when (cancel.IsCancellationRequested)
-            {
-                break;
-            }
-            catch (Exception e)
-            {
-                lock (run)
-                {
-                    run.Failed = true;
-                    run.Error ??= e.Message.Trim();
-                }
-                work.Fail(me, range);
-                break;
-            }
-        }
-        // counted from the run's start: a unit that starts late (a worker waking, a copy first) keeps the run waiting as long
-        lock (run) run.Ms = Math.Max(run.Ms, last);
-    }
-
     private static InferenceResult Result(BatchPlan plan, ModelSource model, InputSet inputs, IReadOnlyList<TensorBatch> outputs,
-        List<(BatchPlan Plan, int Offset)> chunks, List<double> walls, Dictionary<string, UnitRun> runs, double warmMs, RunSettings settings) => new()
+        List<(BatchPlan Plan, int Offset)> chunks, List<double> walls, Dictionary<string, UnitRun> runs, double warmMs, RunSettings settings, int[] ranBy) => new()
     {
-        Plan = plan, Model = model.Name, BatchSize = inputs.Count, Balance = settings.Balance.ToString(),
+        Plan = plan, Model = model.Name, BatchSize = inputs.Count, Balance = settings.Balance,
         WallMs = Statistics.Quantile(walls, 0.5), RepeatWallMs = walls.ToArray(), WarmupMs = warmMs,
         PredictedMs = chunks.Sum(c => c.Plan.PredictedMs), Units = runs.Values.ToList(), Outputs = outputs.ToList(),
         InputNames = inputs.Names.ToArray(), Top1 = Predictions.ArgMax(outputs[0]), Complete = true,
-        Predictions = Predictions.TopK(outputs[0], inputs.Names, settings.TopK),
+        Predictions = Predictions.TopK(outputs[0], inputs.Names, settings.TopK, s => plan.Shards[ranBy[s]].UnitId),
     };
 
     private static void CheckInputs(IReadOnlyList<TensorBatch> inputs, ModelSignature signature)

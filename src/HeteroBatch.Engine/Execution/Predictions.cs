@@ -5,9 +5,9 @@ namespace HeteroBatch.Engine.Execution;
 /// <summary>Classes from classifier outputs (one float vector per sample).</summary>
 public static class Predictions
 {
-    /// <summary>Top classes of each sample; empty for outputs that are not classifier vectors.</summary>
-    public static List<SamplePrediction> TopK(TensorBatch output, IReadOnlyList<string> names, int k) =>
-        IsClassifier(output) && k >= 1 ? Of(output, 0, output.Count, 0, i => names[i], null, null, k) : new();
+    /// <summary>Top classes of each sample (and the unit that ran it, where <paramref name="unitOf"/> says); empty for outputs that are not classifier vectors.</summary>
+    public static List<SamplePrediction> TopK(TensorBatch output, IReadOnlyList<string> names, int k, Func<int, string?>? unitOf = null) =>
+        IsClassifier(output) && k >= 1 ? Of(output, 0, output.Count, 0, i => names[i], unitOf, null, k) : new();
 
     /// <summary>True for outputs of one float vector (2 or more values) per sample.</summary>
     public static bool IsClassifier(TensorBatch output) => output.Data is float[] && output.SampleShape.Length == 1 && output.SampleElements >= 2;

@@ -11,7 +11,7 @@ namespace HeteroBatch.Engine.Execution;
 public static class RunObservations
 {
     /// <summary>Each unit that ran its whole planned share: its samples, time, and the time its profile alone predicted.</summary>
-    public static List<Observation> From(InferenceResult result)
+    public static List<Observation> From(RunReport result)
     {
         var plan = result.Plan;
         var runId = Guid.NewGuid().ToString("N");
@@ -25,7 +25,7 @@ public static class RunObservations
                 // against what the profile alone predicts: the calibration of this plan is taken out
                 PredictedMs = u.PredictedMs / (shard.CostFactor > 0 ? shard.CostFactor : 1),
                 Alongside = result.Units.Where(o => o.UnitId != u.UnitId && o.Count > 0).Select(o => o.UnitId).ToArray(),
-                RunId = runId, RunWallMs = result.WallMs, RunPredictedMs = result.PredictedMs,
+                RunId = runId, RunWallMs = result.InferenceWallMs, RunPredictedMs = result.PredictedMs,
                 At = DateTimeOffset.UtcNow,
             };
         }).ToList();

@@ -43,7 +43,9 @@ public sealed class BatchPlan
     public string? ModelPath { get; set; }
     public int BatchSize { get; set; }
     public PlanAlgorithm Algorithm { get; set; }
-    public List<PlanShard> Shards { get; set; } = new();
+    /// <summary>The units' shares (text: each share, so that a CSV cell reads as the shares).</summary>
+    public List<PlanShard> Shards { get => _shards; set => _shards = Data.ItemList<PlanShard>.Of(value); }
+    private List<PlanShard> _shards = new Data.ItemList<PlanShard>();
     /// <summary>Predicted time until the last unit finishes.</summary>
     public double PredictedMs { get; set; }
     public string BestSingleUnit { get; set; } = "";
@@ -61,6 +63,10 @@ public sealed class BatchPlan
     public string CostsFrom { get; set; } = "profiles";
     /// <summary>Why the plan is as it is, where that is not plain (a split that runs showed slower than one unit alone).</summary>
     public string? Note { get; set; }
+    /// <summary>How the model takes a batch (a model whose samples interact runs whole, on one unit).</summary>
+    public Models.BatchMode BatchMode { get; set; } = Models.BatchMode.Native;
+    /// <summary>The profile store the plan's profiles came from (a full path; null when they came from elsewhere): its runs are recorded there.</summary>
+    public string? ProfileFolder { get; set; }
 
     public string Split => string.Join(" + ", Shards.Select(s => $"{s.UnitId}:{s.Count}"));
 

@@ -30,7 +30,7 @@ public static class Planner
         CheckOneModel(profiles);
         // one profile per unit: the latest measured
         var units = ProfileSelection.LatestPerUnit(profiles);
-        if (units.Count > 1 && algorithm != PlanAlgorithm.Single && units[0].BatchMode == nameof(Models.BatchMode.SamplesInteract))
+        if (units.Count > 1 && algorithm != PlanAlgorithm.Single && units[0].BatchMode == Models.BatchMode.SamplesInteract)
             throw new HeteroBatchException("SamplesInteract", FailureKind.InvalidOperation,
                 $"'{units[0].Model}' cannot be split across units: a sample's outputs depend on the other samples of its batch. Plan it for one unit (the Single algorithm, or one unit's profile).", units[0].Model);
         var models = units.Select(p => new UnitCostModel(p, calibration != null && calibration.TryGetValue(p.Unit.Id, out var c) && c.Runs > 0 ? c.Factor : 1)).ToList();
@@ -76,6 +76,9 @@ public static class Planner
         {
             Model = units[0].Model, ModelSha256 = units[0].ModelSha256, ModelPath = units[0].ModelPath, BatchSize = batchSize, Algorithm = algorithm,
             BestSingleUnit = models[single].Unit.Id, BestSingleMs = singleMs, FellBackToSingle = fellBack,
+            BatchMode = units[0].BatchMode,
+            // the store the profiles came from, when they all came from one: the plan's runs are recorded there
+            ProfileFolder = units.Select(u => u.StoredIn).Distinct().Count() == 1 ? units[0].StoredIn : null,
             Units = models.Select(m => m.Unit.Id).ToArray(),
             CostsFrom = models.Any(m => m.Factor != 1)
                 ? "profiles, calibrated by runs: " + string.Join(", ", models.Select(m =>

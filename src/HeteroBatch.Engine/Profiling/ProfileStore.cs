@@ -96,6 +96,7 @@ public sealed partial class ProfileStore
             }
         }
         Write(path, merged);
+        merged.StoredIn = Folder;
         return merged;
     }
 
@@ -129,6 +130,7 @@ public sealed partial class ProfileStore
             if (p == null) continue;
             if (model != null && !string.Equals(p.Model, model, StringComparison.OrdinalIgnoreCase) && p.ModelSha256 != model) continue;
             if (unitIds is { Count: > 0 } && !unitIds.Any(u => Wildcard.IsMatch(p.Unit.Id, u))) continue;
+            p.StoredIn = Folder;
             result.Add(p);
         }
         return result;

@@ -145,7 +145,7 @@ public static class Profiler
         var schedule = settings.ScheduleFor(unit);
         var profile = new UnitProfile
         {
-            Unit = unit, Model = model.Name, ModelSha256 = model.Sha256, ModelPath = model.Path, BatchMode = model.BatchMode.ToString(), MeasuredAt = DateTimeOffset.UtcNow,
+            Unit = unit, Model = model.Name, ModelSha256 = model.Sha256, ModelPath = model.Path, BatchMode = model.BatchMode, MeasuredAt = DateTimeOffset.UtcNow,
             Host = Environment.MachineName, RuntimeVersion = unit.RuntimeVersion,
         };
         cancel.ThrowIfCancellationRequested();

@@ -38,10 +38,11 @@ public sealed class UnitProfile : System.Text.Json.Serialization.IJsonOnDeserial
     /// <summary>Where the model file was when measured (zoo models: the cache).</summary>
     public string? ModelPath { get; set; }
     /// <summary>How the model takes a batch: Native, Rewritten (a fixed batch made symbolic) or Fixed (pieces of its fixed batch).</summary>
-    public string BatchMode { get; set; } = "Native";
+    public Models.BatchMode BatchMode { get; set; } = Models.BatchMode.Native;
     /// <summary>The measurements, one per batch size, in ascending batch size ("Entries" in stored files).</summary>
     [System.Text.Json.Serialization.JsonPropertyName("Entries")]
-    public List<ProfileEntry> Table { get; set; } = new();
+    public List<ProfileEntry> Table { get => _table; set => _table = Data.ItemList<ProfileEntry>.Of(value); }
+    private List<ProfileEntry> _table = new Data.ItemList<ProfileEntry>();
     /// <summary>The largest batch size that ran.</summary>
     public int MaxBatchSize { get; set; }
     /// <summary>The first batch size that failed (out of memory or otherwise), if any; profiling stopped growing there.</summary>
@@ -56,6 +57,10 @@ public sealed class UnitProfile : System.Text.Json.Serialization.IJsonOnDeserial
     public string RuntimeVersion { get; set; } = "";
 
     public string UnitId => Unit.Id;
+
+    /// <summary>The store folder this profile was read from or saved to (not stored in the file); plans made from it record their runs there.</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string? StoredIn { get; set; }
 
     /// <summary>Files written by hand or by older versions may list sizes in any order; the table is kept ascending.</summary>
     public void OnDeserialized() => Table = (Table ?? new()).OrderBy(e => e.BatchSize).ToList();

@@ -22,6 +22,8 @@ public sealed class UnitPresence
     /// <summary>Null if present; otherwise why not.</summary>
     public string? WhyAbsent(ComputeUnit unit)
     {
+        if (string.IsNullOrEmpty(unit.RuntimeVersion))
+            return "it does not say which ONNX Runtime found it (pass units from Get-ComputeUnit, or their ids)";
         if (unit.RuntimeVersion != OrtRuntime.Version)
             return $"it was found with ONNX Runtime {unit.RuntimeVersion}; this is {OrtRuntime.Version}";
         return UnitBackends.For(unit).WhyAbsent(unit, _accelerators.Value);

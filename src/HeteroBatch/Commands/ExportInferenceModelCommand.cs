@@ -12,9 +12,10 @@ public sealed class ExportInferenceModelCommand : HeteroBatchCmdlet
 {
     /// <summary>The built-in network to export, or the path of an .onnx file (to write it at another -Precision).</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [Alias("Name")]
     [ArgumentCompleter(typeof(ModelNameCompleter))]
     [ValidateNotNullOrEmpty]
-    public string Name { get; set; } = "";
+    public string Model { get; set; } = "";
 
     /// <summary>The file to write.</summary>
     [Parameter(Mandatory = true, Position = 1)]
@@ -37,16 +38,12 @@ public sealed class ExportInferenceModelCommand : HeteroBatchCmdlet
     protected override void ProcessRecord()
     {
         var target = GetUnresolvedProviderPathFromPSPath(Path);
-        if (File.Exists(target) && !Force)
-        {
-            WriteFailure(new HeteroBatchException("FileExists", FailureKind.WriteError, $"{target} exists; use -Force to replace it.", target));
-            return;
-        }
-        if (!ShouldProcess(target, $"Export {Name}{(Precision == Precision.Fp16 ? " at Fp16" : "")}")) return;
+        if (FileRule.Refuses(target, Force) is { } exists) { WriteFailure(exists); return; }
+        if (!ShouldProcess(target, $"Export {Model}{(Precision == Precision.Fp16 ? " at Fp16" : "")}")) return;
         Onnx.ModelProto model;
         try
         {
-            model = ModelCatalog.ForExport(Name, FixedBatchSize > 0 ? FixedBatchSize : null, Precision, SessionState.Path.CurrentFileSystemLocation.Path);
+            model = ModelCatalog.ForExport(Model, FixedBatchSize > 0 ? FixedBatchSize : null, Precision, SessionState.Path.CurrentFileSystemLocation.Path);
         }
         catch (HeteroBatchException e)
         {

@@ -8,7 +8,7 @@ using HeteroBatch.Reporting;
 namespace HeteroBatch.Commands;
 
 /// <summary>Draws profiles (throughput by batch size per unit) or a plan or result (time per unit, predicted beside measured) to a PNG or SVG file.</summary>
-[Cmdlet(VerbsData.Export, "PerformanceChart")]
+[Cmdlet(VerbsData.Export, "PerformanceChart", SupportsShouldProcess = true)]
 [OutputType(typeof(FileInfo))]
 public sealed class ExportPerformanceChartCommand : HeteroBatchCmdlet
 {
@@ -31,6 +31,10 @@ public sealed class ExportPerformanceChartCommand : HeteroBatchCmdlet
     [Parameter]
     [ValidateRange(100, 10000)]
     public int Height { get; set; } = 520;
+
+    /// <summary>Replace the file if it exists.</summary>
+    [Parameter]
+    public SwitchParameter Force { get; set; }
 
     private readonly List<UnitProfile> _profiles = new();
     private BatchPlan? _plan;
@@ -79,6 +83,9 @@ public sealed class ExportPerformanceChartCommand : HeteroBatchCmdlet
     protected override void EndProcessing()
     {
         var path = GetUnresolvedProviderPathFromPSPath(Path);
+        if (_profiles.Count == 0 && _plan == null) return;
+        if (FileRule.Refuses(path, Force) is { } exists) { WriteFailure(exists); return; }
+        if (!ShouldProcess(path, _profiles.Count > 0 ? $"Draw {_profiles.Count} profiles" : "Draw the plan's time per unit")) return;
         string written;
         if (_profiles.Count > 0) written = Engine(() => Charts.Throughput(_profiles, path, Width, Height));
         else if (_plan != null) written = Engine(() => Charts.Timeline(_plan, _result, path, Width, Height));

@@ -48,6 +48,7 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
 
     protected override void EndProcessing()
     {
+        if (PipelineBoundNothing) return;
         if (!CpuGrouping.TryParse(CpuGroup, out var grouping))
             Fail(new HeteroBatchException("CpuGroupInvalid", FailureKind.InvalidArgument,
                 $"-CpuGroup '{CpuGroup}' is not All, Core, Numa, CoreType or a positive number of groups.", CpuGroup));
@@ -60,6 +61,10 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
         var lines = new List<string>();
         var units = Engine(() => UnitDiscovery.Discover(request with { Log = lines.Add }));
         foreach (var line in lines) WriteVerbose(line);
+        // more groups than processors: each processor is a group; say so rather than return fewer units silently
+        int processors = Environment.ProcessorCount; // on Linux, the processors this process may run on
+        if (grouping.Mode == CpuGroupingMode.Count && grouping.Count > processors)
+            WriteWarning($"-CpuGroup {grouping.Count} asks for more groups than the {processors} processors this session may use; made {processors} groups of one processor.");
         // a server that does not answer is an error the caller can silence (the unit is listed with -ListAvailable)
         if (Endpoint != null && !ListAvailable)
             foreach (var (uri, i) in request.Endpoints.Select((u, i) => (u, i)))

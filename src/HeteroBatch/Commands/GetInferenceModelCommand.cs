@@ -10,13 +10,14 @@ namespace HeteroBatch.Commands;
 public sealed class GetInferenceModelCommand : HeteroBatchCmdlet
 {
     /// <summary>Names to return (wildcards allowed).</summary>
-    [Parameter(Position = 0)]
+    [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true)]
     [SupportsWildcards]
     [ArgumentCompleter(typeof(ModelNameCompleter))]
     [ValidateNotNullOrEmpty]
     public string[]? Name { get; set; }
 
-    protected override void EndProcessing()
+    /// <summary>Once for the names given (or all models when none), and once for each name piped in.</summary>
+    protected override void ProcessRecord()
     {
         foreach (var m in ModelZoo.Models)
             if (Name == null || Name.Any(n => Wildcard.IsMatch(m.Name, n)))

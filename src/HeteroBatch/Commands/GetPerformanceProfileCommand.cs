@@ -32,6 +32,7 @@ public sealed class GetPerformanceProfileCommand : HeteroBatchCmdlet
 
     protected override void EndProcessing()
     {
+        if (PipelineBoundNothing) return;
         var store = OpenStore(ProfilePath);
         var profiles = store.Load(Model, Unit);
         if (!AsTable)

@@ -101,7 +101,7 @@ public sealed class StartInferenceServerCommand : HeteroBatchCmdlet
                 Fail(new HeteroBatchException("UnitUnavailable", FailureKind.ResourceUnavailable, $"The plan gives samples to unit '{shard.UnitId}', which cannot run here: {why}", shard.UnitId));
         var server = Engine(() =>
         {
-            var s = new InferenceServer(Context, plan, ModelOf(plan), new ServerSettings { Port = Port, Address = Address, Token = Token, Protocol = Protocol, MaxRequestBytes = MaxRequestBytes });
+            var s = new InferenceServer(Context, plan, Inference.ModelFor(plan), new ServerSettings { Port = Port, Address = Address, Token = Token, Protocol = Protocol, MaxRequestBytes = MaxRequestBytes });
             try { s.Start(); }
             catch { s.Dispose(); throw; }
             return s;
@@ -130,6 +130,7 @@ public sealed class GetInferenceServerCommand : HeteroBatchCmdlet
 
     protected override void EndProcessing()
     {
+        if (PipelineBoundNothing) return;
         foreach (var s in Servers.All())
             if (Id == null || Id.Contains(s.Id)) WriteObject(s);
         foreach (var id in Id ?? Array.Empty<int>())

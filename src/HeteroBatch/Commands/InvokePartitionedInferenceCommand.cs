@@ -6,6 +6,7 @@ using HeteroBatch.Engine.Models;
 using HeteroBatch.Engine.Planning;
 using HeteroBatch.Engine.Runtime;
 using HeteroBatch.Engine.Units;
+using HeteroBatch.Engine.UseCases;
 
 namespace HeteroBatch.Commands;
 
@@ -14,7 +15,7 @@ namespace HeteroBatch.Commands;
 /// timings; with -InputPath, streams the files through the units and returns one prediction per
 /// sample as blocks finish.
 /// </summary>
-[Cmdlet(VerbsLifecycle.Invoke, "PartitionedInference", DefaultParameterSetName = FromPlan)]
+[Cmdlet(VerbsLifecycle.Invoke, "PartitionedInference", DefaultParameterSetName = FromPlan, SupportsShouldProcess = true)]
 [OutputType(typeof(InferenceResult), typeof(SamplePrediction))]
 public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
 {
@@ -23,7 +24,7 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
     private const int ProgressActivityId = 4102;
 
     /// <summary>The plan to run (from Get-BatchPlan).</summary>
-    [Parameter(Mandatory = true, ValueFromPipeline = true, ParameterSetName = FromPlan)]
+    [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ParameterSetName = FromPlan)]
     [ValidateNotNull]
     [JsonObject]
     public BatchPlan? Plan { get; set; }
@@ -123,18 +124,24 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
 
     private readonly List<string> _inputPaths = new();
     private BatchPlan? _planForFiles;
-    private ModelSource? _resolved; // with -Model: the model the plan was made for, already hashed
+    private ModelSource? _resolved; // with -Model: the model the plan was made for, resolved once
+
+    private bool? _writeApproved; // -WhatIf/-Confirm for -OutputPath: asked once, before any work
 
     protected override void ProcessRecord()
     {
+        if (OutputPath != null && (_writeApproved ??= ShouldProcess(GetUnresolvedProviderPathFromPSPath(OutputPath), "Write the outputs")) == false) return;
         var plan = ParameterSetName == FromPlan
             ? Plan!
             : _planForFiles ?? Engine(() =>
             {
-                var profiles = StoredProfiles.For(this, Model, Unit, ProfilePath, out var source);
-                _resolved = source;
-                var calibration = NoCalibration ? null : StoredProfiles.Calibration(this, profiles, ProfilePath);
-                var plan = Planner.Plan(profiles, BatchSize, Algorithm, calibration);
+                var planned = Inference.PlanFromStore(new PlanRequest
+                {
+                    Model = Model, BasePath = SessionState.Path.CurrentFileSystemLocation.Path, BatchSize = BatchSize, Units = Unit,
+                    Algorithm = Algorithm, ProfileFolder = StoreFolder(ProfilePath), NoCalibration = NoCalibration,
+                });
+                _resolved = planned.Model;
+                var plan = planned.Plans[0];
                 if (plan.Note != null) WriteVerbose(plan.Note);
                 return plan;
             });
@@ -153,21 +160,35 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
         if (_planForFiles != null) RunPlan(_planForFiles, _inputPaths);
     }
 
+    /// <summary>Where this run is recorded: nowhere with -NoCalibration; else -ProfilePath when given, else the store the plan came from.</summary>
+    private RecordPolicy Recording => NoCalibration ? RecordPolicy.Off : new RecordPolicy(true, StoreFolder(ProfilePath));
+
+    private RunSettings Settings(string activity) => new()
+    {
+        Balance = Balance, Seed = Seed, Repeat = Repeat, TopK = Top, InjectFailure = EngineOptions.FromEnvironment().InjectFailure,
+        Preprocessing = new ImagePreprocessing
+        {
+            Resize = Resize, ChannelOrder = ChannelOrder,
+            Mean = Mean ?? ImagePreprocessing.ImageNet.Mean, Std = Std ?? ImagePreprocessing.ImageNet.Std,
+        },
+        DecodeThreads = DecodeThreads,
+        // from an engine thread: queued, written from the pipeline thread
+        Progress = p => Post(() => WriteProgress(new ProgressRecord(ProgressActivityId, activity, $"{p.Done} of {p.Total} samples, {p.ImagesPerSecond:F0} samples/s")
+        {
+            PercentComplete = p.PercentComplete,
+            SecondsRemaining = double.IsFinite(p.SecondsLeft) ? (int)p.SecondsLeft : -1,
+            CurrentOperation = p.Stages?.ToString(),
+        })),
+    };
+
     private void RunPlan(BatchPlan plan, IReadOnlyList<string>? inputFiles)
     {
-        try { PlanLayout.Validate(plan); }
-        catch (HeteroBatchException e) { WriteFailure(e); return; }
-        foreach (var shard in plan.Shards)
-        {
-            if (Context.Presence.WhyAbsent(shard.Unit) is { } why)
-            {
-                WriteFailure(new HeteroBatchException("UnitUnavailable", FailureKind.ResourceUnavailable,
-                    $"The plan gives samples to unit '{shard.UnitId}', which cannot run here: {why}", shard.UnitId));
-                return;
-            }
-        }
         ModelSource model;
-        try { model = _resolved != null && _resolved.Sha256 == plan.ModelSha256 ? _resolved : ModelOf(plan); }
+        try
+        {
+            Inference.CheckRunnable(plan);
+            model = _resolved != null && _resolved.Sha256 == plan.ModelSha256 ? _resolved : Inference.ModelFor(plan);
+        }
         catch (HeteroBatchException e) { WriteFailure(e); return; }
 
         if (inputFiles != null) { RunFiles(plan, model, inputFiles); return; }
@@ -177,25 +198,11 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
             return;
         }
         var activity = $"Running {plan.Model} on {string.Join(", ", plan.Shards.Select(s => s.UnitId))}";
-        var clock = System.Diagnostics.Stopwatch.StartNew();
-        var settings = new RunSettings
-        {
-            Balance = Balance, Seed = Seed, Repeat = Repeat, TopK = Top, InjectFailure = EngineOptions.FromEnvironment().InjectFailure,
-            // runs on the engine's thread: queued, written from the pipeline thread
-            Progress = (done, total) => Post(() =>
-            {
-                double rate = done / Math.Max(1e-9, clock.Elapsed.TotalSeconds);
-                WriteProgress(new ProgressRecord(ProgressActivityId, activity, $"{done} of {total} samples, {rate:F0} samples/s")
-                {
-                    PercentComplete = (int)(100 * done / Math.Max(1, total)),
-                    SecondsRemaining = rate > 0 ? (int)((total - done) / rate) : -1,
-                });
-            }),
-        };
         InferenceResult result;
         try
         {
-            result = Await(Task.Run(() => PartitionedRunner.Run(Context, plan, model, null, settings, StopToken)));
+            var settings = Settings(activity);
+            result = Await(Task.Run(() => Inference.RunBatch(plan, null, settings, Recording, StopToken, model)));
             if (OutputPath != null) WriteOutputs(result, GetUnresolvedProviderPathFromPSPath(OutputPath));
         }
         catch (HeteroBatchException e) when (e.StopsCommand)
@@ -209,12 +216,14 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
             return;
         }
         WriteProgress(new ProgressRecord(ProgressActivityId, activity, "done") { RecordType = ProgressRecordType.Completed });
-        // what each unit did, for later plans of this model on these units
-        if (!NoCalibration) StoredProfiles.Record(this, result, ProfilePath, WriteWarning);
+        WriteRecord(result);
         foreach (var failed in result.Units.Where(u => u.Failed))
             WriteWarning($"Unit '{failed.UnitId}' failed after {failed.Count} samples ({failed.Error}); its other samples ran on the remaining units.");
         WriteObject(result);
     }
+
+    private void WriteRecord(RunReport report) =>
+        WriteVerbose(report.RecordedIn != null ? $"this run was recorded in {report.RecordedIn} for later plans" : $"this run was not recorded: {report.NotRecordedBecause}");
 
     /// <summary>
     /// A job over files: streamed in blocks, one prediction a sample written to the pipeline as its
@@ -226,49 +235,25 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
         if (Repeat > 1) { WriteFailure(new HeteroBatchException("RepeatNeedsSyntheticInputs", FailureKind.InvalidArgument, "-Repeat times synthetic batches; a job over files runs each file once.")); return; }
         if ((Resume || Force) && OutputPath == null) { WriteFailure(new HeteroBatchException("ResumeNeedsInputFiles", FailureKind.InvalidArgument, "-Resume and -Force need -OutputPath: the job's progress is kept there.")); return; }
         var activity = $"Running {plan.Model} on {string.Join(", ", plan.Shards.Select(s => s.UnitId))}";
-        JobOutput? output = null;
+        PreparedJob? job = null;
         try
         {
-            var preprocessing = new ImagePreprocessing
-            {
-                Resize = Resize, ChannelOrder = ChannelOrder,
-                Mean = Mean ?? ImagePreprocessing.ImageNet.Mean, Std = Std ?? ImagePreprocessing.ImageNet.Std,
-            }.Checked();
-            var signature = PartitionedRunner.Signature(Context, plan, model);
-            var files = InputFiles.For(InputFiles.ExpandPaths(inputFiles), signature.Inputs);
-            WriteVerbose($"{files.SampleCount} samples from {files.Files.Count} files; preprocessing: {preprocessing}");
-            if (OutputPath != null)
-            {
-                var job = new JobCheckpoint
-                {
-                    Model = model.Name, ModelSha256 = model.Sha256, Inputs = files.Identity(), Samples = files.SampleCount,
-                    Preprocessing = preprocessing.ToString(), Outputs = signature.Outputs.Select(o => o.Name).ToArray(),
-                };
-                output = JobOutput.Open(GetUnresolvedProviderPathFromPSPath(OutputPath), job, files, signature.Outputs, Resume, Force);
-                if (output.ResumedAt > 0) WriteVerbose($"Resuming at sample {output.ResumedAt} of {files.SampleCount}");
-            }
-            var settings = new StreamSettings
-            {
-                Preprocessing = preprocessing, DecodeThreads = DecodeThreads, Balance = Balance, TopK = Top,
-                InjectFailure = EngineOptions.FromEnvironment().InjectFailure,
-                Progress = p => Post(() => WriteProgress(new ProgressRecord(ProgressActivityId, activity, $"{p.Done} of {p.Total} samples, {p.ImagesPerSecond:F0} samples/s")
-                {
-                    PercentComplete = (int)(100L * p.Done / Math.Max(1, p.Total)),
-                    SecondsRemaining = double.IsFinite(p.SecondsLeft) ? (int)p.SecondsLeft : -1,
-                    CurrentOperation = p.Stages.ToString(),
-                })),
-            };
-            var summary = Await(Task.Run(() => StreamingRunner.Run(Context, plan, model, files, output, settings,
-                predictions => PostAndWait(() => WritePredictions(predictions)), StopToken)));
-            output?.Complete(summary);
+            job = Inference.PrepareJob(plan, inputFiles, OutputPath == null ? null : GetUnresolvedProviderPathFromPSPath(OutputPath), Resume, Force, Settings(activity), model);
+            WriteVerbose($"{job.Files.SampleCount} samples from {job.Files.Files.Count} files; preprocessing: {job.Settings.Preprocessing}");
+            if (job.ResumedAt > 0) WriteVerbose($"Resuming at sample {job.ResumedAt} of {job.Files.SampleCount}");
+            // a resumed job hands on every row: those already in the folder first (read back), then the new ones
+            if (job.Output != null) foreach (var done in job.Output.CommittedPredictions()) WriteObject(done);
+            var prepared = job;
+            var summary = Await(Task.Run(() => Inference.RunJob(prepared, Recording, predictions => PostAndWait(() => WritePredictions(predictions)), StopToken)));
             WriteProgress(new ProgressRecord(ProgressActivityId, activity, "done") { RecordType = ProgressRecordType.Completed });
             foreach (var failed in summary.Units.Where(u => u.Failed))
                 WriteWarning($"Unit '{failed.UnitId}' failed ({failed.Error}); its samples ran on the remaining units.");
             WriteVerbose(summary.ToString() + "; " + summary.Stages);
             if (summary.Note != null) WriteVerbose(summary.Note);
+            WriteRecord(summary);
             WriteInformation(new InformationRecord(summary, MyInvocation.MyCommand.Name) { Tags = { "HeteroBatch.JobSummary" } });
         }
-        catch (HeteroBatchException e) when (e.StopsCommand || output == null)
+        catch (HeteroBatchException e) when (e.StopsCommand || job?.Output == null)
         {
             Fail(e);
         }
@@ -276,7 +261,7 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
         {
             WriteFailure(e);
         }
-        finally { output?.Dispose(); }
+        finally { job?.Dispose(); }
     }
 
     private void WritePredictions(IReadOnlyList<SamplePrediction> predictions)

@@ -82,6 +82,7 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
 
     protected override void ProcessRecord()
     {
+        base.ProcessRecord();
         ResolveModel();
         if (Unit == null) return;
         _sawInput = true;
@@ -94,6 +95,7 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
 
     protected override void EndProcessing()
     {
+        if (PipelineBoundNothing) return;
         ResolveModel();
         if (_model == null) return;
         if (!_sawInput)

@@ -1,0 +1,409 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using HeteroBatch.Engine.Data;
+using HeteroBatch.Engine.Models;
+using HeteroBatch.Engine.Planning;
+using HeteroBatch.Engine.Units.Backends;
+
+namespace HeteroBatch.Engine.Execution;
+
+/// <summary>Where time went in a file job. Read and decode are summed over the decoding threads; the rest are wall time of one stage.</summary>
+public sealed class JobStages
+{
+    public double ReadMs { get; set; }
+    public double DecodeMs { get; set; }
+    /// <summary>Wall time the units ran blocks.</summary>
+    public double InferMs { get; set; }
+    /// <summary>Wall time the units waited for decoded input.</summary>
+    public double WaitForInputMs { get; set; }
+    /// <summary>Wall time of writing rows and handing predictions on (the writing thread).</summary>
+    public double WriteMs { get; set; }
+
+    public override string ToString() => $"read {ReadMs:F0} ms, decode {DecodeMs:F0} ms (threads summed), infer {InferMs:F0} ms, waited for input {WaitForInputMs:F0} ms, write {WriteMs:F0} ms";
+}
+
+/// <summary>What a file job did.</summary>
+public sealed class JobSummary : RunReport
+{
+    public int Samples { get; set; }
+    /// <summary>Samples this command ran (the others were done by an earlier, resumed run).</summary>
+    public int SamplesRun { get; set; }
+    public int SamplesResumed { get; set; }
+    /// <summary>Samples whose input could not be read; they have a row with the error and NaN outputs.</summary>
+    public int SamplesFailed { get; set; }
+    /// <summary>Loading sessions and warming the units at the job's shapes, before <see cref="RunReport.WallMs"/> (which runs from the first block's decoding to the last block's rows written).</summary>
+    public double SetupMs { get; set; }
+    public double ImagesPerSecond => WallMs > 0 ? SamplesRun * 1000.0 / WallMs : 0;
+    /// <summary>Samples per block: the plan's batch, or fewer so that the blocks in flight fit the memory budget.</summary>
+    public int BlockSize { get; set; }
+    public int Blocks { get; set; }
+    public int DecodeThreads { get; set; }
+    public string Preprocessing { get; set; } = "";
+    public JobStages Stages { get; set; } = new();
+    public string? OutputPath { get; set; }
+    /// <summary>What limited the job, where the stage times show it.</summary>
+    public string? Note { get; set; }
+    public long PeakResidentBytes { get; set; }
+    public override double InferenceWallMs => Stages.InferMs;
+
+    public override string ToString() => $"{Model}: {SamplesRun} samples in {WallMs:F0} ms ({ImagesPerSecond:F1}/s){(SamplesResumed > 0 ? $", {SamplesResumed} done before" : "")}";
+}
+
+/// <summary>
+/// A job over files, streamed: decoding threads fill blocks of inputs while the units run earlier
+/// blocks on one board each, and a writer hands on and writes the finished ones, in input order.
+/// A fixed number of blocks is in flight, so memory does not grow with the number of files. An
+/// input that cannot be read is a failed sample (its row says why), not a failed job.
+/// Threads: <see cref="Run"/> is the inference stage (it runs each block's board, in order); the
+/// feeder, the decoders and the writer are threads of their own (see <see cref="JobStageThreads"/>).
+/// </summary>
+public static class FileJob
+{
+    internal const int BlocksInFlight = 4; // decoding, decoded, running, writing
+
+    /// <summary>Samples per block for this plan and model: the plan's batch, or fewer to keep the blocks in flight within the budget.</summary>
+    public static int BlockSize(BatchPlan plan, long bytesPerSample, long budget) =>
+        (int)Math.Clamp(budget / BlocksInFlight / Math.Max(1, bytesPerSample), 1, plan.BatchSize);
+
+    /// <summary>
+    /// The processors decoding may use without slowing the units: those of this process that no
+    /// CPU unit of the plan computes on and no accelerator's feeding thread is pinned to (empty
+    /// when none is left: decoding then shares the units' processors).
+    /// </summary>
+    public static IReadOnlyList<int> FreeProcessors(BatchPlan plan)
+    {
+        var all = Runtime.Libc.CurrentThreadAffinity() ?? Enumerable.Range(0, Environment.ProcessorCount).ToArray();
+        var busy = new HashSet<int>();
+        foreach (var s in plan.Shards)
+        {
+            var backend = UnitBackends.For(s.Unit);
+            busy.UnionWith(backend.ComputeProcessors(s.Unit));
+            if (backend.NeedsFeeder && backend.WorkerProcessor(s.Unit) is int feeder) busy.Add(feeder);
+        }
+        return all.Where(p => !busy.Contains(p)).ToList();
+    }
+
+    /// <summary>
+    /// Runs the plan over every sample of <paramref name="files"/> from <paramref name="output"/>'s
+    /// resume point; <paramref name="onBlock"/> gets each block's predictions in input order (on the
+    /// writing thread; the next block waits for it to return).
+    /// </summary>
+    public static JobSummary Run(EngineContext context, BatchPlan plan, ModelSource model, InputFiles files, JobOutput? output,
+        RunSettings settings, Action<IReadOnlyList<SamplePrediction>>? onBlock, CancellationToken cancel = default)
+    {
+        PlanLayout.Validate(plan);
+        if (model.BatchMode == BatchMode.SamplesInteract)
+            throw new HeteroBatchException("SamplesInteract", FailureKind.InvalidOperation,
+                $"'{model.Name}' cannot run in blocks: {model.Note}.", model.Name);
+        settings = settings with { InjectFailure = settings.InjectFailure ?? context.Options.InjectFailure };
+        var setup = Stopwatch.StartNew();
+        int start = output?.ResumedAt ?? 0, total = files.SampleCount;
+        var signature = PartitionedRunner.LoadSessions(PartitionedRunner.Workers(context, plan), model)[0].Signature;
+        var layout = new JobLayout(plan, start, total, FileJob.BlockSize(plan, signature.BytesPerSample, settings.MemoryBudget));
+        var free = FreeProcessors(plan);
+        var summary = new JobSummary
+        {
+            Plan = plan, Model = model.Name, Samples = total, SamplesResumed = start, BlockSize = layout.BlockSize,
+            DecodeThreads = settings.DecodeThreads > 0 ? settings.DecodeThreads : Math.Max(1, free.Count),
+            Preprocessing = settings.Preprocessing.ToString(), OutputPath = output?.Folder,
+        };
+        if (start >= total) return summary;
+
+        bool lockInputs = PartitionedRunner.WantsPageLockedInputs(context, plan);
+        var slots = Enumerable.Range(0, Math.Min(BlocksInFlight, layout.Blocks.Count))
+            .Select(_ => JobBlock.Allocate(files.Input, signature, layout.BlockSize, lockInputs)).ToList();
+        // GPUs copy blocks from page-locked memory; released when the job ends
+        using var locked = lockInputs ? PageLockedBuffers.Lock(slots.Select(b => b.Input)) : null;
+        // warm every unit at the shapes it will run (a unit that keeps one shape runs only the full block's)
+        PartitionedRunner.Warm(context, layout.Blocks.Select(b => b.Count).Distinct().Select(n => (layout.PlanFor(n), 0)).ToList(), model,
+            new[] { slots[0].Input }, slots[0].Outputs, layout.FullShape);
+        summary.SetupMs = setup.Elapsed.TotalMilliseconds;
+
+        using var threads = new JobStageThreads(layout, slots, files, output, summary, settings, free, onBlock, cancel);
+        var wall = Stopwatch.StartNew();
+        threads.Start();
+        var board = new BoardRun(context, plan, model, settings);
+        var runs = plan.Shards.ToDictionary(s => s.UnitId, s => new UnitRun { UnitId = s.UnitId, Precision = s.Unit.Precision });
+        var gone = new HashSet<string>();
+        try
+        {
+            for (int next = 0; next < layout.Blocks.Count; next++)
+            {
+                var block = threads.NextDecoded(next);
+                var blockPlan = PlanScaling.Without(layout.PlanFor(block.Count), gone)
+                    ?? throw new HeteroBatchException("AllUnitsFailed", FailureKind.ResourceUnavailable, "Every unit of the plan failed.") { StopsCommand = true };
+                var outcome = board.Run(new BoardWork(blockPlan, new[] { (blockPlan, 0) }, new[] { block.Input }, block.Outputs)
+                    { RanBy = block.RanBy, PadTo = gone.Count == 0 ? layout.FullShape : null }, threads.Token);
+                summary.Stages.InferMs += outcome.WallMs;
+                summary.PredictedMs += blockPlan.PredictedMs;
+                foreach (var u in outcome.Runs)
+                {
+                    runs[u.UnitId].Add(u);
+                    if (u.Failed) gone.Add(u.UnitId);
+                }
+                threads.Ran(block);
+            }
+        }
+        catch (Exception e) { threads.Fail(e); }
+        threads.Finish(); // rethrows the first failure of any stage
+        cancel.ThrowIfCancellationRequested();
+
+        summary.WallMs = wall.Elapsed.TotalMilliseconds;
+        summary.Blocks = layout.Blocks.Count;
+        summary.Units = runs.Values.ToList();
+        summary.PeakResidentBytes = Runtime.Libc.PeakResidentBytes() ?? 0;
+        summary.Note = Bottleneck(summary);
+        return summary;
+    }
+
+    private static string? Bottleneck(JobSummary s)
+    {
+        var st = s.Stages;
+        if (s.WallMs <= 0) return null;
+        if (st.WaitForInputMs > 0.2 * s.WallMs)
+            return $"Decoding limited this job: the units waited {st.WaitForInputMs:F0} of {s.WallMs:F0} ms for input; decoding took {st.DecodeMs / Math.Max(1, s.SamplesRun):F2} ms a sample on {s.DecodeThreads} threads. More decoding threads (-DecodeThreads), or fewer CPU inference units, would feed them faster.";
+        if (st.WriteMs > 0.5 * s.WallMs)
+            return $"Writing limited this job: {st.WriteMs:F0} of {s.WallMs:F0} ms went to writing rows and handing on predictions.";
+        return null;
+    }
+}
+
+/// <summary>How a job's samples fall into blocks, and the plan each block size runs.</summary>
+internal sealed class JobLayout
+{
+    private readonly BatchPlan _plan;
+    private readonly Dictionary<int, BatchPlan> _plans = new();
+
+    public int BlockSize { get; }
+    public List<(int First, int Count)> Blocks { get; } = new();
+    /// <summary>Units that keep one shape run a short last block padded to the full block's shape (a new shape costs them a re-plan).</summary>
+    public IReadOnlyDictionary<string, int> FullShape { get; }
+
+    public JobLayout(BatchPlan plan, int start, int total, int blockSize)
+    {
+        _plan = plan;
+        BlockSize = blockSize;
+        for (int first = start; first < total; first += blockSize) Blocks.Add((first, Math.Min(blockSize, total - first)));
+        FullShape = PlanFor(blockSize).Shards.ToDictionary(s => s.UnitId, s => Math.Min(s.SubBatchSize, s.Count));
+    }
+
+    /// <summary>The plan for a block of <paramref name="count"/> samples: the job's plan scaled down (cached per size).</summary>
+    public BatchPlan PlanFor(int count) =>
+        _plans.TryGetValue(count, out var p) ? p : _plans[count] = count == _plan.BatchSize ? _plan : PlanScaling.Scale(_plan, count);
+}
+
+/// <summary>One block's buffers, reused for later blocks: inputs, outputs, which unit ran each sample, which samples failed to load.</summary>
+internal sealed class JobBlock
+{
+    public required TensorBatch Input { get; init; }
+    public required List<TensorBatch> Outputs { get; init; }
+    public required int[] RanBy { get; init; }
+    public required HeteroBatchException?[] Errors { get; init; }
+    public int Sequence, First, Count, Decoded;
+
+    public static JobBlock Allocate(TensorSpec input, Sessions.ModelSignature signature, int size, bool pinned) => new()
+    {
+        Input = pinned ? TensorBatch.AllocatePinned(input.Name, input.SampleShape, size, input.ElementType)
+            : new TensorBatch(input.Name, input.SampleShape, size, null, input.ElementType),
+        Outputs = signature.Outputs.Select(o => new TensorBatch(o.Name, o.SampleShape, size, null, o.ElementType)).ToList(),
+        RanBy = new int[size], Errors = new HeteroBatchException?[size],
+    };
+
+    /// <summary>Makes the buffers block <paramref name="sequence"/> of the job.</summary>
+    public void Reuse(int sequence, (int First, int Count) range)
+    {
+        (Sequence, First, Count, Decoded) = (sequence, range.First, range.Count, 0);
+        Array.Clear(Errors);
+    }
+
+    /// <summary>A failed sample's outputs: NaN for floating-point outputs, zero for integers.</summary>
+    public void FillMissing(int sample)
+    {
+        foreach (var o in Outputs)
+        {
+            if (o.Data is float[] f) f.AsSpan(checked((int)(sample * o.SampleElements)), (int)o.SampleElements).Fill(float.NaN);
+            else if (o.Data is double[] d) d.AsSpan(checked((int)(sample * o.SampleElements)), (int)o.SampleElements).Fill(double.NaN);
+            else o.Bytes(sample, 1).Clear();
+        }
+    }
+}
+
+/// <summary>
+/// The stages of a file job around inference, each on threads of its own: the feeder hands out
+/// free blocks and queues their samples, decoders load samples into blocks (on processors the
+/// units leave free; more while the units wait for input, unless the user chose the number), the
+/// writer writes finished blocks in order and frees them. The first failure of any stage cancels
+/// them all; <see cref="Finish"/> joins every thread (the owner joins its own threads) and rethrows it.
+/// </summary>
+internal sealed class JobStageThreads : IDisposable
+{
+    private readonly JobLayout _layout;
+    private readonly InputFiles _files;
+    private readonly JobOutput? _output;
+    private readonly JobSummary _summary;
+    private readonly RunSettings _settings;
+    private readonly IReadOnlyList<int> _free;
+    private readonly Action<IReadOnlyList<SamplePrediction>>? _onBlock;
+    private readonly CancellationTokenSource _failed;
+    private readonly BlockingCollection<JobBlock> _slots = new();
+    private readonly BlockingCollection<(JobBlock Block, int Index)> _samples = new();
+    private readonly BlockingCollection<JobBlock> _decoded = new();
+    private readonly BlockingCollection<JobBlock> _ran = new(FileJob.BlocksInFlight);
+    private readonly Dictionary<int, JobBlock> _early = new(); // decoded before the blocks ahead of them (inference stage only)
+    private readonly List<Thread> _decoders = new(); // grown by the inference stage only
+    private readonly int _mostDecoders;
+    private Thread? _feeder, _writer;
+    private Exception? _firstFailure;
+    private long _readTicks, _decodeTicks;
+    private ProgressCounter? _progress;
+
+    public JobStageThreads(JobLayout layout, IEnumerable<JobBlock> slots, InputFiles files, JobOutput? output, JobSummary summary,
+        RunSettings settings, IReadOnlyList<int> free, Action<IReadOnlyList<SamplePrediction>>? onBlock, CancellationToken cancel)
+    {
+        (_layout, _files, _output, _summary, _settings, _free, _onBlock) = (layout, files, output, summary, settings, free, onBlock);
+        _failed = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        foreach (var s in slots) _slots.Add(s);
+        _mostDecoders = Math.Max(summary.DecodeThreads, Environment.ProcessorCount);
+    }
+
+    /// <summary>Cancelled by the user or by the first failure of any stage.</summary>
+    public CancellationToken Token => _failed.Token;
+
+    public void Start()
+    {
+        _progress = new ProgressCounter(_settings.Progress, _summary.Samples, _summary.SamplesResumed);
+        _feeder = Named(Feed, "HeteroBatch feeder");
+        for (int d = 0; d < _summary.DecodeThreads; d++) _decoders.Add(Named(() => Decode(pinned: _free.Count > 0), $"HeteroBatch decoder {d}"));
+        _writer = Named(Write, "HeteroBatch writer");
+        _feeder.Start();
+        _decoders.ForEach(d => d.Start());
+        _writer.Start();
+    }
+
+    /// <summary>Records the first failure and stops every stage.</summary>
+    public void Fail(Exception e)
+    {
+        if (e is AggregateException { InnerExceptions.Count: > 0 } a) e = a.InnerExceptions[0];
+        if (e is not OperationCanceledException) Interlocked.CompareExchange(ref _firstFailure, e, null);
+        _failed.Cancel();
+    }
+
+    /// <summary>Inference stage: the decoded block <paramref name="sequence"/>, waiting for it (and adding a decoder when the units wait, unless the user chose the number).</summary>
+    public JobBlock NextDecoded(int sequence)
+    {
+        long w0 = Stopwatch.GetTimestamp();
+        JobBlock? block;
+        while (!_early.Remove(sequence, out block))
+        {
+            var got = _decoded.Take(Token);
+            _early[got.Sequence] = got;
+        }
+        double waited = Stopwatch.GetElapsedTime(w0).TotalMilliseconds;
+        var stages = _summary.Stages;
+        stages.WaitForInputMs += waited;
+        if (_settings.DecodeThreads <= 0 && sequence > 0 && _decoders.Count < _mostDecoders && waited > 0.1 * stages.InferMs / sequence)
+        {
+            // the units wait for input: another decoder (on any processor) helps more than it costs them
+            var extra = Named(() => Decode(pinned: false), $"HeteroBatch decoder {_decoders.Count}");
+            _decoders.Add(extra);
+            extra.Start();
+        }
+        return block;
+    }
+
+    /// <summary>Inference stage: hands a block whose units have run to the writer.</summary>
+    public void Ran(JobBlock block) => _ran.Add(block, Token);
+
+    /// <summary>Ends the stages (after the last block, or on failure), joins their threads and rethrows the first failure.</summary>
+    public void Finish()
+    {
+        _ran.CompleteAdding();
+        if (_firstFailure != null) _failed.Cancel();
+        _writer?.Join();
+        _failed.Cancel(); // the feeder and decoders stop at their next sample
+        _feeder?.Join();
+        _decoders.ForEach(d => d.Join());
+        _summary.DecodeThreads = _decoders.Count;
+        UpdateDecodeStages();
+        if (_firstFailure != null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(_firstFailure).Throw();
+    }
+
+    public void Dispose()
+    {
+        _failed.Cancel();
+        _failed.Dispose();
+    }
+
+    private static Thread Named(Action body, string name) => new(() => body()) { IsBackground = true, Name = name };
+
+    /// <summary>Stage body: runs until done, cancelled, or failed (the failure goes to every stage).</summary>
+    private void Guarded(Action body)
+    {
+        try { body(); }
+        catch (OperationCanceledException) { }
+        catch (Exception e) { Fail(e); }
+    }
+
+    // the feeder: hands out blocks as slots free up; decoders take their samples in order
+    private void Feed() => Guarded(() =>
+    {
+        try
+        {
+            for (int b = 0; b < _layout.Blocks.Count; b++)
+            {
+                var block = _slots.Take(Token);
+                block.Reuse(b, _layout.Blocks[b]);
+                for (int i = 0; i < block.Count; i++) _samples.Add((block, i), Token);
+            }
+        }
+        finally { _samples.CompleteAdding(); }
+    });
+
+    // a decoder: loads samples into their block; an input that cannot be read is a failed sample
+    private void Decode(bool pinned) => Guarded(() =>
+    {
+        if (pinned) Runtime.Libc.PinCurrentThread(_free.ToArray());
+        foreach (var (block, i) in _samples.GetConsumingEnumerable(Token))
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            try { Interlocked.Add(ref _readTicks, _files.Load(block.First + i, block.Input, i, _settings.Preprocessing)); }
+            catch (HeteroBatchException e) when (e is { Kind: FailureKind.InvalidData, StopsCommand: false })
+            {
+                block.Errors[i] = e;
+                block.Input.Bytes(i, 1).Clear();
+            }
+            Interlocked.Add(ref _decodeTicks, Stopwatch.GetTimestamp() - t0);
+            if (Interlocked.Increment(ref block.Decoded) == block.Count) _decoded.Add(block);
+        }
+    });
+
+    // the writer: rows and outputs of each finished block, in order; then the block's buffers are free again
+    private void Write() => Guarded(() =>
+    {
+        var plan = _summary.Plan;
+        foreach (var block in _ran.GetConsumingEnumerable(Token))
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            for (int i = 0; i < block.Count; i++)
+                if (block.Errors[i] != null) block.FillMissing(i);
+            var predictions = Predictions.Of(block.Outputs[0], 0, block.Count, block.First, _files.NameOf,
+                i => block.Errors[i] == null ? plan.Shards[block.RanBy[i]].UnitId : null, i => block.Errors[i], _settings.TopK);
+            _summary.SamplesFailed += block.Errors.Take(block.Count).Count(e => e != null);
+            _output?.Commit(block.First, block.Count, block.Outputs, predictions);
+            _onBlock?.Invoke(predictions);
+            _summary.SamplesRun += block.Count;
+            _summary.Stages.WriteMs += Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            UpdateDecodeStages();
+            _progress!.Count(block.Count);
+            _progress.Report(_summary.Stages);
+            _slots.Add(block);
+        }
+    });
+
+    private void UpdateDecodeStages()
+    {
+        long read = Interlocked.Read(ref _readTicks);
+        _summary.Stages.ReadMs = Stopwatch.GetElapsedTime(0, read).TotalMilliseconds;
+        _summary.Stages.DecodeMs = Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _decodeTicks) - read).TotalMilliseconds;
+    }
+}
