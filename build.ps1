@@ -55,6 +55,7 @@ function Invoke-Build {
     $help = Join-Path $moduleDir 'en-US'
     New-Item -ItemType Directory -Force $help | Out-Null
     Copy-Item (Join-Path $root 'en-US/*.txt') $help -Force
+    Copy-Item (Join-Path $root 'LICENSE') $moduleDir -Force
     # MAML from the help source and the built cmdlets' own metadata, in a child pwsh
     Invoke-Native 'help generation' { dotnet pwsh -NoProfile -File (Join-Path $root 'en-US/New-MamlHelp.ps1') -ModulePath (Join-Path $moduleDir 'HeteroBatch.psd1') -Source (Join-Path $root 'en-US/HeteroBatch.help.psd1') -Destination (Join-Path $help 'HeteroBatch.dll-Help.xml') }
     # build leftovers that are not part of the module

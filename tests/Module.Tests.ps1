@@ -18,6 +18,14 @@ Describe 'Import' {
         $r.Stderr | Should -BeNullOrEmpty
     }
 
+    It 'carries the licence its manifest names' {
+        $module = Get-Module HeteroBatch
+        $module.Copyright | Should -Match 'MIT License'
+        $licence = Join-Path $module.ModuleBase 'LICENSE'
+        $licence | Should -Exist
+        (Get-Content $licence -TotalCount 1) | Should -Be 'MIT License'
+    }
+
     It 'turns ONNX Runtime telemetry off in the native environment' {
         [Environment]::GetEnvironmentVariable('ORT_DISABLE_TELEMETRY') | Should -Be '1'
     }

@@ -12,7 +12,7 @@ namespace HeteroBatch.Engine;
 public sealed class EngineContext : IDisposable
 {
     public EngineOptions Options { get; }
-    internal WorkerPool Workers { get; }
+    public WorkerPool Workers { get; }
     public UnitPresence Presence { get; }
     /// <summary>The models this context has resolved (each hashed once).</summary>
     public Models.ModelRegistry Models { get; }

@@ -12,7 +12,7 @@ namespace HeteroBatch.Engine.Units;
 /// first processor, a GPU's feeder). Every session of the unit is created, run and disposed on
 /// that thread, cached per model. Only that thread touches <see cref="_models"/>.
 /// </summary>
-internal sealed class UnitWorker : IDisposable
+public sealed class UnitWorker : IDisposable
 {
     private readonly BlockingCollection<Action> _queue = new();
     private readonly Thread _thread;
@@ -99,7 +99,7 @@ internal sealed class UnitWorker : IDisposable
 }
 
 /// <summary>The workers of one engine context, one per unit (by id and fingerprint), reused across commands.</summary>
-internal sealed class WorkerPool : IDisposable
+public sealed class WorkerPool : IDisposable
 {
     private readonly EngineOptions _settings;
     // guards nothing beyond itself: ConcurrentDictionary + Lazy make one worker per key
