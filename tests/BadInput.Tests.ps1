@@ -166,11 +166,12 @@ Describe 'Bad profile stores' {
         $holder = Start-Process -FilePath /usr/bin/flock -ArgumentList $lock, 'sleep', '20' -PassThru
         try {
             Start-Sleep -Milliseconds 500
-            $env:HETEROBATCH_STORE_LOCK_SECONDS = '1'
+            $waited = (Get-HeteroBatchOption).StoreLockSeconds
+            Set-HeteroBatchOption -StoreLockSeconds 1
             $e = Get-FirstError { $units[0] | Invoke-Profile -Model tinynet -BatchSize 1 -SecondsPerSize 0.02 -ProfilePath $dir }
             $e.FullyQualifiedErrorId | Should -BeLike 'ProfileStoreBusy,*'
         }
-        finally { Remove-Item Env:HETEROBATCH_STORE_LOCK_SECONDS; $holder | Stop-Process -ErrorAction Ignore }
+        finally { Set-HeteroBatchOption -StoreLockSeconds $waited; $holder | Stop-Process -ErrorAction Ignore }
     }
 
     It 'leaves a profile of a newer schema in place and skips it (ProfileSchemaNewer)' {

@@ -98,14 +98,16 @@ public abstract class HeteroBatchCmdlet : PSCmdlet
         while (_pending.TryDequeue(out var write)) write();
     }
 
-    /// <summary>The profile store at -ProfilePath (a PowerShell path), or the default one; damaged files become warnings.</summary>
-    internal static ProfileStore OpenStore(PSCmdlet cmdlet, string? profilePath) =>
-        new(profilePath == null ? null : cmdlet.GetUnresolvedProviderPathFromPSPath(profilePath),
-            w => cmdlet.WriteWarning($"[{w.ErrorId}] {w.Message}"),
-            double.TryParse(Environment.GetEnvironmentVariable(StoreLockVariable), System.Globalization.CultureInfo.InvariantCulture, out var s) && s >= 0 ? TimeSpan.FromSeconds(s) : null);
+    /// <summary>The profile store at -ProfilePath (a PowerShell path), or the module's (Get-HeteroBatchOption's ProfileStorePath); damaged files become warnings.</summary>
+    internal static ProfileStore OpenStore(PSCmdlet cmdlet, string? profilePath)
+    {
+        var options = Context.Options;
+        return new(profilePath == null ? options.ProfileStorePath : cmdlet.GetUnresolvedProviderPathFromPSPath(profilePath),
+            w => cmdlet.WriteWarning($"[{w.ErrorId}] {w.Message}"), TimeSpan.FromSeconds(options.StoreLockSeconds));
+    }
 
-    /// <summary>Seconds a store writer waits for another process's lock before ProfileStoreBusy (default 60).</summary>
-    internal const string StoreLockVariable = "HETEROBATCH_STORE_LOCK_SECONDS";
+    /// <summary>The model cache folder of the module's settings.</summary>
+    internal static string ModelCache => Context.Options.ModelCacheFolder;
 
     protected ProfileStore OpenStore(string? profilePath) => Engine(() => OpenStore(this, profilePath));
 
@@ -121,8 +123,8 @@ public abstract class HeteroBatchCmdlet : PSCmdlet
     protected static ModelSource ModelOf(Engine.Planning.BatchPlan plan)
     {
         var source = plan.ModelPath != null && File.Exists(plan.ModelPath) && ModelCatalog.HashOf(plan.ModelPath) == plan.ModelSha256
-            ? new ModelSource { Name = plan.Model, Path = plan.ModelPath, Sha256 = plan.ModelSha256, IsBuiltIn = ModelZoo.Find(plan.Model) != null }
-            : ModelZoo.Find(plan.Model) != null ? ModelCatalog.Resolve(plan.Model) : null;
+            ? new ModelSource { Name = plan.Model, Path = plan.ModelPath, Sha256 = plan.ModelSha256, IsBuiltIn = ModelZoo.Find(plan.Model) != null, CacheFolder = ModelCache }
+            : ModelZoo.Find(plan.Model) != null ? ModelCatalog.Resolve(plan.Model, ModelCache) : null;
         if (source == null || source.Sha256 != plan.ModelSha256)
             throw new HeteroBatchException("ModelChanged", FailureKind.InvalidData,
                 $"The plan is for '{plan.Model}' with content hash {plan.ModelSha256[..Math.Min(12, plan.ModelSha256.Length)]}, and no such model file is found now; profile and plan again.", plan.Model);

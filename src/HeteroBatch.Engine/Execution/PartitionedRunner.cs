@@ -32,7 +32,7 @@ public static class PartitionedRunner
         if (model.BatchMode == BatchMode.SamplesInteract && (plan.Shards.Count > 1 || plan.Shards[0].SubBatchSize < plan.Shards[0].Count || (inputs != null && inputs.Count != plan.BatchSize)))
             throw new HeteroBatchException("SamplesInteract", FailureKind.InvalidOperation,
                 $"'{model.Name}' cannot be split: {model.Note}. Run the whole batch on one unit in one run.", model.Name);
-        settings = settings with { InjectFailure = settings.InjectFailure ?? context.Options.InjectFailure };
+        settings = settings with { InjectFailure = settings.InjectFailure ?? context.InjectFailure };
         var workers = Workers(context, plan);
         var first = LoadSessions(workers, model)[0]; // read only for its signature here
         CheckFits(first.Signature, inputs?.Count ?? plan.BatchSize, inputs == null);

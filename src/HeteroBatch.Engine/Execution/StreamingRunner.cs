@@ -256,7 +256,7 @@ public static class StreamingRunner
         writer.Start();
         var runs = plan.Shards.Select(s => new UnitRun { UnitId = s.UnitId, Precision = s.Unit.Precision.ToString() }).ToDictionary(r => r.UnitId);
         var gone = new HashSet<string>();
-        var runSettings = new RunSettings { Balance = settings.Balance, InjectFailure = settings.InjectFailure ?? context.Options.InjectFailure };
+        var runSettings = new RunSettings { Balance = settings.Balance, InjectFailure = settings.InjectFailure ?? context.InjectFailure };
         var early = new Dictionary<int, Block>(); // decoded before the blocks ahead of them
         try
         {

@@ -108,7 +108,7 @@ internal static class StoredProfiles
     /// <param name="source">The model as resolved (its file hashed once), for the run that follows.</param>
     public static IReadOnlyList<UnitProfile> For(PSCmdlet cmdlet, string model, string[]? units, string? profilePath, out ModelSource source)
     {
-        source = ModelCatalog.Resolve(model, basePath: cmdlet.SessionState.Path.CurrentFileSystemLocation.Path);
+        source = ModelCatalog.Resolve(model, HeteroBatchCmdlet.ModelCache, basePath: cmdlet.SessionState.Path.CurrentFileSystemLocation.Path);
         var store = HeteroBatchCmdlet.OpenStore(cmdlet, profilePath);
         return ProfileSelection.Select(store.Load(), source.Name, source.Sha256, units, ModuleContext.Current.Presence);
     }

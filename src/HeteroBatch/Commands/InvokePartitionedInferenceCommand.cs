@@ -180,7 +180,7 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
         var clock = System.Diagnostics.Stopwatch.StartNew();
         var settings = new RunSettings
         {
-            Balance = Balance, Seed = Seed, Repeat = Repeat, TopK = Top, InjectFailure = EngineOptions.FromEnvironment().InjectFailure,
+            Balance = Balance, Seed = Seed, Repeat = Repeat, TopK = Top, // a test's injected failure comes from the engine context
             // runs on the engine's thread: queued, written from the pipeline thread
             Progress = (done, total) => Post(() =>
             {
@@ -250,7 +250,6 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
             var settings = new StreamSettings
             {
                 Preprocessing = preprocessing, DecodeThreads = DecodeThreads, Balance = Balance, TopK = Top,
-                InjectFailure = EngineOptions.FromEnvironment().InjectFailure,
                 Progress = p => Post(() => WriteProgress(new ProgressRecord(ProgressActivityId, activity, $"{p.Done} of {p.Total} samples, {p.ImagesPerSecond:F0} samples/s")
                 {
                     PercentComplete = (int)(100L * p.Done / Math.Max(1, p.Total)),

@@ -75,7 +75,7 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
     private void ResolveModel()
     {
         if (_model != null || string.IsNullOrEmpty(Model)) return;
-        _model = Engine(() => ModelCatalog.Resolve(Model, basePath: SessionState.Path.CurrentFileSystemLocation.Path));
+        _model = Engine(() => ModelCatalog.Resolve(Model, ModelCache, basePath: SessionState.Path.CurrentFileSystemLocation.Path));
         if (_model.BatchMode is BatchMode.Fixed or BatchMode.SamplesInteract) WriteWarning($"{_model.Name}: {_model.Note}");
         else if (_model.Note != null) WriteVerbose($"{_model.Name}: {_model.Note}");
     }
