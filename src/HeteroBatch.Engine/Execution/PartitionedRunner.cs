@@ -47,12 +47,12 @@ public static class PartitionedRunner
         return Result(plan, model, inputs, outputs, chunks, walls, runs, warmMs, settings);
     }
 
-    /// <summary>Refuses, before allocating, a batch whose inputs and outputs would take more than half of the memory this process may use.</summary>
+    /// <summary>Refuses, before allocating, a batch whose inputs and outputs do not fit beside what the process holds now (<see cref="MemoryBudget"/>).</summary>
     private static void CheckFits(ModelSignature signature, int count, bool withInputs)
     {
         long perSample = withInputs ? signature.BytesPerSample
             : signature.Outputs.Sum(t => Math.Max(1, t.SampleElements) * TensorBatch.ElementSize(t.ElementType));
-        long limit = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 2;
+        long limit = MemoryBudget.Room(MemoryBudget.Resident, MemoryBudget.Available);
         double need = (double)perSample * count;
         if (need > limit || signature.Inputs.Concat(signature.Outputs).Any(t => (double)Math.Max(1, t.SampleElements) * count > Array.MaxLength))
             throw new HeteroBatchException("BatchTooLarge", FailureKind.InvalidArgument,

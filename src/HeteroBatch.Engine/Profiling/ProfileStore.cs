@@ -49,9 +49,8 @@ public sealed partial class ProfileStore
 
     public static string FileNameFor(string model, string modelSha, string unitId, string fingerprint)
     {
-        static string Safe(string s) => new(s.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray());
         var shortHash = modelSha.Length >= 12 ? modelSha[..12] : modelSha;
-        return $"{Safe(model)}-{shortHash}__{Safe(unitId)}-{fingerprint}.json";
+        return $"{FileNames.Safe(model)}-{shortHash}__{FileNames.Safe(unitId)}-{fingerprint}.json";
     }
 
     public string PathFor(UnitProfile p) => Path.Combine(Folder, FileNameFor(p.Model, p.ModelSha256, p.Unit.Id, p.Unit.Fingerprint));

@@ -296,8 +296,7 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
             Directory.CreateDirectory(folder);
             foreach (var output in result.Outputs)
             {
-                var safe = new string(output.Name.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray());
-                Npy.Write(Path.Combine(folder, safe + ".npy"), output);
+                Npy.Write(Path.Combine(folder, JobOutput.FileNameOf(output.Name)), output);
             }
             AtomicFile.WriteText(Path.Combine(folder, "inputs.txt"), string.Join("\n", result.InputNames) + "\n");
         }
