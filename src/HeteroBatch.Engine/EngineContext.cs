@@ -44,7 +44,7 @@ public sealed class EngineContext : IDisposable
     {
         lock (_optionsGate)
         {
-            var next = _options.With(change(_options));
+            var next = _options.Checked(change(_options));
             Volatile.Write(ref _options, next);
             return next;
         }

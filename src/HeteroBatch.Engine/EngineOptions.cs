@@ -68,11 +68,12 @@ public sealed record EngineOptions
     public static readonly IReadOnlyList<string> SettableInSession = new[] { nameof(ProfileStorePath), nameof(ModelCacheFolder), nameof(StoreLockSeconds), nameof(RemoteToken) };
 
     /// <summary>
-    /// This copy with <paramref name="changes"/> applied, checked: paths full and not files, the
-    /// lock wait a finite number of seconds not below zero, and nothing changed but <see cref="SettableInSession"/>.
+    /// <paramref name="changed"/> (these options with some changed, made with <c>with</c>), checked against
+    /// these: nothing changed but <see cref="SettableInSession"/>, paths not empty and not files, the
+    /// lock wait a finite number of seconds not below zero. Returns it with its paths made full.
     /// Throws OptionInvalid (a bad value), ProfilePathIsFile, or OptionFixedAtImport.
     /// </summary>
-    public EngineOptions With(EngineOptions changed)
+    public EngineOptions Checked(EngineOptions changed)
     {
         var fixedPart = changed with { ProfileStorePath = ProfileStorePath, ModelCacheFolder = ModelCacheFolder, StoreLockSeconds = StoreLockSeconds, RemoteToken = RemoteToken };
         if (fixedPart != this)
