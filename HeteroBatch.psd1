@@ -20,6 +20,8 @@
         'Export-InferenceModel'
         'Get-PerformanceProfile'
         'Set-PerformanceProfile'
+        'Get-HeteroBatchOption'
+        'Set-HeteroBatchOption'
         'Remove-PerformanceProfile'
         'Export-PerformanceChart'
         'Start-InferenceServer'

@@ -5,7 +5,9 @@
         Synopsis    = 'Lists the compute units of this machine: CPU core groups, NVIDIA GPUs and OpenVINO devices.'
         Description = 'Finds the units that can run a share of a batch. The CPU is one unit (cpu) by default, or several with -CpuGroup. An NVIDIA GPU is listed only if a CUDA session really starts on it; an OpenVINO device only if the loaded ONNX Runtime has that provider. Units that cannot run here are left out unless -ListAvailable is given, and then carry the reason. Each unit has a Fingerprint (hardware, provider, cores, runtime version) that keys stored profiles.'
         Parameters  = @{
-            Endpoint    = 'Inference servers that speak the Open Inference Protocol (NVIDIA Triton, OpenVINO Model Server, KServe/MLServer, or Start-InferenceServer): grpc://host:port (grpcs:// with TLS) for the server''s gRPC port, http://host:port (https://) for REST where gRPC is not offered; one remote unit each (remote0, remote1, ...), listed instead of this machine''s units. A remote unit runs a model the server serves under the same name; it is profiled, planned and failed over like any unit, its times include the network, and tensors go as binary data (raw_input_contents over gRPC). A server that is not ready is a RemoteUnavailable error (-ListAvailable lists it with the reason). Bearer token: $env:HETEROBATCH_REMOTE_TOKEN, read at import.' 
+            Endpoint    = 'Inference servers that speak the Open Inference Protocol (NVIDIA Triton, OpenVINO Model Server, KServe/MLServer, or Start-InferenceServer): grpc://host:port (grpcs:// with TLS) for the server''s gRPC port, http://host:port (https://) for REST where gRPC is not offered; one remote unit each (remote0, remote1, ...), listed instead of this machine''s units. A remote unit runs a model the server serves under the same name; it is profiled, planned and failed over like any unit, its times include the network, and tensors go as binary data (raw_input_contents over gRPC). A server that is not ready is a RemoteUnavailable error (-ListAvailable lists it with the reason). Bearer token: -Token or -Credential, else the module''s default (Set-HeteroBatchOption -RemoteToken; $env:HETEROBATCH_REMOTE_TOKEN at import).'
+            Token         = 'The bearer token the servers at -Endpoint require, as a SecureString. It is kept with each remote unit (shown as ********, left out of JSON) and sent on every request but the health checks. Without it the module''s default is used (Get-HeteroBatchOption). TokenConflict with -Credential too; TokenWithoutEndpoint without -Endpoint.'
+            Credential    = 'The same as -Token, taken from a credential''s password (Get-Credential, or a vault); the user name is not used.'
             Id            = 'Unit ids to return, such as cpu, cpu0 or gpu1. Wildcards are allowed.'
             CpuGroup      = 'How to split the CPU into units: All (one unit on every processor, the default), Core (one unit per processor), Numa (one per NUMA node), CoreType (performance and efficiency cores of a hybrid CPU), or a number of equal groups. Each group runs on its own pinned worker thread.'
             ListAvailable = 'Also list units that cannot run here (Available is False), with the Reason: for example a CUDA library that is not found.'
@@ -29,7 +31,7 @@
             BatchSize      = 'The batch sizes to measure, instead of the default schedule.'
             MaxBatchSize   = 'The largest batch size of the default schedule. Default: 32 for CPU units, 512 for GPUs.'
             SecondsPerSize = 'The most time to spend sampling one batch size once three timed runs are in. Default: 1.5.'
-            ProfilePath    = 'The profile store folder. Default: $env:HETEROBATCH_PROFILE_PATH, else HeteroBatch/profiles in the user data folder.'
+            ProfilePath    = 'The profile store folder. Default: Get-HeteroBatchOption''s ProfileStorePath ($env:HETEROBATCH_PROFILE_PATH at import), else HeteroBatch/profiles in the user data folder.'
             NoStore        = 'Return the profiles without storing them.'
             Concurrent     = 'Measure all the units at the same time, as a plan runs them: units share memory bandwidth, caches and the cores that feed GPUs, so a unit measured alone is predicted faster than it runs beside the others. A unit that finishes its schedule keeps running its largest batch as load until all are done. Each profile lists the units in MeasuredAlongside.'
         }
@@ -51,7 +53,7 @@
             Unit        = 'Only these units (ids; wildcards allowed).'
             Algorithm   = 'Optimal (exact min-max, the default), Greedy (each next sample to the unit that would finish it soonest), Proportional (by best measured throughput), Even (equal shares) or Single (the best unit alone).'
             EachSubset  = 'Emit one plan for every non-empty subset of the units, to show what each unit adds.'
-            ProfilePath = 'The profile store folder (with -Model). Default: $env:HETEROBATCH_PROFILE_PATH, else the user data folder.'
+            ProfilePath = 'The profile store folder (with -Model). Default: Get-HeteroBatchOption''s ProfileStorePath ($env:HETEROBATCH_PROFILE_PATH at import), else the user data folder.'
         }
         Examples    = @(
             @{ Code = 'Get-BatchPlan -Model vgg-16 -BatchSize 100'; Remarks = 'Plans from stored profiles.' }
@@ -100,7 +102,7 @@
             Port    = 'The TCP port. Default: 8000.'
             Protocol = 'Rest (default: HTTP/1.1, the endpoints above) or Grpc: the protocol''s gRPC service GRPCInferenceService (ServerLive, ServerReady, ModelReady, ServerMetadata, ModelMetadata, ModelInfer with raw_input_contents / raw_output_contents) over HTTP/2 without TLS, at grpc://address:port. gRPC needs the ASP.NET Core runtime of the .NET that PowerShell runs on (a .NET SDK carries it); without it the error is GrpcServingUnavailable.'
             Address = 'The address to listen on. Default: 127.0.0.1 (this machine only); * listens on every address.'
-            Token   = 'Require this bearer token on every request but the health checks (clients set $env:HETEROBATCH_REMOTE_TOKEN before Import-Module).'
+            Token   = 'Require this bearer token on every request but the health checks (clients: Get-ComputeUnit -Endpoint ... -Token, or the module''s default token).'
             Wait    = 'Serve until Ctrl+C, then stop cleanly.'
             MaxRequestBytes = 'The largest infer request taken, in bytes: 1KB to 2GB - 1 (default 512MB). It also sets how many requests are held at once: 4GB / MaxRequestBytes, 1 to 8 (HandledAtOnce in Get-InferenceServer), so that requests never hold more than 4 GiB together.'
         }
@@ -133,7 +135,7 @@
     }
     'Get-InferenceModel' = @{
         Synopsis    = 'Lists the built-in networks: name, input shape, parameters and GFLOPs per image.'
-        Description = 'HeteroBatch builds the seed work''s ten networks (mobilenet, squeezenet_v1.0, squeezenet_v1.1, resnet-18, resnet-34, resnet-50, inception_v3, vgg-16, vgg-19, densenet-121) as ONNX graphs with seeded random weights, and tinynet, a small CNN for tests and quick demos. They are written once into a cache folder ($env:HETEROBATCH_CACHE, else the user cache folder) and rebuilt if damaged. Parameters counts trainable parameters as the reference architectures do; GFlops is 2 x the multiply-accumulates of convolutions and dense layers.'
+        Description = 'HeteroBatch builds the seed work''s ten networks (mobilenet, squeezenet_v1.0, squeezenet_v1.1, resnet-18, resnet-34, resnet-50, inception_v3, vgg-16, vgg-19, densenet-121) as ONNX graphs with seeded random weights, and tinynet, a small CNN for tests and quick demos. They are written once into a cache folder (Get-HeteroBatchOption''s ModelCacheFolder: $env:HETEROBATCH_CACHE/models at import, else the user cache folder) and rebuilt if damaged. Parameters counts trainable parameters as the reference architectures do; GFlops is 2 x the multiply-accumulates of convolutions and dense layers.'
         Parameters  = @{
             Name = 'Names to return (wildcards allowed).'
         }
@@ -162,7 +164,7 @@
         Parameters  = @{
             Model       = 'Only profiles of this model (its name or content hash).'
             Unit        = 'Only these units (ids, wildcards allowed).'
-            ProfilePath = 'The profile store folder. Default: $env:HETEROBATCH_PROFILE_PATH, else the user data folder.'
+            ProfilePath = 'The profile store folder. Default: Get-HeteroBatchOption''s ProfileStorePath ($env:HETEROBATCH_PROFILE_PATH at import), else the user data folder.'
             AsTable     = 'Emit the tables side by side: one row per batch size with a column of median milliseconds per unit (per model and unit when several models match), as the seed''s print_table.py printed them.'
         }
         Examples    = @(
@@ -178,10 +180,35 @@
             Profile     = 'The profiles to edit, piped from Get-PerformanceProfile.'
             BatchSize   = 'The batch size whose entry to set.'
             MedianMs    = 'The time of one run of that batch, in milliseconds.'
-            ProfilePath = 'The profile store folder. Default: $env:HETEROBATCH_PROFILE_PATH, else the user data folder.'
+            ProfilePath = 'The profile store folder. Default: Get-HeteroBatchOption''s ProfileStorePath ($env:HETEROBATCH_PROFILE_PATH at import), else the user data folder.'
         }
         Examples    = @(
             @{ Code = 'Get-PerformanceProfile -Model resnet-50 -Unit cpu | Set-PerformanceProfile -BatchSize 64 -MedianMs 410'; Remarks = 'Adds a batch size the schedule did not measure.' }
+        )
+    }
+    'Get-HeteroBatchOption' = @{
+        Synopsis    = 'Returns the module''s settings: one typed object (HeteroBatch.Engine.EngineOptions).'
+        Description = 'The settings are read from the environment once, when the module is imported (HETEROBATCH_PROFILE_PATH, HETEROBATCH_CACHE, HETEROBATCH_ORT_PATH, HETEROBATCH_STORE_LOCK_SECONDS, HETEROBATCH_REMOTE_TOKEN and the GPU tuning variables in about_HeteroBatch); a variable set later changes nothing until the module is imported again. Set-HeteroBatchOption changes some of them for the session. ProfileStorePath is the store commands use without -ProfilePath, ModelCacheFolder where models are written, OrtPath the ONNX Runtime loaded instead of the module''s own, StoreLockSeconds how long a store writer waits for another process''s lock. RemoteToken shows as ******** and is not written to JSON.'
+        Parameters  = @{}
+        Examples    = @(
+            @{ Code = 'Get-HeteroBatchOption'; Remarks = 'The settings in use.' }
+            @{ Code = '(Get-HeteroBatchOption).ProfileStorePath'; Remarks = 'Where profiles and observed runs are stored when a command is given no -ProfilePath.' }
+        )
+    }
+    'Set-HeteroBatchOption' = @{
+        Synopsis    = 'Changes the module''s settings for this session.'
+        Description = 'Checks each value and applies it to the module''s engine context; commands that start afterwards use it. The change lasts until the module is removed or imported again (then the environment is read anew). Only the settings with a parameter here can change in a session: the others (ONNX Runtime''s path, the GPU tuning options) shape loaded sessions and are fixed at import. A bad value changes nothing and is an error: OptionInvalid (an empty path, a model cache path that is a file, a negative or non-finite lock wait), ProfilePathIsFile. Supports -WhatIf and -Confirm.'
+        Parameters  = @{
+            ProfilePath      = 'The profile store folder that commands use when given no -ProfilePath (Invoke-Profile, Get-BatchPlan, Get-/Set-/Remove-PerformanceProfile, and the runs recorded for calibration). A PowerShell path; it need not exist yet.'
+            ModelCachePath   = 'The folder built-in models and prepared forms of model files (rewritten batch axis, fp16) are written to. A PowerShell path.'
+            StoreLockSeconds = 'Seconds a profile store writer waits for another process''s lock before ProfileStoreBusy: 0 or more (default 60).'
+            RemoteToken      = 'The bearer token of remote units that Get-ComputeUnit lists afterwards without -Token or -Credential, as a SecureString (units listed before keep theirs).'
+            NoRemoteToken    = 'Remove the default bearer token.'
+            PassThru         = 'Also write the settings that result.'
+        }
+        Examples    = @(
+            @{ Code = 'Set-HeteroBatchOption -ProfilePath ./profiles'; Remarks = 'Profiles, plans and calibration of this session use ./profiles without -ProfilePath on each command.' }
+            @{ Code = 'Set-HeteroBatchOption -StoreLockSeconds 5 -PassThru'; Remarks = 'A store writer gives up after 5 seconds of another process''s lock, and the new settings are shown.' }
         )
     }
     'Remove-PerformanceProfile' = @{
@@ -190,7 +217,7 @@
         Parameters  = @{
             Profile     = 'The profiles to remove, piped from Get-PerformanceProfile.'
             BatchSize   = 'Remove only these batch sizes'' entries.'
-            ProfilePath = 'The profile store folder. Default: $env:HETEROBATCH_PROFILE_PATH, else the user data folder.'
+            ProfilePath = 'The profile store folder. Default: Get-HeteroBatchOption''s ProfileStorePath ($env:HETEROBATCH_PROFILE_PATH at import), else the user data folder.'
         }
         Examples    = @(
             @{ Code = 'Get-PerformanceProfile -Model vgg-16 -Unit gpu1 | Remove-PerformanceProfile -WhatIf'; Remarks = 'Shows what would be removed.' }

@@ -144,6 +144,23 @@ Describe 'Bad plans' {
     ) {
         (Get-FirstError $Run).FullyQualifiedErrorId | Should -BeLike "$Id,*"
     }
+
+    It 'stops Start-InferenceServer with UnitUnavailable for a plan whose unit is not here, as one check says' {
+        $p = Copy-Plan
+        $p.Shards[0].Unit.Processors = @(4095)
+        { $p | Start-InferenceServer -Port 1 } | Should -Throw -ErrorId 'UnitUnavailable,HeteroBatch.Commands.StartInferenceServerCommand'
+        Get-InferenceServer | Should -BeNullOrEmpty
+    }
+
+    It 'skips a unit that cannot run here in Invoke-Profile with a UnitUnavailable error, and profiles the others' {
+        $gone = Get-ComputeUnit -CpuGroup 2 | Select-Object -First 1 | ConvertTo-Json -Depth 4 | ConvertFrom-Json
+        $gone.Available = $false
+        $gone.Reason = 'taken away for this test'
+        $out = @($gone) + @($units[-1]) | Invoke-Profile -Model tinynet -BatchSize 1 -SecondsPerSize 0.02 -NoStore -ErrorAction SilentlyContinue -ErrorVariable ev
+        @($out).Count | Should -Be 1
+        $ev[0].FullyQualifiedErrorId | Should -Be 'UnitUnavailable,HeteroBatch.Commands.InvokeProfileCommand'
+        "$($ev[0])" | Should -Match 'taken away for this test'
+    }
 }
 
 Describe 'Bad profile stores' {
@@ -166,11 +183,12 @@ Describe 'Bad profile stores' {
         $holder = Start-Process -FilePath /usr/bin/flock -ArgumentList $lock, 'sleep', '20' -PassThru
         try {
             Start-Sleep -Milliseconds 500
-            $env:HETEROBATCH_STORE_LOCK_SECONDS = '1'
+            $waited = (Get-HeteroBatchOption).StoreLockSeconds
+            Set-HeteroBatchOption -StoreLockSeconds 1
             $e = Get-FirstError { $units[0] | Invoke-Profile -Model tinynet -BatchSize 1 -SecondsPerSize 0.02 -ProfilePath $dir }
             $e.FullyQualifiedErrorId | Should -BeLike 'ProfileStoreBusy,*'
         }
-        finally { Remove-Item Env:HETEROBATCH_STORE_LOCK_SECONDS; $holder | Stop-Process -ErrorAction Ignore }
+        finally { Set-HeteroBatchOption -StoreLockSeconds $waited; $holder | Stop-Process -ErrorAction Ignore }
     }
 
     It 'leaves a profile of a newer schema in place and skips it (ProfileSchemaNewer)' {

@@ -3,7 +3,8 @@ BeforeAll {
     . $PSScriptRoot/TestHelpers.ps1
     Import-Module $env:HETEROBATCH_TEST_MODULE -Force
     $script:cmdlets = 'Get-ComputeUnit', 'Invoke-Profile', 'Get-BatchPlan', 'Invoke-PartitionedInference',
-        'Get-InferenceModel', 'Export-InferenceModel', 'Get-PerformanceProfile', 'Set-PerformanceProfile', 'Remove-PerformanceProfile', 'Export-PerformanceChart', 'Start-InferenceServer', 'Get-InferenceServer', 'Stop-InferenceServer'
+        'Get-InferenceModel', 'Export-InferenceModel', 'Get-PerformanceProfile', 'Set-PerformanceProfile', 'Remove-PerformanceProfile', 'Export-PerformanceChart', 'Start-InferenceServer', 'Get-InferenceServer', 'Stop-InferenceServer',
+        'Get-HeteroBatchOption', 'Set-HeteroBatchOption'
 }
 
 Describe 'Import' {

@@ -183,9 +183,9 @@ Describe 'Invoke-PartitionedInference' {
         if ($units.Count -lt 2) { Set-ItResult -Skipped -Because 'needs two units' }
         $plan = $profiles | Get-BatchPlan -BatchSize 64 -Algorithm Even
         $reference = $plan | Invoke-PartitionedInference -Seed 5
-        $env:HETEROBATCH_TEST_FAIL_UNIT = "$($units[1].Id):0"
+        Set-TestFailure $units[1].Id 0
         try { $r = $plan | Invoke-PartitionedInference -Seed 5 -WarningVariable warned 3>$null }
-        finally { Remove-Item Env:HETEROBATCH_TEST_FAIL_UNIT }
+        finally { Clear-TestFailure }
         $r.FailedUnits | Should -Be @($units[1].Id)
         ($r.Units | Measure-Object Count -Sum).Sum | Should -Be 64
         ($r.Units | Where-Object UnitId -EQ $units[0].Id).TookOver | Should -Be 32
@@ -195,9 +195,9 @@ Describe 'Invoke-PartitionedInference' {
 
     It 'stops with AllUnitsFailed when no unit can finish' {
         $plan = $profiles | Get-BatchPlan -BatchSize 8 -Unit $units[0].Id -Algorithm Single
-        $env:HETEROBATCH_TEST_FAIL_UNIT = "$($units[0].Id):0"
+        Set-TestFailure $units[0].Id 0
         try { { $plan | Invoke-PartitionedInference } | Should -Throw -ErrorId 'AllUnitsFailed,HeteroBatch.Commands.InvokePartitionedInferenceCommand' }
-        finally { Remove-Item Env:HETEROBATCH_TEST_FAIL_UNIT }
+        finally { Clear-TestFailure }
     }
 
     It 'refuses a plan that names a unit not present here (UnitUnavailable)' {

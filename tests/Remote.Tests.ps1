@@ -78,6 +78,27 @@ Describe 'A remote unit' {
         $split.Outputs[0].AsFloats() | Should -Be $alone.Outputs[0].AsFloats()
     }
 
+    It 'takes the bearer token its server requires as -Token or -Credential, keeps it with the unit, and never shows it' {
+        $p = Get-FreePort
+        $s = $local | Invoke-Profile -Model tinynet -BatchSize 1, 4 -SecondsPerSize 0.05 -NoStore | Get-BatchPlan -BatchSize 4 | Start-InferenceServer -Port $p -Token 'p4ss-w0rd'
+        try {
+            $secret = ConvertTo-SecureString 'p4ss-w0rd' -AsPlainText -Force
+            $unit = Get-ComputeUnit -Endpoint "http://127.0.0.1:$p" -Token $secret
+            "$($unit.Token)" | Should -Be '********'
+            ($unit | Format-List * | Out-String) + ($unit | ConvertTo-Json -Depth 4) | Should -Not -Match 'p4ss'
+            ($unit | Invoke-Profile -Model tinynet -BatchSize 1 -SecondsPerSize 0.02 -NoStore).Table.Count | Should -Be 1
+            $byCredential = Get-ComputeUnit -Endpoint "http://127.0.0.1:$p" -Credential ([pscredential]::new('anyone', $secret))
+            ($byCredential | Invoke-Profile -Model tinynet -BatchSize 1 -SecondsPerSize 0.02 -NoStore).Table.Count | Should -Be 1
+            # the same server without a token: refused, though a unit with one was served just before
+            $without = Get-ComputeUnit -Endpoint "http://127.0.0.1:$p"
+            $without | Invoke-Profile -Model tinynet -BatchSize 1 -SecondsPerSize 0.02 -NoStore -ErrorAction SilentlyContinue -ErrorVariable ev -WarningAction SilentlyContinue | Out-Null
+            "$ev" | Should -Match 'RemoteUnauthorized|401'
+            { Get-ComputeUnit -Token $secret } | Should -Throw -ErrorId 'TokenWithoutEndpoint,HeteroBatch.Commands.GetComputeUnitCommand'
+            { Get-ComputeUnit -Endpoint "http://127.0.0.1:$p" -Token $secret -Credential ([pscredential]::new('anyone', $secret)) } | Should -Throw -ErrorId 'TokenConflict,HeteroBatch.Commands.GetComputeUnitCommand'
+        }
+        finally { $s | Stop-InferenceServer }
+    }
+
     It 'loses no sample when its server process is killed mid-run' {
         $port2 = Get-FreePort
         $doomed = Start-ServerProcess $port2

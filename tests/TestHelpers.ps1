@@ -12,12 +12,28 @@ function Invoke-ChildPwsh([string] $Script) {
     [pscustomobject]@{ ExitCode = $code; Stdout = ($stdout -join "`n"); Stderr = $stderr }
 }
 
-# A fresh profile store for one test file.
+# A fresh profile store for one test file: this session's module uses it (Set-HeteroBatchOption:
+# the module read the environment when it was imported), and so do child processes (the variable).
 function New-TestStore {
     $dir = Join-Path ([System.IO.Path]::GetTempPath()) ("hb-store-" + [guid]::NewGuid().ToString('N'))
     New-Item -ItemType Directory $dir | Out-Null
     $env:HETEROBATCH_PROFILE_PATH = $dir
+    if (Get-Command Set-HeteroBatchOption -ErrorAction Ignore) { Set-HeteroBatchOption -ProfilePath $dir }
     $dir
+}
+
+# Test only: the unit with this id fails (InjectedFailure) after $After sub-batches in every run of
+# this session's module, until Clear-TestFailure. Sets the engine context's internal hook, which
+# nothing in the module sets and no environment variable reaches.
+function Set-TestFailure([string] $UnitId, [int] $After) {
+    $context = [HeteroBatch.ModuleContext]::Current
+    $hook = $context.GetType().GetProperty('InjectFailure', [System.Reflection.BindingFlags]'Instance,NonPublic')
+    $hook.SetValue($context, [System.ValueTuple]::Create($UnitId, $After))
+}
+
+function Clear-TestFailure {
+    $context = [HeteroBatch.ModuleContext]::Current
+    $context.GetType().GetProperty('InjectFailure', [System.Reflection.BindingFlags]'Instance,NonPublic').SetValue($context, $null)
 }
 
 # Starts a command in a PowerShell of its own with the module loaded, stops it as Ctrl+C does

@@ -45,7 +45,7 @@ public static class CalibrationBench
         }
         foreach (var name in options.Models)
         {
-            var model = ModelCatalog.Resolve(name);
+            var model = ModelCatalog.Resolve(name, context.Options.ModelCacheFolder);
             var profiles = new List<UnitProfile>();
             foreach (var unit in units)
                 profiles.Add(await Profiler.RunAsync(context, unit, model, new ProfileSettings

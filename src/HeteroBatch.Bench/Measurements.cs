@@ -138,7 +138,7 @@ public static class Measurements
     /// <summary>Times the default profiling sweep of a model on one CPU unit twice and compares the medians.</summary>
     public static async Task<SweepRow> SweepTwice(EngineContext context, string modelName, ComputeUnit unit)
     {
-        var model = ModelCatalog.Resolve(modelName);
+        var model = ModelCatalog.Resolve(modelName, context.Options.ModelCacheFolder);
         var settings = new ProfileSettings();
         var c1 = Stopwatch.StartNew();
         var first = await Profiler.RunAsync(context, unit, model, settings);

@@ -71,7 +71,7 @@ foreach (var p in results.Planning) Console.WriteLine($"planning {p.Units} units
 var store = options.ProfilePath == null ? null : new ProfileStore(options.ProfilePath);
 foreach (var modelName in options.Models)
 {
-    var model = ModelCatalog.Resolve(modelName);
+    var model = ModelCatalog.Resolve(modelName, context.Options.ModelCacheFolder);
     ProfileSettings SettingsFor(ComputeUnit unit) => new()
     {
         MaxBatchSize = unit.Kind == UnitKind.Cpu
@@ -114,7 +114,7 @@ foreach (var modelName in options.Models)
     }
 }
 // the runner's own cost per sub-batch, on a model small enough for it to show: one unit of each kind
-var tiny = ModelCatalog.Resolve("tinynet");
+var tiny = ModelCatalog.Resolve("tinynet", context.Options.ModelCacheFolder);
 foreach (var unit in units.GroupBy(u => u.Kind).Select(g => g.First()))
     results.Overheads.Add(Measurements.DispatchOverhead(context, tiny, unit, 9));
 if (options.Sweep != null)

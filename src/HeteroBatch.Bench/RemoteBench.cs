@@ -33,7 +33,7 @@ public static class RemoteBench
         using var clientSide = new EngineContext(EngineOptions.FromEnvironment());
         foreach (var name in options.Models)
         {
-            var model = ModelCatalog.Resolve(name);
+            var model = ModelCatalog.Resolve(name, clientSide.Options.ModelCacheFolder);
             foreach (var batch in options.Batches)
             {
                 int sub = Math.Min(batch, options.MaxCpuBatch > 0 ? options.MaxCpuBatch : 16);

@@ -22,7 +22,7 @@ public static class Verify
         var rows = new List<Row>();
         foreach (var name in options.Models)
         {
-            var model = ModelCatalog.Resolve(name);
+            var model = ModelCatalog.Resolve(name, context.Options.ModelCacheFolder);
             int batch = options.Batches[0];
             var alone = Manual(model, batch, new[] { reference });
             var split = Manual(model, batch, units);

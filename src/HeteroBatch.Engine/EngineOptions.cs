@@ -40,57 +40,121 @@ public sealed record EngineOptions
     /// <summary>CUDA: more of the provider's options, as name=value (they override HeteroBatch's own), for tuning experiments.</summary>
     public IReadOnlyDictionary<string, string> CudaProviderOptions { get; init; } = new Dictionary<string, string>();
 
-    /// <summary>Remote units: the bearer token their servers require (HETEROBATCH_REMOTE_TOKEN), or null.</summary>
-    public string? RemoteToken { get; init; }
+    /// <summary>
+    /// Remote units: the bearer token their servers require, where a unit was not given one of its
+    /// own (Get-ComputeUnit -Token); from HETEROBATCH_REMOTE_TOKEN at import, or null. Never shown or serialized in clear.
+    /// </summary>
+    public BearerToken? RemoteToken { get; init; }
 
     /// <summary>Where ONNX Runtime writes a per-node profile of every session (a file name prefix); null for none. For finding where a model's time goes.</summary>
     public string? OrtProfilePrefix { get; init; }
 
-    /// <summary>How long a profile store writer waits for another process's lock before ProfileStoreBusy (null: 60 s).</summary>
-    public TimeSpan? StoreLockWait { get; init; }
+    /// <summary>The profile store folder used when a command is given no -ProfilePath (HETEROBATCH_PROFILE_PATH, else the user data folder).</summary>
+    public string ProfileStorePath { get; init; } = DefaultProfileStorePath(NoVariables);
 
-    /// <summary>The model cache folder (derived forms, rewritten models); null for the default one.</summary>
-    public string? ModelCacheFolder { get; init; }
+    /// <summary>The folder built-in and prepared models are written to (HETEROBATCH_CACHE/models, else the user cache folder).</summary>
+    public string ModelCacheFolder { get; init; } = DefaultModelCacheFolder(NoVariables);
 
-    /// <summary>Test only: the unit with this id throws after this many sub-batches (see about_HeteroBatch).</summary>
-    public (string UnitId, int AfterSubBatches)? InjectFailure { get; init; }
+    /// <summary>
+    /// The native folder of the ONNX Runtime this process loads instead of the module's own
+    /// (HETEROBATCH_ORT_PATH), or null. Takes effect only before ONNX Runtime starts: it is read at import.
+    /// </summary>
+    public string? OrtPath { get; init; }
+
+    /// <summary>Seconds a profile store writer waits for another process's lock before ProfileStoreBusy (HETEROBATCH_STORE_LOCK_SECONDS; default 60).</summary>
+    public double StoreLockSeconds { get; init; } = 60;
+
+    /// <summary>The options a session may change while the module is loaded (Set-HeteroBatchOption); the others are fixed at import, since workers and sessions are built with them.</summary>
+    public static readonly IReadOnlyList<string> SettableInSession = new[] { nameof(ProfileStorePath), nameof(ModelCacheFolder), nameof(StoreLockSeconds), nameof(RemoteToken) };
+
+    /// <summary>
+    /// <paramref name="changed"/> (these options with some changed, made with <c>with</c>), checked against
+    /// these: nothing changed but <see cref="SettableInSession"/>, paths not empty and not files, the
+    /// lock wait a finite number of seconds not below zero. Returns it with its paths made full.
+    /// Throws OptionInvalid (a bad value), ProfilePathIsFile, or OptionFixedAtImport.
+    /// </summary>
+    public EngineOptions Checked(EngineOptions changed)
+    {
+        var fixedPart = changed with { ProfileStorePath = ProfileStorePath, ModelCacheFolder = ModelCacheFolder, StoreLockSeconds = StoreLockSeconds, RemoteToken = RemoteToken };
+        if (fixedPart != this)
+            throw new HeteroBatchException("OptionFixedAtImport", FailureKind.InvalidOperation,
+                $"Only {string.Join(", ", SettableInSession)} can change in a session; the other options are read from the environment when the module is imported.");
+        if (string.IsNullOrWhiteSpace(changed.ProfileStorePath))
+            throw new HeteroBatchException("OptionInvalid", FailureKind.InvalidArgument, "The profile store path is empty.", nameof(ProfileStorePath));
+        if (string.IsNullOrWhiteSpace(changed.ModelCacheFolder))
+            throw new HeteroBatchException("OptionInvalid", FailureKind.InvalidArgument, "The model cache folder is empty.", nameof(ModelCacheFolder));
+        if (!double.IsFinite(changed.StoreLockSeconds) || changed.StoreLockSeconds < 0)
+            throw new HeteroBatchException("OptionInvalid", FailureKind.InvalidArgument,
+                $"The store lock wait must be a number of seconds, 0 or more; it was {changed.StoreLockSeconds}.", nameof(StoreLockSeconds));
+        var store = Path.GetFullPath(changed.ProfileStorePath);
+        if (File.Exists(store))
+            throw new HeteroBatchException("ProfilePathIsFile", FailureKind.InvalidArgument, $"The profile store must be a folder; {store} is a file.", store);
+        var cache = Path.GetFullPath(changed.ModelCacheFolder);
+        if (File.Exists(cache))
+            throw new HeteroBatchException("OptionInvalid", FailureKind.InvalidArgument, $"The model cache must be a folder; {cache} is a file.", nameof(ModelCacheFolder));
+        return changed with { ProfileStorePath = store, ModelCacheFolder = cache };
+    }
 
     public const string CudnnSearchVariable = "HETEROBATCH_CUDNN_SEARCH";
     public const string NoTransferSplitVariable = "HETEROBATCH_NO_TRANSFER_SPLIT";
-    public const string FailUnitVariable = "HETEROBATCH_TEST_FAIL_UNIT";
     public const string PinnedVariable = "HETEROBATCH_PINNED";
     public const string NhwcVariable = "HETEROBATCH_CUDA_NHWC";
     public const string OrtProfileVariable = "HETEROBATCH_ORT_PROFILE";
     public const string CudaOptionsVariable = "HETEROBATCH_CUDA_OPTIONS";
     public const string RemoteTokenVariable = "HETEROBATCH_REMOTE_TOKEN";
     public const string HostRegisterVariable = "HETEROBATCH_CUDA_HOST_REGISTER";
+    public const string ProfilePathVariable = "HETEROBATCH_PROFILE_PATH";
+    public const string CacheVariable = "HETEROBATCH_CACHE";
+    public const string OrtPathVariable = "HETEROBATCH_ORT_PATH";
     public const string StoreLockVariable = "HETEROBATCH_STORE_LOCK_SECONDS";
 
-    /// <summary>Options from HETEROBATCH_CUDNN_SEARCH, HETEROBATCH_NO_TRANSFER_SPLIT=1 and HETEROBATCH_TEST_FAIL_UNIT=unitId:k.</summary>
+    private static string? NoVariables(string name) => null;
+
+    /// <summary>$HETEROBATCH_PROFILE_PATH, else $XDG_DATA_HOME/HeteroBatch/profiles, else the user data folder's HeteroBatch/profiles.</summary>
+    public static string DefaultProfileStorePath(Func<string, string?> read)
+    {
+        if (read(ProfilePathVariable) is { Length: > 0 } explicitDir) return Path.GetFullPath(explicitDir);
+        var root = read("XDG_DATA_HOME") is { Length: > 0 } xdg ? xdg
+            : Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify);
+        if (string.IsNullOrEmpty(root)) root = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "share");
+        return Path.GetFullPath(Path.Combine(root, "HeteroBatch", "profiles"));
+    }
+
+    /// <summary>$HETEROBATCH_CACHE/models, else $XDG_CACHE_HOME/HeteroBatch/models, else ~/.cache/HeteroBatch/models (LocalApplicationData on Windows).</summary>
+    public static string DefaultModelCacheFolder(Func<string, string?> read)
+    {
+        if (read(CacheVariable) is { Length: > 0 } explicitDir) return Path.GetFullPath(Path.Combine(explicitDir, "models"));
+        var root = read("XDG_CACHE_HOME") is { Length: > 0 } xdg ? xdg
+            : OperatingSystem.IsWindows() ? Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData)
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        return Path.GetFullPath(Path.Combine(root, "HeteroBatch", "models"));
+    }
+
+    /// <summary>
+    /// Every option from its HETEROBATCH_* variable (and XDG_DATA_HOME / XDG_CACHE_HOME for the
+    /// default folders): the one place HeteroBatch reads the environment. The module calls it once,
+    /// at import; the benchmark once at start. A value that does not parse leaves the default.
+    /// </summary>
     public static EngineOptions FromEnvironment(Func<string, string?>? read = null)
     {
         read ??= Environment.GetEnvironmentVariable;
-        var options = new EngineOptions();
+        var options = new EngineOptions { ProfileStorePath = DefaultProfileStorePath(read), ModelCacheFolder = DefaultModelCacheFolder(read) };
+        if (read(OrtPathVariable) is { Length: > 0 } ort) options = options with { OrtPath = ort };
+        if (double.TryParse(read(StoreLockVariable), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var wait) && double.IsFinite(wait) && wait >= 0)
+            options = options with { StoreLockSeconds = wait };
         if (read(CudnnSearchVariable) is { Length: > 0 } search) options = options with { CudnnAlgorithmSearch = search };
         if (read(NoTransferSplitVariable) == "1") options = options with { SplitTransfers = false };
         if (read(PinnedVariable) == "1") options = options with { PinnedTransfers = true };
         if (read(NhwcVariable) is "1" or "0") options = options with { CudaPreferNhwc = read(NhwcVariable) == "1" };
         if (read(OrtProfileVariable) is { Length: > 0 } prefix) options = options with { OrtProfilePrefix = prefix };
         if (read(HostRegisterVariable) == "0") options = options with { PageLockedInputs = false };
-        if (double.TryParse(read(StoreLockVariable), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var lockSeconds) && lockSeconds >= 0)
-            options = options with { StoreLockWait = TimeSpan.FromSeconds(lockSeconds) };
-        if (read(RemoteTokenVariable) is { Length: > 0 } token) options = options with { RemoteToken = token };
+        if (read(RemoteTokenVariable) is { Length: > 0 } token) options = options with { RemoteToken = new BearerToken(token) };
         if (read(CudaOptionsVariable) is { Length: > 0 } cuda)
             options = options with
             {
                 CudaProviderOptions = cuda.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                     .Select(kv => kv.Split('=', 2)).Where(kv => kv.Length == 2).ToDictionary(kv => kv[0].Trim(), kv => kv[1].Trim()),
             };
-        if (read(FailUnitVariable) is { Length: > 0 } fail)
-        {
-            var parts = fail.Split(':');
-            if (parts.Length == 2 && int.TryParse(parts[1], out var k)) options = options with { InjectFailure = (parts[0], k) };
-        }
         return options;
     }
 }

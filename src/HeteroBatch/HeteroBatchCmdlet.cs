@@ -126,6 +126,9 @@ public abstract class HeteroBatchCmdlet : PSCmdlet
         else Post(() => WriteWarning(text));
     }
 
+    /// <summary>The model cache folder of the module's settings.</summary>
+    internal static string ModelCache => Context.Options.ModelCacheFolder;
+
     /// <summary>A -ProfilePath (a PowerShell path) as a full file-system path; null stays null (the default store).</summary>
     protected string? StoreFolder(string? profilePath) => profilePath == null ? null : GetUnresolvedProviderPathFromPSPath(profilePath);
 

@@ -28,9 +28,10 @@ public sealed class ModuleInitializer : IModuleAssemblyInitializer, IModuleAssem
 
 /// <summary>
 /// The one engine context of the imported module: the only mutable state kept between commands.
-/// Settings come from the environment once, at import (HETEROBATCH_CUDNN_SEARCH,
-/// HETEROBATCH_NO_TRANSFER_SPLIT). Public so that scripts and tests can look at the workers
-/// (for example a worker's processor affinity).
+/// Settings come from the environment once, at import (<see cref="EngineOptions.FromEnvironment"/>,
+/// the one reader of HETEROBATCH_* variables), and change in a session only through
+/// Set-HeteroBatchOption. Public so that scripts and tests can look at the workers (for example
+/// a worker's processor affinity).
 /// </summary>
 public static class ModuleContext
 {

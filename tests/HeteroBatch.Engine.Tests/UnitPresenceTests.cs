@@ -58,3 +58,34 @@ public class UnitPresenceTests
         Assert.Contains("4095", presence.WhyAbsent(other));
     }
 }
+
+/// <summary>The one UnitUnavailable check that Invoke-Profile, Start-InferenceServer (and runs) share.</summary>
+public class UnitUnavailableTests
+{
+    private static ComputeUnit Gpu(int ordinal) => new()
+    {
+        Id = $"gpu{ordinal}", Kind = UnitKind.Gpu, Name = "NVIDIA H200", Provider = ExecutionProvider.CUDA, DeviceId = ordinal,
+        BusId = $"0000:{ordinal + 3:x2}:00.0", RuntimeVersion = OrtRuntime.Version,
+    };
+
+    [Fact]
+    public void AUnitFoundUnavailableOrAbsentNowIsUnitUnavailableWithItsReasonAndAPresentOneIsNot()
+    {
+        var presence = new UnitPresence(() => new[] { Gpu(0) });
+        Assert.Null(presence.Unavailable(Gpu(0)));
+        presence.Require(new[] { Gpu(0) }, planned: true);
+
+        var listed = Gpu(0);
+        (listed.Available, listed.Reason) = (false, "no NVIDIA GPU found");
+        var e = presence.Unavailable(listed)!;
+        Assert.Equal(("UnitUnavailable", FailureKind.ResourceUnavailable, "gpu0"), (e.ErrorId, e.Kind, e.Target as string));
+        Assert.Equal("Unit 'gpu0' cannot run here: no NVIDIA GPU found", e.Message);
+
+        var older = Gpu(0);
+        older.RuntimeVersion = "1.0.0";
+        var planned = Assert.Throws<HeteroBatchException>(() => presence.Require(new[] { Gpu(0), older, Gpu(1) }, planned: true));
+        Assert.Equal("UnitUnavailable", planned.ErrorId);
+        Assert.StartsWith("The plan gives samples to unit 'gpu0', which cannot run here: it was found with ONNX Runtime 1.0.0", planned.Message);
+        Assert.Contains("gpu1", presence.Unavailable(Gpu(1))!.Message);
+    }
+}

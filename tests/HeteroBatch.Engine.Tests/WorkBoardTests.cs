@@ -88,11 +88,21 @@ public class WorkBoardTests
         var took = RunUnits(board, 2);
         Assert.Equal(new[] { 64 }, took[0].Select(r => r.Count));
         Assert.Equal(4, took[1].Sum(r => r.Count));
-        // with a tail worth stealing (a slow CPU), the GPU takes it, as one padded run
+        // with a tail worth stealing (a slow CPU), the GPU takes it, as one padded run; the turns are taken in an
+        // order the test sets (on threads, the CPU could take its whole share before the GPU is back, on a busy machine)
         var slowCpu = new WorkBoard(Plan(new ShareSpec(Gpu(0), 64, 64, 10), new ShareSpec(Cpu(0), 40, 40, 4000)), BalanceMode.Dynamic);
-        var took2 = RunUnits(slowCpu, 2);
-        Assert.Contains(took2[0], r => r.Owner == 1);
-        Assert.All(took2[0], r => Assert.True(r.Count <= 64));
+        var own = slowCpu.Take(0)!.Value;
+        Assert.Equal((0, 64), (own.Owner, own.Count));
+        var first = slowCpu.Take(1)!.Value; // the CPU starts its share: a quarter of it (dynamic mode leaves a tail)
+        Assert.Equal((1, 10), (first.Owner, first.Count));
+        slowCpu.Done(0, own);
+        var stolen = slowCpu.Take(0)!.Value;
+        Assert.Equal(1, stolen.Owner);
+        Assert.InRange(stolen.Count, 1, 64);
+        slowCpu.Done(0, stolen);
+        slowCpu.Done(1, first);
+        var rest = RunUnits(slowCpu, 2);
+        Assert.Equal(40, first.Count + stolen.Count + rest.Sum(t => t.Sum(r => r.Count)));
         Assert.True(slowCpu.AllDone);
     }
 

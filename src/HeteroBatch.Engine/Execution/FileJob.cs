@@ -95,7 +95,7 @@ public static class FileJob
         if (model.BatchMode == BatchMode.SamplesInteract)
             throw new HeteroBatchException("SamplesInteract", FailureKind.InvalidOperation,
                 $"'{model.Name}' cannot run in blocks: {model.Note}.", model.Name);
-        settings = settings with { InjectFailure = settings.InjectFailure ?? context.Options.InjectFailure };
+        settings = settings with { InjectFailure = settings.InjectFailure ?? context.InjectFailure };
         var setup = Stopwatch.StartNew();
         int start = output?.ResumedAt ?? 0, total = files.SampleCount;
         var signature = PartitionedRunner.LoadSessions(PartitionedRunner.Workers(context, plan), model)[0].Signature;

@@ -64,8 +64,7 @@ public sealed class JobOutput : IDisposable
     }
 
     /// <summary>A file name for an output tensor's .npy.</summary>
-    public static string FileNameOf(string outputName) =>
-        new string(outputName.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray()) + ".npy";
+    public static string FileNameOf(string outputName) => FileNames.Safe(outputName) + ".npy";
 
     /// <summary>
     /// Starts a job in <paramref name="folder"/>, or with <paramref name="resume"/> goes on with the

@@ -32,7 +32,7 @@ public static class PartitionedRunner
         if (model.BatchMode == BatchMode.SamplesInteract && (plan.Shards.Count > 1 || plan.Shards[0].SubBatchSize < plan.Shards[0].Count || (inputs != null && inputs.Count != plan.BatchSize)))
             throw new HeteroBatchException("SamplesInteract", FailureKind.InvalidOperation,
                 $"'{model.Name}' cannot be split: {model.Note}. Run the whole batch on one unit in one run.", model.Name);
-        settings = settings with { InjectFailure = settings.InjectFailure ?? context.Options.InjectFailure };
+        settings = settings with { InjectFailure = settings.InjectFailure ?? context.InjectFailure };
         var workers = Workers(context, plan);
         var first = LoadSessions(workers, model)[0]; // read only for its signature here
         CheckFits(first.Signature, inputs?.Count ?? plan.BatchSize, inputs == null);
@@ -48,12 +48,12 @@ public static class PartitionedRunner
         return Result(plan, model, inputs, outputs, chunks, walls, runs, warmMs, settings, ranBy);
     }
 
-    /// <summary>Refuses, before allocating, a batch whose inputs and outputs would take more than half of the memory this process may use.</summary>
+    /// <summary>Refuses, before allocating, a batch whose inputs and outputs do not fit beside what the process holds now (<see cref="MemoryBudget"/>).</summary>
     private static void CheckFits(ModelSignature signature, int count, bool withInputs)
     {
         long perSample = withInputs ? signature.BytesPerSample
             : signature.Outputs.Sum(t => Math.Max(1, t.SampleElements) * TensorBatch.ElementSize(t.ElementType));
-        long limit = GC.GetGCMemoryInfo().TotalAvailableMemoryBytes / 2;
+        long limit = MemoryBudget.Room(MemoryBudget.Resident, MemoryBudget.Available);
         double need = (double)perSample * count;
         if (need > limit || signature.Inputs.Concat(signature.Outputs).Any(t => (double)Math.Max(1, t.SampleElements) * count > Array.MaxLength))
             throw new HeteroBatchException("BatchTooLarge", FailureKind.InvalidArgument,

@@ -158,7 +158,7 @@ public static class InputPrefix
 
     /// <summary>The uint8-input form of <paramref name="model"/> at <paramref name="precision"/> (its fp16 form for Fp16), in the model's cache.</summary>
     public static string PathFor(ModelSource model, Precision precision, ImagePreprocessing preprocessing) =>
-        PathFor(ModelCatalog.PathFor(model, precision), preprocessing, model.CacheFolder ?? ModelCatalog.DefaultCacheFolder());
+        PathFor(ModelCatalog.PathFor(model, precision), preprocessing, model.CacheFolder ?? ModelCatalog.PlatformCacheFolder());
 
     private static string Key(ImagePreprocessing p) => string.Create(CultureInfo.InvariantCulture,
         $"{p.ChannelOrder};{string.Join(",", p.Mean.Select(m => m.ToString("R", CultureInfo.InvariantCulture)))};{string.Join(",", p.Std.Select(s => s.ToString("R", CultureInfo.InvariantCulture)))}");

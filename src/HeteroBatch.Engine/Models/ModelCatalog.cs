@@ -11,20 +11,10 @@ namespace HeteroBatch.Engine.Models;
 /// </summary>
 public static class ModelCatalog
 {
-    public const string CacheVariable = "HETEROBATCH_CACHE";
     private static readonly object BuildGate = new();
 
-    /// <summary>The model cache: $HETEROBATCH_CACHE, else $XDG_CACHE_HOME/HeteroBatch/models, else ~/.cache/HeteroBatch/models.</summary>
-    public static string DefaultCacheFolder()
-    {
-        var explicitDir = Environment.GetEnvironmentVariable(CacheVariable);
-        if (!string.IsNullOrEmpty(explicitDir)) return Path.Combine(explicitDir, "models");
-        var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-        var root = !string.IsNullOrEmpty(xdg) ? xdg
-            : OperatingSystem.IsWindows() ? Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData)
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-        return Path.Combine(root, "HeteroBatch", "models");
-    }
+    /// <summary>The cache folder used where a caller gives none: the platform's user cache folder, not configured (the module and benchmark pass <see cref="EngineOptions.ModelCacheFolder"/>).</summary>
+    internal static string PlatformCacheFolder() => new EngineOptions().ModelCacheFolder;
 
     public static bool LooksLikePath(string model) =>
         model.Contains('/') || model.Contains('\\') || model.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase);
@@ -35,11 +25,11 @@ public static class ModelCatalog
         if (string.IsNullOrWhiteSpace(model))
             throw new HeteroBatchException("ModelNotFound", FailureKind.InvalidArgument, $"No model given. Built-in models: {string.Join(", ", ModelZoo.Names)}.");
         if (LooksLikePath(model) || (basePath != null && (File.Exists(Path.Combine(basePath, model)) || Directory.Exists(Path.Combine(basePath, model)))))
-            return FromFile(basePath == null ? model : Path.Combine(basePath, model), cacheFolder ?? DefaultCacheFolder());
+            return FromFile(basePath == null ? model : Path.Combine(basePath, model), cacheFolder ?? PlatformCacheFolder());
         var zoo = ModelZoo.Find(model)
             ?? throw new HeteroBatchException("ModelNotFound", FailureKind.ObjectNotFound,
                 $"No built-in model is named '{model}'. Built-in models: {string.Join(", ", ModelZoo.Names)}. To use your own, pass the path of an .onnx file.", model);
-        return FromZoo(zoo, cacheFolder ?? DefaultCacheFolder());
+        return FromZoo(zoo, cacheFolder ?? PlatformCacheFolder());
     }
 
     private static ModelSource FromFile(string path, string cacheFolder)
@@ -120,7 +110,7 @@ public static class ModelCatalog
     public static string PathFor(ModelSource model, Precision precision)
     {
         if (precision != Precision.Fp16) return model.Path;
-        var folder = Path.Combine(model.CacheFolder ?? DefaultCacheFolder(), "fp16");
+        var folder = Path.Combine(model.CacheFolder ?? PlatformCacheFolder(), "fp16");
         var file = Path.Combine(folder, $"{model.Sha256[..Math.Min(16, model.Sha256.Length)]}.v{ConverterVersion}.onnx");
         var sidecar = file + ".sha256";
         lock (BuildGate)

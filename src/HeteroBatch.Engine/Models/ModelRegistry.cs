@@ -8,12 +8,12 @@ namespace HeteroBatch.Engine.Models;
 /// </summary>
 public sealed class ModelRegistry
 {
-    private readonly string? _cacheFolder;
+    private readonly Func<string?> _cacheFolder;
     private readonly ConcurrentDictionary<string, (ModelSource Source, FileStamp Stamp)> _byRequest = new();
     private readonly ConcurrentDictionary<string, (ModelSource Source, FileStamp Stamp)> _byHash = new();
 
-    /// <param name="cacheFolder">The model cache (null: the default one).</param>
-    public ModelRegistry(string? cacheFolder = null) => _cacheFolder = cacheFolder;
+    /// <param name="cacheFolder">The model cache now (it may change in a session); null: the default one.</param>
+    public ModelRegistry(Func<string?>? cacheFolder = null) => _cacheFolder = cacheFolder ?? (() => null);
 
     private readonly record struct FileStamp(long Length, DateTime WrittenUtc)
     {
@@ -29,7 +29,7 @@ public sealed class ModelRegistry
     {
         var key = (basePath ?? "") + "\n" + model;
         if (_byRequest.TryGetValue(key, out var known) && Unchanged(known)) return known.Source;
-        var source = ModelCatalog.Resolve(model, _cacheFolder, basePath);
+        var source = ModelCatalog.Resolve(model, _cacheFolder(), basePath);
         Remember(key, source);
         return source;
     }
@@ -40,8 +40,8 @@ public sealed class ModelRegistry
         var plan = (Model: name, ModelSha256: sha256, ModelPath: path, BatchMode: batchMode);
         if (_byHash.TryGetValue(plan.ModelSha256, out var known) && Unchanged(known)) return WithPlansMode(known.Source, plan);
         var source = plan.ModelPath != null && File.Exists(plan.ModelPath) && ModelCatalog.HashOf(plan.ModelPath) == plan.ModelSha256
-            ? new ModelSource { Name = plan.Model, Path = plan.ModelPath, Sha256 = plan.ModelSha256, IsBuiltIn = ModelZoo.Find(plan.Model) != null, BatchMode = plan.BatchMode, CacheFolder = _cacheFolder }
-            : ModelZoo.Find(plan.Model) != null ? ModelCatalog.Resolve(plan.Model, _cacheFolder) : null;
+            ? new ModelSource { Name = plan.Model, Path = plan.ModelPath, Sha256 = plan.ModelSha256, IsBuiltIn = ModelZoo.Find(plan.Model) != null, BatchMode = plan.BatchMode, CacheFolder = _cacheFolder() }
+            : ModelZoo.Find(plan.Model) != null ? ModelCatalog.Resolve(plan.Model, _cacheFolder()) : null;
         if (source == null || source.Sha256 != plan.ModelSha256)
             throw new HeteroBatchException("ModelChanged", FailureKind.InvalidData,
                 $"The plan is for '{plan.Model}' with content hash {plan.ModelSha256[..Math.Min(12, plan.ModelSha256.Length)]}, and no such model file is found now; profile and plan again.", plan.Model);

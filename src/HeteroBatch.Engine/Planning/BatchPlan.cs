@@ -35,8 +35,12 @@ public sealed class PlanShard
     public override string ToString() => $"{UnitId}: samples {Offset}..{Offset + Count - 1}";
 }
 
-/// <summary>How a batch is split across units, and what that is predicted to cost.</summary>
-public sealed class BatchPlan
+/// <summary>
+/// How a batch is split across units, and what that is predicted to cost. A record, so that a
+/// changed plan is a copy made with <c>with</c>, which carries every property (a new one too);
+/// the copy is shallow: give it its own <see cref="Shards"/> (PlanLayout.Lay does) before changing them.
+/// </summary>
+public sealed record BatchPlan
 {
     public string Model { get; set; } = "";
     public string ModelSha256 { get; set; } = "";

@@ -9,11 +9,8 @@ public static class PlanScaling
         var exact = plan.Shards.Select(s => (double)s.Count * batch / plan.BatchSize).ToArray();
         var counts = exact.Select(e => (int)Math.Floor(e)).ToArray();
         foreach (var i in Enumerable.Range(0, counts.Length).OrderByDescending(i => exact[i] - counts[i]).Take(batch - counts.Sum())) counts[i]++;
-        var scaled = new BatchPlan
-        {
-            Model = plan.Model, ModelSha256 = plan.ModelSha256, ModelPath = plan.ModelPath, BatchSize = batch, Algorithm = plan.Algorithm,
-            BestSingleUnit = plan.BestSingleUnit, Units = plan.Units, CostsFrom = plan.CostsFrom,
-        };
+        // everything the plan says (its note, its fall-back, its unused units...) holds for the smaller batch; Lay gives it shards of its own
+        var scaled = plan with { BatchSize = batch, Shards = new List<PlanShard>() };
         PlanLayout.Lay(scaled, plan.Shards.Select((s, i) =>
             new ShareSpec(s.Unit, counts[i], Math.Min(s.SubBatchSize, counts[i]), s.PredictedMs / s.Count * counts[i], s.InFlight)).ToList());
         foreach (var shard in scaled.Shards) shard.CostFactor = plan.Shards.First(s => s.UnitId == shard.UnitId).CostFactor;
@@ -28,10 +25,9 @@ public static class PlanScaling
         var kept = plan.Shards.Where(s => !unitIds.Contains(s.UnitId)).ToList();
         if (kept.Count == plan.Shards.Count) return plan;
         if (kept.Count == 0 || kept.Sum(s => s.Count) == 0) return null;
-        var smaller = new BatchPlan
+        var smaller = plan with
         {
-            Model = plan.Model, ModelSha256 = plan.ModelSha256, ModelPath = plan.ModelPath, BatchSize = kept.Sum(s => s.Count), Algorithm = plan.Algorithm,
-            BestSingleUnit = plan.BestSingleUnit, Units = plan.Units, CostsFrom = plan.CostsFrom,
+            BatchSize = kept.Sum(s => s.Count), Shards = new List<PlanShard>(),
             BestSingleMs = plan.BestSingleMs * kept.Sum(s => s.Count) / plan.BatchSize,
         };
         PlanLayout.Lay(smaller, kept.Select(s => new ShareSpec(s.Unit, s.Count, s.SubBatchSize, s.PredictedMs, s.InFlight)).ToList());

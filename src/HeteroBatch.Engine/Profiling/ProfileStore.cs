@@ -12,8 +12,6 @@ namespace HeteroBatch.Engine.Profiling;
 /// </summary>
 public sealed partial class ProfileStore
 {
-    public const string PathVariable = "HETEROBATCH_PROFILE_PATH";
-
     public static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,
@@ -26,12 +24,12 @@ public sealed partial class ProfileStore
 
     private readonly TimeSpan _lockWait;
 
-    /// <param name="folder">The store folder; null for <see cref="DefaultFolder"/>.</param>
+    /// <param name="folder">The store folder (the module's default is <see cref="EngineOptions.ProfileStorePath"/>).</param>
     /// <param name="warn">Receives ProfileCorrupt and ProfileSchemaNewer warnings.</param>
     /// <param name="lockWait">How long a writer waits for another process's lock before ProfileStoreBusy (default 60 s).</param>
-    public ProfileStore(string? folder = null, Action<HeteroBatchException>? warn = null, TimeSpan? lockWait = null)
+    public ProfileStore(string folder, Action<HeteroBatchException>? warn = null, TimeSpan? lockWait = null)
     {
-        Folder = Path.GetFullPath(folder ?? DefaultFolder());
+        Folder = Path.GetFullPath(folder);
         if (File.Exists(Folder))
             throw new HeteroBatchException("ProfilePathIsFile", FailureKind.InvalidArgument,
                 $"The profile store must be a folder; {Folder} is a file.", Folder);
@@ -49,22 +47,10 @@ public sealed partial class ProfileStore
         }
     }
 
-    /// <summary>$HETEROBATCH_PROFILE_PATH, else $XDG_DATA_HOME/HeteroBatch/profiles, else ~/.local/share/HeteroBatch/profiles.</summary>
-    public static string DefaultFolder()
-    {
-        var explicitDir = Environment.GetEnvironmentVariable(PathVariable);
-        if (!string.IsNullOrEmpty(explicitDir)) return explicitDir;
-        var xdg = Environment.GetEnvironmentVariable("XDG_DATA_HOME");
-        var root = !string.IsNullOrEmpty(xdg) ? xdg : Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.DoNotVerify);
-        if (string.IsNullOrEmpty(root)) root = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "share");
-        return Path.Combine(root, "HeteroBatch", "profiles");
-    }
-
     public static string FileNameFor(string model, string modelSha, string unitId, string fingerprint)
     {
-        static string Safe(string s) => new(s.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray());
         var shortHash = modelSha.Length >= 12 ? modelSha[..12] : modelSha;
-        return $"{Safe(model)}-{shortHash}__{Safe(unitId)}-{fingerprint}.json";
+        return $"{FileNames.Safe(model)}-{shortHash}__{FileNames.Safe(unitId)}-{fingerprint}.json";
     }
 
     public string PathFor(UnitProfile p) => Path.Combine(Folder, FileNameFor(p.Model, p.ModelSha256, p.Unit.Id, p.Unit.Fingerprint));

@@ -69,10 +69,10 @@ public static class Profiler
                 bytesPerSample += Math.Max(1, t.SampleElements) * TensorBatch.ElementSize(t.ElementType);
             if ((double)bytesPerSample * batch > Array.MaxLength)
                 return $"batch {batch} needs {Format((double)bytesPerSample * batch)} of inputs and outputs, more than one array holds";
-            long limit = (long)(GC.GetGCMemoryInfo().TotalAvailableMemoryBytes * 0.8);
+            long available = MemoryBudget.Available, limit = MemoryBudget.Limit(available);
             double perSample = Math.Max(_slope, 2.0 * bytesPerSample);
             double predicted = _lastPeak + perSample * Math.Max(0, batch - _lastBatch);
-            return predicted <= limit ? null
+            return MemoryBudget.Fits(perSample * Math.Max(0, batch - _lastBatch), _lastPeak, available) ? null
                 : $"batch {batch} would need about {Format(predicted)} of memory (growth {Format(perSample)} per sample on the sizes that ran), more than the {Format(limit)} this process may use";
         }
 

@@ -10,45 +10,49 @@ namespace HeteroBatch.Engine.Runtime;
 /// </summary>
 public static class OrtRuntime
 {
-    /// <summary>Points the module at another ONNX Runtime native folder (an OpenVINO build, say).</summary>
-    public const string NativePathVariable = "HETEROBATCH_ORT_PATH";
+    /// <summary>Points the module at another ONNX Runtime native folder (an OpenVINO build, say): <see cref="EngineOptions.OrtPath"/>.</summary>
+    public const string NativePathVariable = EngineOptions.OrtPathVariable;
     private static readonly object Gate = new();
     private static OrtEnv? _env;
 
     /// <summary>The native library loaded, where <see cref="NativePathVariable"/> chose it; null for the one shipped with the module.</summary>
     public static string? NativeLibraryPath { get; private set; }
 
-    public static OrtEnv Env
+    /// <summary>The runtime's environment, started with the module's own native library if nothing started it before.</summary>
+    public static OrtEnv Env => _env ?? Start(null);
+
+    /// <summary>
+    /// Starts the runtime once per process: telemetry off, and the native library from
+    /// <paramref name="nativeFolder"/> (<see cref="EngineOptions.OrtPath"/>) where given. Later
+    /// calls return the running environment whatever folder they name: a process loads one ONNX Runtime.
+    /// </summary>
+    private static OrtEnv Start(string? nativeFolder)
     {
-        get
+        if (_env != null) return _env;
+        lock (Gate)
         {
             if (_env != null) return _env;
-            lock (Gate)
+            Libc.SetNativeEnvironment("ORT_DISABLE_TELEMETRY", "1");
+            UseNativeFolder(nativeFolder);
+            var options = new EnvironmentCreationOptions
             {
-                if (_env != null) return _env;
-                Libc.SetNativeEnvironment("ORT_DISABLE_TELEMETRY", "1");
-                UseNativeFolderFromEnvironment();
-                var options = new EnvironmentCreationOptions
-                {
-                    logId = "HeteroBatch",
-                    logLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL,
-                };
-                var env = OrtEnv.CreateInstanceWithOptions(ref options);
-                env.DisableTelemetryEvents();
-                _env = env;
-                return env;
-            }
+                logId = "HeteroBatch",
+                logLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_FATAL,
+            };
+            var env = OrtEnv.CreateInstanceWithOptions(ref options);
+            env.DisableTelemetryEvents();
+            _env = env;
+            return env;
         }
     }
 
     /// <summary>
-    /// With HETEROBATCH_ORT_PATH set, loads libonnxruntime from that folder instead of the module's
+    /// With a folder given (HETEROBATCH_ORT_PATH), loads libonnxruntime from it instead of the module's
     /// own (its execution-provider libraries load from beside it). Throws OrtPathInvalid if the
     /// folder holds no such library. Must run before any ONNX Runtime type is touched.
     /// </summary>
-    private static void UseNativeFolderFromEnvironment()
+    private static void UseNativeFolder(string? dir)
     {
-        var dir = Environment.GetEnvironmentVariable(NativePathVariable);
         if (string.IsNullOrEmpty(dir)) return;
         var file = OperatingSystem.IsWindows() ? "onnxruntime.dll" : OperatingSystem.IsMacOS() ? "libonnxruntime.dylib" : "libonnxruntime.so";
         var path = Path.Combine(Path.GetFullPath(dir), file);
@@ -65,8 +69,8 @@ public static class OrtRuntime
         NativeLibraryPath = path;
     }
 
-    /// <summary>Starts the runtime (idempotent).</summary>
-    public static void Initialize() => _ = Env;
+    /// <summary>Starts the runtime (idempotent); <paramref name="nativeFolder"/> counts only on the first start in the process.</summary>
+    public static void Initialize(string? nativeFolder = null) => _ = Start(nativeFolder);
 
     /// <summary>The ONNX Runtime version loaded, e.g. "1.31.0".</summary>
     public static string Version => Env.GetVersionString();

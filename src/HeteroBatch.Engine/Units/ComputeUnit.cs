@@ -55,6 +55,13 @@ public sealed class ComputeUnit
     public string? GpuDecodeReason { get; set; }
 
     /// <summary>
+    /// Remote units: the bearer token for the server (Get-ComputeUnit -Token or -Credential), or
+    /// null for the module's default. Shown as ********; not in JSON, not in the fingerprint.
+    /// </summary>
+    [JsonIgnore]
+    public BearerToken? Token { get; set; }
+
+    /// <summary>
     /// Keys stored profiles: changes when the hardware, the provider, the cores or the runtime
     /// version change, so that measurements of different set-ups never mix.
     /// </summary>

@@ -111,7 +111,8 @@ public sealed class WorkerPool : IDisposable
     public UnitWorker For(ComputeUnit unit)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        var key = $"{unit.Id}|{unit.Fingerprint}";
+        // a unit given another bearer token gets a worker (and sessions) of its own
+        var key = $"{unit.Id}|{unit.Fingerprint}" + (unit.Token is { } token ? $"|{token.Key}" : "");
         return _workers.GetOrAdd(key, _ => new Lazy<UnitWorker>(() => new UnitWorker(unit, _settings))).Value;
     }
 

@@ -71,8 +71,8 @@ public sealed class Inference
         _warn = warn;
     }
 
-    /// <summary>The profile store at <paramref name="folder"/> (a full path), or the default one.</summary>
-    public ProfileStore Store(string? folder) => new(folder, _warn, _context.Options.StoreLockWait);
+    /// <summary>The profile store at <paramref name="folder"/> (a full path), or the settings' one (Get-HeteroBatchOption's ProfileStorePath).</summary>
+    public ProfileStore Store(string? folder) => new(folder ?? _context.Options.ProfileStorePath, _warn, TimeSpan.FromSeconds(_context.Options.StoreLockSeconds));
 
     /// <summary>A model by name or path, resolved and hashed once per context (again when its file changes).</summary>
     public ModelSource Resolve(string model, string? basePath = null) => _context.Models.Resolve(model, basePath);

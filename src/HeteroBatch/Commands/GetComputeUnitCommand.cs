@@ -42,6 +42,17 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
     [ValidateNotNullOrEmpty]
     public Uri[]? Endpoint { get; set; }
 
+    /// <summary>The bearer token the servers at -Endpoint require; kept with each remote unit (default: $env:HETEROBATCH_REMOTE_TOKEN as read at import).</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public System.Security.SecureString? Token { get; set; }
+
+    /// <summary>The same as -Token, from a credential's password (the user name is not used).</summary>
+    [Parameter]
+    [ValidateNotNull]
+    [Credential]
+    public PSCredential? Credential { get; set; }
+
     /// <summary>Also list units that cannot run here, with the reason.</summary>
     [Parameter]
     public SwitchParameter ListAvailable { get; set; }
@@ -56,7 +67,7 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
         {
             Grouping = grouping, IncludeUnavailable = ListAvailable, TensorRt = TensorRT, Precision = AllowTf32 ? Precision.Tf32 : Precision,
             Endpoints = Endpoint == null ? Array.Empty<Uri>() : Engine(() => Endpoint.Select(RemoteBackend.Normalize).ToArray()),
-            Token = Context.Options.RemoteToken,
+            Token = TokenGiven() ?? Context.Options.RemoteToken,
         };
         var lines = new List<string>();
         var units = Engine(() => UnitDiscovery.Discover(request with { Log = lines.Add }));
@@ -79,5 +90,17 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
             if (!Wildcard.HasWildcards(id) && !units.Any(u => Wildcard.IsMatch(u.Id, id)))
                 WriteFailure(new HeteroBatchException("UnitNotFound", FailureKind.ObjectNotFound,
                     $"No unit '{id}' here{(ListAvailable ? "" : " that can run (-ListAvailable also lists those that cannot)")}; units: {string.Join(", ", units.Select(u => u.Id))}.", id));
+    }
+
+    /// <summary>-Token or -Credential as a token (TokenConflict with both, TokenEmpty for an empty one; TokenWithoutEndpoint without -Endpoint).</summary>
+    private BearerToken? TokenGiven()
+    {
+        var secret = Token ?? Credential?.Password;
+        if (secret == null) return null;
+        if (Token != null && Credential != null)
+            Fail(new HeteroBatchException("TokenConflict", FailureKind.InvalidArgument, "Give -Token or -Credential, not both."));
+        if (Endpoint == null)
+            Fail(new HeteroBatchException("TokenWithoutEndpoint", FailureKind.InvalidArgument, "-Token and -Credential are for the servers of -Endpoint; this machine's units take none."));
+        return Engine(() => new BearerToken(new System.Net.NetworkCredential("", secret).Password));
     }
 }

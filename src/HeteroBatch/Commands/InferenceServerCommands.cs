@@ -96,9 +96,8 @@ public sealed class StartInferenceServerCommand : HeteroBatchCmdlet
     protected override void ProcessRecord()
     {
         var plan = Plan!;
-        foreach (var shard in plan.Shards)
-            if (Context.Presence.WhyAbsent(shard.Unit) is { } why)
-                Fail(new HeteroBatchException("UnitUnavailable", FailureKind.ResourceUnavailable, $"The plan gives samples to unit '{shard.UnitId}', which cannot run here: {why}", shard.UnitId));
+        // a plan to serve that cannot run here is bad set-up: the command stops
+        Engine(() => { Context.Presence.Require(plan.Shards.Select(s => s.Unit), planned: true); return true; });
         var server = Engine(() =>
         {
             var s = new InferenceServer(Context, plan, Inference.ModelFor(plan), new ServerSettings { Port = Port, Address = Address, Token = Token, Protocol = Protocol, MaxRequestBytes = MaxRequestBytes });

@@ -165,7 +165,7 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
 
     private RunSettings Settings(string activity) => new()
     {
-        Balance = Balance, Seed = Seed, Repeat = Repeat, TopK = Top, InjectFailure = EngineOptions.FromEnvironment().InjectFailure,
+        Balance = Balance, Seed = Seed, Repeat = Repeat, TopK = Top, // a test's injected failure comes from the engine context
         Preprocessing = new ImagePreprocessing
         {
             Resize = Resize, ChannelOrder = ChannelOrder,
@@ -282,8 +282,7 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
             Directory.CreateDirectory(folder);
             foreach (var output in result.Outputs)
             {
-                var safe = new string(output.Name.Select(c => char.IsLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray());
-                Npy.Write(Path.Combine(folder, safe + ".npy"), output);
+                Npy.Write(Path.Combine(folder, JobOutput.FileNameOf(output.Name)), output);
             }
             AtomicFile.WriteText(Path.Combine(folder, "inputs.txt"), string.Join("\n", result.InputNames) + "\n");
         }

@@ -75,7 +75,7 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
     private void ResolveModel()
     {
         if (_model != null || string.IsNullOrEmpty(Model)) return;
-        _model = Engine(() => ModelCatalog.Resolve(Model, basePath: SessionState.Path.CurrentFileSystemLocation.Path));
+        _model = Engine(() => ModelCatalog.Resolve(Model, ModelCache, basePath: SessionState.Path.CurrentFileSystemLocation.Path));
         if (_model.BatchMode is BatchMode.Fixed or BatchMode.SamplesInteract) WriteWarning($"{_model.Name}: {_model.Note}");
         else if (_model.Note != null) WriteVerbose($"{_model.Name}: {_model.Note}");
     }
@@ -110,17 +110,12 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
     private ProfileSettings SettingsFor(ComputeUnit unit) =>
         new() { BatchSizes = BatchSize, MaxBatchSize = MaxBatchSize, PointBudget = TimeSpan.FromSeconds(SecondsPerSize) };
 
-    /// <summary>Why a unit cannot be measured here, or null.</summary>
-    private static string? WhyUnusable(ComputeUnit unit) =>
-        unit.Available ? Context.Presence.WhyAbsent(unit) : unit.Reason ?? "it is not available";
-
     private void ProfileTogether()
     {
         var units = new List<ComputeUnit>();
         foreach (var unit in _units)
         {
-            if (WhyUnusable(unit) is { } why)
-                WriteFailure(new HeteroBatchException("UnitUnavailable", FailureKind.ResourceUnavailable, $"Unit '{unit.Id}' cannot run here: {why}", unit.Id));
+            if (Context.Presence.Unavailable(unit) is { } unavailable) WriteFailure(unavailable);
             else units.Add(unit);
         }
         if (units.Count == 0) return;
@@ -176,9 +171,9 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
 
     private void ProfileOne(ComputeUnit unit)
     {
-        if (WhyUnusable(unit) is { } why)
+        if (Context.Presence.Unavailable(unit) is { } unavailable)
         {
-            WriteFailure(new HeteroBatchException("UnitUnavailable", FailureKind.ResourceUnavailable, $"Unit '{unit.Id}' cannot run here: {why}", unit.Id));
+            WriteFailure(unavailable);
             return;
         }
         var settings = SettingsFor(unit);

@@ -15,7 +15,7 @@ public sealed record DiscoveryRequest
     /// <summary>Inference servers to list as remote units (their base addresses); discovery then lists only these.</summary>
     public IReadOnlyList<Uri> Endpoints { get; init; } = Array.Empty<Uri>();
     /// <summary>A bearer token for the servers, where they require one.</summary>
-    public string? Token { get; init; }
+    public BearerToken? Token { get; init; }
     /// <summary>Receives one line per probe (for -Verbose).</summary>
     public Action<string>? Log { get; init; }
 }

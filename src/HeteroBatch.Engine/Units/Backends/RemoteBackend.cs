@@ -30,12 +30,12 @@ public sealed class RemoteBackend : IUnitBackend
         for (int i = 0; i < request.Endpoints.Count; i++)
         {
             var endpoint = Normalize(request.Endpoints[i]);
-            var why = Probe(endpoint, request.Token, out var server);
+            var why = Probe(endpoint, request.Token?.Reveal(), out var server);
             request.Log?.Invoke(why == null ? $"remote{i}: {server} at {endpoint} is ready" : $"remote{i}: {endpoint}: {why}");
             units.Add(new ComputeUnit
             {
                 Id = $"remote{i}", Kind = UnitKind.Remote, Provider = ExecutionProvider.Remote, Name = server ?? endpoint.ToString(),
-                Endpoint = endpoint.ToString(), DeviceId = i, RuntimeVersion = runtimeVersion, Available = why == null, Reason = why,
+                Endpoint = endpoint.ToString(), DeviceId = i, RuntimeVersion = runtimeVersion, Available = why == null, Reason = why, Token = request.Token,
             });
         }
         return units;
@@ -97,9 +97,11 @@ public sealed class RemoteBackend : IUnitBackend
     public IModelSession Open(ComputeUnit unit, Models.ModelSource model, EngineOptions settings)
     {
         var endpoint = new Uri(unit.Endpoint ?? throw new HeteroBatchException("EndpointInvalid", FailureKind.InvalidData, $"Remote unit '{unit.Id}' has no endpoint.", unit.Id));
+        // the unit's own token (Get-ComputeUnit -Token), else the module's default
+        var token = (unit.Token ?? settings.RemoteToken)?.Reveal();
         return GrpcRemoteModel.IsGrpc(endpoint)
-            ? GrpcRemoteModel.Open(endpoint, model.Name, settings.RemoteToken, RequestTimeout)
-            : RemoteModel.Open(endpoint, model.Name, settings.RemoteToken, RequestTimeout);
+            ? GrpcRemoteModel.Open(endpoint, model.Name, token, RequestTimeout)
+            : RemoteModel.Open(endpoint, model.Name, token, RequestTimeout);
     }
 
     public string? WhyAbsent(ComputeUnit unit, IReadOnlyList<ComputeUnit> found) =>

@@ -1,0 +1,81 @@
+using System.Text.Json;
+using HeteroBatch.Engine.Units;
+
+namespace HeteroBatch.Engine.Tests;
+
+/// <summary>The one options object: read from a given environment, changed only through its checks, its token never in clear.</summary>
+public sealed class OptionsTests
+{
+    private static Func<string, string?> Env(params (string Name, string Value)[] vars) =>
+        name => vars.FirstOrDefault(v => v.Name == name).Value;
+
+    [Fact]
+    public void FromEnvironmentReadsEverySettingFromTheVariablesItIsGiven()
+    {
+        var o = EngineOptions.FromEnvironment(Env(
+            ("HETEROBATCH_PROFILE_PATH", "/tmp/hb-store"), ("HETEROBATCH_CACHE", "/tmp/hb-cache"), ("HETEROBATCH_ORT_PATH", "/opt/ort"),
+            ("HETEROBATCH_STORE_LOCK_SECONDS", "2.5"), ("HETEROBATCH_REMOTE_TOKEN", "t0k"), ("HETEROBATCH_CUDNN_SEARCH", "HEURISTIC")));
+        Assert.Equal(("/tmp/hb-store", "/tmp/hb-cache/models", "/opt/ort", 2.5), (o.ProfileStorePath, o.ModelCacheFolder, o.OrtPath, o.StoreLockSeconds));
+        Assert.Equal("t0k", o.RemoteToken!.Reveal());
+        Assert.Equal("HEURISTIC", o.CudnnAlgorithmSearch);
+    }
+
+    [Fact]
+    public void WithoutVariablesTheFoldersFollowXdgAndTheLockWaitIsSixtySeconds()
+    {
+        var o = EngineOptions.FromEnvironment(Env(("XDG_DATA_HOME", "/d"), ("XDG_CACHE_HOME", "/c"), ("HETEROBATCH_STORE_LOCK_SECONDS", "-3")));
+        Assert.Equal((Path.GetFullPath("/d/HeteroBatch/profiles"), Path.GetFullPath("/c/HeteroBatch/models"), 60.0), (o.ProfileStorePath, o.ModelCacheFolder, o.StoreLockSeconds));
+        Assert.Null(o.OrtPath);
+        Assert.Null(o.RemoteToken);
+    }
+
+    [Fact]
+    public void TheFailureVariableNoLongerReachesTheOptions()
+    {
+        // fault injection is the engine context's test hook, not a setting
+        var with = EngineOptions.FromEnvironment(Env(("HETEROBATCH_TEST_FAIL_UNIT", "cpu0:0")));
+        var without = EngineOptions.FromEnvironment(Env());
+        Assert.Null(typeof(EngineOptions).GetProperty("InjectFailure"));
+        Assert.Equal(without with { CudaProviderOptions = with.CudaProviderOptions }, with);
+    }
+
+    [Fact]
+    public void AContextTakesSettableChangesAndRefusesBadOnesLeavingItsSettings()
+    {
+        using var context = new EngineContext(new EngineOptions { ProfileStorePath = "/tmp/a" });
+        var dir = Path.Combine(Path.GetTempPath(), "hb-options-" + Guid.NewGuid().ToString("N"));
+        var file = dir + ".txt";
+        File.WriteAllText(file, "x");
+        try
+        {
+            var now = context.Configure(o => o with { ProfileStorePath = Path.Combine(dir, ".", "store"), StoreLockSeconds = 0 });
+            Assert.Equal((Path.Combine(dir, "store"), 0.0), (now.ProfileStorePath, now.StoreLockSeconds));
+            Assert.Same(now, context.Options);
+
+            Assert.Equal("OptionInvalid", Assert.Throws<HeteroBatchException>(() => context.Configure(o => o with { StoreLockSeconds = -1 })).ErrorId);
+            Assert.Equal("OptionInvalid", Assert.Throws<HeteroBatchException>(() => context.Configure(o => o with { StoreLockSeconds = double.NaN })).ErrorId);
+            Assert.Equal("OptionInvalid", Assert.Throws<HeteroBatchException>(() => context.Configure(o => o with { ProfileStorePath = " " })).ErrorId);
+            Assert.Equal("OptionInvalid", Assert.Throws<HeteroBatchException>(() => context.Configure(o => o with { ModelCacheFolder = file })).ErrorId);
+            Assert.Equal("ProfilePathIsFile", Assert.Throws<HeteroBatchException>(() => context.Configure(o => o with { ProfileStorePath = file })).ErrorId);
+            // what workers and sessions were built with stays as imported
+            Assert.Equal("OptionFixedAtImport", Assert.Throws<HeteroBatchException>(() => context.Configure(o => o with { SplitTransfers = false })).ErrorId);
+            Assert.Equal("OptionFixedAtImport", Assert.Throws<HeteroBatchException>(() => context.Configure(o => o with { OrtPath = "/elsewhere" })).ErrorId);
+            Assert.Same(now, context.Options);
+        }
+        finally { File.Delete(file); }
+    }
+
+    [Fact]
+    public void ATokenIsNeitherPrintedNorSerialized()
+    {
+        var token = new BearerToken("p4ss-w0rd");
+        Assert.Equal("********", token.ToString());
+        Assert.Empty(typeof(BearerToken).GetProperties());
+        var unit = new ComputeUnit { Id = "remote0", Kind = UnitKind.Remote, Endpoint = "http://127.0.0.1:1/", Token = token };
+        var json = JsonSerializer.Serialize(unit) + JsonSerializer.Serialize(new EngineOptions { RemoteToken = token });
+        Assert.DoesNotContain("p4ss", json);
+        Assert.Null(JsonSerializer.Deserialize<ComputeUnit>(JsonSerializer.Serialize(unit))!.Token);
+        Assert.Equal(unit.Fingerprint, new ComputeUnit { Id = "remote0", Kind = UnitKind.Remote, Endpoint = "http://127.0.0.1:1/" }.Fingerprint);
+        Assert.Equal("TokenEmpty", Assert.Throws<HeteroBatchException>(() => new BearerToken("")).ErrorId);
+    }
+}
