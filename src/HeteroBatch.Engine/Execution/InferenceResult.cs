@@ -67,6 +67,8 @@ public sealed class InferenceResult
     /// <summary>Top classes per sample, for classifier outputs.</summary>
     public List<SamplePrediction> Predictions { get; set; } = new();
     public double PredictedMs { get; set; }
+    /// <summary>The share of the host's processors (0 to 1) that other processes used during the timed run (Runtime.HostLoad); null where not measured.</summary>
+    public double? OtherLoad { get; set; }
     public double ImagesPerSecond => WallMs > 0 ? BatchSize * 1000.0 / WallMs : 0;
     /// <summary>(measured - predicted) / predicted.</summary>
     public double PredictionError => PredictedMs > 0 ? Math.Round((WallMs - PredictedMs) / PredictedMs, 4) : 0;

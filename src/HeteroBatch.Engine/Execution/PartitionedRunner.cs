@@ -43,8 +43,11 @@ public static class PartitionedRunner
         var outputs = first.AllocateOutputs(inputs.Count);
         var chunks = Chunks(plan, inputs.Count);
         double warmMs = Warm(context, chunks, model, inputs.Tensors, outputs);
+        var load = HostLoad.Now(); // other processes' share of the host during the timed run marks it busy (calibration)
         var (walls, runs) = RunRepeats(context, plan, chunks, model, inputs.Tensors, outputs, settings, cancel);
-        return Result(plan, model, inputs, outputs, chunks, walls, runs, warmMs, settings);
+        var result = Result(plan, model, inputs, outputs, chunks, walls, runs, warmMs, settings);
+        result.OtherLoad = HostLoad.OtherShare(load, HostLoad.Now());
+        return result;
     }
 
     /// <summary>Refuses, before allocating, a batch whose inputs and outputs would take more than half of the memory this process may use.</summary>

@@ -12,7 +12,7 @@ public static class PlanScaling
         var scaled = new BatchPlan
         {
             Model = plan.Model, ModelSha256 = plan.ModelSha256, ModelPath = plan.ModelPath, BatchSize = batch, Algorithm = plan.Algorithm,
-            BestSingleUnit = plan.BestSingleUnit, Units = plan.Units, CostsFrom = plan.CostsFrom,
+            BestSingleUnit = plan.BestSingleUnit, Units = plan.Units, CostsFrom = plan.CostsFrom, Calibrated = plan.Calibrated,
         };
         PlanLayout.Lay(scaled, plan.Shards.Select((s, i) =>
             new ShareSpec(s.Unit, counts[i], Math.Min(s.SubBatchSize, counts[i]), s.PredictedMs / s.Count * counts[i], s.InFlight)).ToList());
@@ -31,7 +31,7 @@ public static class PlanScaling
         var smaller = new BatchPlan
         {
             Model = plan.Model, ModelSha256 = plan.ModelSha256, ModelPath = plan.ModelPath, BatchSize = kept.Sum(s => s.Count), Algorithm = plan.Algorithm,
-            BestSingleUnit = plan.BestSingleUnit, Units = plan.Units, CostsFrom = plan.CostsFrom,
+            BestSingleUnit = plan.BestSingleUnit, Units = plan.Units, CostsFrom = plan.CostsFrom, Calibrated = plan.Calibrated,
             BestSingleMs = plan.BestSingleMs * kept.Sum(s => s.Count) / plan.BatchSize,
         };
         PlanLayout.Lay(smaller, kept.Select(s => new ShareSpec(s.Unit, s.Count, s.SubBatchSize, s.PredictedMs, s.InFlight)).ToList());
