@@ -221,8 +221,11 @@ public sealed class CalibrationTests : IDisposable
         // two that agree: half-way (in log scale) to the cap; three: the cap
         Assert.Equal(2.0, Calibration.Estimate(new[] { Ran(10), Ran(12) }).Factor, 9);
         Assert.Equal((4.0, 3), Calibration.Estimate(new[] { Ran(10), Ran(12), Ran(9) }));
-        // three far apart do not agree on anything either
-        Assert.Equal(1.0, Calibration.Estimate(new[] { Ran(1.6), Ran(3), Ran(0.5) }).Factor, 9);
+        // runs that scatter but agree the unit is slower count as agreeing: the weighted median of 2.2, 3.1, 5 and 2.6
+        var scattered = Calibration.Estimate(new[] { Ran(2.2), Ran(3.1), Ran(5), Ran(2.6) });
+        Assert.Equal((2.6, 4), (Math.Round(scattered.Factor, 9), scattered.Runs));
+        // runs on both sides of the profile do not: one fast and one slow never move it
+        Assert.Equal(1.0, Calibration.Estimate(new[] { Ran(1), Ran(1), Ran(0.5), Ran(2) }).Factor, 9);
     }
 
     [Fact]

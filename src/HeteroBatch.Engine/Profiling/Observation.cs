@@ -43,8 +43,9 @@ public sealed class Observation
 /// clamped to [<see cref="Min"/>, <see cref="Max"/>] first), a run's weight fading by
 /// <see cref="Fade"/> for each newer run, and shrinking to 1 - the share of the host's processors that
 /// other processes used during it (at least 1/4): a run on a busy host counts less;</item>
-/// <item>it takes full effect only when <see cref="Agreeing"/> runs of the window lie within
-/// <see cref="Tolerance"/> of it; with fewer, the factor moves from the previous run's factor only
+/// <item>it takes full effect only when <see cref="Agreeing"/> runs of the window agree with it (lie
+/// within <see cref="Tolerance"/> of it, or, where it is off the profile by more than that, are off
+/// the same way by more than that too); with fewer, the factor moves from the previous run's factor only
 /// part of the way ((agreeing - 1) / (<see cref="Agreeing"/> - 1) of it, in log scale), so one run
 /// alone moves nothing, and the cap needs consistent evidence.</item>
 /// </list>
@@ -90,12 +91,20 @@ public static class Calibration
             int first = Math.Max(0, last - Window + 1);
             var window = Enumerable.Range(first, last - first + 1).Select(i => (Log: log[i], Weight: weight[i] * Math.Pow(Fade, last - i))).ToList();
             double median = WeightedMedian(window);
-            agreeing = window.Count(r => Math.Abs(r.Log - median) <= tolerance);
+            agreeing = window.Count(r => Agrees(r.Log, median, tolerance));
             double confidence = Math.Clamp((agreeing - 1) / (double)(Agreeing - 1), 0, 1);
             factor += confidence * (median - factor);
         }
         return (Math.Exp(factor), agreeing);
     }
+
+    /// <summary>
+    /// A run agrees with an estimate (both in log) when it lies within the tolerance of it, or when both say the
+    /// unit is off its profile by more than the tolerance, the same way: on a shared machine runs of a unit that
+    /// has really slowed scatter widely (x2 to x4), and they still agree that it is slower.
+    /// </summary>
+    private static bool Agrees(double run, double estimate, double tolerance) =>
+        Math.Abs(run - estimate) <= tolerance || (Math.Abs(estimate) > tolerance && Math.Abs(run) > tolerance && Math.Sign(run) == Math.Sign(estimate));
 
     /// <summary>The least value whose cumulative weight (values ascending) reaches half the total.</summary>
     private static double WeightedMedian(List<(double Log, double Weight)> values)
