@@ -33,14 +33,15 @@ public static class RunObservations
 
     /// <summary>
     /// What a store's observations teach a plan for these profiles' units (each by the rule of
-    /// <see cref="Profiling.Calibration"/>). Per unit, its factor alone and side by side (the runs
-    /// beside exactly the other units being planned when there are any: a GPU slows differently
-    /// beside a busy CPU unit than beside another GPU; otherwise its runs beside any others). For the
-    /// set, its whole runs: each run's wall time over the time its units' shares would take by their
-    /// profiles scaled by the factors known now, so that what a unit's factor already explains (a
-    /// busy unit) is not counted twice; what is left (units keeping each other waiting, the cost of
-    /// splitting) judges the split against the best unit alone. A run counts for the set only when
-    /// every unit of it left an observation.
+    /// <see cref="Profiling.Calibration"/>). Per unit, its factor side by side (the runs beside exactly
+    /// the other units being planned when there are any: a GPU slows differently beside a busy CPU
+    /// unit than beside another GPU; otherwise its runs beside any others) and alone (its runs alone,
+    /// starting from its factor side by side: a first run alone does not take the unit back to its
+    /// profile). For the set, its whole runs: each run's wall time over its slowest unit's time in it,
+    /// which is what the units' own factors cannot explain (the gather, threads waking), so that a
+    /// unit that ran slow is not counted against the split a second time; when such runs agree that a
+    /// split takes longer than its units, the split is judged with that against the best unit alone.
+    /// A run counts for the set only when every unit of it left an observation.
     /// </summary>
     public static PlanCalibration Calibration(ProfileStore store, IReadOnlyList<UnitProfile> profiles)
     {
@@ -55,15 +56,14 @@ public static class RunObservations
         }
         var together = seen.ToDictionary(kv => kv.Key, kv => Beside(kv.Key, kv.Value));
         var runs = seen.Values.SelectMany(o => o)
-            .Where(o => o.RunId != null && o.RunWallMs > 0 && o.PredictedMs > 0 && ids.SetEquals(o.Alongside.Append(o.UnitId)))
+            .Where(o => o.RunId != null && o.RunWallMs > 0 && o.Ms > 0 && ids.SetEquals(o.Alongside.Append(o.UnitId)))
             .GroupBy(o => o.RunId).Where(g => g.Count() == ids.Count)
             .OrderBy(g => g.Max(o => o.At))
-            .Select(g => new Profiling.Calibration.Evidence(
-                g.First().RunWallMs / g.Max(o => o.PredictedMs * together[o.UnitId].Item1), g.First().OtherLoad))
+            .Select(g => new Profiling.Calibration.Evidence(g.First().RunWallMs / g.Max(o => o.Ms), g.First().OtherLoad))
             .ToList();
         var set = ids.Count < 2 ? (1.0, 0) : Profiling.Calibration.Estimate(runs);
         return new PlanCalibration(together,
-            seen.ToDictionary(kv => kv.Key, kv => Profiling.Calibration.Factor(kv.Value.Where(o => o.Alongside.Length == 0).ToList())),
+            seen.ToDictionary(kv => kv.Key, kv => Profiling.Calibration.Factor(kv.Value.Where(o => o.Alongside.Length == 0).ToList(), together[kv.Key].Item1)),
             set);
     }
 }

@@ -68,23 +68,31 @@ public static class Calibration
     /// <summary>One run's evidence: measured over predicted time, and the share of the host's processors other processes used during it (null: not measured).</summary>
     public readonly record struct Evidence(double Ratio, double? OtherLoad);
 
-    /// <summary>The factor of a unit from its observations, and how many of the last runs agree with the estimate it stands on; (1, 0) without usable observations.</summary>
-    public static (double Factor, int Runs) Factor(IReadOnlyList<Observation> observations) =>
+    /// <summary>
+    /// The factor of a unit from its observations, and how many of the last runs agree with the estimate it stands
+    /// on; (<paramref name="start"/>, 0) without usable observations. <paramref name="start"/>: the factor before the
+    /// first of them (1: the profile).
+    /// </summary>
+    public static (double Factor, int Runs) Factor(IReadOnlyList<Observation> observations, double start = 1) =>
         Estimate(observations.Where(o => o.Samples > 0 && o.PredictedMs > 0 && o.Ms > 0 && double.IsFinite(o.Ratio))
-            .OrderBy(o => o.At).Select(o => new Evidence(o.Ratio, o.OtherLoad)).ToList());
+            .OrderBy(o => o.At).Select(o => new Evidence(o.Ratio, o.OtherLoad)).ToList(), start);
 
     /// <summary>How much a run counts for the load other processes put on the host during it.</summary>
     public static double LoadWeight(double? otherLoad) => Math.Max(0.25, 1 - Math.Clamp(otherLoad ?? 0, 0, 1));
 
-    /// <summary>The factor after the last of these runs (oldest first), and how many runs of the last window agree with its estimate; (1, 0) without runs.</summary>
-    public static (double Factor, int Runs) Estimate(IReadOnlyList<Evidence> oldestFirst)
+    /// <summary>
+    /// The factor after the last of these runs (oldest first), and how many runs of the last window agree with its
+    /// estimate; (<paramref name="start"/>, 0) without runs. <paramref name="start"/>: the factor before the first run
+    /// (1: the profile).
+    /// </summary>
+    public static (double Factor, int Runs) Estimate(IReadOnlyList<Evidence> oldestFirst, double start = 1)
     {
         var runs = oldestFirst.Where(e => double.IsFinite(e.Ratio) && e.Ratio > 0).ToList();
-        if (runs.Count == 0) return (1, 0);
+        if (runs.Count == 0) return (start, 0);
         var log = runs.Select(e => Math.Log(Math.Clamp(e.Ratio, Min, Max))).ToArray();
         var weight = runs.Select(e => LoadWeight(e.OtherLoad)).ToArray();
         double tolerance = Math.Log(Tolerance) + 1e-9;
-        double factor = 0; // log; the profile before the first run
+        double factor = Math.Log(Math.Clamp(start, Min, Max)); // log; before the first run
         int agreeing = 0;
         for (int last = 0; last < log.Length; last++)
         {
