@@ -120,6 +120,15 @@ $result = $plan | Invoke-PartitionedInference
 $result | Format-Table | Out-String -Width 160 | Write-Host
 $result.Units | Format-Table | Out-String -Width 160 | Write-Host
 Write-Host ("Top-1 classes of the first 10 samples (random weights): " + ($result.Top1[0..9] -join ', '))
+# what earlier runs (this store's, a Demo before this one) did to the plan: Calibrated, CostsFrom, Note
+Write-Host "`nCalibrated: $($plan.Calibrated); costs from $($plan.CostsFrom)$(if ($plan.Note) { "; $($plan.Note)" })"
+Write-Host "`n> `$alone = `$profiles | Get-BatchPlan -BatchSize $BatchSize -Algorithm Single | Invoke-PartitionedInference"
+$single = $profiles | Get-BatchPlan -BatchSize $BatchSize -Algorithm Single
+$alone = $single | Invoke-PartitionedInference
+$alone | Format-Table | Out-String -Width 160 | Write-Host
+$speedup = if ($result.WallMs -gt 0) { $alone.WallMs / $result.WallMs } else { 0 }
+Write-Host ("The plan ({0}) took {1:F1} ms, predicted {2:F1}; {3} alone took {4:F1} ms, predicted {5:F1}: measured speedup {6:F2}x, predicted {7:F2}x" -f
+    $plan.Split, $result.WallMs, $result.PredictedMs, $single.BestSingleUnit, $alone.WallMs, $alone.PredictedMs, $speedup, $plan.PredictedSpeedup)
 '@
 
 function Invoke-Demo {

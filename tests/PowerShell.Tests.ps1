@@ -285,11 +285,42 @@ Describe 'Plans calibrated by runs' {
         # Even: both units run in both runs, whatever a loaded host's first run showed (Optimal could then give one unit all)
         1..2 | ForEach-Object { $null = Invoke-PartitionedInference -Model tinynet -BatchSize 8 -Algorithm Even -ProfilePath $dir }
         (Get-ChildItem (Join-Path $dir 'observations') -Filter *.jsonl).Count | Should -Be 2
+        # what two runs on a loaded host showed moves a factor half-way at most; three more whole runs in which each
+        # unit took a quarter of its prediction agree (the test writes them beside the real ones: their times are the test's)
+        $files = Get-ChildItem (Join-Path $dir 'observations') -Filter *.jsonl
+        $seen = $files | ForEach-Object { Get-Content $_.FullName | Select-Object -First 1 | ConvertFrom-Json }
+        foreach ($i in 1..3) {
+            $runId = [guid]::NewGuid().ToString('N')
+            $seen | ForEach-Object { $_.Ms = $_.PredictedMs / 4; $_.RunId = $runId; $_.At = [DateTimeOffset]::UtcNow.AddDays($i) }
+            $seen | ForEach-Object { $_.RunWallMs = ($seen | Measure-Object Ms -Maximum).Maximum }
+            for ($f = 0; $f -lt $files.Count; $f++) { Add-Content $files[$f].FullName ($seen[$f] | ConvertTo-Json -Compress -Depth 5) }
+        }
         $plan = Get-BatchPlan -Model tinynet -BatchSize 8 -ProfilePath $dir
-        $plan.CostsFrom | Should -Match 'calibrated by runs: cpu0 x[\d.]+ \(2 runs\), cpu1 x[\d.]+ \(2 runs\)'
+        $plan.CostsFrom | Should -Be 'profiles, calibrated by runs: cpu0 x0.250 (3 runs), cpu1 x0.250 (3 runs)'
+        $plan.Calibrated | Should -Be '3 runs'
         (Get-BatchPlan -Model tinynet -BatchSize 8 -ProfilePath $dir -NoCalibration).CostsFrom | Should -Be 'profiles'
         $null = Invoke-PartitionedInference -Model tinynet -BatchSize 8 -ProfilePath $dir -NoCalibration
-        (Get-Content (Get-ChildItem (Join-Path $dir 'observations') -Filter *.jsonl)[0].FullName).Count | Should -Be 2
+        (Get-Content (Get-ChildItem (Join-Path $dir 'observations') -Filter *.jsonl)[0].FullName).Count | Should -Be 5
+    }
+
+    It 'shows in the default table view whether runs changed a plan, within 80 columns' {
+        $dir = Join-Path $TestDrive 'calibrated-view'
+        $null = Get-ComputeUnit -CpuGroup 2 | Invoke-Profile -Model tinynet -BatchSize 1, 2, 4, 8 -SecondsPerSize 0.05 -ProfilePath $dir
+        $null = Invoke-PartitionedInference -Model tinynet -BatchSize 8 -Algorithm Even -ProfilePath $dir
+        # three runs of cpu1 that took three times its prediction, newer than the real one
+        $file = Get-ChildItem (Join-Path $dir 'observations') -Filter *cpu1*.jsonl
+        $seen = Get-Content $file.FullName | Select-Object -First 1 | ConvertFrom-Json
+        foreach ($i in 1..3) {
+            $seen.Ms = $seen.PredictedMs * 3; $seen.RunId = [guid]::NewGuid().ToString('N'); $seen.At = [DateTimeOffset]::UtcNow.AddDays($i)
+            Add-Content $file.FullName ($seen | ConvertTo-Json -Compress -Depth 5)
+        }
+        $PSStyle.OutputRendering = 'PlainText'
+        $view = { param($p) ($p | Format-Table | Out-String -Width 80) -split "`r?`n" | Where-Object { $_ -match '\S' } | ForEach-Object { $_.TrimEnd() } }
+        $lines = & $view (Get-BatchPlan -Model tinynet -BatchSize 8 -ProfilePath $dir)
+        $lines[0] | Should -Match '^Model +Algorithm +PredictedMs +PredictedSpeedup +Calibrated +Split$'
+        $lines[2] | Should -Match ' \d+ runs +cpu0:\d+'
+        $lines | ForEach-Object { $_.TrimEnd().Length | Should -BeLessOrEqual 80 }
+        (& $view (Get-BatchPlan -Model tinynet -BatchSize 8 -ProfilePath $dir -NoCalibration))[2] | Should -Match ' no +cpu0:\d+'
     }
 
     It 'records the runs of a plan made from -ProfilePath X in X, piped on without -ProfilePath, file jobs too' {

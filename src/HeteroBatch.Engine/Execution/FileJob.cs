@@ -121,6 +121,7 @@ public static class FileJob
 
         using var threads = new JobStageThreads(layout, slots, files, output, summary, settings, free, onBlock, cancel);
         var wall = Stopwatch.StartNew();
+        var load = Runtime.HostLoad.Now(); // other processes' share of the host during the job marks it busy (calibration)
         threads.Start();
         var board = new BoardRun(context, plan, model, settings);
         var runs = plan.Shards.ToDictionary(s => s.UnitId, s => new UnitRun { UnitId = s.UnitId, Precision = s.Unit.Precision });
@@ -149,6 +150,7 @@ public static class FileJob
         cancel.ThrowIfCancellationRequested();
 
         summary.WallMs = wall.Elapsed.TotalMilliseconds;
+        summary.OtherLoad = Runtime.HostLoad.OtherShare(load, Runtime.HostLoad.Now());
         summary.Blocks = layout.Blocks.Count;
         summary.Units = runs.Values.ToList();
         summary.PeakResidentBytes = Runtime.Libc.PeakResidentBytes() ?? 0;

@@ -87,6 +87,8 @@ public abstract class RunReport
     public string? RecordedIn { get; set; }
     /// <summary>Why the run was not recorded (-NoCalibration, a unit failed, the store could not be written), or null.</summary>
     public string? NotRecordedBecause { get; set; }
+    /// <summary>The share of the host's processors (0 to 1) that other processes used during the run (Runtime.HostLoad); null where not measured. A busy run counts less in calibration.</summary>
+    public double? OtherLoad { get; set; }
 }
 
 /// <summary>The outcome of running a plan: timings, where every sample went, and the outputs in input order.</summary>

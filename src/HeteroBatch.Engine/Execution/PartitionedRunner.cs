@@ -44,8 +44,11 @@ public static class PartitionedRunner
         var chunks = Chunks(plan, inputs.Count);
         double warmMs = Warm(context, chunks, model, inputs.Tensors, outputs);
         var ranBy = new int[inputs.Count]; // the shard (unit) that ran each sample, for the predictions
+        var load = HostLoad.Now(); // other processes' share of the host during the timed run marks it busy (calibration)
         var (walls, runs) = RunRepeats(context, plan, chunks, model, inputs.Tensors, outputs, settings, cancel, ranBy);
-        return Result(plan, model, inputs, outputs, chunks, walls, runs, warmMs, settings, ranBy);
+        var result = Result(plan, model, inputs, outputs, chunks, walls, runs, warmMs, settings, ranBy);
+        result.OtherLoad = HostLoad.OtherShare(load, HostLoad.Now());
+        return result;
     }
 
     /// <summary>Refuses, before allocating, a batch whose inputs and outputs do not fit beside what the process holds now (<see cref="MemoryBudget"/>).</summary>

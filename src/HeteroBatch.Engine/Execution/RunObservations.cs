@@ -25,24 +25,23 @@ public static class RunObservations
                 // against what the profile alone predicts: the calibration of this plan is taken out
                 PredictedMs = u.PredictedMs / (shard.CostFactor > 0 ? shard.CostFactor : 1),
                 Alongside = result.Units.Where(o => o.UnitId != u.UnitId && o.Count > 0).Select(o => o.UnitId).ToArray(),
-                RunId = runId, RunWallMs = result.InferenceWallMs, RunPredictedMs = result.PredictedMs,
+                RunId = runId, RunWallMs = result.InferenceWallMs, RunPredictedMs = result.PredictedMs, OtherLoad = result.OtherLoad,
                 At = DateTimeOffset.UtcNow,
             };
         }).ToList();
     }
 
-    /// <summary>How many of the latest runs of a set of units judge the set.</summary>
-    public const int SetWindow = 3;
-
     /// <summary>
-    /// What a store's observations teach a plan for these profiles' units. Per unit, the median of
-    /// its last runs' measured over predicted time, alone and side by side (the runs beside exactly
+    /// What a store's observations teach a plan for these profiles' units (each by the rule of
+    /// <see cref="Profiling.Calibration"/>). Per unit, its factor side by side (the runs beside exactly
     /// the other units being planned when there are any: a GPU slows differently beside a busy CPU
-    /// unit than beside another GPU; otherwise its runs beside any others). For the set, the median
-    /// of its last 3 whole runs' wall time over prediction: a split whose runs took so much longer
-    /// than planned that the best unit alone would have finished sooner falls back to that unit.
-    /// On 2 × H100 + CPU some runs of a CPU + GPU split took 30-50% longer than the same plan's
-    /// previous run; per unit, one such run would skew every later split.
+    /// unit than beside another GPU; otherwise its runs beside any others) and alone (its runs alone,
+    /// starting from its factor side by side: a first run alone does not take the unit back to its
+    /// profile). For the set, its whole runs: each run's wall time over its slowest unit's time in it,
+    /// which is what the units' own factors cannot explain (the gather, threads waking), so that a
+    /// unit that ran slow is not counted against the split a second time; when such runs agree that a
+    /// split takes longer than its units, the split is judged with that against the best unit alone.
+    /// A run counts for the set only when every unit of it left an observation.
     /// </summary>
     public static PlanCalibration Calibration(ProfileStore store, IReadOnlyList<UnitProfile> profiles)
     {
@@ -55,15 +54,16 @@ public static class RunObservations
             var sameCompany = observations.Where(o => o.Alongside.Length > 0 && others.SetEquals(o.Alongside)).ToList();
             return Profiling.Calibration.Factor(sameCompany.Count > 0 ? sameCompany : observations.Where(o => o.Alongside.Length > 0).ToList());
         }
-        // whole runs of exactly this set: one observation per run is enough (every unit of a run carries its wall time)
+        var together = seen.ToDictionary(kv => kv.Key, kv => Beside(kv.Key, kv.Value));
         var runs = seen.Values.SelectMany(o => o)
-            .Where(o => o.RunId != null && o.RunWallMs > 0 && o.RunPredictedMs > 0 && ids.SetEquals(o.Alongside.Append(o.UnitId)))
-            .GroupBy(o => o.RunId).Select(g => g.First()).OrderBy(o => o.At).TakeLast(SetWindow)
-            .Select(o => o.RunWallMs / o.RunPredictedMs).OrderBy(r => r).ToList();
-        var set = runs.Count == 0 || ids.Count < 2 ? (1.0, 0) : (Math.Clamp(Statistics.Quantile(runs, 0.5), 0.25, 4), runs.Count);
-        return new PlanCalibration(
-            seen.ToDictionary(kv => kv.Key, kv => Beside(kv.Key, kv.Value)),
-            seen.ToDictionary(kv => kv.Key, kv => Profiling.Calibration.Factor(kv.Value.Where(o => o.Alongside.Length == 0).ToList())),
+            .Where(o => o.RunId != null && o.RunWallMs > 0 && o.Ms > 0 && ids.SetEquals(o.Alongside.Append(o.UnitId)))
+            .GroupBy(o => o.RunId).Where(g => g.Count() == ids.Count)
+            .OrderBy(g => g.Max(o => o.At))
+            .Select(g => new Profiling.Calibration.Evidence(g.First().RunWallMs / g.Max(o => o.Ms), g.First().OtherLoad))
+            .ToList();
+        var set = ids.Count < 2 ? (1.0, 0) : Profiling.Calibration.Estimate(runs);
+        return new PlanCalibration(together,
+            seen.ToDictionary(kv => kv.Key, kv => Profiling.Calibration.Factor(kv.Value.Where(o => o.Alongside.Length == 0).ToList(), together[kv.Key].Item1)),
             set);
     }
 }

@@ -65,6 +65,12 @@ public sealed record BatchPlan
     public double PlanningMs { get; set; }
     /// <summary>What the predicted costs came from: the profiles alone, or calibrated by observed runs (each unit's factor and how many runs).</summary>
     public string CostsFrom { get; set; } = "profiles";
+    /// <summary>
+    /// Whether runs changed the plan: "no" (the profiles alone, or runs that agree with them), "N runs"
+    /// (some unit's costs scaled by what its last N runs showed: see CostsFrom), or "fell back" (runs
+    /// showed a split slower than the best unit alone, which got the batch: see Note).
+    /// </summary>
+    public string Calibrated { get; set; } = "no";
     /// <summary>Why the plan is as it is, where that is not plain (a split that runs showed slower than one unit alone).</summary>
     public string? Note { get; set; }
     /// <summary>How the model takes a batch (a model whose samples interact runs whole, on one unit).</summary>

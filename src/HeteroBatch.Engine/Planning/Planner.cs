@@ -41,8 +41,11 @@ public static class Planner
         var tables = models.Select(m => m.Table(batchSize, step)).ToList();
         var costs = tables.Select(t => t.Cost).ToList();
 
-        // each unit alone: its side-by-side factor swapped for its alone one (costs scale with the factor)
-        double AloneFactor(int i) => aloneCalibration != null && aloneCalibration.TryGetValue(models[i].Unit.Id, out var a) && a.Runs > 0 ? a.Factor : 1;
+        // each unit alone: its side-by-side factor swapped for its alone one (costs scale with the factor); a unit
+        // that never ran alone keeps its side-by-side one, so that a unit runs showed slow (a core another
+        // process keeps busy) is not taken for the best unit alone on its profile
+        bool HasAloneRuns(int i) => aloneCalibration != null && aloneCalibration.TryGetValue(models[i].Unit.Id, out var a) && a.Runs > 0;
+        double AloneFactor(int i) => HasAloneRuns(i) ? aloneCalibration![models[i].Unit.Id].Factor : models[i].Factor;
         var aloneMs = models.Select((m, i) => models.Count == 1 ? costs[i][steps] : costs[i][steps] / m.Factor * AloneFactor(i)).ToList();
         int single = ArgMin(aloneMs);
         int[] shares = algorithm switch
@@ -66,7 +69,7 @@ public static class Planner
                        $"the split predicted {splitMs:F1} ms would take {splitMs * setFactor:F1}, {models[single].Unit.Id} alone {singleMs:F1} ms: the batch goes to {models[single].Unit.Id}";
             else if (models.Count > 1 && models.Any(m => m.Factor != 1))
                 note = $"split over {string.Join("+", models.Where((m, i) => shares[i] > 0).Select(m => m.Unit.Id))} predicted {splitMs:F1} ms from runs side by side; " +
-                       $"{models[single].Unit.Id} alone {singleMs:F1} ms{(aloneCalibration != null && aloneCalibration.TryGetValue(models[single].Unit.Id, out var ac) && ac.Runs > 0 ? $" from its {ac.Runs} runs alone" : " from its profile")}: the batch goes to {models[single].Unit.Id}";
+                       $"{models[single].Unit.Id} alone {singleMs:F1} ms{(HasAloneRuns(single) ? $" from its {aloneCalibration![models[single].Unit.Id].Runs} runs alone" : models[single].Factor != 1 ? " from its runs side by side" : " from its profile")}: the batch goes to {models[single].Unit.Id}";
             shares = SingleShares(models.Count, single, steps);
             fellBack = true;
         }
@@ -88,6 +91,9 @@ public static class Planner
         PlanLayout.Lay(plan, models.Select((m, i) => new ShareSpec(m.Unit, samples[i], tables[i].SubBatch[shares[i]],
             (fellBack || algorithm == PlanAlgorithm.Single) && i == single ? singleMs : costs[i][shares[i]], m.InFlightAt(tables[i].SubBatch[shares[i]]))).ToList());
         plan.Note = note;
+        plan.Calibrated = fellBack && (setFactor != 1 || models.Any(m => m.Factor != 1)) ? "fell back"
+            : models.Any(m => m.Factor != 1) ? $"{models.Where(m => m.Factor != 1).Max(m => calibration![m.Unit.Id].Runs)} runs"
+            : "no";
         plan.UnusedUnits = models.Where((m, i) => samples[i] == 0).Select(m => m.Unit.Id).ToArray();
         foreach (var shard in plan.Shards)
         {
