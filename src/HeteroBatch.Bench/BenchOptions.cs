@@ -46,6 +46,12 @@ public sealed record BenchOptions
     public int DecodeThreads { get; init; }
     /// <summary>files: also write the job's outputs (predictions.csv and .npy) under --out.</summary>
     public bool WriteOutputs { get; init; }
+    /// <summary>prep: how many 4000×3000 JPEGs to time fast against exact mode (made once under the image folder's large/).</summary>
+    public int LargeImages { get; init; } = 8;
+    /// <summary>prep: also time the scalar reference path.</summary>
+    public bool PrepReference { get; init; }
+    /// <summary>prep: also compare fast with exact mode (pixels, mobilenet outputs).</summary>
+    public bool PrepAgreement { get; init; }
 
     public static BenchOptions Parse(string[] args)
     {
@@ -55,12 +61,15 @@ public sealed record BenchOptions
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
             switch (args[i])
             {
-                case "run": case "report": case "verify": case "precision": case "files": case "remote": case "calibrate": o = o with { Command = args[i] }; break;
+                case "run": case "report": case "verify": case "precision": case "files": case "remote": case "calibrate": case "prep": o = o with { Command = args[i] }; break;
                 case "--files": o = o with { FileCounts = Next().Split(',').Select(int.Parse).ToArray() }; break;
                 case "--image-folder": o = o with { ImageFolder = Next() }; break;
                 case "--precision": o = o with { Precision = Enum.Parse<HeteroBatch.Engine.Models.Precision>(Next(), ignoreCase: true) }; break;
                 case "--decode-threads": o = o with { DecodeThreads = int.Parse(Next()) }; break;
                 case "--write-outputs": o = o with { WriteOutputs = true }; break;
+                case "--large": o = o with { LargeImages = int.Parse(Next()) }; break;
+                case "--reference": o = o with { PrepReference = true }; break;
+                case "--agreement": o = o with { PrepAgreement = true }; break;
                 case "--from": o = o with { From = Next() }; break;
                 case "--models": o = o with { Models = Next().Split(',', StringSplitOptions.RemoveEmptyEntries) }; break;
                 case "--batches": o = o with { Batches = Next().Split(',').Select(int.Parse).ToArray() }; break;

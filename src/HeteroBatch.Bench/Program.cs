@@ -15,6 +15,7 @@ using HeteroBatch.Engine.Units;
 //   precision  each GPU alone at fp32, TF32 and fp16, pageable or pinned transfers, NHWC (beside precision_gpu.py)
 //   files   files → results: a folder of JPEGs through a plan, streamed (beside e2e_gpu.py)
 //   calibrate  prediction error of plans from profiles alone, then after 1, 2, 3 calibrating runs
+//   prep    CPU image preprocessing per core, exact and fast decode (beside tools/pil_preprocess.py)
 //   remote  a loopback inference server as a unit: the protocol's cost per request, and a split with local units
 var options = BenchOptions.Parse(args);
 if (options.Command == "report")
@@ -43,6 +44,11 @@ if (options.Command == "remote")
 if (options.Command == "files")
 {
     await FilesBench.Run(context, options);
+    return 0;
+}
+if (options.Command == "prep")
+{
+    PrepBench.Run(context, options);
     return 0;
 }
 if (options.Command == "verify")
