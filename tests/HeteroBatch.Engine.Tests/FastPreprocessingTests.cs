@@ -77,6 +77,7 @@ public sealed class FastPreprocessingTests(ITestOutputHelper log)
             (new long[] { 1, 224, 224 }, TensorElementType.Float), (new long[] { 3, 96, 160 }, TensorElementType.Float),
             (new long[] { 3, 299, 299 }, TensorElementType.Float),
         };
+        log.WriteLine($"TurboJPEG {(TurboJpeg.IsAvailable ? "found" : "absent")}");
         foreach (var (shape, type) in layouts)
             foreach (var p in new[]
             {
@@ -89,9 +90,13 @@ public sealed class FastPreprocessingTests(ITestOutputHelper log)
                 ImageInput.LoadReference(bytes, "x", expected, 1, p);
                 ImageInput.Load(bytes, "x", actual, 1, p);
                 AssertSame(expected, actual, $"{width}×{height} {kind} [{string.Join(",", shape)}] {type} {p}");
+                // SkiaSharp's scanline decoder where TurboJPEG takes JPEGs (TurboJPEG is found on this machine: see the log)
+                var skia = Batch(shape, type);
+                new ImageDecoder { UseTurboJpeg = false }.Load(bytes, "x", skia, 1, p);
+                AssertSame(expected, skia, $"{width}×{height} {kind} [{string.Join(",", shape)}] {type} {p}, SkiaSharp");
                 // the whole-image decode that codecs without a scanline decoder take
                 var whole = Batch(shape, type);
-                new ImageDecoder { Streaming = false }.Load(bytes, "x", whole, 1, p);
+                new ImageDecoder { Streaming = false, UseTurboJpeg = false }.Load(bytes, "x", whole, 1, p);
                 AssertSame(expected, whole, $"{width}×{height} {kind} [{string.Join(",", shape)}] {type} {p}, whole image");
             }
     }

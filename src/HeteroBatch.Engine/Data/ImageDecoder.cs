@@ -31,6 +31,10 @@ internal sealed unsafe class ImageDecoder
 
     /// <summary>False: always decode the whole image at full size (the path for codecs that cannot decode a window; tests use it).</summary>
     internal bool Streaming { get; init; } = true;
+    /// <summary>False: never decode through TurboJPEG, only SkiaSharp (tests compare the two).</summary>
+    internal bool UseTurboJpeg { get; init; } = true;
+
+    private nint _turbo; // this thread's TurboJPEG decompressor, made on first use, destroyed with the decoder
 
     private readonly AxisTaps?[] _taps = new AxisTaps?[8]; // the last sizes seen, replaced round robin
     private int _nextTaps;
@@ -42,23 +46,10 @@ internal sealed unsafe class ImageDecoder
     public void Load(byte[] bytes, string path, TensorBatch batch, int index, ImagePreprocessing preprocessing)
     {
         var (channels, height, width, channelsFirst) = ImageInput.Layout(new TensorSpec(batch.Name, batch.ElementType, batch.SampleShape));
-        NativeLibraries.Register();
-        using var data = SKData.CreateCopy(bytes);
-        using var codec = SKCodec.Create(data)
-            ?? throw new HeteroBatchException("ImageUnreadable", FailureKind.InvalidData, $"{path} could not be decoded as a JPEG or PNG image.", path);
-        int sourceWidth = codec.Info.Width, sourceHeight = codec.Info.Height;
-        ImageInput.CheckSize(sourceWidth, sourceHeight, path);
-        var g = preprocessing.Geometry(sourceWidth, sourceHeight, width, height);
-        var decoded = codec.EncodedFormat == SKEncodedImageFormat.Jpeg
-            ? preprocessing.DecodeSize(sourceWidth, sourceHeight, g.Width, g.Height)
-            : (Width: sourceWidth, Height: sourceHeight, Denominator: 1);
-
         byte[] mid;
         AxisTaps vertical;
-        if (!Streaming) (mid, vertical) = WholeImage(bytes, path, g, width, height);
-        else if (TryStream(codec, decoded.Width, decoded.Height, g, width, height, out mid, out vertical)) { }
-        else if (decoded.Denominator != 1 && TryStream(codec, sourceWidth, sourceHeight, g, width, height, out mid, out vertical)) { }
-        else (mid, vertical) = WholeImage(bytes, path, g, width, height);
+        if (UseTurboJpeg && TryTurboJpeg(bytes, path, preprocessing, width, height, out mid, out vertical)) { }
+        else (mid, vertical) = DecodeWithSkia(bytes, path, preprocessing, width, height);
 
         int plane = width * height;
         bool direct = batch.Data is float[] && channelsFirst && channels == 3;
@@ -97,6 +88,71 @@ internal sealed unsafe class ImageDecoder
         if (_rows.Length > KeptBytes) _rows = Array.Empty<byte>();
         if (_out.Length > KeptBytes) _out = Array.Empty<byte>();
     }
+
+    /// <summary>The window through SkiaSharp: its scanline decoder where it can, else the whole image.</summary>
+    private (byte[] Mid, AxisTaps Vertical) DecodeWithSkia(byte[] bytes, string path, ImagePreprocessing preprocessing, int width, int height)
+    {
+        NativeLibraries.Register();
+        using var data = SKData.CreateCopy(bytes);
+        using var codec = SKCodec.Create(data)
+            ?? throw new HeteroBatchException("ImageUnreadable", FailureKind.InvalidData, $"{path} could not be decoded as a JPEG or PNG image.", path);
+        int sourceWidth = codec.Info.Width, sourceHeight = codec.Info.Height;
+        ImageInput.CheckSize(sourceWidth, sourceHeight, path);
+        var g = preprocessing.Geometry(sourceWidth, sourceHeight, width, height);
+        var decoded = codec.EncodedFormat == SKEncodedImageFormat.Jpeg
+            ? preprocessing.DecodeSize(sourceWidth, sourceHeight, g.Width, g.Height)
+            : (Width: sourceWidth, Height: sourceHeight, Denominator: 1);
+
+        byte[] mid;
+        AxisTaps vertical;
+        if (!Streaming) (mid, vertical) = WholeImage(bytes, path, g, width, height);
+        else if (TryStream(codec, decoded.Width, decoded.Height, g, width, height, out mid, out vertical)) { }
+        else if (decoded.Denominator != 1 && TryStream(codec, sourceWidth, sourceHeight, g, width, height, out mid, out vertical)) { }
+        else (mid, vertical) = WholeImage(bytes, path, g, width, height);
+
+        return (mid, vertical);
+    }
+
+    /// <summary>
+    /// A JPEG through TurboJPEG (SIMD), whole at the decode size (full, or reduced in fast mode) into this thread's
+    /// buffer, then the horizontal pass over the window's rows. False (nothing written) where the library is absent,
+    /// the file is not a JPEG it reads to RGB, the decoded image would be above <see cref="KeptBytes"/> (SkiaSharp's
+    /// scanline decoder then keeps memory to the window), or it reports any error or warning.
+    /// </summary>
+    private bool TryTurboJpeg(byte[] bytes, string path, ImagePreprocessing preprocessing, int width, int height, out byte[] mid, out AxisTaps vertical)
+    {
+        mid = _mid;
+        vertical = null!;
+        if (bytes.Length < 3 || bytes[0] != 0xFF || bytes[1] != 0xD8 || !TurboJpeg.IsAvailable) return false;
+        if (_turbo == 0) _turbo = TurboJpeg.Create();
+        if (!TurboJpeg.TryHeader(_turbo, bytes, out int sourceWidth, out int sourceHeight)) return false;
+        ImageInput.CheckSize(sourceWidth, sourceHeight, path);
+        var g = preprocessing.Geometry(sourceWidth, sourceHeight, width, height);
+        var (w, h, _) = preprocessing.DecodeSize(sourceWidth, sourceHeight, g.Width, g.Height);
+        long size = (long)w * h * 4;
+        if (size > KeptBytes) return false;
+        if (_rows.Length < size) _rows = new byte[size];
+        fixed (byte* pixels = _rows)
+        {
+            if (!TurboJpeg.TryDecode(_turbo, bytes, pixels, w, h, w * 4)) return false;
+            var horizontal = Taps(w, g.Width, g.Left, width);
+            vertical = Taps(h, g.Height, g.Top, height);
+            int rows = vertical.End - vertical.Min;
+            mid = Mid(rows, width);
+            fixed (byte* m = mid)
+            {
+                byte* r = m, gp = m + (long)rows * width, b = m + 2L * rows * width;
+                for (int y = 0; y < rows; y++)
+                {
+                    long at = (long)y * width;
+                    VectorResampler.Horizontal(pixels + (long)(vertical.Min + y) * w * 4, 0, horizontal, r + at, gp + at, b + at);
+                }
+            }
+        }
+        return true;
+    }
+
+    ~ImageDecoder() => TurboJpeg.Destroy(_turbo);
 
     private ImagePreprocessing? _normalised;
     private readonly float[] _scale = new float[3], _offset = new float[3];
