@@ -48,6 +48,8 @@ public sealed record BenchOptions
     public bool WriteOutputs { get; init; }
     /// <summary>prep: how many 4000×3000 JPEGs to time fast against exact mode (made once under the image folder's large/).</summary>
     public int LargeImages { get; init; } = 8;
+    /// <summary>prep: the grain (± per channel) of the 4000×3000 JPEGs.</summary>
+    public int LargeGrain { get; init; } = 12;
     /// <summary>prep: also time the scalar reference path.</summary>
     public bool PrepReference { get; init; }
     /// <summary>prep: also compare fast with exact mode (pixels, mobilenet outputs).</summary>
@@ -68,6 +70,7 @@ public sealed record BenchOptions
                 case "--decode-threads": o = o with { DecodeThreads = int.Parse(Next()) }; break;
                 case "--write-outputs": o = o with { WriteOutputs = true }; break;
                 case "--large": o = o with { LargeImages = int.Parse(Next()) }; break;
+                case "--large-grain": o = o with { LargeGrain = int.Parse(Next()) }; break;
                 case "--reference": o = o with { PrepReference = true }; break;
                 case "--agreement": o = o with { PrepAgreement = true }; break;
                 case "--from": o = o with { From = Next() }; break;

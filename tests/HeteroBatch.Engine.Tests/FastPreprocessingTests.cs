@@ -102,6 +102,26 @@ public sealed class FastPreprocessingTests(ITestOutputHelper log)
     }
 
     [Fact]
+    public void DamagedFilesDecodeAsTheReferenceDecodesThemOrFailWithItsErrorId()
+    {
+        var whole = Photo(500, 375, 9);
+        // cut short: TurboJPEG warns and SkiaSharp decodes what is there, the rest black, as the reference does
+        foreach (double share in new[] { 0.4, 0.8 })
+        {
+            var cut = whole[..(int)(whole.Length * share)];
+            var expected = Batch(new long[] { 3, 224, 224 }, TensorElementType.Float, 1);
+            var actual = Batch(new long[] { 3, 224, 224 }, TensorElementType.Float, 1);
+            ImageInput.LoadReference(cut, "cut.jpg", expected, 0, ImagePreprocessing.ImageNet);
+            ImageInput.Load(cut, "cut.jpg", actual, 0, ImagePreprocessing.ImageNet);
+            AssertSame(expected, actual, $"{share:P0} of the file");
+        }
+        var batch = Batch(new long[] { 3, 224, 224 }, TensorElementType.Float, 1);
+        // a JPEG's first bytes and then nothing it can read; and no image at all
+        foreach (var bad in new[] { whole[..40], new byte[] { 0xFF, 0xD8, 1, 2, 3 }, "not an image"u8.ToArray() })
+            Assert.Equal("ImageUnreadable", Assert.Throws<HeteroBatchException>(() => ImageInput.Load(bad, "bad.jpg", batch, 0, ImagePreprocessing.ImageNet)).ErrorId);
+    }
+
+    [Fact]
     public void AfterTheFirstImagesASampleAllocatesNoPixelBuffers()
     {
         var bytes = Photo(500, 375, 3);
