@@ -51,6 +51,14 @@ public sealed record BenchOptions
     public bool WriteOutputs { get; init; }
     /// <summary>gpudecode: the GPU precisions measured, in order.</summary>
     public HeteroBatch.Engine.Models.Precision[] GpuPrecisions { get; init; } = { HeteroBatch.Engine.Models.Precision.Fp16, HeteroBatch.Engine.Models.Precision.Tf32 };
+    /// <summary>prep: how many 4000×3000 JPEGs to time fast against exact mode (made once under the image folder's large/).</summary>
+    public int LargeImages { get; init; } = 8;
+    /// <summary>prep: the grain (± per channel) of the 4000×3000 JPEGs.</summary>
+    public int LargeGrain { get; init; } = 12;
+    /// <summary>prep: also time the scalar reference path.</summary>
+    public bool PrepReference { get; init; }
+    /// <summary>prep: also compare fast with exact mode (pixels, mobilenet outputs).</summary>
+    public bool PrepAgreement { get; init; }
 
     public static BenchOptions Parse(string[] args)
     {
@@ -60,13 +68,17 @@ public sealed record BenchOptions
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
             switch (args[i])
             {
-                case "run": case "report": case "verify": case "precision": case "files": case "remote": case "calibrate": case "gpudecode": o = o with { Command = args[i] }; break;
+                case "run": case "report": case "verify": case "precision": case "files": case "remote": case "calibrate": case "gpudecode": case "prep": o = o with { Command = args[i] }; break;
                 case "--gpu-precisions": o = o with { GpuPrecisions = Next().Split(',').Select(p => Enum.Parse<HeteroBatch.Engine.Models.Precision>(p, ignoreCase: true)).ToArray() }; break;
                 case "--files": o = o with { FileCounts = Next().Split(',').Select(int.Parse).ToArray() }; break;
                 case "--image-folder": o = o with { ImageFolder = Next() }; break;
                 case "--precision": o = o with { Precision = Enum.Parse<HeteroBatch.Engine.Models.Precision>(Next(), ignoreCase: true) }; break;
                 case "--decode-threads": o = o with { DecodeThreads = int.Parse(Next()) }; break;
                 case "--write-outputs": o = o with { WriteOutputs = true }; break;
+                case "--large": o = o with { LargeImages = int.Parse(Next()) }; break;
+                case "--large-grain": o = o with { LargeGrain = int.Parse(Next()) }; break;
+                case "--reference": o = o with { PrepReference = true }; break;
+                case "--agreement": o = o with { PrepAgreement = true }; break;
                 case "--from": o = o with { From = Next() }; break;
                 case "--models": o = o with { Models = Next().Split(',', StringSplitOptions.RemoveEmptyEntries) }; break;
                 case "--batches": o = o with { Batches = Next().Split(',').Select(int.Parse).ToArray() }; break;

@@ -16,6 +16,7 @@ using HeteroBatch.Engine.Units;
 //   files   files → results: a folder of JPEGs through a plan, streamed (beside e2e_gpu.py)
 //   calibrate  prediction error of plans from profiles alone, then after 1, 2, 3 calibrating runs
 //   gpudecode  files → nvJPEG on each GPU → the uint8-input model by device address → top-1 (one GPU, every GPU), with pixel and output agreement
+//   prep    CPU image preprocessing per core, exact and fast decode (beside tools/pil_preprocess.py)
 //   remote  a loopback inference server as a unit: the protocol's cost per request, and a split with local units
 var options = BenchOptions.Parse(args);
 if (options.Command == "report")
@@ -49,6 +50,11 @@ if (options.Command == "remote")
 if (options.Command == "files")
 {
     await FilesBench.Run(context, options);
+    return 0;
+}
+if (options.Command == "prep")
+{
+    PrepBench.Run(context, options);
     return 0;
 }
 if (options.Command == "verify")

@@ -38,8 +38,22 @@ internal static class ImageInput
         Load(bytes, path, batch, index, preprocessing);
     }
 
-    /// <summary>Decodes and preprocesses one image file's bytes into sample <paramref name="index"/> of <paramref name="batch"/>.</summary>
+    /// <summary>
+    /// Decodes and preprocesses one image file's bytes into sample <paramref name="index"/> of <paramref name="batch"/>:
+    /// on processors with AVX2 through this thread's <see cref="ImageDecoder"/> (vectorised, only the window decoded),
+    /// elsewhere through <see cref="LoadReference"/>; the same pixels either way.
+    /// </summary>
     public static void Load(byte[] bytes, string path, TensorBatch batch, int index, ImagePreprocessing preprocessing)
+    {
+        if (VectorResampler.IsSupported) ImageDecoder.ForThisThread.Load(bytes, path, batch, index, preprocessing);
+        else LoadReference(bytes, path, batch, index, preprocessing);
+    }
+
+    /// <summary>
+    /// The plain form: the whole image decoded at full size, <see cref="Resampler.ResizeWindow"/>, then the writer,
+    /// one pixel at a time. The reference the vectorised path is tested against; <see cref="DecodeMode"/> is not used.
+    /// </summary>
+    internal static void LoadReference(byte[] bytes, string path, TensorBatch batch, int index, ImagePreprocessing preprocessing)
     {
         var (channels, height, width, channelsFirst) = Layout(new TensorSpec(batch.Name, batch.ElementType, batch.SampleShape));
         var (pixels, w, h) = Decode(bytes, path);
@@ -56,13 +70,64 @@ internal static class ImageInput
         using var codec = SKCodec.Create(data)
             ?? throw new HeteroBatchException("ImageUnreadable", FailureKind.InvalidData, $"{path} could not be decoded as a JPEG or PNG image.", path);
         var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        if (info.Width <= 0 || info.Height <= 0 || (long)info.Width * info.Height > 1L << 28)
-            throw new HeteroBatchException("ImageUnreadable", FailureKind.InvalidData, $"{path} is {info.Width}×{info.Height} pixels; images up to 2^28 pixels are read.", path);
+        CheckSize(info.Width, info.Height, path);
         var pixels = new byte[info.BytesSize];
         var result = codec.GetPixels(info, pixels);
         if (result is not (SKCodecResult.Success or SKCodecResult.IncompleteInput))
             throw new HeteroBatchException("ImageUnreadable", FailureKind.InvalidData, $"{path} could not be decoded ({result}).", path);
         return (pixels, info.Width, info.Height);
+    }
+
+    /// <summary>Throws ImageUnreadable for an image of no pixels or more than 2^28.</summary>
+    internal static void CheckSize(int width, int height, string path)
+    {
+        if (width <= 0 || height <= 0 || (long)width * height > 1L << 28)
+            throw new HeteroBatchException("ImageUnreadable", FailureKind.InvalidData, $"{path} is {width}×{height} pixels; images up to 2^28 pixels are read.", path);
+    }
+
+    /// <summary>The resized pixels as three planes (R, G, B) into sample <paramref name="index"/>, as <see cref="Write"/> writes packed RGB.</summary>
+    internal static void WritePlanes(ReadOnlySpan<byte> red, ReadOnlySpan<byte> green, ReadOnlySpan<byte> blue, int channels, bool channelsFirst,
+        ImagePreprocessing p, TensorBatch batch, int index)
+    {
+        int plane = red.Length;
+        bool bgr = p.ChannelOrder == ChannelOrder.Bgr;
+        if (batch.Data is byte[] bytes)
+        {
+            var target = bytes.AsSpan(index * plane * channels, plane * channels);
+            for (int i = 0; i < plane; i++)
+            {
+                byte r = red[i], g = green[i], b = blue[i];
+                if (channels == 1) target[i] = (byte)Math.Clamp((int)Math.Round(0.299 * r + 0.587 * g + 0.114 * b), 0, 255);
+                else
+                {
+                    var (c0, c2) = bgr ? (b, r) : (r, b);
+                    if (channelsFirst) { target[i] = c0; target[plane + i] = g; target[2 * plane + i] = c2; }
+                    else { target[i * 3] = c0; target[i * 3 + 1] = g; target[i * 3 + 2] = c2; }
+                }
+            }
+            return;
+        }
+        var floats = batch.Slice(index, 1).Span;
+        Span<float> scale = stackalloc float[3], offset = stackalloc float[3];
+        for (int c = 0; c < 3; c++)
+        {
+            float mean = p.Mean[Math.Min(c, p.Mean.Length - 1)], std = p.Std[Math.Min(c, p.Std.Length - 1)];
+            scale[c] = 1f / 255f / std;
+            offset[c] = -mean / std;
+        }
+        for (int i = 0; i < plane; i++)
+        {
+            float r = red[i], g = green[i], b = blue[i];
+            if (channels == 1)
+            {
+                floats[i] = (0.299f * r + 0.587f * g + 0.114f * b) * scale[0] + offset[0];
+                continue;
+            }
+            var (c0, c2) = bgr ? (b, r) : (r, b);
+            float v0 = c0 * scale[0] + offset[0], v1 = g * scale[1] + offset[1], v2 = c2 * scale[2] + offset[2];
+            if (channelsFirst) { floats[i] = v0; floats[plane + i] = v1; floats[2 * plane + i] = v2; }
+            else { floats[i * 3] = v0; floats[i * 3 + 1] = v1; floats[i * 3 + 2] = v2; }
+        }
     }
 
     private static void Write(byte[] rgb, int plane, int channels, bool channelsFirst, ImagePreprocessing p, TensorBatch batch, int index)

@@ -13,6 +13,20 @@ public enum ResizeMode
 
 public enum ChannelOrder { Rgb, Bgr }
 
+/// <summary>How a JPEG is decoded before the resize.</summary>
+public enum DecodeMode
+{
+    /// <summary>Every pixel at full size, then the resize: torchvision's pixels, value for value (the default).</summary>
+    Exact,
+    /// <summary>
+    /// A JPEG at least twice the resize target on both sides is decoded at 1/2, 1/4 or 1/8 of its size in
+    /// the DCT (the smallest that stays at or above the target; PIL's <c>draft</c> does the same), then
+    /// resized exactly from there. Much faster on large photos, close to but not equal to Exact; smaller
+    /// images and other formats decode as Exact.
+    /// </summary>
+    Fast,
+}
+
 /// <summary>
 /// What happens to an image between the file and the model: resize, channel order, and for float
 /// inputs value / 255 then (value - mean) / std per channel. The layout (channels first or last)
@@ -26,6 +40,8 @@ public sealed record ImagePreprocessing
     public float[] Mean { get; init; } = { 0.485f, 0.456f, 0.406f };
     public float[] Std { get; init; } = { 0.229f, 0.224f, 0.225f };
     public ChannelOrder ChannelOrder { get; init; } = ChannelOrder.Rgb;
+    /// <summary>Exact (the default) or Fast: reduced-scale JPEG decoding of large photos; see <see cref="Data.DecodeMode"/>.</summary>
+    public DecodeMode DecodeMode { get; init; } = DecodeMode.Exact;
 
     /// <summary>ImageNet evaluation as torchvision does it (Resize(256), CenterCrop(224), ToTensor, Normalize).</summary>
     public static ImagePreprocessing ImageNet { get; } = new();
@@ -39,6 +55,8 @@ public sealed record ImagePreprocessing
             throw Invalid($"every -Std value must be above 0 (got {string.Join(", ", Std.Select(s => s.ToString(CultureInfo.InvariantCulture)))})");
         if (Mean.Any(m => !float.IsFinite(m)))
             throw Invalid("every -Mean value must be a finite number");
+        if (!Enum.IsDefined(DecodeMode))
+            throw Invalid($"the decode mode must be Exact or Fast (got {(int)DecodeMode})");
         if (!(CropFraction > 0 && CropFraction <= 1))
             throw Invalid($"the crop fraction must be in (0, 1] (got {CropFraction.ToString(CultureInfo.InvariantCulture)})");
         return this;
@@ -49,7 +67,25 @@ public sealed record ImagePreprocessing
 
     public override string ToString() =>
         $"{Resize}{(Resize == ResizeMode.CenterCrop ? $" {CropFraction.ToString(CultureInfo.InvariantCulture)}" : "")}, {ChannelOrder}, " +
-        $"mean {string.Join(" ", Mean.Select(m => m.ToString(CultureInfo.InvariantCulture)))}, std {string.Join(" ", Std.Select(s => s.ToString(CultureInfo.InvariantCulture)))}";
+        $"mean {string.Join(" ", Mean.Select(m => m.ToString(CultureInfo.InvariantCulture)))}, std {string.Join(" ", Std.Select(s => s.ToString(CultureInfo.InvariantCulture)))}" +
+        (DecodeMode == DecodeMode.Fast ? ", fast decode (large JPEGs at 1/2-1/8 scale)" : "");
+
+    /// <summary>
+    /// The size a JPEG of <paramref name="sourceWidth"/>×<paramref name="sourceHeight"/> is decoded at before a resize to
+    /// <paramref name="targetWidth"/>×<paramref name="targetHeight"/> (<see cref="Geometry"/>'s Width and Height), and the
+    /// DCT scale's denominator: 1 (full size) in Exact mode, and in Fast mode unless 1/2 of the source (rounded up, as
+    /// libjpeg-turbo scales) still covers the target on both sides; then the largest of 2, 4, 8 that does.
+    /// </summary>
+    public (int Width, int Height, int Denominator) DecodeSize(int sourceWidth, int sourceHeight, int targetWidth, int targetHeight)
+    {
+        if (DecodeMode == DecodeMode.Fast)
+            for (int d = 8; d >= 2; d /= 2)
+            {
+                int w = (sourceWidth + d - 1) / d, h = (sourceHeight + d - 1) / d;
+                if (w >= targetWidth && h >= targetHeight) return (w, h, d);
+            }
+        return (sourceWidth, sourceHeight, 1);
+    }
 
     /// <summary>The region of the resized image that becomes the input: resized width and height, and the crop's left and top.</summary>
     public (int Width, int Height, int Left, int Top) Geometry(int sourceWidth, int sourceHeight, int width, int height)
@@ -76,12 +112,12 @@ public sealed record ImagePreprocessing
 /// </summary>
 internal static class Resampler
 {
-    private const int PrecisionBits = 32 - 8 - 2;
+    internal const int PrecisionBits = 32 - 8 - 2;
 
-    /// <summary>Filter taps of each output pixel along one axis: first source index, count, and fixed-point weights.</summary>
-    private readonly record struct Taps(int[] First, int[] Count, int[] Weights, int Width);
+    /// <summary>Filter taps of each output pixel along one axis: first source index, count, and fixed-point weights (<paramref name="Width"/> slots an output pixel).</summary>
+    internal readonly record struct Taps(int[] First, int[] Count, int[] Weights, int Width);
 
-    private static Taps Coefficients(int inSize, int outSize, int outStart, int outCount)
+    internal static Taps Coefficients(int inSize, int outSize, int outStart, int outCount)
     {
         double scale = (double)inSize / outSize;
         double filterScale = Math.Max(scale, 1.0);
