@@ -22,7 +22,7 @@ public sealed class EngineContext : IDisposable
         OrtRuntime.Initialize();
         Options = options ?? new EngineOptions();
         Workers = new WorkerPool(Options);
-        Presence = presence ?? new UnitPresence();
+        Presence = presence ?? new UnitPresence(() => UnitDiscovery.Accelerators(Options));
         Models = new Models.ModelRegistry(Options.ModelCacheFolder);
     }
 

@@ -52,6 +52,13 @@ public sealed record EngineOptions
     /// <summary>The model cache folder (derived forms, rewritten models); null for the default one.</summary>
     public string? ModelCacheFolder { get; init; }
 
+    /// <summary>
+    /// ONNX Runtime plugin execution-provider libraries to register (full paths), such as OpenVINO's
+    /// onnxruntime_providers_openvino_plugin.so/.dll: the devices they offer become units
+    /// (HETEROBATCH_EP_LIBRARIES, paths separated by the system's path separator, ':' or ';').
+    /// </summary>
+    public IReadOnlyList<string> ExecutionProviderLibraries { get; init; } = Array.Empty<string>();
+
     /// <summary>Test only: the unit with this id throws after this many sub-batches (see about_HeteroBatch).</summary>
     public (string UnitId, int AfterSubBatches)? InjectFailure { get; init; }
 
@@ -65,6 +72,7 @@ public sealed record EngineOptions
     public const string RemoteTokenVariable = "HETEROBATCH_REMOTE_TOKEN";
     public const string HostRegisterVariable = "HETEROBATCH_CUDA_HOST_REGISTER";
     public const string StoreLockVariable = "HETEROBATCH_STORE_LOCK_SECONDS";
+    public const string EpLibrariesVariable = "HETEROBATCH_EP_LIBRARIES";
 
     /// <summary>Options from HETEROBATCH_CUDNN_SEARCH, HETEROBATCH_NO_TRANSFER_SPLIT=1 and HETEROBATCH_TEST_FAIL_UNIT=unitId:k.</summary>
     public static EngineOptions FromEnvironment(Func<string, string?>? read = null)
@@ -79,6 +87,8 @@ public sealed record EngineOptions
         if (read(HostRegisterVariable) == "0") options = options with { PageLockedInputs = false };
         if (double.TryParse(read(StoreLockVariable), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var lockSeconds) && lockSeconds >= 0)
             options = options with { StoreLockWait = TimeSpan.FromSeconds(lockSeconds) };
+        if (read(EpLibrariesVariable) is { Length: > 0 } libraries)
+            options = options with { ExecutionProviderLibraries = libraries.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) };
         if (read(RemoteTokenVariable) is { Length: > 0 } token) options = options with { RemoteToken = token };
         if (read(CudaOptionsVariable) is { Length: > 0 } cuda)
             options = options with

@@ -56,7 +56,7 @@ public static class ProfileSelection
 
     public static void CheckNoOverlap(IReadOnlyList<UnitProfile> profiles) => CheckNoOverlap(profiles.Select(p => p.Unit).ToList());
 
-    /// <summary>Throws UnitsOverlap if two CPU units share a processor.</summary>
+    /// <summary>Throws UnitsOverlap if two units compute on a shared processor (two CPU units, or a CPU unit and OpenVINO's CPU device).</summary>
     public static void CheckNoOverlap(IReadOnlyList<ComputeUnit> units)
     {
         for (int i = 0; i < units.Count; i++)
