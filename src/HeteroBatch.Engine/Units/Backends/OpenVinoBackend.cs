@@ -22,8 +22,8 @@ public sealed class OpenVinoBackend : OrtBackend
 
     /// <summary>What to run where OpenVINO's plugin is missing (one line, for reasons).</summary>
     public static string InstallHint => OperatingSystem.IsWindows()
-        ? $"install it with 'pip install onnxruntime-ep-openvino' (or Windows ML's Intel OpenVINO provider) and name its onnxruntime_providers_openvino_plugin.dll in {EngineOptions.EpLibrariesVariable}"
-        : $"install it with 'pip install onnxruntime-ep-openvino' and name its onnxruntime_providers_openvino_plugin.so in {EngineOptions.EpLibrariesVariable}";
+        ? $"install it with 'pip install onnxruntime-ep-openvino' (or Windows ML's Intel OpenVINO provider) and name the .dll that onnxruntime_ep_openvino.get_library_path() returns in {EngineOptions.EpLibrariesVariable}"
+        : $"install it with 'pip install onnxruntime-ep-openvino' and name the .so that onnxruntime_ep_openvino.get_library_path() returns in {EngineOptions.EpLibrariesVariable}";
 
     public override IReadOnlyList<ComputeUnit> Discover(DiscoveryRequest request, string runtimeVersion)
     {
