@@ -100,7 +100,7 @@ public class OpenVinoPluginTests
         Assert.All(cpus, c => Assert.True(UnitBackends.Overlap(c, ovCpu) && UnitBackends.Overlap(ovCpu, c)));
         var e = Assert.Throws<HeteroBatchException>(() => ProfileSelection.CheckNoOverlap(new[] { cpus[0], ovCpu }));
         Assert.Equal("UnitsOverlap", e.ErrorId);
-        Assert.Contains("OpenVINO's CPU device or the CPU units, not both", e.Message);
+        Assert.Contains($"Units '{cpus[0].Id}' (CPU) and 'ovcpu0' (OpenVINO) share processors", e.Message);
         // the GPU and the NPU compute off the host: they go with every CPU unit
         ProfileSelection.CheckNoOverlap(cpus.Concat(units.Where(u => u.Id != "ovcpu0")).ToList());
     }

@@ -63,6 +63,6 @@ public static class ProfileSelection
             for (int j = i + 1; j < units.Count; j++)
                 if (UnitBackends.Overlap(units[i], units[j]))
                     throw new HeteroBatchException("UnitsOverlap", FailureKind.InvalidArgument,
-                        $"Units '{units[i].Id}' and '{units[j].Id}' share processors; use units of one grouping{(units[i].Provider != units[j].Provider ? ", and OpenVINO's CPU device or the CPU units, not both" : "")}.");
+                        $"Units '{units[i].Id}' ({UnitBackends.For(units[i]).Name}) and '{units[j].Id}' ({UnitBackends.For(units[j]).Name}) share processors; use units of one grouping, and one kind of unit on any processor.");
     }
 }

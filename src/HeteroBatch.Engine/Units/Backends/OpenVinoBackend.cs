@@ -21,7 +21,7 @@ public sealed class OpenVinoBackend : OrtBackend
     public override int DefaultMaxBatch => 512;
 
     /// <summary>What to run where OpenVINO's plugin is missing (one line, for reasons).</summary>
-    public static string InstallHint => OperatingSystem.IsWindows()
+    internal static string InstallHint => OperatingSystem.IsWindows()
         ? $"install it with 'pip install onnxruntime-ep-openvino' (or Windows ML's Intel OpenVINO provider) and name the .dll that onnxruntime_ep_openvino.get_library_path() returns in {EngineOptions.EpLibrariesVariable}"
         : $"install it with 'pip install onnxruntime-ep-openvino' and name the .so that onnxruntime_ep_openvino.get_library_path() returns in {EngineOptions.EpLibrariesVariable}";
 

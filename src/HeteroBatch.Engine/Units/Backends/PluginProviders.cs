@@ -4,7 +4,7 @@ using Microsoft.ML.OnnxRuntime;
 namespace HeteroBatch.Engine.Units.Backends;
 
 /// <summary>One plugin library as registration left it: its full path, and ORT's error text where it did not register.</summary>
-public sealed record PluginLibrary(string Path, string? Error)
+internal sealed record PluginLibrary(string Path, string? Error)
 {
     public bool Registered => Error == null;
 }
@@ -13,7 +13,7 @@ public sealed record PluginLibrary(string Path, string? Error)
 /// <param name="EpName">The provider's name ("OpenVINOExecutionProvider").</param>
 /// <param name="HardwareType">CPU, GPU or NPU.</param>
 /// <param name="Metadata">The provider's metadata for the device (OpenVINO's plugin: <c>ov_device</c> = CPU, GPU, GPU.1, NPU).</param>
-public sealed record PluginDevice(string EpName, OrtHardwareDeviceType HardwareType, uint VendorId, uint DeviceId, string Vendor, IReadOnlyDictionary<string, string> Metadata);
+internal sealed record PluginDevice(string EpName, OrtHardwareDeviceType HardwareType, uint VendorId, uint DeviceId, string Vendor, IReadOnlyDictionary<string, string> Metadata);
 
 /// <summary>
 /// ONNX Runtime's plugin execution providers (ORT 1.23 and later): libraries registered with the
@@ -22,7 +22,7 @@ public sealed record PluginDevice(string EpName, OrtHardwareDeviceType HardwareT
 /// Registration is process-wide in ONNX Runtime itself, so the record of what is registered is
 /// too: it mirrors the environment, it is not a setting. Any thread may call in.
 /// </summary>
-public static class PluginProviders
+internal static class PluginProviders
 {
     // guards Registered and every call into ORT's registration and device list
     private static readonly object Gate = new();
