@@ -89,6 +89,59 @@ Describe 'Another ONNX Runtime build (HETEROBATCH_ORT_PATH)' {
     It 'says, under -ListAvailable, how to get OpenVINO units' {
         $ov = Get-ComputeUnit -ListAvailable | Where-Object Provider -EQ OpenVINO
         $ov.Available | Should -Not -Contain $true
-        $ov[0].Reason | Should -Match 'HETEROBATCH_ORT_PATH'
+        $ov[0].Reason | Should -Match 'HETEROBATCH_EP_LIBRARIES'
+        $ov[0].Reason | Should -Match 'pip install onnxruntime-ep-openvino'
+    }
+}
+
+Describe 'OpenVINO plugin libraries (HETEROBATCH_EP_LIBRARIES)' {
+    BeforeAll {
+        # what Get-ComputeUnit -ListAvailable says in a new shell whose HETEROBATCH_EP_LIBRARIES names $Library
+        function script:Get-OpenVinoUnits([string] $Library) {
+            $r = Invoke-ChildPwsh "`$env:HETEROBATCH_EP_LIBRARIES = '$Library'; Import-Module '$env:HETEROBATCH_TEST_MODULE'; Get-ComputeUnit -ListAvailable | Where-Object Provider -EQ OpenVINO | ConvertTo-Json -Depth 3 -Compress"
+            $r.ExitCode | Should -Be 0
+            @($r.Stdout | ConvertFrom-Json)
+        }
+        # the fake OpenVINO plugin, built here with the machine's C compiler against ONNX Runtime's header
+        $script:cc = Get-Command cc, gcc -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
+        $version = [Microsoft.ML.OnnxRuntime.OrtEnv]::Instance().GetVersionString()
+        $packages = if ($env:NUGET_PACKAGES) { $env:NUGET_PACKAGES } else { Join-Path $HOME '.nuget/packages' }
+        $script:include = 'microsoft.ml.onnxruntime', 'microsoft.ml.onnxruntime.gpu.linux' | ForEach-Object {
+            foreach ($b in 'build', 'buildTransitive') { Join-Path $packages "$_/$version/$b/native/include" }
+        } | Where-Object { Test-Path (Join-Path $_ 'onnxruntime_ep_c_api.h') } | Select-Object -First 1
+        $script:fake = Join-Path $TestDrive 'libfake_openvino_ep.so'
+        if ($IsLinux -and $cc -and $include) {
+            & $cc.Source -shared -fPIC -O1 -I $include -o $fake (Join-Path $PSScriptRoot 'HeteroBatch.Engine.Tests/Plugins/fake_openvino_ep.c')
+        }
+    }
+
+    It 'lists igpu0 as unavailable with ONNX Runtime''s reason where the library is missing' {
+        $missing = Join-Path $TestDrive 'no-such/onnxruntime_providers_openvino_plugin.so'
+        $ov = Get-OpenVinoUnits $missing
+        $ov.Count | Should -Be 1
+        $ov[0].Id | Should -Be 'igpu0'
+        $ov[0].Available | Should -BeFalse
+        $ov[0].Reason | Should -Match ([regex]::Escape("the plugin library '$missing' did not load: [ErrorCode:Fail] Failed to load library"))
+        $ov[0].Reason | Should -Match 'pip install onnxruntime-ep-openvino'
+    }
+
+    It 'lists igpu0 as unavailable with ONNX Runtime''s reason where the file is not a provider' {
+        $notProvider = Join-Path $TestDrive 'onnxruntime_providers_openvino_plugin.so'
+        Set-Content $notProvider 'not a shared library'
+        $ov = Get-OpenVinoUnits $notProvider
+        $ov.Count | Should -Be 1
+        $ov[0].Available | Should -BeFalse
+        $ov[0].Reason | Should -Match ([regex]::Escape("the plugin library '$notProvider' did not load: "))
+    }
+
+    It 'lists the fake plugin''s GPU, NPU and CPU as units, the CPU one overlapping the CPU units' {
+        if (-not (Test-Path $fake)) { Set-ItResult -Skipped -Because 'no C compiler or no onnxruntime_ep_c_api.h to build the fake plugin' }
+        $ov = Get-OpenVinoUnits $fake
+        $ov.Id | Should -Be @('ovcpu0', 'igpu0', 'npu0')
+        $ov.Available | Should -Not -Contain $false
+        ($ov | Where-Object Id -EQ igpu0).Name | Should -Be 'OpenVINO GPU'
+        ($ov | Where-Object Id -EQ ovcpu0).Processors.Count | Should -Be ([Environment]::ProcessorCount)
+        $r = Invoke-ChildPwsh "`$env:HETEROBATCH_EP_LIBRARIES = '$fake'; Import-Module '$env:HETEROBATCH_TEST_MODULE'; try { Get-ComputeUnit -Id cpu, ovcpu0 | Invoke-Profile -Model tinynet -MaxBatchSize 1 -Concurrent -ErrorAction Stop | Out-Null; 'profiled' } catch { `$_.FullyQualifiedErrorId }"
+        $r.Stdout | Should -Match '^UnitsOverlap'
     }
 }

@@ -34,7 +34,7 @@ public sealed class EngineContext : IDisposable
         _options = options ?? new EngineOptions();
         OrtRuntime.Initialize(_options.OrtPath);
         Workers = new WorkerPool(_options);
-        Presence = presence ?? new UnitPresence();
+        Presence = presence ?? new UnitPresence(() => UnitDiscovery.Accelerators(Options));
         Models = new Models.ModelRegistry(() => Options.ModelCacheFolder);
     }
 

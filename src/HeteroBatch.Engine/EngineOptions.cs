@@ -95,6 +95,13 @@ public sealed record EngineOptions
         return changed with { ProfileStorePath = store, ModelCacheFolder = cache };
     }
 
+    /// <summary>
+    /// ONNX Runtime plugin execution-provider libraries to register (full paths), such as OpenVINO's
+    /// onnxruntime_providers_openvino_plugin.so/.dll: the devices they offer become units
+    /// (HETEROBATCH_EP_LIBRARIES, paths separated by the system's path separator, ':' or ';'). Read at import.
+    /// </summary>
+    public IReadOnlyList<string> ExecutionProviderLibraries { get; init; } = Array.Empty<string>();
+
     public const string CudnnSearchVariable = "HETEROBATCH_CUDNN_SEARCH";
     public const string NoTransferSplitVariable = "HETEROBATCH_NO_TRANSFER_SPLIT";
     public const string PinnedVariable = "HETEROBATCH_PINNED";
@@ -107,6 +114,7 @@ public sealed record EngineOptions
     public const string CacheVariable = "HETEROBATCH_CACHE";
     public const string OrtPathVariable = "HETEROBATCH_ORT_PATH";
     public const string StoreLockVariable = "HETEROBATCH_STORE_LOCK_SECONDS";
+    public const string EpLibrariesVariable = "HETEROBATCH_EP_LIBRARIES";
 
     private static string? NoVariables(string name) => null;
 
@@ -149,6 +157,8 @@ public sealed record EngineOptions
         if (read(OrtProfileVariable) is { Length: > 0 } prefix) options = options with { OrtProfilePrefix = prefix };
         if (read(HostRegisterVariable) == "0") options = options with { PageLockedInputs = false };
         if (read(RemoteTokenVariable) is { Length: > 0 } token) options = options with { RemoteToken = new BearerToken(token) };
+        if (read(EpLibrariesVariable) is { Length: > 0 } libraries)
+            options = options with { ExecutionProviderLibraries = libraries.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) };
         if (read(CudaOptionsVariable) is { Length: > 0 } cuda)
             options = options with
             {

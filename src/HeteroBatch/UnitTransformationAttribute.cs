@@ -35,7 +35,7 @@ public sealed class UnitTransformationAttribute : ArgumentTransformationAttribut
             }
             if (id == null) return inputData; // let the binder say what it cannot take
             // the whole CPU, one unit per core, and the accelerators found here
-            here ??= UnitDiscovery.Discover(new DiscoveryRequest()).Concat(CpuBackend.Units(new CpuGrouping(CpuGroupingMode.Core), Engine.Runtime.OrtRuntime.Version)).ToList();
+            here ??= UnitDiscovery.Discover(new DiscoveryRequest { ExecutionProviderLibraries = ModuleContext.Current.Options.ExecutionProviderLibraries }).Concat(CpuBackend.Units(new CpuGrouping(CpuGroupingMode.Core), Engine.Runtime.OrtRuntime.Version)).ToList();
             var match = here.FirstOrDefault(u => string.Equals(u.Id, id, StringComparison.OrdinalIgnoreCase))
                 ?? throw new ArgumentTransformationMetadataException($"No unit '{id}' here; units: {string.Join(", ", here.Select(u => u.Id).Distinct())}.");
             units.Add(match);

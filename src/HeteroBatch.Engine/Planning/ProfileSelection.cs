@@ -56,13 +56,13 @@ public static class ProfileSelection
 
     public static void CheckNoOverlap(IReadOnlyList<UnitProfile> profiles) => CheckNoOverlap(profiles.Select(p => p.Unit).ToList());
 
-    /// <summary>Throws UnitsOverlap if two CPU units share a processor.</summary>
+    /// <summary>Throws UnitsOverlap if two units compute on a shared processor (two CPU units, or a CPU unit and OpenVINO's CPU device).</summary>
     public static void CheckNoOverlap(IReadOnlyList<ComputeUnit> units)
     {
         for (int i = 0; i < units.Count; i++)
             for (int j = i + 1; j < units.Count; j++)
                 if (UnitBackends.Overlap(units[i], units[j]))
                     throw new HeteroBatchException("UnitsOverlap", FailureKind.InvalidArgument,
-                        $"Units '{units[i].Id}' and '{units[j].Id}' share processors; use units of one grouping.");
+                        $"Units '{units[i].Id}' ({UnitBackends.For(units[i]).Name}) and '{units[j].Id}' ({UnitBackends.For(units[j]).Name}) share processors; use units of one grouping, and one kind of unit on any processor.");
     }
 }

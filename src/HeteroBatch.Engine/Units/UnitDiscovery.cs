@@ -29,6 +29,9 @@ public static class UnitDiscovery
     }
 
     /// <summary>Every accelerator device found here as it is by default (available or not): what presence checks compare with.</summary>
-    public static IReadOnlyList<ComputeUnit> Accelerators() =>
-        UnitBackends.Accelerators.SelectMany(b => b.Discover(new DiscoveryRequest(), OrtRuntime.Version)).ToList();
+    public static IReadOnlyList<ComputeUnit> Accelerators() => Accelerators(new EngineOptions());
+
+    /// <summary>Every accelerator device found here with these settings (their plugin libraries), available or not.</summary>
+    public static IReadOnlyList<ComputeUnit> Accelerators(EngineOptions settings) =>
+        UnitBackends.Accelerators.SelectMany(b => b.Discover(new DiscoveryRequest { ExecutionProviderLibraries = settings.ExecutionProviderLibraries }, OrtRuntime.Version)).ToList();
 }

@@ -67,7 +67,7 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
         {
             Grouping = grouping, IncludeUnavailable = ListAvailable, TensorRt = TensorRT, Precision = AllowTf32 ? Precision.Tf32 : Precision,
             Endpoints = Endpoint == null ? Array.Empty<Uri>() : Engine(() => Endpoint.Select(RemoteBackend.Normalize).ToArray()),
-            Token = TokenGiven() ?? Context.Options.RemoteToken,
+            Token = TokenGiven() ?? Context.Options.RemoteToken, ExecutionProviderLibraries = Context.Options.ExecutionProviderLibraries,
         };
         var lines = new List<string>();
         var units = Engine(() => UnitDiscovery.Discover(request with { Log = lines.Add }));

@@ -100,7 +100,7 @@ public sealed class InvokeProfileCommand : HeteroBatchCmdlet
         if (_model == null) return;
         if (!_sawInput)
         {
-            var units = Engine(() => UnitDiscovery.Discover(new DiscoveryRequest()));
+            var units = Engine(() => UnitDiscovery.Discover(new DiscoveryRequest { ExecutionProviderLibraries = Context.Options.ExecutionProviderLibraries }));
             if (Concurrent) _units.AddRange(units);
             else foreach (var unit in units) ProfileOne(unit);
         }

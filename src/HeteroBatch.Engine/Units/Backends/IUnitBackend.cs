@@ -16,6 +16,8 @@ public sealed record DiscoveryRequest
     public IReadOnlyList<Uri> Endpoints { get; init; } = Array.Empty<Uri>();
     /// <summary>A bearer token for the servers, where they require one.</summary>
     public BearerToken? Token { get; init; }
+    /// <summary>ONNX Runtime plugin execution-provider libraries whose devices are listed too (<see cref="EngineOptions.ExecutionProviderLibraries"/>).</summary>
+    public IReadOnlyList<string> ExecutionProviderLibraries { get; init; } = Array.Empty<string>();
     /// <summary>Receives one line per probe (for -Verbose).</summary>
     public Action<string>? Log { get; init; }
 }

@@ -29,6 +29,10 @@ public static class UnitBackends
     public static bool SameDevice(ComputeUnit a, ComputeUnit b) =>
         For(a) == For(b) && a.Kind == b.Kind && a.Name == b.Name && a.DeviceId == b.DeviceId && a.BusId == b.BusId && a.RuntimeVersion == b.RuntimeVersion;
 
-    /// <summary>True if two units compete for the same hardware (only units of one kind can).</summary>
-    public static bool Overlap(ComputeUnit a, ComputeUnit b) => For(a) == For(b) && For(a).Overlap(a, b);
+    /// <summary>
+    /// True if two units compete for the same hardware: units of one kind as their backend says; units
+    /// of two kinds when both compute on a host processor they share (CPU units and OpenVINO's CPU device).
+    /// </summary>
+    public static bool Overlap(ComputeUnit a, ComputeUnit b) =>
+        For(a) == For(b) ? For(a).Overlap(a, b) : For(a).ComputeProcessors(a).Intersect(For(b).ComputeProcessors(b)).Any();
 }
