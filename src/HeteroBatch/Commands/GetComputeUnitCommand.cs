@@ -40,7 +40,7 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
     /// <summary>Inference servers that speak the Open Inference Protocol over REST (Triton, OpenVINO Model Server, KServe, HeteroBatch's Start-InferenceServer): one remote unit each, instead of this machine's units.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
-    public Uri[]? Endpoint { get; set; }
+    public string[]? Endpoint { get; set; }
 
     /// <summary>Also list units that cannot run here, with the reason.</summary>
     [Parameter]
@@ -55,7 +55,7 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
         var request = new DiscoveryRequest
         {
             Grouping = grouping, IncludeUnavailable = ListAvailable, TensorRt = TensorRT, Precision = AllowTf32 ? Precision.Tf32 : Precision,
-            Endpoints = Endpoint == null ? Array.Empty<Uri>() : Engine(() => Endpoint.Select(RemoteBackend.Normalize).ToArray()),
+            Endpoints = Endpoint == null ? Array.Empty<Uri>() : Engine(() => Endpoint.Select(RemoteBackend.Parse).ToArray()),
             Token = Context.Options.RemoteToken,
         };
         var lines = new List<string>();

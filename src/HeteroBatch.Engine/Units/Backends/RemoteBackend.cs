@@ -41,12 +41,33 @@ public sealed class RemoteBackend : IUnitBackend
         return units;
     }
 
-    /// <summary>The address as a base for the protocol's paths (http://host:port/...) with a trailing slash.</summary>
+    /// <summary>An address as typed: parsed and normalized, or EndpointInvalid saying what is wrong with it.</summary>
+    public static Uri Parse(string text)
+    {
+        if (Uri.TryCreate(text, UriKind.Absolute, out var uri)) return Normalize(uri);
+        var port = System.Text.RegularExpressions.Regex.Match(text, @"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/@]*@)?(?:\[[^\]]*\]|[^/:\[]*):(\d*)(?:/|$)");
+        string why = !text.Contains("://") ? "it has no scheme (grpc://, grpcs://, http:// or https://)"
+            : port.Success && !(int.TryParse(port.Groups[1].Value, out var p) && p is >= 1 and <= 65535) ? $"its port '{port.Groups[1].Value}' is not 1 to 65535"
+            : System.Text.RegularExpressions.Regex.IsMatch(text, @"^[^:]*://(?:[^/@]*@)?(?::|/|$)") ? "it has no host"
+            : "it does not parse as an address";
+        throw Invalid(text, why);
+    }
+
+    private static HeteroBatchException Invalid(string endpoint, string why) => new("EndpointInvalid", FailureKind.InvalidArgument,
+        $"'{endpoint}' is not the address of an inference server: {why}. Give grpc://host:port (or grpcs://) for its gRPC port, http://host:port (or https://) for REST.", endpoint);
+
+    /// <summary>The address as a base for the protocol's paths (http://host:port/...) with a trailing slash; EndpointInvalid for what cannot be one, and for credentials in it.</summary>
     public static Uri Normalize(Uri endpoint)
     {
         if (!endpoint.IsAbsoluteUri || endpoint.Scheme is not ("http" or "https" or "grpc" or "grpcs"))
+            throw Invalid(endpoint.IsAbsoluteUri ? endpoint.GetLeftPart(UriPartial.Authority) : endpoint.OriginalString, "its scheme is not grpc, grpcs, http or https");
+        if (endpoint.UserInfo.Length > 0)
+            // never shown, stored or sent: the text given is not repeated, only where it points
             throw new HeteroBatchException("EndpointInvalid", FailureKind.InvalidArgument,
-                $"'{endpoint}' is not the address of an inference server: grpc://host:port (or grpcs://) for its gRPC port, http://host:port (or https://) for REST.", endpoint.ToString());
+                $"The address of {endpoint.Scheme}://{endpoint.Host}:{endpoint.Port}/ carries credentials (user:password@); addresses never do here. Give the token with -Token or -Credential (or HETEROBATCH_REMOTE_TOKEN).",
+                $"{endpoint.Scheme}://{endpoint.Host}:{endpoint.Port}/");
+        if (endpoint.Host.Length == 0) throw Invalid(endpoint.OriginalString, "it has no host");
+        if (endpoint.Port is < 1 or > 65535) throw Invalid(endpoint.OriginalString, $"its port {endpoint.Port} is not 1 to 65535");
         var text = endpoint.ToString();
         return text.EndsWith('/') ? endpoint : new Uri(text + "/");
     }
