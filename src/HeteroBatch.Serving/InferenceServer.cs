@@ -28,9 +28,9 @@ public sealed record ServerSettings
     /// <summary>The memory budget of requests held at once (<see cref="HeldRequestBytes"/>; tests set less).</summary>
     internal long HeldBytes { get; init; } = HeldRequestBytes;
     /// <summary>
-    /// Infer requests handled at once (reading, waiting for the units, running, answering), whatever the protocol:
-    /// as many of the largest as fit in <see cref="HeldRequestBytes"/>, 1 to 8. Later ones wait unread
-    /// (REST: in the listener's queue; gRPC: within HTTP/2's flow-control window).
+    /// Infer requests handled at once (waiting for the units, running, answering), whatever the protocol:
+    /// as many of the largest as fit in <see cref="HeldRequestBytes"/>, 1 to 8. Later ones wait
+    /// with their bodies read (a request takes its place once its body has arrived; see <see cref="MemoryBudget"/> for what bounds them).
     /// </summary>
     public int RequestsHeldAtOnce => (int)Math.Clamp(HeldRequestBytes / Math.Max(1, MaxRequestBytes), 1, 8);
     /// <summary>REST (HTTP/1.1) or gRPC (HTTP/2), both on Kestrel (the ASP.NET Core runtime, found at run time).</summary>

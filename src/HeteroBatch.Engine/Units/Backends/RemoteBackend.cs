@@ -26,6 +26,7 @@ public sealed class RemoteBackend : IUnitBackend
     /// <summary>One unit per address: remote0, remote1, ... in the order given; unavailable (with the reason) where the server is not ready.</summary>
     public IReadOnlyList<ComputeUnit> Discover(DiscoveryRequest request, string runtimeVersion)
     {
+        if (request.Endpoints.Count > 0) Runtime.SharedFrameworks.PreferAspNetCoreVersions(); // before the gRPC client loads its own
         var units = new List<ComputeUnit>();
         for (int i = 0; i < request.Endpoints.Count; i++)
         {
@@ -118,6 +119,7 @@ public sealed class RemoteBackend : IUnitBackend
     public IModelSession Open(ComputeUnit unit, Models.ModelSource model, EngineOptions settings)
     {
         var endpoint = new Uri(unit.Endpoint ?? throw new HeteroBatchException("EndpointInvalid", FailureKind.InvalidData, $"Remote unit '{unit.Id}' has no endpoint.", unit.Id));
+        Runtime.SharedFrameworks.PreferAspNetCoreVersions();
         return GrpcRemoteModel.IsGrpc(endpoint)
             ? GrpcRemoteModel.Open(endpoint, model.Name, settings.RemoteToken, RequestTimeout)
             : RemoteModel.Open(endpoint, model.Name, settings.RemoteToken, RequestTimeout);
