@@ -116,7 +116,7 @@ public static class PartitionedRunner
                         foreach (var size in sizes.Where(n => n > 0).Distinct())
                             if (session.WarmedSizes.Add(size)) session.Run(inputs, outputs, 0, size);
                     }
-                    catch (HeteroBatchException e) when (e.Kind == FailureKind.ResourceUnavailable) { }
+                    catch (HeteroBatchException e) when (e.ErrorId is "RemoteUnitFailed" or "ProtocolInvalid") { }
                     return true;
                 });
             }).ToArray());

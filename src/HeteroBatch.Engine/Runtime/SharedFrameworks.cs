@@ -29,7 +29,7 @@ public static class SharedFrameworks
     }
 
     /// <summary>Assemblies the module carries (for the gRPC client) in older versions than ASP.NET Core's own.</summary>
-    private static readonly string[] CarriedByBoth = { "Microsoft.Extensions.Logging.Abstractions", "Microsoft.Extensions.DependencyInjection.Abstractions" };
+    private static IEnumerable<string> CarriedByBoth => new[] { "Microsoft.Extensions.Logging.Abstractions", "Microsoft.Extensions.DependencyInjection.Abstractions" };
 
     /// <summary>
     /// Loads ASP.NET Core's versions of <see cref="CarriedByBoth"/> where it is found and the host did not load them
@@ -39,7 +39,6 @@ public static class SharedFrameworks
     public static void PreferAspNetCoreVersions()
     {
         var trusted = AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES") as string ?? "";
-        if (Volatile.Read(ref _preferred)) return;
         var dir = FindAspNetCore();
         if (dir != null)
             foreach (var name in CarriedByBoth)
@@ -51,10 +50,7 @@ public static class SharedFrameworks
                     try { AssemblyLoadContext.Default.LoadFromAssemblyPath(file); }
                     catch (FileLoadException) { }
             }
-        Volatile.Write(ref _preferred, true);
     }
-
-    private static bool _preferred;
 
     /// <summary>Makes ASP.NET Core loadable, or throws GrpcServingUnavailable saying what is missing.</summary>
     public static void EnsureAspNetCore()
