@@ -144,7 +144,7 @@ public sealed class HostileInputTests : IDisposable
         }).ToList();
         try
         {
-            Assert.Equal(200, Raw(s.Url, $"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n\r\n").Status);
+            Assert.Equal(200, Raw(s.Url, $"GET /v2/health/ready HTTP/1.1\r\nHost: 127.0.0.1:{s.Url.Port}\r\n\r\n").Status);
             var input = SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 2, 4);
             using var client = RemoteModel.Open(s.Url, "tinynet", "t0k", Hang);
             var outputs = new[] { new TensorBatch("logits", new long[] { 10 }, 2) };
