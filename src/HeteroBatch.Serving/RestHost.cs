@@ -151,6 +151,7 @@ internal sealed class RestHost : IDisposable
             // the run's copy of the inputs, and its outputs (twice: as computed and as written)
             held.Take(tensors.Sum(t => (long)t.Bytes.Length));
             long samples = tensors.Count > 0 && tensors[0].Shape.Length > 0 ? tensors[0].Shape[0] : 0;
+            if (samples > int.MaxValue) throw InferenceProtocol.Invalid($"'{tensors[0].Name}' has {samples} samples; a request holds at most {int.MaxValue}");
             held.Take(2 * samples * server.Signature.Outputs.Sum(o => o.SampleShape.Aggregate(1L, (a, d) => a * d) * Engine.Data.TensorBatch.ElementSize(o.ElementType)));
 
             // a place among the requests handled at once, only now that the request is all here
