@@ -116,6 +116,16 @@ Describe 'A remote unit' {
         { Get-ComputeUnit -Endpoint 'ftp://example/' } | Should -Throw -ErrorId 'EndpointInvalid,*'
     }
 
+    It 'refuses malformed endpoints and credentials in them with EndpointInvalid and the reason, never repeating a password' {
+        foreach ($case in @(@('grpc://', 'no host'), @('http://', 'no host'), @('http://:0', "port '0'"), @('grpc://127.0.0.1:99999', "port '99999'"))) {
+            $e = { Get-ComputeUnit -Endpoint $case[0] } | Should -Throw -ErrorId 'EndpointInvalid,*' -PassThru
+            $e.Exception.Message | Should -BeLike "*$($case[1])*"
+        }
+        $e = { Get-ComputeUnit -Endpoint 'http://alice:hunter2@127.0.0.1:8000/' } | Should -Throw -ErrorId 'EndpointInvalid,*' -PassThru
+        $e.Exception.Message | Should -Not -BeLike '*hunter2*'
+        "$($e.TargetObject)" | Should -Not -BeLike '*hunter2*'
+    }
+
     It 'speaks gRPC to a server process started with -Protocol Grpc: split with the local CPU, outputs equal a local run, and a kill mid-run loses no sample' {
         $grpcPort = Get-FreePort
         $grpcServer = Start-ServerProcess $grpcPort -Protocol Grpc

@@ -12,9 +12,10 @@ namespace HeteroBatch.Serving;
 
 /// <summary>
 /// Kestrel serving an <see cref="InferenceServer"/>'s <see cref="GrpcInferenceService"/> over
-/// plain HTTP/2 (gRPC without TLS): messages up to the server's request limit, at most
-/// <see cref="ServerSettings.RequestsHeldAtOnce"/> infer calls handled at once (later ones wait before
-/// their message is read). Loaded only when a server speaks gRPC (see <see cref="Runtime.SharedFrameworks"/>).
+/// plain HTTP/2 (gRPC without TLS): messages up to the server's request limit, taken from the
+/// server's <see cref="MemoryBudget"/> (RESOURCE_EXHAUSTED at once where it has too little left), at most
+/// <see cref="ServerSettings.RequestsHeldAtOnce"/> infer calls handled at once (later ones wait with
+/// their message read). Loaded only when a server speaks gRPC (see <see cref="Runtime.SharedFrameworks"/>).
 /// </summary>
 internal sealed class GrpcHost : IDisposable
 {
@@ -37,7 +38,24 @@ internal sealed class GrpcHost : IDisposable
         app.Use(async (http, next) =>
         {
             if (!http.Request.Path.Value!.EndsWith("/ModelInfer", StringComparison.Ordinal)) { await next(http); return; } // health, metadata: at once
-            using var place = await server.HandlerAsync(http.RequestAborted);
+            // the message's size from its length prefix (left unread for gRPC), taken from the server's budget before gRPC
+            // reads it: the message, the run's copy of its tensors and the outputs (about as large again). The place among
+            // the calls handled at once is taken later, by the service, once the message is read: a call waiting for one
+            // never leaves its message half-read in the connection's flow-control window, where it would stall the others.
+            using var held = server.Budget.Open();
+            long? size = await PeekMessageLength(http.Request.BodyReader, http.RequestAborted);
+            if (size is long n && n <= maxMessage)
+            {
+                try { held.Take(3 * n); }
+                catch (HeteroBatchException e)
+                {
+                    server.CountFailure();
+                    http.Response.ContentType = "application/grpc";
+                    http.Response.Headers["grpc-status"] = ((int)Grpc.Core.StatusCode.ResourceExhausted).ToString();
+                    http.Response.Headers["grpc-message"] = Uri.EscapeDataString(e.Message);
+                    return;
+                }
+            }
             await next(http);
             // refused before the service saw it (a message over the limit): a failed request all the same
             string? status = http.Features.Get<IHttpResponseTrailersFeature>()?.Trailers["grpc-status"];
@@ -52,6 +70,25 @@ internal sealed class GrpcHost : IDisposable
             throw new HeteroBatchException("ServerStartFailed", FailureKind.ResourceUnavailable, $"Could not listen on {address}:{port} for gRPC: {e.Message}", port, e);
         }
         return new GrpcHost(app);
+    }
+
+    /// <summary>The length in a gRPC message's 5-byte prefix, the bytes left in the pipe for gRPC to read; null when the body ends before it.</summary>
+    private static async Task<long?> PeekMessageLength(System.IO.Pipelines.PipeReader reader, CancellationToken cancel)
+    {
+        var prefix = new byte[5];
+        while (true)
+        {
+            var read = await reader.ReadAsync(cancel);
+            var buffer = read.Buffer;
+            if (buffer.Length >= 5)
+            {
+                System.Buffers.BuffersExtensions.CopyTo(buffer.Slice(0, 5), prefix);
+                reader.AdvanceTo(buffer.Start); // nothing consumed, nothing examined: gRPC reads it all
+                return System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(prefix.AsSpan(1));
+            }
+            if (read.IsCompleted) { reader.AdvanceTo(buffer.Start); return null; }
+            reader.AdvanceTo(buffer.Start, buffer.End); // wait for more
+        }
     }
 
     /// <summary>Stops at once: calls running are cancelled (their clients see the server gone).</summary>

@@ -22,7 +22,7 @@ internal sealed class GrpcInferenceService(InferenceServer server) : GRPCInferen
     public override Task<ModelReadyResponse> ModelReady(ModelReadyRequest request, ServerCallContext context)
     {
         Admit(context);
-        return Task.FromResult(new ModelReadyResponse { Ready = Served(request.Name) });
+        return Task.FromResult(new ModelReadyResponse { Ready = Served(request.Name, request.Version) });
     }
 
     public override Task<ServerMetadataResponse> ServerMetadata(ServerMetadataRequest request, ServerCallContext context)
@@ -36,7 +36,7 @@ internal sealed class GrpcInferenceService(InferenceServer server) : GRPCInferen
     public override Task<ModelMetadataResponse> ModelMetadata(ModelMetadataRequest request, ServerCallContext context)
     {
         Admit(context);
-        if (!Served(request.Name)) throw NotFound(request.Name);
+        if (!Served(request.Name, request.Version)) throw NotFound(request.Name, request.Version);
         var reply = new ModelMetadataResponse { Name = server.Model, Platform = "onnxruntime_onnx" };
         reply.Versions.Add("1");
         static ModelMetadataResponse.Types.TensorMetadata Meta(Data.TensorSpec t)
@@ -54,10 +54,13 @@ internal sealed class GrpcInferenceService(InferenceServer server) : GRPCInferen
     public override async Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
     {
         Admit(context);
-        if (!Served(request.ModelName)) throw NotFound(request.ModelName);
-        using var answering = server.Answering();
+        if (!Served(request.ModelName, request.ModelVersion)) throw NotFound(request.ModelName, request.ModelVersion);
         try
         {
+            // a place among the calls handled at once, now that the message is read (see GrpcHost)
+            using var cancel = CancellationTokenSource.CreateLinkedTokenSource(context.CancellationToken, server.Stopping);
+            using var place = await server.HandlerAsync(cancel.Token);
+            using var answering = server.Answering();
             if (request.RawInputContents.Count > 0 && request.RawInputContents.Count != request.Inputs.Count)
                 throw InferenceProtocol.Invalid($"{request.Inputs.Count} inputs but {request.RawInputContents.Count} raw_input_contents");
             var tensors = request.Inputs.Select((t, i) => new InferenceProtocol.Tensor(t.Name, t.Shape.ToArray(), t.Datatype,
@@ -78,12 +81,19 @@ internal sealed class GrpcInferenceService(InferenceServer server) : GRPCInferen
         catch (HeteroBatchException e)
         {
             server.CountFailure();
-            throw new RpcException(new Status(e.ErrorId == "ProtocolInvalid" ? StatusCode.InvalidArgument : StatusCode.Internal, e.Message));
+            throw new RpcException(new Status(e.ErrorId == "ProtocolInvalid" ? StatusCode.InvalidArgument
+                : e.Kind is FailureKind.ResourceUnavailable or FailureKind.OperationStopped ? StatusCode.Unavailable : StatusCode.Internal, e.Message));
         }
         catch (OperationCanceledException)
         {
             server.CountFailure();
             throw new RpcException(new Status(StatusCode.Unavailable, "the server is stopping or the call was cancelled"));
+        }
+        catch (Exception e) when (e is not RpcException)
+        {
+            // whatever else went wrong answers this call without its text
+            server.CountFailure();
+            throw new RpcException(new Status(StatusCode.Internal, "the server failed to answer this call"));
         }
     }
 
@@ -91,13 +101,16 @@ internal sealed class GrpcInferenceService(InferenceServer server) : GRPCInferen
     private static ReadOnlyMemory<byte> TypedContents(ModelInferRequest.Types.InferInputTensor t)
     {
         if (t.Contents?.Fp32Contents.Count > 0 && t.Datatype == "FP32")
+
             return System.Runtime.InteropServices.MemoryMarshal.AsBytes(t.Contents.Fp32Contents.ToArray().AsSpan()).ToArray();
         throw InferenceProtocol.Invalid($"input '{t.Name}' has no raw_input_contents and no fp32_contents");
     }
 
-    private bool Served(string name) => name == server.Model;
+    /// <summary>The model served, at its one version ("1"; no version means that one).</summary>
+    private bool Served(string name, string version) => name == server.Model && version is "" or "1";
 
-    private static RpcException NotFound(string name) => new(new Status(StatusCode.NotFound, $"no model '{name}' is served here"));
+    private static RpcException NotFound(string name, string version) =>
+        new(new Status(StatusCode.NotFound, version is "" or "1" ? $"no model '{name}' is served here" : $"model '{name}' has no version '{version}'; it has version 1"));
 
     private void Admit(ServerCallContext context)
     {

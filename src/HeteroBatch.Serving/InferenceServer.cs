@@ -23,15 +23,17 @@ public sealed record ServerSettings
     /// <summary>The largest request taken (REST: larger bodies get 413; gRPC: larger messages RESOURCE_EXHAUSTED), 1 KiB to 2 GiB - 1.</summary>
     public long MaxRequestBytes { get; init; } = 512L << 20;
     public const long MinRequestBytes = 1L << 10, MaxRequestBytesLimit = int.MaxValue;
-    /// <summary>What the requests a server holds at once may take together, at most.</summary>
+    /// <summary>What the requests a server holds at once may take together, at most: their bodies, the tensors read from them and their outputs.</summary>
     public const long HeldRequestBytes = 4L << 30;
+    /// <summary>The memory budget of requests held at once (<see cref="HeldRequestBytes"/>; tests set less).</summary>
+    internal long HeldBytes { get; init; } = HeldRequestBytes;
     /// <summary>
-    /// Infer requests handled at once (reading, waiting for the units, running, answering), whatever the protocol:
-    /// as many of the largest as fit in <see cref="HeldRequestBytes"/>, 1 to 8. Later ones wait unread
-    /// (REST: in the listener's queue; gRPC: within HTTP/2's flow-control window).
+    /// Infer requests handled at once (waiting for the units, running, answering), whatever the protocol:
+    /// as many of the largest as fit in <see cref="HeldRequestBytes"/>, 1 to 8. Later ones wait
+    /// with their bodies read (a request takes its place once its body has arrived; see <see cref="MemoryBudget"/> for what bounds them).
     /// </summary>
     public int RequestsHeldAtOnce => (int)Math.Clamp(HeldRequestBytes / Math.Max(1, MaxRequestBytes), 1, 8);
-    /// <summary>REST (HTTP/1.1, HttpListener) or gRPC (HTTP/2, Kestrel; needs the ASP.NET Core runtime).</summary>
+    /// <summary>REST (HTTP/1.1) or gRPC (HTTP/2), both on Kestrel (the ASP.NET Core runtime, found at run time).</summary>
     public ServerProtocol Protocol { get; init; } = ServerProtocol.Rest;
 }
 
@@ -40,8 +42,8 @@ public enum ServerProtocol { Rest, Grpc }
 
 /// <summary>
 /// Serves one model over the Open Inference Protocol from this machine's units, over REST (health,
-/// server and model metadata, readiness, infer with JSON or binary tensor data; HttpListener) or
-/// gRPC (<see cref="GrpcInferenceService"/> in Kestrel): each infer request runs as a partitioned
+/// server and model metadata, readiness, infer with JSON or binary tensor data; <see cref="RestHost"/>) or
+/// gRPC (<see cref="GrpcInferenceService"/>), both in Kestrel: each infer request runs as a partitioned
 /// run of the plan, scaled to the request's samples. Requests run one at a time (the units are shared).
 /// </summary>
 public sealed class InferenceServer : IDisposable
@@ -50,7 +52,6 @@ public sealed class InferenceServer : IDisposable
     private readonly BatchPlan _plan;
     private readonly ModelSource _model;
     private readonly ServerSettings _settings;
-    private readonly HttpListener _listener = new();
     private readonly SemaphoreSlim _oneAtATime = new(1, 1);
     private readonly Engine.UseCases.Inference _inference;
     private long _lastRecordedAt = long.MinValue / 2; // Environment.TickCount64 of the last request recorded
@@ -60,7 +61,6 @@ public sealed class InferenceServer : IDisposable
     private readonly SemaphoreSlim _handlers;
     private readonly CancellationTokenSource _stop = new();
     private readonly ModelSignature _signature;
-    private Thread? _accept;
     private long _requests, _samples, _failures;
 
     public Uri Url { get; }
@@ -74,8 +74,12 @@ public sealed class InferenceServer : IDisposable
     public int InFlight => Volatile.Read(ref _inFlight);
     public int PeakInFlight => Volatile.Read(ref _peakInFlight);
     private int _inFlight, _peakInFlight;
-    public bool Running => _grpc != null || _listener.IsListening;
-    private IDisposable? _grpc;
+    public bool Running => _host != null;
+    private IDisposable? _host;
+    /// <summary>What the infer requests held at once may take together (bodies, their tensors, their outputs).</summary>
+    internal MemoryBudget Budget { get; }
+    /// <summary>Cancelled when the server stops.</summary>
+    internal CancellationToken Stopping => _stop.Token;
 
     public InferenceServer(EngineContext context, BatchPlan plan, ModelSource model, ServerSettings settings)
     {
@@ -86,6 +90,7 @@ public sealed class InferenceServer : IDisposable
             throw new ArgumentOutOfRangeException(nameof(settings), settings.MaxRequestBytes, $"MaxRequestBytes is {ServerSettings.MinRequestBytes} to {ServerSettings.MaxRequestBytesLimit}.");
         _plan = plan; _model = model; _settings = settings;
         _handlers = new SemaphoreSlim(settings.RequestsHeldAtOnce, settings.RequestsHeldAtOnce);
+        Budget = new MemoryBudget(settings.HeldBytes);
         // workers of its own: a session may run (as a client) a plan whose units this server also uses
         // (its remote unit being this server); on shared workers each run would wait for the other's
         _context = new EngineContext(context.Options, context.Presence);
@@ -95,173 +100,43 @@ public sealed class InferenceServer : IDisposable
         var host = settings.Address is "*" or "0.0.0.0" or "+" ? "*" : settings.Address;
         var scheme = settings.Protocol == ServerProtocol.Grpc ? "grpc" : "http";
         Url = new Uri($"{scheme}://{(host == "*" ? "localhost" : host.Contains(':') ? $"[{host}]" : host)}:{settings.Port}/");
-        if (settings.Protocol == ServerProtocol.Rest) _listener.Prefixes.Add($"http://{(host.Contains(':') ? $"[{host}]" : host)}:{settings.Port}/");
     }
 
     /// <summary>Starts listening (throws ServerStartFailed if the port is taken or the address is not this machine's).</summary>
     public void Start()
     {
         StartRequestThreads();
-        if (_settings.Protocol == ServerProtocol.Grpc)
-        {
-            Runtime.SharedFrameworks.EnsureAspNetCore();
-            StartGrpc();
-            StartedAt = DateTimeOffset.UtcNow;
-            return;
-        }
-        try { _listener.Start(); }
-        catch (HttpListenerException e)
-        {
-            throw new HeteroBatchException("ServerStartFailed", FailureKind.ResourceUnavailable, $"Could not listen on {Url}: {e.Message}", Url.ToString(), e);
-        }
+        Runtime.SharedFrameworks.EnsureAspNetCore();
+        StartKestrel();
         StartedAt = DateTimeOffset.UtcNow;
-        _accept = new Thread(Accept) { IsBackground = true, Name = $"HeteroBatch server {Url}" };
-        _accept.Start();
     }
 
     /// <summary>Apart from Start, so that ASP.NET Core is loaded only once it can be found.</summary>
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private void StartGrpc()
+    private void StartKestrel()
     {
         var address = _settings.Address is "*" or "0.0.0.0" or "+" ? IPAddress.Any
             : _settings.Address == "localhost" ? IPAddress.Loopback
             : IPAddress.TryParse(_settings.Address.Trim('[', ']'), out var ip) ? ip
-            : throw new HeteroBatchException("ServerStartFailed", FailureKind.InvalidArgument, $"'{_settings.Address}' is not an IP address of this machine (gRPC listens on addresses, not names).", _settings.Address);
-        _grpc = GrpcHost.Start(this, address, _settings.Port, _settings.MaxRequestBytes);
-    }
-
-    private void Accept()
-    {
-        while (_listener.IsListening)
-        {
-            HttpListenerContext request;
-            try { request = _listener.GetContext(); }
-            catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException) { return; }
-            // health, metadata: answered at once from the pool, whatever the infer requests are doing
-            if (!request.Request.Url!.AbsolutePath.TrimEnd('/').EndsWith("/infer", StringComparison.Ordinal))
-            {
-                ThreadPool.QueueUserWorkItem(_ => Handle(request));
-                continue;
-            }
-            // each infer request on a request thread (it blocks while the units run), at most HandledAtOnce of them;
-            // beyond that, new connections wait in the listener's queue
-            try { _handlers.Wait(_stop.Token); }
-            catch (OperationCanceledException) { request.Response.Abort(); return; }
-            if (!Post(() => { try { Handle(request); } finally { _handlers.Release(); } })) { _handlers.Release(); request.Response.Abort(); return; }
-        }
-    }
-
-    private void Handle(HttpListenerContext http)
-    {
-        var response = http.Response;
-        try
-        {
-            var path = http.Request.Url!.AbsolutePath.TrimEnd('/');
-            var method = http.Request.HttpMethod;
-            if (method == "GET" && path is "/v2/health/live" or "/v2/health/ready") { Reply(response, 200, new JsonObject()); return; }
-            if (!Admits(http.Request.Headers["Authorization"]))
-            {
-                response.AddHeader("WWW-Authenticate", "Bearer");
-                Reply(response, 401, Error("a bearer token is required"));
-                return;
-            }
-            if (method == "GET" && path == "/v2")
-            {
-                Reply(response, 200, new JsonObject
-                {
-                    ["name"] = "heterobatch",
-                    ["version"] = typeof(InferenceServer).Assembly.GetName().Version?.ToString(3) ?? "0",
-                    ["extensions"] = new JsonArray(InferenceProtocol.BinaryExtension),
-                });
-                return;
-            }
-            var prefix = $"/v2/models/{Uri.EscapeDataString(_model.Name)}";
-            var rest = path.StartsWith(prefix, StringComparison.Ordinal) ? path[prefix.Length..] : null;
-            if (rest != null && rest.StartsWith("/versions/", StringComparison.Ordinal))
-            {
-                int cut = rest.IndexOf('/', "/versions/".Length);
-                rest = cut < 0 ? "" : rest[cut..];
-            }
-            if (rest == null) { Reply(response, 404, Error($"no model at {path}; this server serves '{_model.Name}'")); return; }
-            if (method == "GET" && rest == "") { Reply(response, 200, InferenceProtocol.ModelMetadata(_model.Name, _signature.Inputs, _signature.Outputs)); return; }
-            if (method == "GET" && rest == "/ready") { Reply(response, 200, new JsonObject()); return; }
-            if (method == "POST" && rest == "/infer") { using (Answering()) Infer(http); return; }
-            Reply(response, 404, Error($"{method} {path} is not an endpoint of this server"));
-        }
-        catch (HeteroBatchException e)
-        {
-            Interlocked.Increment(ref _failures);
-            TryReply(response, StatusOf(e), Error(e.Message));
-        }
-        catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException)
-        {
-            Interlocked.Increment(ref _failures); // the client went away
-        }
-        catch (OperationCanceledException)
-        {
-            Interlocked.Increment(ref _failures);
-            TryReply(response, 503, Error("the server is stopping"));
-        }
-        catch (Exception e)
-        {
-            // whatever else went wrong answers this request, never ends the process
-            Interlocked.Increment(ref _failures);
-            TryReply(response, 500, Error(e.Message));
-        }
-        finally
-        {
-            try { response.Close(); } catch (Exception e) when (e is HttpListenerException or ObjectDisposedException or InvalidOperationException) { }
-        }
-    }
-
-    private void Infer(HttpListenerContext http)
-    {
-        long length = http.Request.ContentLength64;
-        if (length > _settings.MaxRequestBytes)
-        {
-            Interlocked.Increment(ref _failures);
-            Reply(http.Response, 413, Error($"the request holds {length} bytes; this server takes up to {_settings.MaxRequestBytes}"));
-            return;
-        }
-        var body = ReadBody(http.Request.InputStream, length, _settings.MaxRequestBytes);
-        int? headerLength = InferenceProtocol.HeaderLength(http.Request.Headers[InferenceProtocol.HeaderLengthHeader]);
-        var (header, tensors) = InferenceProtocol.Decode(body, headerLength, "inputs");
-        var result = RunRequest(tensors);
-
-        // the outputs asked for (all when none are named), binary where the request was binary or asks for it
-        var asked = (header["outputs"] as JsonArray)?.Select(o => (Name: o?["name"]?.GetValue<string>() ?? "", Binary: o?["parameters"]?["binary_data"]?.GetValue<bool>())).ToList();
-        var names = asked?.Select(a => a.Name).ToList() ?? result.Outputs.Select(o => o.Name).ToList();
-        var outputs = names.Select(n => result.Outputs.FirstOrDefault(o => o.Name == n) ?? throw InferenceProtocol.Invalid($"the model has no output '{n}'"))
-            .Select(o => new InferenceProtocol.Tensor(o.Name, o.ShapeFor(o.Count), InferenceProtocol.DataTypeOf(o.ElementType), o.Bytes(0, o.Count).ToArray())).ToList();
-        bool binary = asked?.Any(a => a.Binary == true) ?? headerLength != null;
-        var id = header["id"]?.GetValue<string>();
-        if (binary)
-        {
-            var (reply, replyHeader) = InferenceProtocol.Encode("outputs", outputs, id, modelName: _model.Name);
-            http.Response.StatusCode = 200;
-            http.Response.ContentType = "application/octet-stream";
-            http.Response.AddHeader(InferenceProtocol.HeaderLengthHeader, replyHeader.ToString());
-            http.Response.ContentLength64 = reply.Length;
-            http.Response.OutputStream.Write(reply);
-            return;
-        }
-        var json = new JsonObject { ["model_name"] = _model.Name };
-        if (id != null) json["id"] = id;
-        json["outputs"] = new JsonArray(outputs.Select(t => (JsonNode?)new JsonObject
-        {
-            ["name"] = t.Name,
-            ["shape"] = new JsonArray(t.Shape.Select(d => (JsonNode?)d).ToArray()),
-            ["datatype"] = t.DataType,
-            ["data"] = InferenceProtocol.ToJsonData(t),
-        }).ToArray());
-        Reply(http.Response, 200, json);
+            : throw new HeteroBatchException("ServerStartFailed", FailureKind.InvalidArgument, $"'{_settings.Address}' is not an IP address of this machine (the server listens on addresses, not names).", _settings.Address);
+        _host = _settings.Protocol == ServerProtocol.Grpc
+            ? GrpcHost.Start(this, address, _settings.Port, _settings.MaxRequestBytes)
+            : RestHost.Start(this, address, _settings.Port, _settings.MaxRequestBytes);
     }
 
     /// <summary>What the server serves: the model's inputs and outputs.</summary>
     public ModelSignature Signature => _signature;
 
     /// <summary>True when <paramref name="authorization"/> (an Authorization header's value) lets a request in.</summary>
-    public bool Admits(string? authorization) => _settings.Token == null || authorization == $"Bearer {_settings.Token}";
+    /// <remarks>The compare takes the same time wherever the two differ (hashes of both are compared in constant time), so it tells nothing of the token.</remarks>
+    public bool Admits(string? authorization)
+    {
+        if (_settings.Token == null) return true;
+        Span<byte> given = stackalloc byte[32], wanted = stackalloc byte[32];
+        System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes(authorization ?? ""), given);
+        System.Security.Cryptography.SHA256.HashData(Encoding.UTF8.GetBytes($"Bearer {_settings.Token}"), wanted);
+        return System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(given, wanted) && authorization != null;
+    }
 
     // request threads: HandledAtOnce of them, started with the server and kept, since a request blocks
     // its thread while the units run (on the thread pool it would starve the pool's other work)
@@ -339,6 +214,9 @@ public sealed class InferenceServer : IDisposable
             if (InferenceProtocol.ElementTypeOf(t.DataType) != spec.ElementType || t.Shape.Length != spec.SampleShape.Length + 1 || !t.Shape.Skip(1).SequenceEqual(spec.SampleShape))
                 throw InferenceProtocol.Invalid($"input '{spec.Name}' is {t.DataType} [{string.Join(",", t.Shape)}]; the model takes {InferenceProtocol.DataTypeOf(spec.ElementType)} [-1,{string.Join(",", spec.SampleShape)}]");
             if (count >= 0 && t.Shape[0] != count) throw InferenceProtocol.Invalid($"input '{spec.Name}' has {t.Shape[0]} samples, another {count}");
+            long sampleBytes = spec.SampleShape.Aggregate(1L, (a, d) => a * d) * TensorBatch.ElementSize(spec.ElementType);
+            if (t.Shape[0] < 0 || t.Shape[0] > int.MaxValue || t.Bytes.Length != t.Shape[0] * sampleBytes) // before anything is allocated for it
+                throw InferenceProtocol.Invalid($"input '{spec.Name}' holds {t.Bytes.Length} bytes; [{string.Join(",", t.Shape)}] of {t.DataType} is not that");
             count = (int)t.Shape[0];
             var batch = new TensorBatch(spec.Name, spec.SampleShape, count, null, spec.ElementType);
             if (t.Bytes.Length != batch.Bytes(0, count).Length)
@@ -364,70 +242,21 @@ public sealed class InferenceServer : IDisposable
         return result;
     }
 
-    /// <summary>The request body: read straight into an array of its length when the client says it, else grown as it comes.</summary>
-    private static byte[] ReadBody(Stream input, long length, long limit)
-    {
-        if (length >= 0)
-        {
-            var exact = new byte[length];
-            input.ReadExactly(exact);
-            return exact;
-        }
-        using var buffer = new MemoryStream();
-        var chunk = new byte[1 << 16];
-        int n;
-        while ((n = input.Read(chunk)) > 0)
-        {
-            if (buffer.Length + n > limit) throw new HeteroBatchException("RequestTooLarge", FailureKind.InvalidArgument, $"The request is larger than {limit} bytes.");
-            buffer.Write(chunk, 0, n);
-        }
-        return buffer.ToArray();
-    }
-
-    /// <summary>503 for what may pass (a unit or the server unavailable), 400 for a request that cannot work.</summary>
-    private static int StatusOf(HeteroBatchException e)
-    {
-        var failure = e.Kind;
-        return failure is FailureKind.ResourceUnavailable or FailureKind.OperationStopped ? 503 : 400;
-    }
-
-    private static JsonObject Error(string message) => new() { ["error"] = message };
-
-    private static void Reply(HttpListenerResponse response, int status, JsonObject body)
-    {
-        var bytes = Encoding.UTF8.GetBytes(body.ToJsonString());
-        response.StatusCode = status;
-        response.ContentType = "application/json";
-        response.ContentLength64 = bytes.Length;
-        response.OutputStream.Write(bytes);
-    }
-
-    private static void TryReply(HttpListenerResponse response, int status, JsonObject body)
-    {
-        try { Reply(response, status, body); }
-        catch (Exception e) when (e is HttpListenerException or IOException or ObjectDisposedException or InvalidOperationException) { }
-    }
-
-    /// <summary>Stops taking requests; a request running ends first (cancelled).</summary>
+    /// <summary>
+    /// Stops taking requests: requests waiting or running are cancelled and answered whole (503 over
+    /// REST, UNAVAILABLE over gRPC), given a few seconds to be written before connections close.
+    /// </summary>
     public void Stop()
     {
-        if (Interlocked.Exchange(ref _grpc, null) is { } grpc)
-        {
-            _stop.Cancel();
-            grpc.Dispose();
-            return;
-        }
-        if (!_listener.IsListening) return;
+        if (Interlocked.Exchange(ref _host, null) is not { } host) return;
         _stop.Cancel();
-        _listener.Stop();
-        _accept?.Join(TimeSpan.FromSeconds(5));
+        host.Dispose();
     }
 
     public void Dispose()
     {
         Stop();
         _requestWork.CompleteAdding();
-        _listener.Close();
         _stop.Dispose();
         _context.Dispose();
     }

@@ -28,6 +28,30 @@ public static class SharedFrameworks
             .OrderByDescending(x => x.Version).Select(x => x.Dir).FirstOrDefault();
     }
 
+    /// <summary>Assemblies the module carries (for the gRPC client) in older versions than ASP.NET Core's own.</summary>
+    private static IEnumerable<string> CarriedByBoth => new[] { "Microsoft.Extensions.Logging.Abstractions", "Microsoft.Extensions.DependencyInjection.Abstractions" };
+
+    /// <summary>
+    /// Loads ASP.NET Core's versions of <see cref="CarriedByBoth"/> where it is found and the host did not load them
+    /// already: the gRPC client takes them as well as the module's older copies, and once an older copy is loaded
+    /// a server started later in the session (Kestrel) could not load its own. Call before the gRPC client's types are used.
+    /// </summary>
+    public static void PreferAspNetCoreVersions()
+    {
+        var trusted = AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES") as string ?? "";
+        var dir = FindAspNetCore();
+        if (dir != null)
+            foreach (var name in CarriedByBoth)
+            {
+                if (trusted.Contains(Path.DirectorySeparatorChar + name + ".dll", StringComparison.Ordinal)) continue; // the host carries it (the tests)
+                if (AppDomain.CurrentDomain.GetAssemblies().Any(a => a.GetName().Name == name)) continue;
+                var file = Path.Combine(dir, name + ".dll");
+                if (File.Exists(file))
+                    try { AssemblyLoadContext.Default.LoadFromAssemblyPath(file); }
+                    catch (FileLoadException) { }
+            }
+    }
+
     /// <summary>Makes ASP.NET Core loadable, or throws GrpcServingUnavailable saying what is missing.</summary>
     public static void EnsureAspNetCore()
     {
@@ -41,8 +65,8 @@ public static class SharedFrameworks
         }
         catch (IOException) { }
         var dir = FindAspNetCore() ?? throw new HeteroBatchException("GrpcServingUnavailable", FailureKind.ResourceUnavailable,
-            $"Serving gRPC needs the ASP.NET Core runtime {Environment.Version.Major}.x (Microsoft.AspNetCore.App) beside the .NET runtime in " +
-            $"{RuntimeEnvironment.GetRuntimeDirectory()}; install it, or serve REST (-Protocol Rest).");
+            $"Serving (REST or gRPC: both run in Kestrel) needs the ASP.NET Core runtime {Environment.Version.Major}.x (Microsoft.AspNetCore.App) beside the .NET runtime in " +
+            $"{RuntimeEnvironment.GetRuntimeDirectory()}; install it (a .NET SDK carries it).");
         if (Interlocked.CompareExchange(ref _aspNetCore, dir, null) != null) return;
         AssemblyLoadContext.Default.Resolving += (context, name) =>
         {

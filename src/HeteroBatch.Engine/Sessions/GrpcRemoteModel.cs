@@ -109,6 +109,7 @@ internal sealed class GrpcRemoteModel : IModelSession
             if (r.Shape.Count == 0 || r.Shape[0] != count || bytes.Length != target.Length || r.Datatype != InferenceProtocol.DataTypeOf(output.ElementType))
                 throw InferenceProtocol.Invalid($"output '{output.Name}' came back as {r.Datatype} [{string.Join(",", r.Shape)}]; {count} samples of {InferenceProtocol.DataTypeOf(output.ElementType)} [{string.Join(",", output.SampleShape)}] were expected");
             bytes.Span.CopyTo(target);
+            InferenceProtocol.CheckFinite(output, offset, count, _endpoint);
         }
     }
 

@@ -110,66 +110,222 @@ public static class InferenceProtocol
     /// <summary>
     /// Reads the tensors of a request ("inputs") or response ("outputs") body: binary ones from
     /// after the header (<paramref name="headerLength"/> bytes; null when the body is JSON alone), JSON ones from their "data".
-    /// Returns the header too (for the id and the requested outputs).
+    /// The JSON is read as a stream of tokens, never as a document: a tensor's values are counted
+    /// first, checked against its shape, then written once into an array of their binary size
+    /// (<paramref name="reserve"/> is told that size before it is allocated, and may throw to refuse it).
+    /// Returns the header's "id" and requested "outputs" (each with name and parameters.binary_data).
+    /// Every malformed body is ProtocolInvalid.
     /// </summary>
-    public static (JsonObject Header, List<Tensor> Tensors) Decode(byte[] body, int? headerLength, string tensorsKey)
+    public static (JsonObject Header, List<Tensor> Tensors) Decode(byte[] body, int? headerLength, string tensorsKey, Action<long>? reserve = null)
     {
         int length = headerLength ?? body.Length;
         if (length < 0 || length > body.Length) throw Invalid($"{HeaderLengthHeader} is {length}, the body {body.Length} bytes");
-        JsonObject header;
-        try { header = JsonNode.Parse(body.AsSpan(0, length))?.AsObject() ?? throw Invalid("the body is not a JSON object"); }
-        catch (JsonException e) { throw Invalid($"the JSON header does not parse: {e.Message}"); }
-        catch (InvalidOperationException) { throw Invalid("the JSON header is not an object"); }
-        var list = header[tensorsKey] as JsonArray ?? throw Invalid($"no '{tensorsKey}'");
+        var header = new JsonObject();
+        var found = new List<TensorHeader>();
+        try
+        {
+            var reader = new Utf8JsonReader(body.AsSpan(0, length), new JsonReaderOptions { MaxDepth = 64 });
+            if (!reader.Read() || reader.TokenType != JsonTokenType.StartObject) throw Invalid("the body is not a JSON object");
+            bool sawTensors = false;
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var key = reader.GetString()!;
+                reader.Read();
+                if (key == tensorsKey)
+                {
+                    if (reader.TokenType != JsonTokenType.StartArray) throw Invalid($"'{tensorsKey}' is not an array");
+                    while (reader.Read() && reader.TokenType != JsonTokenType.EndArray) found.Add(ReadTensorHeader(ref reader));
+                    sawTensors = true;
+                }
+                else if (key == "id") header["id"] = reader.TokenType == JsonTokenType.String ? reader.GetString() : throw Invalid("'id' is not a string");
+                else if (key == "outputs") header["outputs"] = ReadRequestedOutputs(ref reader);
+                else reader.Skip();
+            }
+            if (!sawTensors) throw Invalid($"no '{tensorsKey}'");
+        }
+        catch (JsonException e) { throw Invalid($"the JSON header does not parse (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1})"); }
+        catch (InvalidOperationException) { throw Invalid("the JSON header holds a value of the wrong kind"); }
+
         var tensors = new List<Tensor>();
         long at = length;
-        foreach (var node in list)
+        foreach (var t in found)
         {
-            var name = node?["name"]?.GetValue<string>() ?? throw Invalid("a tensor without a name");
-            var type = node["datatype"]?.GetValue<string>() ?? throw Invalid($"'{name}' has no datatype");
-            var shape = (node["shape"] as JsonArray ?? throw Invalid($"'{name}' has no shape")).Select(d => d!.GetValue<long>()).ToArray();
+            var name = t.Name ?? throw Invalid("a tensor without a name");
+            var type = t.DataType ?? throw Invalid($"'{name}' has no datatype");
+            var shape = t.Shape ?? throw Invalid($"'{name}' has no shape");
             int size = TensorBatch.ElementSize(ElementTypeOf(type));
-            long values = shape.Aggregate(1L, (a, b) => b < 0 ? throw Invalid($"'{name}' has a negative dimension") : checked(a * b));
-            if (values * size > Array.MaxLength) throw Invalid($"'{name}' is larger than one array holds");
-            ReadOnlyMemory<byte> bytes;
-            if (node["parameters"]?["binary_data_size"] is JsonNode sizeNode)
+            long values = 1;
+            foreach (var d in shape)
             {
-                long n = sizeNode.GetValue<long>();
+                if (d < 0) throw Invalid($"'{name}' has a negative dimension");
+                if (d != 0 && values > Array.MaxLength / d) throw Invalid($"'{name}' [{string.Join(",", shape)}] is larger than one array holds");
+                values *= d;
+            }
+            if (values * size > Array.MaxLength) throw Invalid($"'{name}' [{string.Join(",", shape)}] is larger than one array holds");
+            ReadOnlyMemory<byte> bytes;
+            if (t.BinarySize is long n)
+            {
                 if (n != values * size) throw Invalid($"'{name}' has binary_data_size {n}; shape [{string.Join(",", shape)}] of {type} needs {values * size}");
                 if (at + n > body.Length) throw Invalid($"the body ends before '{name}''s {n} bytes");
                 bytes = body.AsMemory((int)at, (int)n); // a slice of the body, not a copy
                 at += n;
             }
-            else if (node["data"] is JsonArray data)
-                bytes = FromJsonData(name, data, type, values, size);
+            else if (t.DataEnd > t.DataStart)
+            {
+                if (t.DataCount != values) throw Invalid($"'{name}' has {t.DataCount} values; its shape needs {values}");
+                reserve?.Invoke(values * size);
+                bytes = FromJsonData(name, body.AsSpan(t.DataStart, t.DataEnd - t.DataStart), type, values, size);
+            }
             else throw Invalid($"'{name}' has neither data nor binary_data_size");
             tensors.Add(new Tensor(name, shape, type, bytes));
         }
         return (header, tensors);
     }
 
-    /// <summary>Values written as JSON numbers (flattened, row-major; nested arrays are flattened too).</summary>
-    private static byte[] FromJsonData(string name, JsonArray data, string type, long values, int size)
+    /// <summary>One tensor's header as read: its "data" only located and counted (DataStart..DataEnd, bytes of the body).</summary>
+    private sealed record TensorHeader(string? Name, string? DataType, long[]? Shape, long? BinarySize, int DataStart, int DataEnd, long DataCount);
+
+    private static TensorHeader ReadTensorHeader(ref Utf8JsonReader reader)
     {
-        var flat = new List<JsonNode>();
-        void Flatten(JsonNode? n) { if (n is JsonArray a) foreach (var x in a) Flatten(x); else if (n != null) flat.Add(n); }
-        Flatten(data);
-        if (flat.Count != values) throw Invalid($"'{name}' has {flat.Count} values; its shape needs {values}");
-        var bytes = new byte[values * size];
-        var span = bytes.AsSpan();
-        for (int i = 0; i < flat.Count; i++)
+        if (reader.TokenType != JsonTokenType.StartObject) throw Invalid("a tensor is not a JSON object");
+        string? name = null, type = null;
+        long[]? shape = null;
+        long? binarySize = null;
+        int start = 0, end = 0;
+        long count = 0;
+        while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
-            var v = flat[i];
-            switch (type)
+            var key = reader.GetString()!;
+            reader.Read();
+            switch (key)
             {
-                case "FP32": BinaryPrimitives.WriteSingleLittleEndian(span[(i * 4)..], v.GetValue<float>()); break;
-                case "FP64": BinaryPrimitives.WriteDoubleLittleEndian(span[(i * 8)..], v.GetValue<double>()); break;
-                case "INT64": BinaryPrimitives.WriteInt64LittleEndian(span[(i * 8)..], v.GetValue<long>()); break;
-                case "INT32": BinaryPrimitives.WriteInt32LittleEndian(span[(i * 4)..], v.GetValue<int>()); break;
-                case "UINT8": span[i] = v.GetValue<byte>(); break;
+                case "name": name = reader.TokenType == JsonTokenType.String ? reader.GetString() : throw Invalid("a tensor's name is not a string"); break;
+                case "datatype": type = reader.TokenType == JsonTokenType.String ? reader.GetString() : throw Invalid("a tensor's datatype is not a string"); break;
+                case "shape":
+                    if (reader.TokenType != JsonTokenType.StartArray) throw Invalid("a tensor's shape is not an array");
+                    var dims = new List<long>();
+                    while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                    {
+                        if (reader.TokenType != JsonTokenType.Number || !reader.TryGetInt64(out var d)) throw Invalid("a tensor's shape holds something other than whole numbers");
+                        if (dims.Count == 32) throw Invalid("a tensor's shape has more than 32 dimensions");
+                        dims.Add(d);
+                    }
+                    shape = dims.ToArray();
+                    break;
+                case "parameters":
+                    if (reader.TokenType != JsonTokenType.StartObject) throw Invalid("a tensor's parameters are not an object");
+                    while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                    {
+                        var p = reader.GetString();
+                        reader.Read();
+                        if (p == "binary_data_size")
+                            binarySize = reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var n) && n >= 0 ? n : throw Invalid("binary_data_size is not a size");
+                        else reader.Skip();
+                    }
+                    break;
+                case "data":
+                    if (reader.TokenType != JsonTokenType.StartArray) throw Invalid($"'{name ?? "a tensor"}''s data is not an array");
+                    start = (int)reader.TokenStartIndex;
+                    count = 0;
+                    for (int depth = 1; depth > 0 && reader.Read();)
+                    {
+                        switch (reader.TokenType)
+                        {
+                            case JsonTokenType.StartArray: depth++; break;
+                            case JsonTokenType.EndArray: depth--; break;
+                            case JsonTokenType.Number: count++; break;
+                            default: throw Invalid($"'{name ?? "a tensor"}''s data holds a {reader.TokenType switch { JsonTokenType.String => "string", JsonTokenType.True or JsonTokenType.False => "boolean", JsonTokenType.Null => "null", _ => "object" }}; only numbers are tensor values");
+                        }
+                    }
+                    end = (int)reader.BytesConsumed;
+                    break;
+                default: reader.Skip(); break;
             }
         }
+        return new TensorHeader(name, type, shape, binarySize, start, end, count);
+    }
+
+    /// <summary>The "outputs" of a request: [{"name", "parameters": {"binary_data"}}], kept as that much JSON.</summary>
+    private static JsonArray ReadRequestedOutputs(ref Utf8JsonReader reader)
+    {
+        if (reader.TokenType != JsonTokenType.StartArray) throw Invalid("'outputs' is not an array");
+        var list = new JsonArray();
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+        {
+            if (reader.TokenType != JsonTokenType.StartObject) throw Invalid("a requested output is not an object");
+            string? name = null;
+            bool? binary = null;
+            while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+            {
+                var key = reader.GetString();
+                reader.Read();
+                if (key == "name") name = reader.TokenType == JsonTokenType.String ? reader.GetString() : throw Invalid("a requested output's name is not a string");
+                else if (key == "parameters" && reader.TokenType == JsonTokenType.StartObject)
+                    while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
+                    {
+                        var p = reader.GetString();
+                        reader.Read();
+                        if (p == "binary_data") binary = reader.TokenType is JsonTokenType.True ? true : reader.TokenType is JsonTokenType.False ? false : throw Invalid("binary_data is not true or false");
+                        else reader.Skip();
+                    }
+                else reader.Skip();
+            }
+            if (list.Count == 4096) throw Invalid("more than 4096 outputs are asked for");
+            var o = new JsonObject { ["name"] = name ?? throw Invalid("a requested output without a name") };
+            if (binary != null) o["parameters"] = new JsonObject { ["binary_data"] = binary.Value };
+            list.Add(o);
+        }
+        return list;
+    }
+
+    /// <summary>Values written as JSON numbers (flattened, row-major; nested arrays are flattened too), already counted: each must fit its data type.</summary>
+    private static byte[] FromJsonData(string name, ReadOnlySpan<byte> data, string type, long values, int size)
+    {
+        var bytes = new byte[values * size];
+        var span = bytes.AsSpan();
+        var reader = new Utf8JsonReader(data, new JsonReaderOptions { MaxDepth = 64 });
+        int i = 0;
+        while (reader.Read())
+        {
+            if (reader.TokenType != JsonTokenType.Number) continue;
+            bool ok;
+            switch (type)
+            {
+                case "FP32": ok = reader.TryGetSingle(out var f) && float.IsFinite(f); if (ok) BinaryPrimitives.WriteSingleLittleEndian(span[(i * 4)..], f); break;
+                case "FP64": ok = reader.TryGetDouble(out var d) && double.IsFinite(d); if (ok) BinaryPrimitives.WriteDoubleLittleEndian(span[(i * 8)..], d); break;
+                case "INT64": ok = reader.TryGetInt64(out var l); if (ok) BinaryPrimitives.WriteInt64LittleEndian(span[(i * 8)..], l); break;
+                case "INT32": ok = reader.TryGetInt32(out var n); if (ok) BinaryPrimitives.WriteInt32LittleEndian(span[(i * 4)..], n); break;
+                case "UINT8": ok = reader.TryGetByte(out var b); if (ok) span[i] = b; break;
+                default: ok = false; break;
+            }
+            if (!ok) throw Invalid($"'{name}' value {i} ({Encoding.UTF8.GetString(reader.ValueSpan[..Math.Min(reader.ValueSpan.Length, 40)])}) is not a finite {type} value");
+            i++;
+        }
         return bytes;
+    }
+
+    /// <summary>A tensor's values as JSON numbers, written as they are read (no document of them is built); ProtocolInvalid for NaN or infinities, which JSON cannot carry.</summary>
+    public static void WriteJsonData(Utf8JsonWriter writer, Tensor t)
+    {
+        var s = t.Bytes.Span;
+        int size = TensorBatch.ElementSize(ElementTypeOf(t.DataType));
+        writer.WriteStartArray();
+        for (int i = 0; i < t.Bytes.Length / size; i++)
+            switch (t.DataType)
+            {
+                case "FP32":
+                    var f = BinaryPrimitives.ReadSingleLittleEndian(s[(i * 4)..]);
+                    if (!float.IsFinite(f)) throw Invalid($"output '{t.Name}' holds {f}, which JSON cannot carry; ask for binary_data");
+                    writer.WriteNumberValue(f); break;
+                case "FP64":
+                    var d = BinaryPrimitives.ReadDoubleLittleEndian(s[(i * 8)..]);
+                    if (!double.IsFinite(d)) throw Invalid($"output '{t.Name}' holds {d}, which JSON cannot carry; ask for binary_data");
+                    writer.WriteNumberValue(d); break;
+                case "INT64": writer.WriteNumberValue(BinaryPrimitives.ReadInt64LittleEndian(s[(i * 8)..])); break;
+                case "INT32": writer.WriteNumberValue(BinaryPrimitives.ReadInt32LittleEndian(s[(i * 4)..])); break;
+                default: writer.WriteNumberValue(s[i]); break;
+            }
+        writer.WriteEndArray();
     }
 
     /// <summary>A tensor's values as JSON numbers (for clients that did not ask for binary data).</summary>
@@ -188,6 +344,30 @@ public static class InferenceProtocol
                 _ => JsonValue.Create(s[i]),
             });
         return a;
+    }
+
+    /// <summary>
+    /// Throws RemoteUnitFailed (so that the unit's share moves to the others) where a server's answer put NaN or an
+    /// infinity into <paramref name="output"/>'s rows <paramref name="offset"/>.. (floating-point outputs only).
+    /// </summary>
+    public static void CheckFinite(TensorBatch output, int offset, int count, Uri endpoint)
+    {
+        var rows = output.Bytes(offset, count);
+        int bad = output.ElementType switch
+        {
+            TensorElementType.Float => FirstNotFinite<float>(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(rows)),
+            TensorElementType.Double => FirstNotFinite<double>(System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(rows)),
+            _ => -1,
+        };
+        if (bad >= 0)
+            throw new HeteroBatchException("RemoteUnitFailed", FailureKind.ResourceUnavailable,
+                $"The server at {endpoint.GetLeftPart(UriPartial.Authority)} answered NaN or infinite values in output '{output.Name}' (sample {offset + bad / Math.Max(1, output.SampleElements)}); its share moves to the other units.", endpoint.ToString());
+    }
+
+    private static int FirstNotFinite<T>(ReadOnlySpan<T> values) where T : System.Numerics.IFloatingPointIeee754<T>
+    {
+        for (int i = 0; i < values.Length; i++) if (!T.IsFinite(values[i])) return i;
+        return -1;
     }
 
     /// <summary>Parses the Inference-Header-Content-Length value; null when absent.</summary>

@@ -40,12 +40,20 @@ internal sealed class RemoteModel : IModelSession
         try
         {
             var name = Uri.EscapeDataString(model);
-            using var response = http.Send(new HttpRequestMessage(HttpMethod.Get, new Uri(endpoint, $"v2/models/{name}")));
+            using var response = http.Send(new HttpRequestMessage(HttpMethod.Get, new Uri(endpoint, $"v2/models/{name}")), HttpCompletionOption.ResponseHeadersRead);
             if (response.StatusCode == HttpStatusCode.NotFound)
                 throw new HeteroBatchException("RemoteModelNotFound", FailureKind.ObjectNotFound, $"The server at {endpoint} has no model '{model}'; serve it under that name.", model);
             Check(response, endpoint);
-            var metadata = JsonNode.Parse(response.Content.ReadAsStream()) ?? throw InferenceProtocol.Invalid("empty model metadata");
-            var (inputs, outputs) = InferenceProtocol.ReadModelMetadata(metadata);
+            List<TensorSpec> inputs, outputs;
+            try
+            {
+                var metadata = JsonNode.Parse(ReadCapped(response, MaxMetadataBytes, endpoint, "its model metadata", default)) ?? throw InferenceProtocol.Invalid("empty model metadata");
+                (inputs, outputs) = InferenceProtocol.ReadModelMetadata(metadata);
+            }
+            catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or FormatException or HeteroBatchException { ErrorId: "ProtocolInvalid" })
+            {
+                throw new HeteroBatchException("RemoteUnitFailed", FailureKind.ResourceUnavailable, $"The server at {endpoint} answered model metadata that is not the protocol's ({(e is HeteroBatchException ? e.Message : "malformed JSON")}).", endpoint.ToString(), e);
+            }
             return new RemoteModel(http, new Uri(endpoint, $"v2/models/{name}/infer"), model, new ModelSignature(inputs, outputs));
         }
         catch
@@ -55,12 +63,46 @@ internal sealed class RemoteModel : IModelSession
         }
     }
 
+    /// <summary>The largest model metadata read (a server's answer beyond it is refused).</summary>
+    private const int MaxMetadataBytes = 16 << 20;
+    /// <summary>The most of an error answer read for its message.</summary>
+    private const int MaxErrorBytes = 64 << 10;
+
+    /// <summary>
+    /// An answer's body, refused (RemoteUnitFailed) before it is read when its Content-Length says it is over
+    /// <paramref name="limit"/>, and while it is read when it goes on past it.
+    /// </summary>
+    internal static byte[] ReadCapped(HttpResponseMessage response, long limit, Uri endpoint, string what, CancellationToken cancel)
+    {
+        HeteroBatchException TooLarge(string size) => new("RemoteUnitFailed", FailureKind.ResourceUnavailable,
+            $"The server at {endpoint.GetLeftPart(UriPartial.Authority)} answered {what} of {size} bytes; at most {limit} were expected.", endpoint.ToString());
+        if (response.Content.Headers.ContentLength is long declared && declared > limit) throw TooLarge(declared.ToString());
+        using var stream = response.Content.ReadAsStream(cancel);
+        using var buffer = new MemoryStream();
+        var chunk = new byte[1 << 16];
+        int n;
+        while ((n = stream.Read(chunk)) > 0)
+        {
+            if (buffer.Length + n > limit) throw TooLarge($"more than {limit}");
+            buffer.Write(chunk, 0, n);
+        }
+        return buffer.ToArray();
+    }
+
     internal static void Check(HttpResponseMessage response, Uri endpoint)
     {
         if (response.IsSuccessStatusCode) return;
         string detail = "";
-        try { detail = JsonNode.Parse(response.Content.ReadAsStream())?["error"]?.GetValue<string>() ?? ""; }
-        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException) { }
+        try
+        {
+            // the first 64 KiB at most; what is not JSON gives no detail
+            using var stream = response.Content.ReadAsStream();
+            var head = new byte[MaxErrorBytes];
+            int length = 0, n;
+            while (length < head.Length && (n = stream.Read(head, length, head.Length - length)) > 0) length += n;
+            detail = JsonNode.Parse(head.AsSpan(0, length))?["error"]?.GetValue<string>() ?? "";
+        }
+        catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException or IOException or HttpRequestException) { }
         throw new HeteroBatchException(response.StatusCode == HttpStatusCode.Unauthorized ? "RemoteUnauthorized" : "RemoteUnitFailed",
             FailureKind.ResourceUnavailable, $"The server at {endpoint} answered {(int)response.StatusCode} {response.ReasonPhrase}{(detail.Length > 0 ? $": {detail}" : "")}.", endpoint.ToString());
     }
@@ -83,14 +125,11 @@ internal sealed class RemoteModel : IModelSession
         int? replyHeader;
         try
         {
-            using var response = _http.Send(new HttpRequestMessage(HttpMethod.Post, _infer) { Content = content }, cancel);
+            using var response = _http.Send(new HttpRequestMessage(HttpMethod.Post, _infer) { Content = content }, HttpCompletionOption.ResponseHeadersRead, cancel);
             Check(response, _infer);
             replyHeader = InferenceProtocol.HeaderLength(response.Headers.TryGetValues(InferenceProtocol.HeaderLengthHeader, out var v) ? v.First()
                 : response.Content.Headers.TryGetValues(InferenceProtocol.HeaderLengthHeader, out var cv) ? cv.First() : null);
-            using var stream = response.Content.ReadAsStream(cancel);
-            using var buffer = new MemoryStream();
-            stream.CopyTo(buffer);
-            reply = buffer.ToArray();
+            reply = ReadCapped(response, MaxAnswerBytes(outputs, count), _infer, "an infer answer", cancel);
         }
         catch (HttpRequestException e)
         {
@@ -100,7 +139,12 @@ internal sealed class RemoteModel : IModelSession
         {
             throw new HeteroBatchException("RemoteUnitFailed", FailureKind.ResourceUnavailable, $"The server at {_infer.GetLeftPart(UriPartial.Authority)} did not answer within {_http.Timeout.TotalSeconds:F0} s.", _model, e);
         }
-        var (_, results) = InferenceProtocol.Decode(reply, replyHeader, "outputs");
+        List<InferenceProtocol.Tensor> results;
+        try { (_, results) = InferenceProtocol.Decode(reply, replyHeader, "outputs"); }
+        catch (HeteroBatchException e) when (e.ErrorId == "ProtocolInvalid")
+        {
+            throw new HeteroBatchException("RemoteUnitFailed", FailureKind.ResourceUnavailable, $"The server at {_infer.GetLeftPart(UriPartial.Authority)} answered what is not the protocol's: {e.Message}", _model, e);
+        }
         foreach (var output in outputs)
         {
             var r = results.FirstOrDefault(t => t.Name == output.Name)
@@ -109,8 +153,16 @@ internal sealed class RemoteModel : IModelSession
             if (r.Shape.Length == 0 || r.Shape[0] != count || r.Bytes.Length != target.Length || r.DataType != InferenceProtocol.DataTypeOf(output.ElementType))
                 throw InferenceProtocol.Invalid($"output '{output.Name}' came back as {r.DataType} [{string.Join(",", r.Shape)}]; {count} samples of {InferenceProtocol.DataTypeOf(output.ElementType)} [{string.Join(",", output.SampleShape)}] were expected");
             r.Bytes.Span.CopyTo(target);
+            InferenceProtocol.CheckFinite(output, offset, count, _infer);
         }
     }
+
+    /// <summary>
+    /// The most bytes an answer of <paramref name="count"/> samples of these outputs can take: their binary size,
+    /// eight times over (JSON writes a 4-byte float in at most 16 characters and a separator), and 1 MiB of header.
+    /// </summary>
+    internal static long MaxAnswerBytes(IReadOnlyList<TensorBatch> outputs, int count) =>
+        (1L << 20) + 8 * outputs.Sum(o => (long)count * o.SampleElements * TensorBatch.ElementSize(o.ElementType));
 
     public void Dispose() => _http.Dispose();
 }

@@ -40,7 +40,7 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
     /// <summary>Inference servers that speak the Open Inference Protocol over REST (Triton, OpenVINO Model Server, KServe, HeteroBatch's Start-InferenceServer): one remote unit each, instead of this machine's units.</summary>
     [Parameter]
     [ValidateNotNullOrEmpty]
-    public Uri[]? Endpoint { get; set; }
+    public string[]? Endpoint { get; set; }
 
     /// <summary>The bearer token the servers at -Endpoint require; kept with each remote unit (default: $env:HETEROBATCH_REMOTE_TOKEN as read at import).</summary>
     [Parameter]
@@ -66,7 +66,7 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
         var request = new DiscoveryRequest
         {
             Grouping = grouping, IncludeUnavailable = ListAvailable, TensorRt = TensorRT, Precision = AllowTf32 ? Precision.Tf32 : Precision,
-            Endpoints = Endpoint == null ? Array.Empty<Uri>() : Engine(() => Endpoint.Select(RemoteBackend.Normalize).ToArray()),
+            Endpoints = Endpoint == null ? Array.Empty<Uri>() : Engine(() => Endpoint.Select(RemoteBackend.Parse).ToArray()),
             Token = TokenGiven() ?? Context.Options.RemoteToken, ExecutionProviderLibraries = Context.Options.ExecutionProviderLibraries,
         };
         var lines = new List<string>();

@@ -47,7 +47,7 @@ public sealed class ServerInfo
     /// <summary>Infer requests received and not yet answered, now and at most so far.</summary>
     public int InFlight => Server.InFlight;
     public int PeakInFlight => Server.PeakInFlight;
-    /// <summary>The largest request taken, and how many infer requests are held at once (later ones wait unread).</summary>
+    /// <summary>The largest request taken, and how many infer requests are held at once (later ones wait, their bodies read).</summary>
     public long MaxRequestBytes => Server.MaxRequestBytes;
     public int HandledAtOnce => Server.HandledAtOnce;
     public DateTimeOffset StartedAt => Server.StartedAt;

@@ -26,6 +26,7 @@ public sealed class RemoteBackend : IUnitBackend
     /// <summary>One unit per address: remote0, remote1, ... in the order given; unavailable (with the reason) where the server is not ready.</summary>
     public IReadOnlyList<ComputeUnit> Discover(DiscoveryRequest request, string runtimeVersion)
     {
+        if (request.Endpoints.Count > 0) Runtime.SharedFrameworks.PreferAspNetCoreVersions(); // before the gRPC client loads its own
         var units = new List<ComputeUnit>();
         for (int i = 0; i < request.Endpoints.Count; i++)
         {
@@ -41,12 +42,33 @@ public sealed class RemoteBackend : IUnitBackend
         return units;
     }
 
-    /// <summary>The address as a base for the protocol's paths (http://host:port/...) with a trailing slash.</summary>
+    /// <summary>An address as typed: parsed and normalized, or EndpointInvalid saying what is wrong with it.</summary>
+    public static Uri Parse(string text)
+    {
+        if (Uri.TryCreate(text, UriKind.Absolute, out var uri)) return Normalize(uri);
+        var port = System.Text.RegularExpressions.Regex.Match(text, @"^[A-Za-z][A-Za-z0-9+.-]*://(?:[^/@]*@)?(?:\[[^\]]*\]|[^/:\[]*):(\d*)(?:/|$)");
+        string why = !text.Contains("://") ? "it has no scheme (grpc://, grpcs://, http:// or https://)"
+            : port.Success && !(int.TryParse(port.Groups[1].Value, out var p) && p is >= 1 and <= 65535) ? $"its port '{port.Groups[1].Value}' is not 1 to 65535"
+            : System.Text.RegularExpressions.Regex.IsMatch(text, @"^[^:]*://(?:[^/@]*@)?(?::|/|$)") ? "it has no host"
+            : "it does not parse as an address";
+        throw Invalid(text, why);
+    }
+
+    private static HeteroBatchException Invalid(string endpoint, string why) => new("EndpointInvalid", FailureKind.InvalidArgument,
+        $"'{endpoint}' is not the address of an inference server: {why}. Give grpc://host:port (or grpcs://) for its gRPC port, http://host:port (or https://) for REST.", endpoint);
+
+    /// <summary>The address as a base for the protocol's paths (http://host:port/...) with a trailing slash; EndpointInvalid for what cannot be one, and for credentials in it.</summary>
     public static Uri Normalize(Uri endpoint)
     {
         if (!endpoint.IsAbsoluteUri || endpoint.Scheme is not ("http" or "https" or "grpc" or "grpcs"))
+            throw Invalid(endpoint.IsAbsoluteUri ? endpoint.GetLeftPart(UriPartial.Authority) : endpoint.OriginalString, "its scheme is not grpc, grpcs, http or https");
+        if (endpoint.UserInfo.Length > 0)
+            // never shown, stored or sent: the text given is not repeated, only where it points
             throw new HeteroBatchException("EndpointInvalid", FailureKind.InvalidArgument,
-                $"'{endpoint}' is not the address of an inference server: grpc://host:port (or grpcs://) for its gRPC port, http://host:port (or https://) for REST.", endpoint.ToString());
+                $"The address of {endpoint.Scheme}://{endpoint.Host}:{endpoint.Port}/ carries credentials (user:password@); addresses never do here. Give the token with -Token or -Credential (or HETEROBATCH_REMOTE_TOKEN).",
+                $"{endpoint.Scheme}://{endpoint.Host}:{endpoint.Port}/");
+        if (endpoint.Host.Length == 0) throw Invalid(endpoint.OriginalString, "it has no host");
+        if (endpoint.Port is < 1 or > 65535) throw Invalid(endpoint.OriginalString, $"its port {endpoint.Port} is not 1 to 65535");
         var text = endpoint.ToString();
         return text.EndsWith('/') ? endpoint : new Uri(text + "/");
     }
@@ -97,6 +119,7 @@ public sealed class RemoteBackend : IUnitBackend
     public IModelSession Open(ComputeUnit unit, Models.ModelSource model, EngineOptions settings)
     {
         var endpoint = new Uri(unit.Endpoint ?? throw new HeteroBatchException("EndpointInvalid", FailureKind.InvalidData, $"Remote unit '{unit.Id}' has no endpoint.", unit.Id));
+        Runtime.SharedFrameworks.PreferAspNetCoreVersions();
         // the unit's own token (Get-ComputeUnit -Token), else the module's default
         var token = (unit.Token ?? settings.RemoteToken)?.Reveal();
         return GrpcRemoteModel.IsGrpc(endpoint)
