@@ -16,7 +16,7 @@ public sealed record ErrorIdInfo(string Id, string Area, string Meaning, IReadOn
 public static class ErrorIds
 {
     /// <summary>The areas in the order about_HeteroBatch lists them.</summary>
-    public static IReadOnlyList<string> Areas { get; } = Array.AsReadOnly(new[] { "Models", "Units", "Profiles", "Plans", "Inputs", "Running", "File jobs", "Remote", "Serving", "Charts" });
+    public static IReadOnlyList<string> Areas { get; } = Array.AsReadOnly(new[] { "Models", "Units", "Profiles", "Plans", "Inputs", "Running", "File jobs", "Remote", "Serving", "GPU decoding", "Settings", "Charts" });
 
     /// <summary>The catalogue, by area, then as about_HeteroBatch lists them.</summary>
     public static IReadOnlyList<ErrorIdInfo> All { get; } = Array.AsReadOnly(new[]
@@ -43,6 +43,7 @@ public static class ErrorIds
         E("UnitKindUnknown", "Units", "no backend runs units of that provider", FailureKind.InvalidData),
         E("SessionFailed", "Units", "the model could not start on the unit; the reason follows", FailureKind.ResourceUnavailable),
         E("OrtPathInvalid", "Units", "HETEROBATCH_ORT_PATH names no usable ONNX Runtime library", FailureKind.InvalidArgument),
+        E("OpenVinoDeviceMissing", "Units", "an OpenVINO plugin unit opened without its library named in HETEROBATCH_EP_LIBRARIES", FailureKind.ResourceUnavailable),
 
         E("ProfileNotFound", "Profiles", "no stored profile for that model and unit", FailureKind.ObjectNotFound),
         E("ProfileEmpty", "Profiles", "a profile with no usable measurements", FailureKind.InvalidData),
@@ -94,12 +95,25 @@ public static class ErrorIds
         E("RemoteUnauthorized", "Remote", "401 or UNAUTHENTICATED: set HETEROBATCH_REMOTE_TOKEN", FailureKind.ResourceUnavailable),
         E("RemoteUnitFailed", "Remote", "the server stopped answering or answered an error; its work moves to the other units", FailureKind.ResourceUnavailable),
         E("ProtocolInvalid", "Remote", "a malformed Open Inference Protocol request or response", FailureKind.InvalidData),
+        E("TokenConflict", "Remote", "-Token and -Credential given together", FailureKind.InvalidArgument),
+        E("TokenEmpty", "Remote", "an empty bearer token", FailureKind.InvalidArgument),
+        E("TokenWithoutEndpoint", "Remote", "-Token or -Credential without -Endpoint", FailureKind.InvalidArgument),
 
         E("GrpcServingUnavailable", "Serving", "-Protocol Grpc without the ASP.NET Core runtime beside .NET: serve REST, or install it", FailureKind.ResourceUnavailable),
         E("PortInvalid", "Serving", "a port not between 1 and 65535", FailureKind.InvalidArgument),
         E("ServerStartFailed", "Serving", "the port is taken or the address is not this machine's", FailureKind.ResourceUnavailable, FailureKind.InvalidArgument),
         E("RequestTooLarge", "Serving", "a request over -MaxRequestBytes", FailureKind.InvalidArgument),
         E("ServerNotFound", "Serving", "no server of this session with that id", FailureKind.ObjectNotFound),
+        E("ServerBusy", "Serving", "the requests held at once would pass the server's memory budget: try again (503, RESOURCE_EXHAUSTED)", FailureKind.ResourceUnavailable),
+
+        E("GpuDecodeUnavailable", "GPU decoding", "nvJPEG, NPP or the CUDA runtime missing, or no such GPU: the reason follows", FailureKind.ResourceUnavailable),
+        E("GpuDecodeInvalid", "GPU decoding", "a batch larger than the decoder's, or a size or batch below one", FailureKind.InvalidArgument),
+        E("GpuDecodeFailed", "GPU decoding", "the GPU failed while decoding (out of memory, a lost device)", FailureKind.ResourceUnavailable),
+        E("DeviceInputUnsupported", "GPU decoding", "a GPU batch given to a model with another input count, element type or GPU", FailureKind.InvalidArgument),
+        E("InputPrefixUnsupported", "GPU decoding", "the model's input is not one float32 image of 3 channels with a known size", FailureKind.InvalidData),
+
+        E("OptionInvalid", "Settings", "Set-HeteroBatchOption: an empty path, a path that is a file, or a negative lock wait", FailureKind.InvalidArgument),
+        E("OptionFixedAtImport", "Settings", "a setting that only the environment at Import-Module sets", FailureKind.InvalidOperation),
 
         E("ChartEmpty", "Charts", "nothing to chart", FailureKind.InvalidArgument),
         E("ChartInputUnsupported", "Charts", "an object that is not a profile, plan or result", FailureKind.InvalidArgument),

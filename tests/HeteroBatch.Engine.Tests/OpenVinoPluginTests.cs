@@ -24,7 +24,8 @@ public class OpenVinoPluginTests
         Assert.Equal("igpu0", unit.Id);
         Assert.False(unit.Available);
         Assert.Contains($"the plugin library '{missing}' did not load: ", unit.Reason);
-        var ortText = unit.Reason![(unit.Reason.IndexOf("did not load: ", StringComparison.Ordinal) + "did not load: ".Length)..];
+        var reason = unit.Reason!;
+        var ortText = reason[(reason.IndexOf("did not load: ", StringComparison.Ordinal) + "did not load: ".Length)..];
         Assert.Contains("No such file", ortText, StringComparison.OrdinalIgnoreCase); // ONNX Runtime's own words, from dlopen
         Assert.Contains("pip install onnxruntime-ep-openvino", unit.Reason);
         Assert.Contains(EngineOptions.EpLibrariesVariable, unit.Reason);
