@@ -82,6 +82,8 @@
             Mean        = 'Per-channel mean subtracted from pixel / 255 (1 or 3 values, in the model''s channel order). Default: ImageNet''s 0.485 0.456 0.406. Not used for uint8 inputs.'
             Std         = 'Per-channel standard deviation the centred values are divided by (1 or 3 values, above 0). Default: ImageNet''s 0.229 0.224 0.225.'
             ChannelOrder = 'Rgb (default) or Bgr: the order of colour channels the model takes.'
+            DecodeOn    = 'Where images are decoded. Auto (default): a GPU unit with nvJPEG decodes its own share of the JPEGs straight into its memory (resized and cropped there, normalised by a prefix of the model) and CPU threads decode the rest; a GPU without nvJPEG says why in Get-ComputeUnit''s GpuDecodeReason and the job''s -Verbose. Cpu: CPU threads decode every image.'
+            DecodeMode  = 'Exact (default): torchvision''s pixels. Fast: JPEGs at least twice the resize target decode at 1/2, 1/4 or 1/8 scale in the DCT first (faster on large photos; pixels within a few levels of Exact).'
             DecodeThreads = 'Threads that read and decode input files. Default: one for each processor that no CPU unit of the plan computes on and no GPU is fed from (at least 1, pinned to those processors), and one more (up to one per processor) each time the units had to wait for input.'
             Repeat      = 'Run the whole input this many times; WallMs is the median and RepeatWallMs lists every run. Default: 1.'
             Top         = 'How many top classes each prediction lists, for classifier outputs. Default: 5.'

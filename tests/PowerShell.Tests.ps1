@@ -317,7 +317,7 @@ Describe 'Plans calibrated by runs' {
         $PSStyle.OutputRendering = 'PlainText'
         $view = { param($p) ($p | Format-Table | Out-String -Width 80) -split "`r?`n" | Where-Object { $_ -match '\S' } | ForEach-Object { $_.TrimEnd() } }
         $lines = & $view (Get-BatchPlan -Model tinynet -BatchSize 8 -ProfilePath $dir)
-        $lines[0] | Should -Match '^Model +Algorithm +PredictedMs +PredictedSpeedup +Calibrated +Split$'
+        $lines[0] | Should -Match '^Model +BatchSize +PredictedMs +PredictedSpeedup +Calibrated +Split$'
         $lines[2] | Should -Match ' \d+ runs +cpu0:\d+'
         $lines | ForEach-Object { $_.TrimEnd().Length | Should -BeLessOrEqual 80 }
         (& $view (Get-BatchPlan -Model tinynet -BatchSize 8 -ProfilePath $dir -NoCalibration))[2] | Should -Match ' no +cpu0:\d+'

@@ -31,6 +31,10 @@ public sealed record BenchOptions
     /// <summary>gpudecode: the nvJPEG backend (hardware where the GPU has JPEG engines, or default), and a trace of each decoding step on stderr.</summary>
     public bool NvjpegHardware { get; init; } = true;
     public bool TraceGpu { get; init; }
+    /// <summary>files: where the job decodes, each in turn (auto: GPUs with nvJPEG decode their share; cpu: CPU threads only).</summary>
+    public HeteroBatch.Engine.Execution.DecodeOn[] DecodeOn { get; init; } = { HeteroBatch.Engine.Execution.DecodeOn.Auto };
+    /// <summary>files: the job reads the anchors' photo-like JPEGs (made by gpudecode's generator, distinct files) instead of 32 hard-linked ones.</summary>
+    public bool AnchorImages { get; init; }
     /// <summary>precision: write ONNX Runtime node profiles of the first model and batch here.</summary>
     public string? OrtProfile { get; init; }
     /// <summary>precision: also the pinned-transfer variants.</summary>
@@ -98,6 +102,8 @@ public sealed record BenchOptions
                 case "--gpus": o = o with { GpuLimit = int.Parse(Next()) }; break;
                 case "--nvjpeg-backend": o = o with { NvjpegHardware = Next() != "default" }; break;
                 case "--trace-gpu": o = o with { TraceGpu = true }; break;
+                case "--decode-on": o = o with { DecodeOn = Next().Split(',').Select(d => Enum.Parse<HeteroBatch.Engine.Execution.DecodeOn>(d, ignoreCase: true)).ToArray() }; break;
+                case "--anchor-images": o = o with { AnchorImages = true }; break;
                 case "--ort-profile": o = o with { OrtProfile = Next() }; break;
                 case "--all-variants": o = o with { AllVariants = true }; break;
                 case "--grpc": o = o with { Grpc = true }; break;

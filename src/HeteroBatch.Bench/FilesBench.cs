@@ -21,13 +21,15 @@ namespace HeteroBatch.Bench;
 public static class FilesBench
 {
     public sealed record Row(string Model, int Files, string Plan, string Precision, int BlockSize, int DecodeThreads,
-        double FilesPerSecond, double SyntheticPerSecond, double WallMs, JobStages Stages, long PeakResidentBytes, string? Note, int Failed);
+        double FilesPerSecond, double SyntheticPerSecond, double WallMs, JobStages Stages, long PeakResidentBytes, string? Note, int Failed,
+        string DecodeOn = "Auto", double SetupMs = 0, IReadOnlyList<string>? UnitDecoding = null);
 
     public static async Task<List<Row>> Run(EngineContext context, BenchOptions options)
     {
         var rows = new List<Row>();
         int most = options.FileCounts.Max();
-        MakeImages(options.ImageFolder, most);
+        var anchorImages = options.AnchorImages ? GpuDecodeBench.EnsureImages(options.ImageFolder, most) : null;
+        if (anchorImages == null) MakeImages(options.ImageFolder, most);
         var units = UnitDiscovery.Discover(new DiscoveryRequest { Grouping = options.CpuGrouping, Precision = options.Precision }).Where(u => u.Available).ToList();
         if (options.NoCpu) units = units.Where(u => u.Kind != UnitKind.Cpu).ToList();
         if (options.GpuLimit > 0) units = units.Where(u => u.Kind == UnitKind.Cpu).Concat(units.Where(u => u.Kind != UnitKind.Cpu).Take(options.GpuLimit)).ToList();
@@ -49,21 +51,23 @@ public static class FilesBench
                 var synthetic = PartitionedRunner.Run(context, plan, model, null, new RunSettings { Repeat = Math.Max(3, options.Repeats) });
                 double syntheticRate = synthetic.ImagesPerSecond;
                 foreach (var count in options.FileCounts)
+                foreach (var decodeOn in options.DecodeOn)
                 {
-                    var paths = Directory.EnumerateFiles(options.ImageFolder, "*.jpg").OrderBy(f => f, StringComparer.Ordinal).Take(count).ToList();
+                    var paths = anchorImages?.Take(count).ToList() ?? Directory.EnumerateFiles(options.ImageFolder, "*.jpg").OrderBy(f => f, StringComparer.Ordinal).Take(count).ToList();
                     // the job as Invoke-PartitionedInference runs it: one use case, its checkpoint, its run record
                     var inference = new Inference(context);
                     using var job = inference.PrepareJob(plan, paths, options.WriteOutputs ? Path.Combine(options.Out, $"job-{name}-{batch}-{count}") : null,
-                        resume: false, force: true, new RunSettings { DecodeThreads = options.DecodeThreads }, model);
+                        resume: false, force: true, new RunSettings { DecodeThreads = options.DecodeThreads, DecodeOn = decodeOn }, model);
                     GC.Collect();
                     Libc.ResetPeakResident();
                     var summary = inference.RunJob(job, RecordPolicy.Off, onBlock: null);
                     var row = new Row(name, count, plan.Split, options.Precision.ToString(), summary.BlockSize, summary.DecodeThreads,
                         Math.Round(summary.ImagesPerSecond, 1), Math.Round(syntheticRate, 1), Math.Round(summary.WallMs, 1), summary.Stages,
-                        summary.PeakResidentBytes, summary.Note, summary.SamplesFailed);
+                        summary.PeakResidentBytes, summary.Note, summary.SamplesFailed, decodeOn.ToString(), Math.Round(summary.SetupMs, 1), summary.UnitDecoding);
                     rows.Add(row);
-                    Console.WriteLine($"  {count} files: {row.FilesPerSecond} images/s (synthetic in memory {row.SyntheticPerSecond}/s), blocks of {row.BlockSize}, " +
-                        $"{row.DecodeThreads} decode threads, peak RSS {row.PeakResidentBytes / 1048576.0:F0} MiB; {summary.Stages}{(row.Note != null ? $"\n  {row.Note}" : "")}");
+                    Console.WriteLine($"  {count} files, decoding on {decodeOn}: {row.FilesPerSecond} images/s (synthetic in memory {row.SyntheticPerSecond}/s), blocks of {row.BlockSize}, " +
+                        $"{row.DecodeThreads} decode threads, peak RSS {row.PeakResidentBytes / 1048576.0:F0} MiB; {summary.Stages}; set-up {summary.SetupMs:F0} ms{(row.Note != null ? $"\n  {row.Note}" : "")}" +
+                        string.Concat(summary.UnitDecoding.Select(d => $"\n  {d}")));
                     Directory.CreateDirectory(options.Out);
                     File.WriteAllText(Path.Combine(options.Out, "files.json"), JsonSerializer.Serialize(rows, BenchResults.Json));
                 }

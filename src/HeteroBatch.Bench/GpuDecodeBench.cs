@@ -362,7 +362,7 @@ public static class GpuDecodeBench
     /// <paramref name="count"/>: 32 photo-like 500×375 images (a smooth random field plus grain,
     /// quality 90, as the anchors make them), repeated under the anchors' names (img00000.jpg...).
     /// </summary>
-    private static List<string> EnsureImages(string folder, int count)
+    internal static List<string> EnsureImages(string folder, int count)
     {
         Directory.CreateDirectory(folder);
         var existing = Directory.EnumerateFiles(folder, "*.jpg").OrderBy(f => f, StringComparer.Ordinal).ToList();

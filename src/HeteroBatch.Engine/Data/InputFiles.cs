@@ -122,6 +122,20 @@ public sealed class InputFiles
         return Convert.ToHexString(sha.GetHashAndReset()).ToLowerInvariant();
     }
 
+    /// <summary>True when every file is an image (one sample each): a unit may then decode the images itself.</summary>
+    public bool AllImages => Files.All(f => f.Npy == null && f.Count == 1);
+
+    /// <summary>The bytes of an image sample's file (InputFileUnreadable where it cannot be read).</summary>
+    public byte[] ReadBytes(int sample)
+    {
+        var (file, _) = Locate(sample);
+        try { return File.ReadAllBytes(file.Path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new HeteroBatchException("InputFileUnreadable", FailureKind.InvalidData, $"{file.Path} could not be read: {e.Message}", file.Path, e);
+        }
+    }
+
     /// <summary>Reads sample <paramref name="sample"/> into sample <paramref name="index"/> of <paramref name="batch"/>; returns the Stopwatch ticks spent reading the file (the rest was decoding).</summary>
     public long Load(int sample, TensorBatch batch, int index, ImagePreprocessing preprocessing)
     {

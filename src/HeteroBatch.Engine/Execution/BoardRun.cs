@@ -19,6 +19,10 @@ internal sealed record BoardWork(BatchPlan Plan, IReadOnlyList<(BatchPlan Plan, 
     public int[]? RanBy { get; init; }
     /// <summary>The one batch size a unit that keeps one shape runs (a short range padded to it), where it is not its shard's sub-batch.</summary>
     public IReadOnlyDictionary<string, int>? PadTo { get; init; }
+    /// <summary>Units that run their own session here instead of their worker's (a GPU that decodes its share of a file job).</summary>
+    public IReadOnlyDictionary<string, IModelSession>? Sessions { get; init; }
+    /// <summary>Called before a unit runs decoded inputs of a range that may not be decoded yet (a range a decoding unit was to decode, taken over); decodes what is missing.</summary>
+    public Action<int, int>? EnsureDecoded { get; init; }
 }
 
 /// <summary>What one board did: its wall time and each unit's run.</summary>
@@ -71,7 +75,8 @@ internal sealed class BoardRun
             {
                 int pad = !UnitBackends.For(s.Unit).KeepsOneShape ? 0
                     : work.PadTo != null && work.PadTo.TryGetValue(s.UnitId, out var shape) ? shape : Math.Min(s.SubBatchSize, s.Count);
-                var taker = new UnitTaker(i, wholeIndex[i], worker.Load(_model), board, runs[i], work, _settings, clock, pad, ran);
+                var session = work.Sessions != null && work.Sessions.TryGetValue(s.UnitId, out var own) ? own : worker.Load(_model);
+                var taker = new UnitTaker(i, wholeIndex[i], session, board, runs[i], work, _settings, clock, pad, ran);
                 // a unit with several runs in flight (a remote server): one taker per run, all on the same board
                 var others = Enumerable.Range(1, Math.Max(1, s.InFlight) - 1).Select(_ => BlockingWork.Start(() => taker.TakeUntilDone(cancel))).ToArray();
                 taker.TakeUntilDone(cancel);
@@ -108,6 +113,7 @@ internal sealed class BoardRun
                 {
                     if (settings.InjectFailure is { } f && f.UnitId == run.UnitId && Volatile.Read(ref _done) >= f.AfterSubBatches)
                         throw new HeteroBatchException("InjectedFailure", FailureKind.InvalidOperation, $"test failure injected after {_done} sub-batches");
+                    if (session is not IEncodedImageSession) work.EnsureDecoded?.Invoke(range.Offset, range.Count);
                     session.Run(work.Inputs, work.Outputs, range.Offset, range.Count, padTo, cancel);
                     last = clock.Elapsed.TotalMilliseconds;
                     board.Done(me, range);

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using HeteroBatch.Engine.Data;
 using HeteroBatch.Engine.Models;
 using HeteroBatch.Engine.Planning;
+using HeteroBatch.Engine.Sessions;
 using HeteroBatch.Engine.Units.Backends;
 
 namespace HeteroBatch.Engine.Execution;
@@ -44,6 +45,8 @@ public sealed class JobSummary : RunReport
     /// <summary>What limited the job, where the stage times show it.</summary>
     public string? Note { get; set; }
     public long PeakResidentBytes { get; set; }
+    /// <summary>Where images were decoded: per unit that decoded its own share, how many on the unit and how many it gave to the CPU; and why a unit that could not decoded nothing.</summary>
+    public List<string> UnitDecoding { get; set; } = new();
     public override double InferenceWallMs => Stages.InferMs;
 
     public override string ToString() => $"{Model}: {SamplesRun} samples in {WallMs:F0} ms ({ImagesPerSecond:F1}/s){(SamplesResumed > 0 ? $", {SamplesResumed} done before" : "")}";
@@ -117,9 +120,10 @@ public static class FileJob
         // warm every unit at the shapes it will run (a unit that keeps one shape runs only the full block's)
         PartitionedRunner.Warm(context, layout.Blocks.Select(b => b.Count).Distinct().Select(n => (layout.PlanFor(n), 0)).ToList(), model,
             new[] { slots[0].Input }, slots[0].Outputs, layout.FullShape);
+        using var decoding = UnitDecoding.Open(context, layout, model, files, settings, summary.UnitDecoding);
         summary.SetupMs = setup.Elapsed.TotalMilliseconds;
 
-        using var threads = new JobStageThreads(layout, slots, files, output, summary, settings, free, onBlock, cancel);
+        using var threads = new JobStageThreads(layout, slots, files, output, summary, settings, free, onBlock, cancel, decoding);
         var wall = Stopwatch.StartNew();
         var load = Runtime.HostLoad.Now(); // other processes' share of the host during the job marks it busy (calibration)
         threads.Start();
@@ -133,8 +137,12 @@ public static class FileJob
                 var block = threads.NextDecoded(next);
                 var blockPlan = PlanScaling.Without(layout.PlanFor(block.Count), gone)
                     ?? throw new HeteroBatchException("AllUnitsFailed", FailureKind.ResourceUnavailable, "Every unit of the plan failed.") { StopsCommand = true };
+                decoding.Feed(block, files);
                 var outcome = board.Run(new BoardWork(blockPlan, new[] { (blockPlan, 0) }, new[] { block.Input }, block.Outputs)
-                    { RanBy = block.RanBy, PadTo = gone.Count == 0 ? layout.FullShape : null }, threads.Token);
+                {
+                    RanBy = block.RanBy, PadTo = gone.Count == 0 ? layout.FullShape : null,
+                    Sessions = decoding.Sessions, EnsureDecoded = (offset, count) => threads.DecodeMissing(block, offset, count),
+                }, threads.Token);
                 summary.Stages.InferMs += outcome.WallMs;
                 summary.PredictedMs += blockPlan.PredictedMs;
                 foreach (var u in outcome.Runs)
@@ -155,6 +163,7 @@ public static class FileJob
         summary.Units = runs.Values.ToList();
         summary.PeakResidentBytes = Runtime.Libc.PeakResidentBytes() ?? 0;
         summary.Note = Bottleneck(summary);
+        decoding.Report(summary.UnitDecoding);
         return summary;
     }
 
@@ -201,6 +210,12 @@ internal sealed class JobBlock
     public required List<TensorBatch> Outputs { get; init; }
     public required int[] RanBy { get; init; }
     public required HeteroBatchException?[] Errors { get; init; }
+    /// <summary>The file bytes of samples a unit decodes itself (empty for the others).</summary>
+    public required ReadOnlyMemory<byte>[] Bytes { get; init; }
+    /// <summary>Samples whose decoded input is not in <see cref="Input"/> (a unit decodes them from <see cref="Bytes"/>).</summary>
+    public required bool[] Undecoded { get; init; }
+    /// <summary>Samples that a unit decoding its own share takes as bytes (set by the feeder from the block's plan).</summary>
+    public required bool[] ForUnitDecoding { get; init; }
     public int Sequence, First, Count, Decoded;
 
     public static JobBlock Allocate(TensorSpec input, Sessions.ModelSignature signature, int size, bool pinned) => new()
@@ -209,6 +224,7 @@ internal sealed class JobBlock
             : new TensorBatch(input.Name, input.SampleShape, size, null, input.ElementType),
         Outputs = signature.Outputs.Select(o => new TensorBatch(o.Name, o.SampleShape, size, null, o.ElementType)).ToList(),
         RanBy = new int[size], Errors = new HeteroBatchException?[size],
+        Bytes = new ReadOnlyMemory<byte>[size], Undecoded = new bool[size], ForUnitDecoding = new bool[size],
     };
 
     /// <summary>Makes the buffers block <paramref name="sequence"/> of the job.</summary>
@@ -216,6 +232,9 @@ internal sealed class JobBlock
     {
         (Sequence, First, Count, Decoded) = (sequence, range.First, range.Count, 0);
         Array.Clear(Errors);
+        Array.Clear(Bytes);
+        Array.Clear(Undecoded);
+        Array.Clear(ForUnitDecoding);
     }
 
     /// <summary>A failed sample's outputs: NaN for floating-point outputs, zero for integers.</summary>
@@ -258,11 +277,13 @@ internal sealed class JobStageThreads : IDisposable
     private Exception? _firstFailure;
     private long _readTicks, _decodeTicks;
     private ProgressCounter? _progress;
+    private readonly UnitDecoding _unitDecoding;
 
     public JobStageThreads(JobLayout layout, IEnumerable<JobBlock> slots, InputFiles files, JobOutput? output, JobSummary summary,
-        RunSettings settings, IReadOnlyList<int> free, Action<IReadOnlyList<SamplePrediction>>? onBlock, CancellationToken cancel)
+        RunSettings settings, IReadOnlyList<int> free, Action<IReadOnlyList<SamplePrediction>>? onBlock, CancellationToken cancel, UnitDecoding unitDecoding)
     {
         (_layout, _files, _output, _summary, _settings, _free, _onBlock) = (layout, files, output, summary, settings, free, onBlock);
+        _unitDecoding = unitDecoding;
         _failed = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         foreach (var s in slots) _slots.Add(s);
         _mostDecoders = Math.Max(summary.DecodeThreads, Environment.ProcessorCount);
@@ -355,6 +376,7 @@ internal sealed class JobStageThreads : IDisposable
             {
                 var block = _slots.Take(Token);
                 block.Reuse(b, _layout.Blocks[b]);
+                _unitDecoding.Mark(block, _layout.PlanFor(block.Count));
                 for (int i = 0; i < block.Count; i++) _samples.Add((block, i), Token);
             }
         }
@@ -368,16 +390,44 @@ internal sealed class JobStageThreads : IDisposable
         foreach (var (block, i) in _samples.GetConsumingEnumerable(Token))
         {
             long t0 = Stopwatch.GetTimestamp();
-            try { Interlocked.Add(ref _readTicks, _files.Load(block.First + i, block.Input, i, _settings.Preprocessing)); }
-            catch (HeteroBatchException e) when (e is { Kind: FailureKind.InvalidData, StopsCommand: false })
-            {
-                block.Errors[i] = e;
-                block.Input.Bytes(i, 1).Clear();
-            }
+            if (block.ForUnitDecoding[i]) ReadForUnit(block, i);
+            else Load(block, i);
             Interlocked.Add(ref _decodeTicks, Stopwatch.GetTimestamp() - t0);
             if (Interlocked.Increment(ref block.Decoded) == block.Count) _decoded.Add(block);
         }
     });
+
+    // a sample decoded here into the block's input; one that cannot be read is a failed sample
+    private void Load(JobBlock block, int i)
+    {
+        try { Interlocked.Add(ref _readTicks, _files.Load(block.First + i, block.Input, i, _settings.Preprocessing)); }
+        catch (HeteroBatchException e) when (e is { Kind: FailureKind.InvalidData, StopsCommand: false })
+        {
+            block.Errors[i] = e;
+            block.Input.Bytes(i, 1).Clear();
+        }
+    }
+
+    // a sample a unit decodes itself: only its file's bytes are read here (its input stays undecoded)
+    private void ReadForUnit(JobBlock block, int i)
+    {
+        block.Undecoded[i] = true;
+        long t0 = Stopwatch.GetTimestamp();
+        try { block.Bytes[i] = _files.ReadBytes(block.First + i); }
+        catch (HeteroBatchException e) when (e is { Kind: FailureKind.InvalidData, StopsCommand: false }) { block.Errors[i] = e; }
+        Interlocked.Add(ref _readTicks, Stopwatch.GetTimestamp() - t0);
+    }
+
+    /// <summary>On a unit's thread: decodes the samples of [offset, offset + count) that were left to a decoding unit (its range, taken over by a unit that runs decoded inputs).</summary>
+    public void DecodeMissing(JobBlock block, int offset, int count)
+    {
+        for (int i = offset; i < offset + count; i++)
+            if (block.Undecoded[i] && block.Errors[i] == null)
+            {
+                Load(block, i);
+                block.Undecoded[i] = false;
+            }
+    }
 
     // the writer: rows and outputs of each finished block, in order; then the block's buffers are free again
     private void Write() => Guarded(() =>
@@ -398,6 +448,7 @@ internal sealed class JobStageThreads : IDisposable
             UpdateDecodeStages();
             _progress!.Count(block.Count);
             _progress.Report(_summary.Stages);
+            Array.Clear(block.Bytes); // the files' bytes are not kept beyond their block
             _slots.Add(block);
         }
     });
@@ -407,5 +458,85 @@ internal sealed class JobStageThreads : IDisposable
         long read = Interlocked.Read(ref _readTicks);
         _summary.Stages.ReadMs = Stopwatch.GetElapsedTime(0, read).TotalMilliseconds;
         _summary.Stages.DecodeMs = Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _decodeTicks) - read).TotalMilliseconds;
+    }
+}
+
+/// <summary>
+/// The units of a file job that decode their own share of the images (a GPU with nvJPEG): their
+/// sessions, which samples of each block go to them as bytes, and what they decoded. Opened during
+/// the job's set-up; a unit that cannot decode (no nvJPEG, a model that is not one image input)
+/// runs decoded inputs from the CPU threads like any other, and the job says why.
+/// Threads: opened and reported on the job's thread; <see cref="Mark"/> runs on the feeder,
+/// <see cref="Feed"/> on the inference stage between blocks.
+/// </summary>
+internal sealed class UnitDecoding : IDisposable
+{
+    private readonly Dictionary<string, IEncodedImageSession> _sessions;
+
+    private UnitDecoding(Dictionary<string, IEncodedImageSession> sessions) => _sessions = sessions;
+
+    /// <summary>The sessions to run instead of the workers' (null when no unit decodes).</summary>
+    public IReadOnlyDictionary<string, IModelSession>? Sessions =>
+        _sessions.Count == 0 ? null : _sessions.ToDictionary(kv => kv.Key, kv => (IModelSession)kv.Value);
+
+    public static UnitDecoding Open(EngineContext context, JobLayout layout, ModelSource model, InputFiles files, RunSettings settings, List<string> notes)
+    {
+        var sessions = new Dictionary<string, IEncodedImageSession>();
+        if (settings.DecodeOn == DecodeOn.Cpu || !files.AllImages) return new UnitDecoding(sessions);
+        try
+        {
+            foreach (var shard in layout.PlanFor(layout.BlockSize).Shards)
+            {
+                // chunks a quarter of the unit's sub-batch (at least 16, at most 128 images): the next decodes while one infers
+                int sub = layout.FullShape[shard.UnitId], chunk = Math.Min(sub, Math.Clamp((sub + 3) / 4, 16, 128));
+                try
+                {
+                    var session = context.Workers.For(shard.Unit).Invoke(() =>
+                        UnitBackends.For(shard.Unit).OpenImageSession(shard.Unit, model, context.Options, files.Input, settings.Preprocessing, chunk)).GetAwaiter().GetResult();
+                    if (session == null) continue;
+                    sessions[shard.UnitId] = session;
+                    context.Workers.For(shard.Unit).Invoke(() => { session.Warm(); return true; }).GetAwaiter().GetResult();
+                }
+                catch (HeteroBatchException e)
+                {
+                    notes.Add($"{shard.UnitId} decodes nothing ([{e.ErrorId}] {e.Message}); CPU threads decode its share");
+                }
+            }
+        }
+        catch
+        {
+            foreach (var s in sessions.Values) s.Dispose();
+            throw;
+        }
+        return new UnitDecoding(sessions);
+    }
+
+    /// <summary>Feeder: marks the samples of <paramref name="block"/> that fall in a decoding unit's share of its plan.</summary>
+    public void Mark(JobBlock block, BatchPlan plan)
+    {
+        if (_sessions.Count == 0) return;
+        foreach (var shard in plan.Shards)
+            if (_sessions.ContainsKey(shard.UnitId))
+                block.ForUnitDecoding.AsSpan(shard.Offset, shard.Count).Fill(true);
+    }
+
+    /// <summary>Inference stage, before a block's board: the decoding units read this block's bytes.</summary>
+    public void Feed(JobBlock block, InputFiles files)
+    {
+        if (_sessions.Count == 0) return;
+        var source = new EncodedImages(i => block.Bytes[i], i => files.NameOf(block.First + i), block.Errors);
+        foreach (var session in _sessions.Values) session.Source = source;
+    }
+
+    /// <summary>Adds what each decoding unit decoded, on it and on the CPU for it.</summary>
+    public void Report(List<string> notes)
+    {
+        foreach (var (unit, session) in _sessions)
+            notes.Add($"{unit} decoded {session.Decoded.OnUnit} images itself and had {session.Decoded.OnCpu} decoded on the CPU (not JPEG, or refused)");
+    }
+
+    public void Dispose()
+    {
+        foreach (var s in _sessions.Values) s.Dispose();
     }
 }

@@ -11,6 +11,15 @@ public enum BalanceMode
     Dynamic,
 }
 
+/// <summary>Where a file job's images are decoded.</summary>
+public enum DecodeOn
+{
+    /// <summary>Units that can decode their own share do (GPUs with nvJPEG: JPEG bytes to device memory); CPU threads decode the rest.</summary>
+    Auto,
+    /// <summary>CPU threads decode every image.</summary>
+    Cpu,
+}
+
 /// <summary>How one run of a plan goes (what the user chose for this command): a batch in memory, a job over files or a served request.</summary>
 public sealed record RunSettings
 {
@@ -27,6 +36,8 @@ public sealed record RunSettings
     public ImagePreprocessing Preprocessing { get; init; } = ImagePreprocessing.ImageNet;
     /// <summary>File jobs: threads that read and decode inputs; 0: one per processor the units leave free (at least 1), and one more each time the units wait for input, up to one per processor.</summary>
     public int DecodeThreads { get; init; }
+    /// <summary>File jobs: where images are decoded (Auto: GPUs with nvJPEG decode their own share).</summary>
+    public DecodeOn DecodeOn { get; init; } = DecodeOn.Auto;
     /// <summary>File jobs: bytes all blocks in flight may take together (inputs and outputs); blocks are the plan's batch or smaller to fit.</summary>
     public long MemoryBudget { get; init; } = 512L << 20;
     /// <summary>Called as samples finish, from an engine thread (never more often than every 100 ms for a batch, after each block for a job).</summary>

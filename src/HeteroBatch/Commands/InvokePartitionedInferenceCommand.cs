@@ -101,6 +101,14 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
     [ValidateCount(1, 3)]
     public float[]? Std { get; set; }
 
+    /// <summary>Where images are decoded: Auto (GPUs with nvJPEG decode their own share into device memory; CPU threads the rest) or Cpu (CPU threads only).</summary>
+    [Parameter]
+    public DecodeOn DecodeOn { get; set; } = DecodeOn.Auto;
+
+    /// <summary>Exact (torchvision's pixels, the default) or Fast (large JPEGs decoded at 1/2 to 1/8 scale in the DCT first: faster, pixels within a few levels of exact).</summary>
+    [Parameter]
+    public DecodeMode DecodeMode { get; set; } = DecodeMode.Exact;
+
     /// <summary>The order of colour channels the model takes (Rgb or Bgr).</summary>
     [Parameter]
     public ChannelOrder ChannelOrder { get; set; } = ChannelOrder.Rgb;
@@ -168,10 +176,10 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
         Balance = Balance, Seed = Seed, Repeat = Repeat, TopK = Top, // a test's injected failure comes from the engine context
         Preprocessing = new ImagePreprocessing
         {
-            Resize = Resize, ChannelOrder = ChannelOrder,
+            Resize = Resize, ChannelOrder = ChannelOrder, DecodeMode = DecodeMode,
             Mean = Mean ?? ImagePreprocessing.ImageNet.Mean, Std = Std ?? ImagePreprocessing.ImageNet.Std,
         },
-        DecodeThreads = DecodeThreads,
+        DecodeThreads = DecodeThreads, DecodeOn = DecodeOn,
         // from an engine thread: queued, written from the pipeline thread
         Progress = p => Post(() => WriteProgress(new ProgressRecord(ProgressActivityId, activity, $"{p.Done} of {p.Total} samples, {p.ImagesPerSecond:F0} samples/s")
         {
@@ -250,6 +258,7 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
                 WriteWarning($"Unit '{failed.UnitId}' failed ({failed.Error}); its samples ran on the remaining units.");
             WriteVerbose(summary.ToString() + "; " + summary.Stages);
             if (summary.Note != null) WriteVerbose(summary.Note);
+            foreach (var line in summary.UnitDecoding) WriteVerbose(line);
             WriteRecord(summary);
             WriteInformation(new InformationRecord(summary, MyInvocation.MyCommand.Name) { Tags = { "HeteroBatch.JobSummary" } });
         }

@@ -10,6 +10,11 @@ namespace HeteroBatch.Engine.Units.Backends;
 /// </summary>
 public sealed class CudaBackend : OrtBackend
 {
+    /// <summary>A GPU with nvJPEG decodes its own share of a file job (<see cref="CudaImageSession"/>); without it (GpuDecodeReason says why) it decodes nothing.</summary>
+    public IEncodedImageSession? OpenImageSession(ComputeUnit unit, Models.ModelSource model, EngineOptions settings, Data.TensorSpec input,
+        Data.ImagePreprocessing preprocessing, int chunk) =>
+        unit.GpuDecodeReason != null ? null : CudaImageSession.Open(unit, model, settings, input, preprocessing, chunk);
+
     private const int NvidiaVendorId = 0x10DE;
 
     public override string Name => "CUDA";

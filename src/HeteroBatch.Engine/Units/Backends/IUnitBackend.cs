@@ -76,4 +76,13 @@ public interface IUnitBackend
 
     /// <summary>True if two units of this kind would compete for the same hardware (CPU units sharing processors).</summary>
     bool Overlap(ComputeUnit a, ComputeUnit b);
+
+    /// <summary>
+    /// A session of the model that decodes a file job's encoded images on the unit itself (chunks of
+    /// <paramref name="chunk"/> images), or null where the unit decodes nothing and CPU threads decode
+    /// its share. Throws (GpuDecodeUnavailable, InputPrefixUnsupported, SessionFailed) where it should
+    /// and could not; the job then decodes that unit's share on the CPU and says why.
+    /// </summary>
+    IEncodedImageSession? OpenImageSession(ComputeUnit unit, Models.ModelSource model, EngineOptions settings, Data.TensorSpec input,
+        Data.ImagePreprocessing preprocessing, int chunk) => null;
 }

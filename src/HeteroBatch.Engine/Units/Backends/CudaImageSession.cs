@@ -1,0 +1,144 @@
+using HeteroBatch.Engine.Data;
+using HeteroBatch.Engine.Data.Gpu;
+using HeteroBatch.Engine.Models;
+using HeteroBatch.Engine.Sessions;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace HeteroBatch.Engine.Units.Backends;
+
+/// <summary>The encoded images of one block of a file job, as a unit that decodes them itself reads them.</summary>
+/// <param name="Bytes">The file bytes of sample i of the block (empty where it could not be read).</param>
+/// <param name="Name">The file of sample i, for errors.</param>
+/// <param name="Errors">Set for sample i where it can be decoded neither on the unit nor on the CPU.</param>
+public sealed record EncodedImages(Func<int, ReadOnlyMemory<byte>> Bytes, Func<int, string> Name, HeteroBatchException?[] Errors);
+
+/// <summary>A session that takes encoded images (a block's JPEG bytes) and decodes them on its unit, instead of decoded tensors.</summary>
+public interface IEncodedImageSession : IModelSession
+{
+    /// <summary>The block whose samples the next runs decode (set by the job between blocks, read by the unit's runs).</summary>
+    EncodedImages? Source { get; set; }
+    /// <summary>Samples the unit decoded, and those it gave to the CPU (not JPEG, or refused by the decoder), so far.</summary>
+    (long OnUnit, long OnCpu) Decoded { get; }
+
+    /// <summary>Runs the model once at the shape it runs (a first run plans its kernels), outside any timing.</summary>
+    void Warm();
+}
+
+/// <summary>
+/// A GPU that decodes its own share of a file job: nvJPEG (on the GPU's JPEG engines where it has
+/// them) and NPP decode and resize each image of a range straight into a uint8 device batch, and
+/// the model's uint8-input form (normalisation as a prefix of the graph) runs on that device
+/// memory through IOBinding, so decoded pixels never cross PCIe. A range runs as chunks of a fixed
+/// size (the GPU keeps one shape), the next chunk decoding while the current one infers. An image
+/// the GPU cannot decode is decoded on the CPU to the same crop (uint8) and copied in; one neither
+/// can decode is a failed sample of the block.
+/// Threads: runs only on its unit's worker; <see cref="Source"/> is set between blocks.
+/// </summary>
+internal sealed class CudaImageSession : IEncodedImageSession
+{
+    private readonly GpuJpegDecoder _decoder;
+    private readonly DeviceImageBatch[] _batches;
+    private readonly LoadedModel _model;
+    private readonly DeviceInputRunner _runner;
+    private readonly int _chunk;
+    private long _onUnit, _onCpu;
+
+    public ModelSignature Signature => _model.Signature;
+    public HashSet<int> WarmedSizes { get; } = new();
+    public EncodedImages? Source { get; set; }
+    public (long OnUnit, long OnCpu) Decoded => (Interlocked.Read(ref _onUnit), Interlocked.Read(ref _onCpu));
+
+    private CudaImageSession(GpuJpegDecoder decoder, DeviceImageBatch[] batches, LoadedModel model, DeviceInputRunner runner, int chunk)
+    {
+        (_decoder, _batches, _model, _runner, _chunk) = (decoder, batches, model, runner, chunk);
+    }
+
+    /// <summary>Opens decoding and the uint8 form of <paramref name="model"/> on the unit's GPU; chunks of <paramref name="chunk"/> images. Throws GpuDecodeUnavailable, InputPrefixUnsupported or SessionFailed.</summary>
+    public static CudaImageSession Open(ComputeUnit unit, ModelSource model, EngineOptions settings, TensorSpec input, ImagePreprocessing preprocessing, int chunk)
+    {
+        var decodeSettings = GpuDecodeSettings.ForInput(input, preprocessing, chunk);
+        var decoder = new GpuJpegDecoder(unit.DeviceId, decodeSettings);
+        var batches = new List<DeviceImageBatch>();
+        LoadedModel? session = null;
+        try
+        {
+            batches.Add(decoder.CreateBatch());
+            batches.Add(decoder.CreateBatch());
+            using (var options = UnitBackends.Cuda.Options(unit, settings))
+                session = new LoadedModel(InputPrefix.PathFor(model, unit.Precision, preprocessing), options);
+            var runner = new DeviceInputRunner(session, unit.DeviceId);
+            return new CudaImageSession(decoder, batches.ToArray(), session, runner, chunk);
+        }
+        catch
+        {
+            session?.Dispose();
+            batches.ForEach(b => b.Dispose());
+            decoder.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Decodes and runs samples [offset, offset + count) of <see cref="Source"/> (the float inputs are not read), writing their outputs.</summary>
+    public void Run(IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count, int padTo = 0, CancellationToken cancel = default)
+    {
+        var source = Source ?? throw new InvalidOperationException("the image session has no block to decode");
+        int chunks = (count + _chunk - 1) / _chunk;
+        if (chunks == 0) return;
+        Decode(source, offset, Math.Min(_chunk, count), _batches[0]);
+        for (int k = 0; k < chunks; k++)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var batch = _batches[k % 2];
+            int first = offset + k * _chunk, n = Math.Min(_chunk, offset + count - first);
+            batch.Synchronize();
+            // the next chunk decodes (on the JPEG engines, on its own stream) while this one infers
+            if (k + 1 < chunks) Decode(source, first + _chunk, Math.Min(_chunk, offset + count - first - _chunk), _batches[(k + 1) % 2]);
+            _runner.Run(batch.Pointer, TensorElementType.UInt8, n, outputs, first, padTo: _chunk);
+        }
+    }
+
+    public void Warm()
+    {
+        if (!WarmedSizes.Add(_chunk)) return;
+        _batches[0].Synchronize();
+        _runner.Run(_batches[0].Pointer, TensorElementType.UInt8, _chunk, _model.AllocateOutputs(_chunk), 0, padTo: _chunk);
+    }
+
+    private void Decode(EncodedImages source, int first, int n, DeviceImageBatch into)
+    {
+        var bytes = new ReadOnlyMemory<byte>[n];
+        for (int i = 0; i < n; i++) bytes[i] = source.Bytes(first + i);
+        var status = _decoder.Decode(bytes, into);
+        for (int i = 0; i < n; i++)
+        {
+            if (status[i] is GpuDecodeStatus.Decoded or GpuDecodeStatus.DecodedByFallback) { Interlocked.Increment(ref _onUnit); continue; }
+            // not a JPEG, or one the GPU refused: the same crop from the CPU's decoder, copied in
+            try
+            {
+                into.Upload(i, CpuCrop(bytes[i].ToArray(), source.Name(first + i)));
+                Interlocked.Increment(ref _onCpu);
+            }
+            catch (HeteroBatchException e) when (e is { Kind: FailureKind.InvalidData, StopsCommand: false })
+            {
+                source.Errors[first + i] = e;
+            }
+        }
+    }
+
+    /// <summary>The image's resize and centre crop as uint8 RGB, decoded on the CPU (the exact mode's pixels).</summary>
+    private byte[] CpuCrop(byte[] file, string path)
+    {
+        var s = _decoder.Settings;
+        var (pixels, w, h) = ImageInput.Decode(file, path);
+        var g = s.Preprocessing.Geometry(w, h, s.Width, s.Height);
+        return Resampler.ResizeWindow(pixels, w, h, w * 4, 4, g.Width, g.Height, g.Left, g.Top, s.Width, s.Height);
+    }
+
+    public void Dispose()
+    {
+        _runner.Dispose();
+        _model.Dispose();
+        foreach (var b in _batches) b.Dispose();
+        _decoder.Dispose();
+    }
+}

@@ -1,0 +1,93 @@
+using System.Collections.Concurrent;
+using HeteroBatch.Engine.Data;
+using HeteroBatch.Engine.Execution;
+using HeteroBatch.Engine.Planning;
+using HeteroBatch.Engine.Sessions;
+using HeteroBatch.Engine.Units.Backends;
+
+namespace HeteroBatch.Engine.Tests;
+
+/// <summary>
+/// A unit that decodes its own share of a file job runs a session of its own on the board; the
+/// CPU decodes only what the other units run, and a decoding unit's range taken over by another
+/// unit is decoded on the spot. (The GPU session itself needs nvJPEG: tools/gpu and the bench.)
+/// </summary>
+public sealed class UnitDecodingTests : IDisposable
+{
+    private readonly EngineContext _context = new(new EngineOptions { ModelCacheFolder = TestModels.Cache });
+
+    public void Dispose() => _context.Dispose();
+
+    /// <summary>A stand-in for a decoding GPU: writes 42 into its samples' outputs, or fails from its first run when told to.</summary>
+    private sealed class DecodingStandIn(ModelSignature signature, bool fails) : IEncodedImageSession
+    {
+        public ConcurrentBag<(int Offset, int Count)> Ran { get; } = new();
+        public ModelSignature Signature => signature;
+        public HashSet<int> WarmedSizes { get; } = new();
+        public EncodedImages? Source { get; set; }
+        public (long OnUnit, long OnCpu) Decoded => (Ran.Sum(r => r.Count), 0);
+        public void Warm() { }
+
+        public void Run(IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count, int padTo = 0, CancellationToken cancel = default)
+        {
+            if (fails) throw new InvalidOperationException("the stand-in's GPU is gone");
+            Assert.NotNull(Source); // a block's bytes are there before its board runs
+            Ran.Add((offset, count));
+            outputs[0].AsFloats().AsSpan(offset * (int)outputs[0].SampleElements, count * (int)outputs[0].SampleElements).Fill(42);
+        }
+
+        public void Dispose() { }
+    }
+
+    private (BatchPlan Plan, IReadOnlyList<TensorBatch> Inputs, IReadOnlyList<TensorBatch> Outputs, IModelSession Real) Setup()
+    {
+        var units = TestModels.TwoCpuUnits();
+        var plan = PlanLayout.Manual("tinynet", TestModels.Tiny.Sha256, new[] { new ShareSpec(units[0], 4, 2, 1), new ShareSpec(units[^1], 4, 2, 1) });
+        var real = PartitionedRunner.LoadSessions(PartitionedRunner.Workers(_context, plan), TestModels.Tiny)[0];
+        return (plan, real.SyntheticInputs(8, 3), real.AllocateOutputs(8), real);
+    }
+
+    [Fact]
+    public void TheDecodingUnitRunsItsOwnSessionAndTheCpuDecodesOnlyTheOtherUnitsRanges()
+    {
+        var (plan, inputs, outputs, real) = Setup();
+        var standIn = new DecodingStandIn(real.Signature, fails: false) { Source = new EncodedImages(_ => ReadOnlyMemory<byte>.Empty, i => $"{i}", new HeteroBatchException?[8]) };
+        var ensured = new ConcurrentBag<(int, int)>();
+        var board = new BoardRun(_context, plan, TestModels.Tiny, new RunSettings());
+        var outcome = board.Run(new BoardWork(plan, new[] { (plan, 0) }, inputs, outputs)
+        {
+            Sessions = new Dictionary<string, IModelSession> { [plan.Shards[1].UnitId] = standIn },
+            EnsureDecoded = (o, n) => ensured.Add((o, n)),
+        }, CancellationToken.None);
+
+        Assert.Equal(new[] { (4, 2), (6, 2) }, standIn.Ran.OrderBy(r => r.Offset));
+        Assert.Equal(new[] { (0, 2), (2, 2) }, ensured.OrderBy(r => r.Item1));
+        Assert.All(Enumerable.Range(4, 4), i => Assert.All(outputs[0].Sample(i), v => Assert.Equal(42f, v)));
+        Assert.All(Enumerable.Range(0, 4), i => Assert.DoesNotContain(42f, outputs[0].Sample(i)));
+        Assert.Equal(new[] { 4, 4 }, outcome.Runs.Select(r => r.Count));
+    }
+
+    [Fact]
+    public void ARangeOfADecodingUnitThatFailedIsDecodedOnTheSpotByTheUnitThatTakesItOver()
+    {
+        var (plan, inputs, outputs, real) = Setup();
+        var standIn = new DecodingStandIn(real.Signature, fails: true) { Source = new EncodedImages(_ => ReadOnlyMemory<byte>.Empty, i => $"{i}", new HeteroBatchException?[8]) };
+        var ensured = new ConcurrentBag<(int, int)>();
+        var board = new BoardRun(_context, plan, TestModels.Tiny, new RunSettings());
+        var outcome = board.Run(new BoardWork(plan, new[] { (plan, 0) }, inputs, outputs)
+        {
+            Sessions = new Dictionary<string, IModelSession> { [plan.Shards[1].UnitId] = standIn },
+            EnsureDecoded = (o, n) => ensured.Add((o, n)),
+        }, CancellationToken.None);
+
+        Assert.True(outcome.Runs[1].Failed);
+        Assert.Equal(8, outcome.Runs[0].Count);
+        // every range the CPU unit ran was made sure of first, the failed unit's ones included
+        Assert.Equal(8, ensured.Sum(r => r.Item2));
+        Assert.Contains(ensured, r => r.Item1 >= 4);
+        // and the taken-over samples' outputs are the model's, equal to a run of the whole batch on one unit
+        var whole = real.AllocateOutputs(8);
+        real.Run(inputs, whole, 0, 8);
+        for (int i = 0; i < 8; i++) Assert.Equal(whole[0].Sample(i).ToArray(), outputs[0].Sample(i).ToArray());
+    }
+}
