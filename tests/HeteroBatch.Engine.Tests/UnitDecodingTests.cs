@@ -91,3 +91,27 @@ public sealed class UnitDecodingTests : IDisposable
         for (int i = 0; i < 8; i++) Assert.Equal(whole[0].Sample(i).ToArray(), outputs[0].Sample(i).ToArray());
     }
 }
+
+/// <summary>Through the backend interface (as the file job asks), a GPU unit decodes where nvJPEG is, and says why not where it is not.</summary>
+public sealed class GpuImageSessionDispatchTests
+{
+    private static Units.ComputeUnit Gpu(string? whyNoDecoding) => new()
+    {
+        Id = "gpu0", Kind = Units.UnitKind.Gpu, Provider = Units.ExecutionProvider.CUDA, DeviceId = 0, Name = "NVIDIA GPU", GpuDecodeReason = whyNoDecoding,
+    };
+
+    [Fact]
+    public void TheJobReachesTheCudaBackendsImageSessionThroughTheInterface()
+    {
+        IUnitBackend backend = UnitBackends.Cuda;
+        var input = new TensorSpec("x", Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float, new long[] { 3, 224, 224 });
+        // a GPU without nvJPEG decodes nothing: its share is decoded on the CPU
+        Assert.Null(backend.OpenImageSession(Gpu("libnvjpeg.so.13 was not found"), TestModels.Tiny, new EngineOptions(), input, ImagePreprocessing.ImageNet, 16));
+        // one that says it can is asked to open (here, with no GPU, opening fails with the decoder's reason, not a silent null)
+        if (Data.Gpu.GpuJpegDecoder.WhyUnavailable(0) is { } why)
+        {
+            var e = Assert.Throws<HeteroBatchException>(() => backend.OpenImageSession(Gpu(null), TestModels.Tiny, new EngineOptions(), input, ImagePreprocessing.ImageNet, 16));
+            Assert.Equal("GpuDecodeUnavailable", e.ErrorId);
+        }
+    }
+}

@@ -8,7 +8,7 @@ namespace HeteroBatch.Engine.Units.Backends;
 /// NVIDIA GPUs through ONNX Runtime's CUDA provider, or TensorRT with CUDA for what it cannot
 /// take. TF32 math is a variant of the unit (its own fingerprint), not another device.
 /// </summary>
-public sealed class CudaBackend : OrtBackend
+public sealed class CudaBackend : OrtBackend, IUnitBackend // re-implements the interface: its members beyond OrtBackend's (OpenImageSession) are what the interface calls
 {
     /// <summary>A GPU with nvJPEG decodes its own share of a file job (<see cref="CudaImageSession"/>); without it (GpuDecodeReason says why) it decodes nothing.</summary>
     public IEncodedImageSession? OpenImageSession(ComputeUnit unit, Models.ModelSource model, EngineOptions settings, Data.TensorSpec input,
