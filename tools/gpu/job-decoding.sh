@@ -13,8 +13,9 @@ mkdir -p "$out"
 { date -u; nvidia-smi -L; nproc; } > "$out/machine.txt" 2>&1
 common=(files --models resnet-50 --files "$n" --image-folder /tmp/e2e_imgs --anchor-images --batches "${BATCH:-1024}"
         --seconds-per-size "${SECONDS_PER_SIZE:-0.3}" --max-cpu-batch 32 --repeats 1 --precision "${PRECISION:-Tf32}")
-# the whole machine: the CPU unit and both GPUs, decoding on the GPUs, then on CPU threads only
-timeout "${WHOLE_TIMEOUT:-260}" "$HB_APP/HeteroBatch.Bench" "${common[@]}" --decode-on auto,cpu --out "$out/whole" 2>&1 | tee "$out/whole.log" | grep -v "^\s*$" | tail -25
+# both GPUs (WHOLE=1: with the CPU as one more unit), decoding on the GPUs, then (DECODE_ON) on CPU threads only
+cpu=(--no-cpu); [ "${WHOLE:-0}" = 1 ] && cpu=(--cpu-group All)
+timeout "${WHOLE_TIMEOUT:-260}" "$HB_APP/HeteroBatch.Bench" "${common[@]}" "${cpu[@]}" --decode-on "${DECODE_ON:-auto,cpu}" --out "$out/whole" 2>&1 | tee "$out/whole.log" | grep -v "^\s*$" | tail -25
 # one GPU alone, decoding on it
 timeout "${GPU1_TIMEOUT:-150}" "$HB_APP/HeteroBatch.Bench" "${common[@]}" --no-cpu --gpus 1 --decode-on auto --out "$out/gpu1" 2>&1 | tee "$out/gpu1.log" | grep -v "^\s*$" | tail -12
 [ "${ANCHOR:-1}" = 1 ] || exit 0
