@@ -83,3 +83,24 @@ function Invoke-ChildPwshLimited([string] $Script, [long] $Bytes) {
         if ($useGroup) { Start-Sleep -Milliseconds 200; & /bin/rmdir $group 2>$null }
     }
 }
+
+# Starts a command in a PowerShell of its own with the module loaded, stops it as Ctrl+C does as
+# soon as $Until returns true (polled every 20 ms, for at most $TimeoutSeconds), and says how long
+# stopping took and how the command ended. A stop tied to the command's own progress, not to a clock.
+function Stop-CommandWhen([string] $Command, [hashtable] $Parameters, [scriptblock] $Until, [int] $TimeoutSeconds = 120) {
+    $ps = [powershell]::Create()
+    try {
+        [void]$ps.AddCommand('Import-Module').AddArgument($env:HETEROBATCH_TEST_MODULE).AddStatement()
+        [void]$ps.AddCommand($Command)
+        foreach ($k in $Parameters.Keys) { [void]$ps.AddParameter($k, $Parameters[$k]) }
+        $handle = $ps.BeginInvoke()
+        $deadline = [DateTime]::UtcNow.AddSeconds($TimeoutSeconds)
+        while (-not $handle.IsCompleted -and -not (& $Until) -and [DateTime]::UtcNow -lt $deadline) { Start-Sleep -Milliseconds 20 }
+        $clock = [Diagnostics.Stopwatch]::StartNew()
+        $ps.Stop()
+        $completed = $handle.AsyncWaitHandle.WaitOne(10000)
+        [pscustomobject]@{ StopSeconds = $clock.Elapsed.TotalSeconds; Completed = $completed; State = $ps.InvocationStateInfo.State }
+    }
+    finally { $ps.Dispose() }
+}
+
