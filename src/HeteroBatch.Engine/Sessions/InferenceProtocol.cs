@@ -62,6 +62,17 @@ public static class InferenceProtocol
         ["shape"] = new JsonArray(new long[] { -1 }.Concat(t.SampleShape).Select(d => (JsonNode?)d).ToArray()),
     };
 
+    /// <summary>The "extensions" a server's metadata (GET /v2) lists; null where it lists none (no such key, or it is not an array of strings).</summary>
+    public static IReadOnlyList<string>? Extensions(ReadOnlySpan<byte> serverMetadata)
+    {
+        try
+        {
+            return JsonNode.Parse(serverMetadata)?["extensions"] is JsonArray a && a.All(e => e is JsonValue v && v.TryGetValue<string>(out _))
+                ? a.Select(e => e!.GetValue<string>()).ToList() : null;
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException) { return null; }
+    }
+
     /// <summary>The inputs and outputs a model's metadata lists (per-sample shapes: the first dimension is the batch).</summary>
     public static (List<TensorSpec> Inputs, List<TensorSpec> Outputs) ReadModelMetadata(JsonNode metadata)
     {
@@ -305,27 +316,86 @@ public static class InferenceProtocol
     }
 
     /// <summary>A tensor's values as JSON numbers, written as they are read (no document of them is built); ProtocolInvalid for NaN or infinities, which JSON cannot carry.</summary>
-    public static void WriteJsonData(Utf8JsonWriter writer, Tensor t)
+    public static void WriteJsonData(Utf8JsonWriter writer, Tensor t) => WriteJsonData(writer, t.Name, t.DataType, t.Bytes.Span);
+
+    /// <summary>
+    /// Values (little-endian <paramref name="dataType"/>) as one flat JSON array: each number formatted straight into
+    /// UTF-8 (shortest form that reads back to the same value), the array handed to the writer whole, unchecked.
+    /// ProtocolInvalid for NaN or infinities, which JSON cannot carry.
+    /// </summary>
+    public static void WriteJsonData(Utf8JsonWriter writer, string name, string dataType, ReadOnlySpan<byte> values)
     {
-        var s = t.Bytes.Span;
-        int size = TensorBatch.ElementSize(ElementTypeOf(t.DataType));
-        writer.WriteStartArray();
-        for (int i = 0; i < t.Bytes.Length / size; i++)
-            switch (t.DataType)
+        int size = TensorBatch.ElementSize(ElementTypeOf(dataType));
+        int count = values.Length / size;
+        // the longest a value takes: "-1.17549435E-38" (15) for FP32, 24 for FP64, 20 for INT64; a comma each
+        int widest = dataType switch { "FP32" => 16, "FP64" => 26, "INT64" => 21, "INT32" => 12, _ => 4 };
+        long capacity = 2 + (long)count * widest;
+        if (capacity > Array.MaxLength) throw Invalid($"'{name}' holds more values than one JSON array here takes");
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent((int)capacity);
+        try
+        {
+            var o = buffer.AsSpan();
+            o[0] = (byte)'[';
+            int at = 1, written;
+            var invariant = CultureInfo.InvariantCulture;
+            for (int i = 0; i < count; i++)
             {
-                case "FP32":
-                    var f = BinaryPrimitives.ReadSingleLittleEndian(s[(i * 4)..]);
-                    if (!float.IsFinite(f)) throw Invalid($"output '{t.Name}' holds {f}, which JSON cannot carry; ask for binary_data");
-                    writer.WriteNumberValue(f); break;
-                case "FP64":
-                    var d = BinaryPrimitives.ReadDoubleLittleEndian(s[(i * 8)..]);
-                    if (!double.IsFinite(d)) throw Invalid($"output '{t.Name}' holds {d}, which JSON cannot carry; ask for binary_data");
-                    writer.WriteNumberValue(d); break;
-                case "INT64": writer.WriteNumberValue(BinaryPrimitives.ReadInt64LittleEndian(s[(i * 8)..])); break;
-                case "INT32": writer.WriteNumberValue(BinaryPrimitives.ReadInt32LittleEndian(s[(i * 4)..])); break;
-                default: writer.WriteNumberValue(s[i]); break;
+                if (i > 0) o[at++] = (byte)',';
+                bool ok;
+                switch (dataType)
+                {
+                    case "FP32":
+                        var f = BinaryPrimitives.ReadSingleLittleEndian(values[(i * 4)..]);
+                        if (!float.IsFinite(f)) throw Invalid($"'{name}' holds {f}, which JSON cannot carry; use binary_data");
+                        ok = f.TryFormat(o[at..], out written, default, invariant); break;
+                    case "FP64":
+                        var d = BinaryPrimitives.ReadDoubleLittleEndian(values[(i * 8)..]);
+                        if (!double.IsFinite(d)) throw Invalid($"'{name}' holds {d}, which JSON cannot carry; use binary_data");
+                        ok = d.TryFormat(o[at..], out written, default, invariant); break;
+                    case "INT64": ok = BinaryPrimitives.ReadInt64LittleEndian(values[(i * 8)..]).TryFormat(o[at..], out written, default, invariant); break;
+                    case "INT32": ok = BinaryPrimitives.ReadInt32LittleEndian(values[(i * 4)..]).TryFormat(o[at..], out written, default, invariant); break;
+                    default: ok = values[i].TryFormat(o[at..], out written, default, invariant); break;
+                }
+                if (!ok) throw new InvalidOperationException($"a {dataType} value took more than {widest - 1} characters");
+                at += written;
             }
-        writer.WriteEndArray();
+            o[at++] = (byte)']';
+            writer.WriteRawValue(o[..at], skipInputValidation: true);
+        }
+        finally { System.Buffers.ArrayPool<byte>.Shared.Return(buffer); }
+    }
+
+    /// <summary>
+    /// An infer request with every tensor's values as JSON numbers ("data"), for servers that do not offer the
+    /// binary tensor data extension; the outputs named are asked for without binary_data, so they come back as JSON too.
+    /// </summary>
+    public static ReadOnlyMemory<byte> EncodeJsonRequest(IReadOnlyList<(string Name, long[] Shape, string DataType, ReadOnlyMemory<byte> Values)> inputs, string? id, IReadOnlyList<string> requestedOutputs)
+    {
+        var body = new System.Buffers.ArrayBufferWriter<byte>(checked((int)Math.Min(Array.MaxLength, 256 + inputs.Sum(t => (long)t.Values.Length * 4))));
+        using (var w = new Utf8JsonWriter(body, new JsonWriterOptions { SkipValidation = true }))
+        {
+            w.WriteStartObject();
+            if (id != null) w.WriteString("id", id);
+            w.WriteStartArray("inputs");
+            foreach (var t in inputs)
+            {
+                w.WriteStartObject();
+                w.WriteString("name", t.Name);
+                w.WriteStartArray("shape");
+                foreach (var d in t.Shape) w.WriteNumberValue(d);
+                w.WriteEndArray();
+                w.WriteString("datatype", t.DataType);
+                w.WritePropertyName("data");
+                WriteJsonData(w, t.Name, t.DataType, t.Values.Span);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartArray("outputs");
+            foreach (var o in requestedOutputs) { w.WriteStartObject(); w.WriteString("name", o); w.WriteEndObject(); }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return body.WrittenMemory;
     }
 
     /// <summary>A tensor's values as JSON numbers (for clients that did not ask for binary data).</summary>

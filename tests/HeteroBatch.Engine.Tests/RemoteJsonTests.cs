@@ -1,0 +1,186 @@
+using System.Buffers.Binary;
+using System.Net;
+using System.Net.Sockets;
+using HeteroBatch.Engine.Data;
+using HeteroBatch.Engine.Execution;
+using HeteroBatch.Engine.Planning;
+using HeteroBatch.Engine.Sessions;
+using HeteroBatch.Engine.Units;
+using HeteroBatch.Engine.Units.Backends;
+using HeteroBatch.Serving;
+
+namespace HeteroBatch.Engine.Tests;
+
+/// <summary>
+/// Servers that are not HeteroBatch's: one that offers no binary tensor data (used through JSON
+/// tensors, with the outputs a binary one gives), one that cannot run the model, one whose model
+/// metadata declares no tensors; and the protocol's JSON numbers read back bit for bit.
+/// </summary>
+public sealed class RemoteJsonTests : IDisposable
+{
+    private readonly EngineContext _serverSide = new();
+    private readonly EngineContext _clientSide = new();
+    private readonly List<IDisposable> _owned = new();
+
+    public void Dispose()
+    {
+        for (int i = _owned.Count - 1; i >= 0; i--) _owned[i].Dispose();
+        _clientSide.Dispose();
+        _serverSide.Dispose();
+    }
+
+    private static int FreePort()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        int port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
+    private static BatchPlan Plan(params (ComputeUnit Unit, int Count, int Sub)[] shares) =>
+        PlanLayout.Manual("tinynet", TestModels.Tiny.Sha256, shares.Select(s => new ShareSpec(s.Unit, s.Count, s.Sub, 1)).ToList());
+
+    private InferenceServer Serve()
+    {
+        var server = new InferenceServer(_serverSide, Plan((TestModels.TwoCpuUnits()[^1], 8, 8)), TestModels.Tiny, new ServerSettings { Port = FreePort() });
+        _owned.Add(server);
+        server.Start();
+        return server;
+    }
+
+    private ForeignServer Foreign(InferenceServer behind, bool declaresNoTensors = false, bool failsEveryInfer = false, string[]? extensions = null)
+    {
+        var f = new ForeignServer(behind.Url, FreePort()) { DeclaresNoTensors = declaresNoTensors, FailsEveryInfer = failsEveryInfer, Extensions = extensions ?? Array.Empty<string>() };
+        _owned.Add(f);
+        return f;
+    }
+
+    private float[] LocalOutputs(TensorBatch input) =>
+        PartitionedRunner.Run(_clientSide, Plan((TestModels.TwoCpuUnits()[0], input.Count, input.Count)), TestModels.Tiny, InputSet.Of(input), new RunSettings()).Outputs[0].AsFloats();
+
+    [Fact]
+    public void AServerWithoutTheBinaryExtensionIsSentJsonTensorsAndAnswersWhatABinaryOneDoes()
+    {
+        var real = Serve();
+        var foreign = Foreign(real);
+        var input = SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 7, 17);
+
+        using var overJson = RemoteModel.Open(foreign.Url, "tinynet", null, TimeSpan.FromSeconds(60));
+        using var overBinary = RemoteModel.Open(real.Url, "tinynet", null, TimeSpan.FromSeconds(60));
+        Assert.False(overJson.Binary);
+        Assert.True(overBinary.Binary);
+        var (a, b) = (new TensorBatch("logits", new long[] { 10 }, 7), new TensorBatch("logits", new long[] { 10 }, 7));
+        overJson.Run(new[] { input }, new[] { a }, 0, 7);
+        overBinary.Run(new[] { input }, new[] { b }, 0, 7);
+        Assert.Equal(b.AsFloats(), a.AsFloats());
+        Assert.Equal(LocalOutputs(input), a.AsFloats());
+        // rows from the middle of a batch too
+        var part = new TensorBatch("logits", new long[] { 10 }, 7);
+        overJson.Run(new[] { input }, new[] { part }, 2, 3);
+        Assert.Equal(b.AsFloats().AsSpan(20, 30).ToArray(), part.AsFloats().AsSpan(20, 30).ToArray());
+        Assert.Equal((2, 0), foreign.Infers);
+
+        // as a unit found by its address, beside a local one
+        var unit = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { foreign.Url }, Model = "tinynet" }).Single();
+        Assert.True(unit.Available, unit.Reason);
+        var batch = SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 24, 4);
+        var result = PartitionedRunner.Run(_clientSide, Plan((TestModels.TwoCpuUnits()[0], 12, 4), (unit, 12, 4)), TestModels.Tiny, InputSet.Of(batch), new RunSettings());
+        Assert.False(result.Units[1].Failed, result.Units[1].Error);
+        Assert.Equal(LocalOutputs(batch), result.Outputs[0].AsFloats());
+        Assert.Equal(0, foreign.Infers.Binary);
+    }
+
+    [Fact]
+    public void AServerThatListsNoExtensionsAtAllIsSentBinaryTensors()
+    {
+        // Triton and older HeteroBatch servers list theirs; a server that lists none says nothing against binary
+        var real = Serve();
+        var silent = Foreign(real);
+        var quiet = new ForeignServer(real.Url, FreePort()) { Extensions = null };
+        _owned.Add(quiet);
+        using var model = RemoteModel.Open(quiet.Url, "tinynet", null, TimeSpan.FromSeconds(60));
+        Assert.True(model.Binary);
+        using var json = RemoteModel.Open(silent.Url, "tinynet", null, TimeSpan.FromSeconds(60));
+        Assert.False(json.Binary);
+        var listsBinary = Foreign(real, extensions: new[] { "model_configuration", InferenceProtocol.BinaryExtension });
+        using var binary = RemoteModel.Open(listsBinary.Url, "tinynet", null, TimeSpan.FromSeconds(60));
+        Assert.True(binary.Binary);
+    }
+
+    [Fact]
+    public void AServerThatAnswersTheModelProbeWithAnErrorIsNotAvailable()
+    {
+        var real = Serve();
+        var broken = Foreign(real, failsEveryInfer: true);
+        // without a model to ask about, a ready server is a unit
+        Assert.True(UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { broken.Url } }).Single().Available);
+        var unit = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { broken.Url }, Model = "tinynet", IncludeUnavailable = true }).Single();
+        Assert.False(unit.Available);
+        Assert.Equal("RemoteUnitFailed", unit.ReasonId);
+        Assert.Contains("500", unit.Reason);
+        Assert.Empty(UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { broken.Url }, Model = "tinynet" }));
+        var missing = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { real.Url }, Model = "resnet-50", IncludeUnavailable = true }).Single();
+        Assert.Equal((false, "RemoteModelNotFound"), (missing.Available, missing.ReasonId));
+        var fine = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { real.Url }, Model = "tinynet" }).Single();
+        Assert.True(fine.Available, fine.Reason);
+        Assert.Null(fine.ReasonId);
+    }
+
+    [Fact]
+    public void AServerWhoseModelDeclaresNoTensorsIsRefusedAtDiscoveryWithItsOwnErrorId()
+    {
+        var real = Serve();
+        var undeclared = Foreign(real, declaresNoTensors: true);
+        var unit = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { undeclared.Url }, Model = "tinynet", IncludeUnavailable = true }).Single();
+        Assert.False(unit.Available);
+        Assert.Equal("RemoteTensorsUndeclared", unit.ReasonId);
+        Assert.Contains("declares no inputs and no outputs", unit.Reason);
+        var e = Assert.Throws<HeteroBatchException>(() => RemoteModel.Open(undeclared.Url, "tinynet", null, TimeSpan.FromSeconds(30)));
+        Assert.Equal("RemoteTensorsUndeclared", e.ErrorId);
+        Assert.Contains("model-settings.json", e.Message);
+        Assert.Equal(0, real.Requests);
+        var outputsOnly = Assert.Throws<HeteroBatchException>(() => RemoteModel.CheckDeclared(real.Url, "tinynet", new[] { new TensorSpec("input", Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float, new long[] { 3 }) }, Array.Empty<TensorSpec>()));
+        Assert.Equal("RemoteTensorsUndeclared", outputsOnly.ErrorId);
+        Assert.Contains("declares no outputs", outputsOnly.Message);
+    }
+
+    [Fact]
+    public void JsonTensorsReadBackBitForBit()
+    {
+        float[] floats = { 0f, -0f, 1f, -1.5f, float.Epsilon, -float.Epsilon, float.MaxValue, float.MinValue, 1.17549435E-38f, 3.4028235E+38f, 0.1f, 1e-7f, 123456.789f, (float)Math.PI };
+        double[] doubles = { 0, -0.0, double.Epsilon, double.MaxValue, double.MinValue, 0.1, Math.E, 1e-300 };
+        long[] longs = { long.MinValue, long.MaxValue, 0, -1 };
+        int[] ints = { int.MinValue, int.MaxValue, 0, 7 };
+        byte[] bytes = { 0, 1, 127, 255 };
+        var rng = new Random(5);
+        var many = Enumerable.Range(0, 4096).Select(_ => BitConverter.Int32BitsToSingle(rng.Next()) is var f && float.IsFinite(f) ? f : 0.5f).ToArray();
+        var tensors = new List<(string, long[], string, ReadOnlyMemory<byte>)>
+        {
+            ("f", new long[] { floats.Length }, "FP32", Bytes(floats)),
+            ("d", new long[] { 2, doubles.Length / 2 }, "FP64", Bytes(doubles)),
+            ("l", new long[] { longs.Length }, "INT64", Bytes(longs)),
+            ("i", new long[] { ints.Length }, "INT32", Bytes(ints)),
+            ("b", new long[] { bytes.Length }, "UINT8", bytes),
+            ("random", new long[] { 4, 1024 }, "FP32", Bytes(many)),
+        };
+        var body = InferenceProtocol.EncodeJsonRequest(tensors, "9", new[] { "out" }).ToArray();
+        var (header, read) = InferenceProtocol.Decode(body, null, "inputs");
+        Assert.Equal("9", header["id"]!.GetValue<string>());
+        Assert.Equal("out", header["outputs"]![0]!["name"]!.GetValue<string>());
+        Assert.Null(header["outputs"]![0]!["parameters"]);
+        Assert.Equal(tensors.Count, read.Count);
+        for (int i = 0; i < tensors.Count; i++)
+        {
+            Assert.Equal((tensors[i].Item1, tensors[i].Item3), (read[i].Name, read[i].DataType));
+            Assert.Equal(tensors[i].Item2, read[i].Shape);
+            Assert.Equal(tensors[i].Item4.ToArray(), read[i].Bytes.ToArray());
+        }
+
+        var nan = Assert.Throws<HeteroBatchException>(() => InferenceProtocol.EncodeJsonRequest(new List<(string, long[], string, ReadOnlyMemory<byte>)> { ("x", new long[] { 2 }, "FP32", Bytes(new[] { 1f, float.NaN })) }, null, Array.Empty<string>()));
+        Assert.Equal("ProtocolInvalid", nan.ErrorId);
+        Assert.Contains("'x' holds NaN", nan.Message);
+    }
+
+    private static byte[] Bytes<T>(T[] values) where T : struct => System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
+}
