@@ -146,6 +146,67 @@ public sealed class RemoteJsonTests : IDisposable
     }
 
     [Fact]
+    public void TheServerAnswersTheModelConfigurationAndStatisticsAndNamesTheExtensionsItLacks()
+    {
+        var s = Serve();
+        using var http = new HttpClient();
+        System.Text.Json.Nodes.JsonNode Get(string path, HttpStatusCode expected = HttpStatusCode.OK)
+        {
+            using var response = http.GetAsync(new Uri(s.Url, path)).Result;
+            Assert.Equal(expected, response.StatusCode);
+            Assert.Equal("application/json", response.Content.Headers.ContentType?.MediaType);
+            return System.Text.Json.Nodes.JsonNode.Parse(response.Content.ReadAsStringAsync().Result)!;
+        }
+        var extensions = Get("v2")["extensions"]!.AsArray().Select(e => e!.GetValue<string>()).ToList();
+        Assert.Equal(new[] { "binary_tensor_data", "model_configuration", "statistics" }, extensions);
+
+        var config = Get("v2/models/tinynet/config");
+        Assert.Equal("tinynet", config["name"]!.GetValue<string>());
+        // 512 MiB (the default largest request) of 3x32x32 FP32 samples, 12,288 bytes each
+        Assert.Equal((512L << 20) / 12288, config["max_batch_size"]!.GetValue<long>());
+        var input = config["input"]![0]!;
+        Assert.Equal(("input", "TYPE_FP32"), (input["name"]!.GetValue<string>(), input["data_type"]!.GetValue<string>()));
+        Assert.Equal(new long[] { 3, 32, 32 }, input["dims"]!.AsArray().Select(d => d!.GetValue<long>()));
+        Assert.Equal(new long[] { 10 }, config["output"]![0]!["dims"]!.AsArray().Select(d => d!.GetValue<long>()));
+        Assert.Equal("tinynet", Get("v2/models/tinynet/versions/1/config")["name"]!.GetValue<string>());
+
+        var before = Get("v2/models/tinynet/stats")["model_stats"]![0]!;
+        Assert.Equal((0L, 0L, 0L), (before["inference_count"]!.GetValue<long>(), before["execution_count"]!.GetValue<long>(), before["last_inference"]!.GetValue<long>()));
+
+        // one binary request of 5 samples, one JSON request of 3, one malformed request
+        using (var binary = RemoteModel.Open(s.Url, "tinynet", null, TimeSpan.FromSeconds(60)))
+            binary.Run(new[] { SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 5, 1) }, new[] { new TensorBatch("logits", new long[] { 10 }, 5) }, 0, 5);
+        var three = SyntheticInput.Create("input", new long[] { 3, 32, 32 }, 3, 2);
+        var json = InferenceProtocol.EncodeJsonRequest(new List<(string, long[], string, ReadOnlyMemory<byte>)> { ("input", new long[] { 3, 3, 32, 32 }, "FP32", three.Bytes(0, 3).ToArray()) }, "j", new[] { "logits" });
+        using (var answer = http.PostAsync(new Uri(s.Url, "v2/models/tinynet/infer"), new ReadOnlyMemoryContent(json)).Result)
+            Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+        using (var bad = http.PostAsync(new Uri(s.Url, "v2/models/tinynet/infer"), new StringContent("{\"inputs\":[{\"name\":\"input\"}]}")).Result)
+            Assert.Equal(HttpStatusCode.BadRequest, bad.StatusCode);
+
+        foreach (var path in new[] { "v2/models/tinynet/stats", "v2/models/stats" })
+        {
+            var stats = Get(path)["model_stats"]![0]!;
+            Assert.Equal(("tinynet", "1"), (stats["name"]!.GetValue<string>(), stats["version"]!.GetValue<string>()));
+            Assert.Equal((8L, 2L), (stats["inference_count"]!.GetValue<long>(), stats["execution_count"]!.GetValue<long>()));
+            Assert.True(stats["last_inference"]!.GetValue<long>() > 0);
+            var success = stats["inference_stats"]!["success"]!;
+            var compute = stats["inference_stats"]!["compute_infer"]!;
+            Assert.Equal((2L, 2L), (success["count"]!.GetValue<long>(), compute["count"]!.GetValue<long>()));
+            Assert.InRange(compute["ns"]!.GetValue<long>(), 1, success["ns"]!.GetValue<long>());
+            Assert.Equal(1L, stats["inference_stats"]!["fail"]!["count"]!.GetValue<long>());
+        }
+
+        // the extensions this server lacks are named, in JSON
+        foreach (var (path, extension) in new[] { ("v2/repository/index", "model_repository"), ("v2/systemsharedmemory/status", "system_shared_memory"), ("v2/models/tinynet/trace/setting", "trace"), ("v2/logging", "logging") })
+            Assert.Contains($"does not offer the '{extension}' extension", Get(path, HttpStatusCode.NotFound)["error"]!.GetValue<string>());
+        using (var index = http.PostAsync(new Uri(s.Url, "v2/repository/index"), new StringContent("{}")).Result)
+        {
+            Assert.Equal(HttpStatusCode.NotFound, index.StatusCode);
+            Assert.Contains("model_repository", index.Content.ReadAsStringAsync().Result);
+        }
+    }
+
+    [Fact]
     public void JsonTensorsReadBackBitForBit()
     {
         float[] floats = { 0f, -0f, 1f, -1.5f, float.Epsilon, -float.Epsilon, float.MaxValue, float.MinValue, 1.17549435E-38f, 3.4028235E+38f, 0.1f, 1e-7f, 123456.789f, (float)Math.PI };
