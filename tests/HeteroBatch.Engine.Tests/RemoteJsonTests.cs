@@ -243,5 +243,65 @@ public sealed class RemoteJsonTests : IDisposable
         Assert.Contains("'x' holds NaN", nan.Message);
     }
 
+    [Theory]
+    [InlineData("FP32", "[[1, -2.5e-3],\n [3E2 ,4]]", "2,2", "1,-0.0025,300,4")]
+    [InlineData("INT64", "[ -9223372036854775808 , 9223372036854775807 ]", "2", "-9223372036854775808,9223372036854775807")]
+    [InlineData("UINT8", "[0,255]", "2", "0,255")]
+    [InlineData("UINT8", "[0,256]", "2", null)]
+    [InlineData("INT32", "[1,1.5]", "2", null)]
+    [InlineData("FP32", "[1,1e39]", "2", null)]
+    [InlineData("FP64", "[1,-0.0]", "2", "1,-0")]
+    public void JsonDataIsReadFromNestedArraysAndWhitespaceAndRefusedWhereAValueDoesNotFitItsType(string type, string data, string shape, string? expected)
+    {
+        var body = System.Text.Encoding.UTF8.GetBytes($"{{\"inputs\":[{{\"name\":\"x\",\"datatype\":\"{type}\",\"shape\":[{shape}],\"data\":{data}}}]}}");
+        if (expected == null)
+        {
+            var e = Assert.Throws<HeteroBatchException>(() => InferenceProtocol.Decode(body, null, "inputs"));
+            Assert.Equal("ProtocolInvalid", e.ErrorId);
+            Assert.Contains($"is not a finite {type} value", e.Message);
+            return;
+        }
+        var t = InferenceProtocol.Decode(body, null, "inputs").Tensors.Single();
+        var values = expected.Split(',');
+        string[] read = type switch
+        {
+            "FP32" => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(t.Bytes.Span).ToArray().Select(v => v.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
+            "FP64" => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(t.Bytes.Span).ToArray().Select(v => v.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
+            "INT64" => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, long>(t.Bytes.Span).ToArray().Select(v => v.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
+            _ => t.Bytes.ToArray().Select(v => v.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray(),
+        };
+        Assert.Equal(values, read);
+    }
+
+    [Fact]
+    public void JsonDataReadsTheSameWhateverTheOrderOfItsKeysAndACountThatMissesTheShapeIsRefused()
+    {
+        // shape and datatype before the data: read in the header's pass; after it: counted first, then read
+        var first = System.Text.Encoding.UTF8.GetBytes("""{"inputs":[{"name":"x","shape":[2,2],"datatype":"FP32","data":[1.5,-2,3e-3,4]}]}""");
+        var last = System.Text.Encoding.UTF8.GetBytes("""{"inputs":[{"data":[[1.5,-2],[3e-3,4]],"name":"x","datatype":"FP32","shape":[2,2]}]}""");
+        long reservedFirst = 0, reservedLast = 0;
+        var a = InferenceProtocol.Decode(first, null, "inputs", n => reservedFirst += n).Tensors.Single();
+        var b = InferenceProtocol.Decode(last, null, "inputs", n => reservedLast += n).Tensors.Single();
+        Assert.Equal(new[] { 1.5f, -2f, 3e-3f, 4f }, System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(a.Bytes.Span).ToArray());
+        Assert.Equal(a.Bytes.ToArray(), b.Bytes.ToArray());
+        Assert.Equal((16L, 16L), (reservedFirst, reservedLast));
+
+        foreach (var body in new[]
+        {
+            """{"inputs":[{"name":"x","shape":[5],"datatype":"FP32","data":[1,2,3]}]}""",
+            """{"inputs":[{"name":"x","shape":[2],"datatype":"FP32","data":[1,2,3]}]}""",
+            """{"inputs":[{"name":"x","datatype":"FP32","data":[1,2,3],"shape":[2]}]}""",
+        })
+        {
+            var e = Assert.Throws<HeteroBatchException>(() => InferenceProtocol.Decode(System.Text.Encoding.UTF8.GetBytes(body), null, "inputs"));
+            Assert.Contains("'x' has 3 values; its shape needs", e.Message);
+        }
+        // a shape far larger than the body could hold is never allocated for: the values are counted, then refused
+        long reserved = 0;
+        var huge = Assert.Throws<HeteroBatchException>(() => InferenceProtocol.Decode(System.Text.Encoding.UTF8.GetBytes("""{"inputs":[{"name":"x","shape":[100000000],"datatype":"FP64","data":[1]}]}"""), null, "inputs", n => reserved += n));
+        Assert.Contains("'x' has 1 values; its shape needs 100000000", huge.Message);
+        Assert.Equal(0, reserved);
+    }
+
     private static byte[] Bytes<T>(T[] values) where T : struct => System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
 }

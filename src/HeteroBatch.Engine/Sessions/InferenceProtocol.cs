@@ -145,7 +145,7 @@ public static class InferenceProtocol
                 if (key == tensorsKey)
                 {
                     if (reader.TokenType != JsonTokenType.StartArray) throw Invalid($"'{tensorsKey}' is not an array");
-                    while (reader.Read() && reader.TokenType != JsonTokenType.EndArray) found.Add(ReadTensorHeader(ref reader));
+                    while (reader.Read() && reader.TokenType != JsonTokenType.EndArray) found.Add(ReadTensorHeader(ref reader, reserve, body.Length));
                     sawTensors = true;
                 }
                 else if (key == "id") header["id"] = reader.TokenType == JsonTokenType.String ? reader.GetString() : throw Invalid("'id' is not a string");
@@ -184,8 +184,12 @@ public static class InferenceProtocol
             else if (t.DataEnd > t.DataStart)
             {
                 if (t.DataCount != values) throw Invalid($"'{name}' has {t.DataCount} values; its shape needs {values}");
-                reserve?.Invoke(values * size);
-                bytes = FromJsonData(name, body.AsSpan(t.DataStart, t.DataEnd - t.DataStart), type, values, size);
+                if (t.Parsed != null) bytes = t.Parsed; // read, and reserved, as the header was
+                else
+                {
+                    reserve?.Invoke(values * size);
+                    bytes = FromJsonData(name, body.AsSpan(t.DataStart, t.DataEnd - t.DataStart), type, values, size);
+                }
             }
             else throw Invalid($"'{name}' has neither data nor binary_data_size");
             tensors.Add(new Tensor(name, shape, type, bytes));
@@ -193,10 +197,18 @@ public static class InferenceProtocol
         return (header, tensors);
     }
 
-    /// <summary>One tensor's header as read: its "data" only located and counted (DataStart..DataEnd, bytes of the body).</summary>
-    private sealed record TensorHeader(string? Name, string? DataType, long[]? Shape, long? BinarySize, int DataStart, int DataEnd, long DataCount);
+    /// <summary>
+    /// One tensor's header as read: its "data" located and counted (DataStart..DataEnd, bytes of the body), and read
+    /// into <see cref="Parsed"/> where its shape and datatype came before it (as the protocol's examples write them).
+    /// </summary>
+    private sealed record TensorHeader(string? Name, string? DataType, long[]? Shape, long? BinarySize, int DataStart, int DataEnd, long DataCount, byte[]? Parsed);
 
-    private static TensorHeader ReadTensorHeader(ref Utf8JsonReader reader)
+    /// <summary>
+    /// One tensor's header. Where "shape" and "datatype" come before "data", the values are read as they are counted,
+    /// in this one pass, into an array of the shape's size (<paramref name="reserve"/> told first), so long as the
+    /// body is long enough to hold that many numbers (two bytes each at least); otherwise they are only counted here.
+    /// </summary>
+    private static TensorHeader ReadTensorHeader(ref Utf8JsonReader reader, Action<long>? reserve, long bodyLength)
     {
         if (reader.TokenType != JsonTokenType.StartObject) throw Invalid("a tensor is not a JSON object");
         string? name = null, type = null;
@@ -204,6 +216,7 @@ public static class InferenceProtocol
         long? binarySize = null;
         int start = 0, end = 0;
         long count = 0;
+        byte[]? parsed = null;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             var key = reader.GetString()!;
@@ -238,13 +251,25 @@ public static class InferenceProtocol
                     if (reader.TokenType != JsonTokenType.StartArray) throw Invalid($"'{name ?? "a tensor"}''s data is not an array");
                     start = (int)reader.TokenStartIndex;
                     count = 0;
+                    int size = type switch { "FP32" or "INT32" => 4, "FP64" or "INT64" => 8, "UINT8" => 1, _ => 0 };
+                    long expected = size > 0 && binarySize == null && shape != null ? ValuesOf(shape) : -1;
+                    parsed = null;
+                    if (expected >= 0 && expected * size <= Array.MaxLength && expected <= (bodyLength - start) / 2 + 1)
+                    {
+                        reserve?.Invoke(expected * size);
+                        parsed = new byte[expected * size];
+                    }
                     for (int depth = 1; depth > 0 && reader.Read();)
                     {
                         switch (reader.TokenType)
                         {
                             case JsonTokenType.StartArray: depth++; break;
                             case JsonTokenType.EndArray: depth--; break;
-                            case JsonTokenType.Number: count++; break;
+                            case JsonTokenType.Number:
+                                if (parsed != null && count < parsed.Length / size && !TryStore(ref reader, type!, parsed, count))
+                                    throw Invalid($"'{name}' value {count} ({Encoding.UTF8.GetString(reader.ValueSpan[..Math.Min(reader.ValueSpan.Length, 40)])}) is not a finite {type} value");
+                                count++;
+                                break;
                             default: throw Invalid($"'{name ?? "a tensor"}''s data holds a {reader.TokenType switch { JsonTokenType.String => "string", JsonTokenType.True or JsonTokenType.False => "boolean", JsonTokenType.Null => "null", _ => "object" }}; only numbers are tensor values");
                         }
                     }
@@ -253,7 +278,33 @@ public static class InferenceProtocol
                 default: reader.Skip(); break;
             }
         }
-        return new TensorHeader(name, type, shape, binarySize, start, end, count);
+        return new TensorHeader(name, type, shape, binarySize, start, end, count, parsed);
+    }
+
+    /// <summary>The values a shape holds; -1 for a negative dimension or more than one array holds.</summary>
+    private static long ValuesOf(long[] shape)
+    {
+        long values = 1;
+        foreach (var d in shape)
+        {
+            if (d < 0 || (d != 0 && values > Array.MaxLength / d)) return -1;
+            values *= d;
+        }
+        return values;
+    }
+
+    /// <summary>Writes the reader's number as value <paramref name="i"/> of <paramref name="type"/> into <paramref name="bytes"/>; false where it does not fit the type (or is not finite).</summary>
+    private static bool TryStore(ref Utf8JsonReader reader, string type, Span<byte> bytes, long i)
+    {
+        switch (type)
+        {
+            case "FP32": if (reader.TryGetSingle(out var f) && float.IsFinite(f)) { BinaryPrimitives.WriteSingleLittleEndian(bytes[(int)(i * 4)..], f); return true; } return false;
+            case "FP64": if (reader.TryGetDouble(out var d) && double.IsFinite(d)) { BinaryPrimitives.WriteDoubleLittleEndian(bytes[(int)(i * 8)..], d); return true; } return false;
+            case "INT64": if (reader.TryGetInt64(out var l)) { BinaryPrimitives.WriteInt64LittleEndian(bytes[(int)(i * 8)..], l); return true; } return false;
+            case "INT32": if (reader.TryGetInt32(out var n)) { BinaryPrimitives.WriteInt32LittleEndian(bytes[(int)(i * 4)..], n); return true; } return false;
+            case "UINT8": if (reader.TryGetByte(out var b)) { bytes[(int)i] = b; return true; } return false;
+            default: return false;
+        }
     }
 
     /// <summary>The "outputs" of a request: [{"name", "parameters": {"binary_data"}}], kept as that much JSON.</summary>
