@@ -210,7 +210,7 @@ internal sealed class RemoteModel : IModelSession
     internal static long MaxAnswerBytes(IReadOnlyList<TensorBatch> outputs, int count) =>
         (1L << 20) + 8 * outputs.Sum(o => (long)count * o.SampleElements * TensorBatch.ElementSize(o.ElementType));
 
-    /// <summary>Rows of a batch as memory (a JSON request formats them as it goes; no copy is kept).</summary>
+    /// <summary>Rows of a batch as memory for a JSON request (copied once; the numbers are formatted from the copy).</summary>
     private static ReadOnlyMemory<byte> Rows(TensorBatch t, int offset, int count) => t.Bytes(offset, count).ToArray();
 
     public void Dispose() => _http.Dispose();
