@@ -78,6 +78,19 @@ Describe 'A remote unit' {
         $split.Outputs[0].AsFloats() | Should -Be $alone.Outputs[0].AsFloats()
     }
 
+    It 'is asked about -Model at discovery: a model its server does not serve makes it unavailable, with the ErrorId that said so' {
+        $before = (Invoke-RestMethod "$url/v2/models/tinynet/stats").model_stats[0].execution_count
+        $ready = Get-ComputeUnit -Endpoint $url -Model tinynet
+        $ready.Available | Should -BeTrue
+        # the probe ran one request of one sample (the statistics extension counts it)
+        (Invoke-RestMethod "$url/v2/models/tinynet/stats").model_stats[0].execution_count | Should -Be ($before + 1)
+        { Get-ComputeUnit -Endpoint $url -Model resnet-50 -ErrorAction Stop } | Should -Throw -ErrorId 'RemoteModelNotFound,HeteroBatch.Commands.GetComputeUnitCommand'
+        Get-ComputeUnit -Endpoint $url -Model resnet-50 -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $listed = Get-ComputeUnit -Endpoint $url -Model resnet-50 -ListAvailable
+        $listed.Available | Should -BeFalse
+        $listed.Reason | Should -Match "cannot run 'resnet-50'"
+    }
+
     It 'takes the bearer token its server requires as -Token or -Credential, keeps it with the unit, and never shows it' {
         $p = Get-FreePort
         $s = $local | Invoke-Profile -Model tinynet -BatchSize 1, 4 -SecondsPerSize 0.05 -NoStore | Get-BatchPlan -BatchSize 4 | Start-InferenceServer -Port $p -Token 'p4ss-w0rd'

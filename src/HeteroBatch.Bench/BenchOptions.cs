@@ -72,7 +72,7 @@ public sealed record BenchOptions
             string Next() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"{args[i]} needs a value");
             switch (args[i])
             {
-                case "run": case "report": case "verify": case "precision": case "files": case "remote": case "calibrate": case "gpudecode": case "prep": o = o with { Command = args[i] }; break;
+                case "run": case "report": case "verify": case "precision": case "files": case "remote": case "calibrate": case "gpudecode": case "prep": case "tensorjson": o = o with { Command = args[i] }; break;
                 case "--gpu-precisions": o = o with { GpuPrecisions = Next().Split(',').Select(p => Enum.Parse<HeteroBatch.Engine.Models.Precision>(p, ignoreCase: true)).ToArray() }; break;
                 case "--files": o = o with { FileCounts = Next().Split(',').Select(int.Parse).ToArray() }; break;
                 case "--image-folder": o = o with { ImageFolder = Next() }; break;

@@ -18,6 +18,7 @@ using HeteroBatch.Engine.Units;
 //   gpudecode  files → nvJPEG on each GPU → the uint8-input model by device address → top-1 (one GPU, every GPU), with pixel and output agreement
 //   prep    CPU image preprocessing per core, exact and fast decode (beside tools/pil_preprocess.py)
 //   remote  a loopback inference server as a unit: the protocol's cost per request, and a split with local units
+//   tensorjson  one request's tensors written and read as binary data and as JSON numbers (three ways)
 var options = BenchOptions.Parse(args);
 if (options.Command == "report")
 {
@@ -26,6 +27,11 @@ if (options.Command == "report")
     return 0;
 }
 
+if (options.Command == "tensorjson")
+{
+    TensorJsonBench.Run(options);
+    return 0;
+}
 if (options.Command == "gpudecode")
 {
     GpuDecodeBench.Run(options);

@@ -93,6 +93,7 @@ public static class ErrorIds
         E("RemoteUnavailable", "Remote", "the server is not ready", FailureKind.ResourceUnavailable),
         E("RemoteModelNotFound", "Remote", "the server has no model of that name", FailureKind.ObjectNotFound),
         E("RemoteUnauthorized", "Remote", "401 or UNAUTHENTICATED: set HETEROBATCH_REMOTE_TOKEN", FailureKind.ResourceUnavailable),
+        E("RemoteTensorsUndeclared", "Remote", "the server's model metadata lists no inputs or no outputs: declare them in the model's settings on the server", FailureKind.InvalidData),
         E("RemoteUnitFailed", "Remote", "the server stopped answering or answered an error; its work moves to the other units", FailureKind.ResourceUnavailable),
         E("ProtocolInvalid", "Remote", "a malformed Open Inference Protocol request or response", FailureKind.InvalidData),
         E("TokenConflict", "Remote", "-Token and -Credential given together", FailureKind.InvalidArgument),

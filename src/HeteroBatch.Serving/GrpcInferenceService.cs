@@ -55,6 +55,7 @@ internal sealed class GrpcInferenceService(InferenceServer server) : GRPCInferen
     {
         Admit(context);
         if (!Served(request.ModelName, request.ModelVersion)) throw NotFound(request.ModelName, request.ModelVersion);
+        var arrived = System.Diagnostics.Stopwatch.StartNew();
         try
         {
             // a place among the calls handled at once, now that the message is read (see GrpcHost)
@@ -65,7 +66,9 @@ internal sealed class GrpcInferenceService(InferenceServer server) : GRPCInferen
                 throw InferenceProtocol.Invalid($"{request.Inputs.Count} inputs but {request.RawInputContents.Count} raw_input_contents");
             var tensors = request.Inputs.Select((t, i) => new InferenceProtocol.Tensor(t.Name, t.Shape.ToArray(), t.Datatype,
                 request.RawInputContents.Count > 0 ? request.RawInputContents[i].Memory : TypedContents(t))).ToList();
+            var computing = System.Diagnostics.Stopwatch.StartNew();
             var result = await server.OnRequestThread(() => server.RunRequest(tensors));
+            var compute = computing.Elapsed;
             var names = request.Outputs.Count > 0 ? request.Outputs.Select(o => o.Name).ToList() : result.Outputs.Select(o => o.Name).ToList();
             var reply = new ModelInferResponse { ModelName = server.Model, ModelVersion = "1", Id = request.Id };
             foreach (var name in names)
@@ -76,6 +79,7 @@ internal sealed class GrpcInferenceService(InferenceServer server) : GRPCInferen
                 reply.Outputs.Add(tensor);
                 reply.RawOutputContents.Add(ByteString.CopyFrom(o.Bytes(0, o.Count)));
             }
+            server.CountAnswered(arrived.Elapsed, compute);
             return reply;
         }
         catch (HeteroBatchException e)

@@ -196,6 +196,21 @@ public sealed class InferenceServer : IDisposable
         public void Dispose() { if (Interlocked.Exchange(ref _done, 1) == 0) release(); }
     }
 
+    private long _answered, _answeredTicks, _computeTicks, _lastAnsweredMs;
+
+    /// <summary>Infer requests answered, the time from their arrival to their answer and the time their runs took (nanoseconds), and when the last was answered (milliseconds since 1970, 0 before the first): the statistics extension's.</summary>
+    internal (long Count, long Nanoseconds, long ComputeNanoseconds, long LastMs) Answered =>
+        (Interlocked.Read(ref _answered), Interlocked.Read(ref _answeredTicks) * 100, Interlocked.Read(ref _computeTicks) * 100, Interlocked.Read(ref _lastAnsweredMs));
+
+    /// <summary>Counts an infer request answered: <paramref name="total"/> from its arrival, <paramref name="compute"/> of it running.</summary>
+    internal void CountAnswered(TimeSpan total, TimeSpan compute)
+    {
+        Interlocked.Increment(ref _answered);
+        Interlocked.Add(ref _answeredTicks, total.Ticks);
+        Interlocked.Add(ref _computeTicks, compute.Ticks);
+        Interlocked.Exchange(ref _lastAnsweredMs, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+    }
+
     /// <summary>Counts a request that failed (for Get-InferenceServer).</summary>
     public void CountFailure() => Interlocked.Increment(ref _failures);
 

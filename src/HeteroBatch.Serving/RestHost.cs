@@ -85,8 +85,14 @@ internal sealed class RestHost : IDisposable
                     {
                         ["name"] = "heterobatch",
                         ["version"] = typeof(InferenceServer).Assembly.GetName().Version?.ToString(3) ?? "0",
-                        ["extensions"] = new JsonArray(InferenceProtocol.BinaryExtension),
+                        ["extensions"] = new JsonArray(ModelExtensions.Offered.Select(e => (JsonNode?)e).ToArray()),
                     });
+                    return;
+                }
+                if (method == "GET" && path == "/v2/models/stats") { await ReplyAsync(http, 200, ModelExtensions.Stats(server)); return; }
+                if (ModelExtensions.MissingExtension(path, server.Model) is { } extension)
+                {
+                    await ReplyAsync(http, 404, Error($"this server does not offer the '{extension}' extension; it offers {string.Join(", ", ModelExtensions.Offered)}"));
                     return;
                 }
                 var prefix = $"/v2/models/{server.Model}";
@@ -101,6 +107,8 @@ internal sealed class RestHost : IDisposable
                 if (rest == null) { await ReplyAsync(http, 404, Error($"no model at {path}; this server serves '{server.Model}'")); return; }
                 if (method == "GET" && rest == "") { await ReplyAsync(http, 200, InferenceProtocol.ModelMetadata(server.Model, server.Signature.Inputs, server.Signature.Outputs)); return; }
                 if (method == "GET" && rest == "/ready") { await ReplyAsync(http, 200, new JsonObject()); return; }
+                if (method == "GET" && rest == "/config") { await ReplyAsync(http, 200, ModelExtensions.Config(server)); return; }
+                if (method == "GET" && rest == "/stats") { await ReplyAsync(http, 200, ModelExtensions.Stats(server)); return; }
                 if (method == "POST" && rest == "/infer") { await InferAsync(http); return; }
                 await ReplyAsync(http, 404, Error($"{method} {path} is not an endpoint of this server"));
             }
@@ -141,6 +149,7 @@ internal sealed class RestHost : IDisposable
         {
             var cancel = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, server.Stopping);
             using var _ = cancel;
+            var arrived = System.Diagnostics.Stopwatch.StartNew();
             long? length = http.Request.ContentLength;
             if (length > maxRequestBytes)
                 throw new HeteroBatchException("RequestTooLarge", FailureKind.InvalidArgument, $"the request holds {length} bytes; this server takes up to {maxRequestBytes}");
@@ -157,7 +166,9 @@ internal sealed class RestHost : IDisposable
             // a place among the requests handled at once, only now that the request is all here
             using var place = await server.HandlerAsync(cancel.Token);
             using var answering = server.Answering();
+            var computing = System.Diagnostics.Stopwatch.StartNew();
             var result = await server.OnRequestThread(() => server.RunRequest(tensors));
+            var compute = computing.Elapsed;
 
             // the outputs asked for (all when none are named), binary where the request was binary or asks for it
             var asked = (header["outputs"] as JsonArray)?.Select(o => (Name: o!["name"]!.GetValue<string>(), Binary: o["parameters"]?["binary_data"]?.GetValue<bool>())).ToList();
@@ -173,6 +184,7 @@ internal sealed class RestHost : IDisposable
                 http.Response.ContentType = "application/octet-stream";
                 http.Response.Headers[InferenceProtocol.HeaderLengthHeader] = replyHeader.ToString();
                 http.Response.ContentLength = reply.Length;
+                server.CountAnswered(arrived.Elapsed, compute); // before the answer goes out: a client that has it sees it counted
                 await http.Response.Body.WriteAsync(reply, cancel.Token);
                 return;
             }
@@ -203,6 +215,7 @@ internal sealed class RestHost : IDisposable
             http.Response.ContentType = "application/json";
             http.Response.ContentLength = buffer.Length;
             buffer.Position = 0;
+            server.CountAnswered(arrived.Elapsed, compute);
             await buffer.CopyToAsync(http.Response.Body, cancel.Token);
         }
 

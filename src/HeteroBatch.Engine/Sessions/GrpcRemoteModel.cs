@@ -58,7 +58,9 @@ internal sealed class GrpcRemoteModel : IModelSession
                 throw new HeteroBatchException("RemoteUnitFailed", FailureKind.ResourceUnavailable, $"The server at {endpoint} says model '{model}' is not ready.", model);
             static List<TensorSpec> Specs(IEnumerable<ModelMetadataResponse.Types.TensorMetadata> tensors) =>
                 tensors.Select(t => new TensorSpec(t.Name, InferenceProtocol.ElementTypeOf(t.Datatype), t.Shape.Skip(1).ToArray())).ToList();
-            return new GrpcRemoteModel(channel, endpoint, model, headers, timeout, new ModelSignature(Specs(metadata.Inputs), Specs(metadata.Outputs)));
+            var (inputs, outputs) = (Specs(metadata.Inputs), Specs(metadata.Outputs));
+            RemoteModel.CheckDeclared(endpoint, model, inputs, outputs);
+            return new GrpcRemoteModel(channel, endpoint, model, headers, timeout, new ModelSignature(inputs, outputs));
         }
         catch
         {

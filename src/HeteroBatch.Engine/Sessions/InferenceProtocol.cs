@@ -62,6 +62,17 @@ public static class InferenceProtocol
         ["shape"] = new JsonArray(new long[] { -1 }.Concat(t.SampleShape).Select(d => (JsonNode?)d).ToArray()),
     };
 
+    /// <summary>The "extensions" a server's metadata (GET /v2) lists; null where it lists none (no such key, or it is not an array of strings).</summary>
+    public static IReadOnlyList<string>? Extensions(ReadOnlySpan<byte> serverMetadata)
+    {
+        try
+        {
+            return JsonNode.Parse(serverMetadata)?["extensions"] is JsonArray a && a.All(e => e is JsonValue v && v.TryGetValue<string>(out _))
+                ? a.Select(e => e!.GetValue<string>()).ToList() : null;
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException) { return null; }
+    }
+
     /// <summary>The inputs and outputs a model's metadata lists (per-sample shapes: the first dimension is the batch).</summary>
     public static (List<TensorSpec> Inputs, List<TensorSpec> Outputs) ReadModelMetadata(JsonNode metadata)
     {
@@ -134,7 +145,7 @@ public static class InferenceProtocol
                 if (key == tensorsKey)
                 {
                     if (reader.TokenType != JsonTokenType.StartArray) throw Invalid($"'{tensorsKey}' is not an array");
-                    while (reader.Read() && reader.TokenType != JsonTokenType.EndArray) found.Add(ReadTensorHeader(ref reader));
+                    while (reader.Read() && reader.TokenType != JsonTokenType.EndArray) found.Add(ReadTensorHeader(ref reader, reserve, body.Length));
                     sawTensors = true;
                 }
                 else if (key == "id") header["id"] = reader.TokenType == JsonTokenType.String ? reader.GetString() : throw Invalid("'id' is not a string");
@@ -173,8 +184,12 @@ public static class InferenceProtocol
             else if (t.DataEnd > t.DataStart)
             {
                 if (t.DataCount != values) throw Invalid($"'{name}' has {t.DataCount} values; its shape needs {values}");
-                reserve?.Invoke(values * size);
-                bytes = FromJsonData(name, body.AsSpan(t.DataStart, t.DataEnd - t.DataStart), type, values, size);
+                if (t.Parsed != null) bytes = t.Parsed; // read, and reserved, as the header was
+                else
+                {
+                    reserve?.Invoke(values * size);
+                    bytes = FromJsonData(name, body.AsSpan(t.DataStart, t.DataEnd - t.DataStart), type, values, size);
+                }
             }
             else throw Invalid($"'{name}' has neither data nor binary_data_size");
             tensors.Add(new Tensor(name, shape, type, bytes));
@@ -182,10 +197,18 @@ public static class InferenceProtocol
         return (header, tensors);
     }
 
-    /// <summary>One tensor's header as read: its "data" only located and counted (DataStart..DataEnd, bytes of the body).</summary>
-    private sealed record TensorHeader(string? Name, string? DataType, long[]? Shape, long? BinarySize, int DataStart, int DataEnd, long DataCount);
+    /// <summary>
+    /// One tensor's header as read: its "data" located and counted (DataStart..DataEnd, bytes of the body), and read
+    /// into <see cref="Parsed"/> where its shape and datatype came before it (as the protocol's examples write them).
+    /// </summary>
+    private sealed record TensorHeader(string? Name, string? DataType, long[]? Shape, long? BinarySize, int DataStart, int DataEnd, long DataCount, byte[]? Parsed);
 
-    private static TensorHeader ReadTensorHeader(ref Utf8JsonReader reader)
+    /// <summary>
+    /// One tensor's header. Where "shape" and "datatype" come before "data", the values are read as they are counted,
+    /// in this one pass, into an array of the shape's size (<paramref name="reserve"/> told first), so long as the
+    /// body is long enough to hold that many numbers (two bytes each at least); otherwise they are only counted here.
+    /// </summary>
+    private static TensorHeader ReadTensorHeader(ref Utf8JsonReader reader, Action<long>? reserve, long bodyLength)
     {
         if (reader.TokenType != JsonTokenType.StartObject) throw Invalid("a tensor is not a JSON object");
         string? name = null, type = null;
@@ -193,6 +216,7 @@ public static class InferenceProtocol
         long? binarySize = null;
         int start = 0, end = 0;
         long count = 0;
+        byte[]? parsed = null;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             var key = reader.GetString()!;
@@ -227,13 +251,25 @@ public static class InferenceProtocol
                     if (reader.TokenType != JsonTokenType.StartArray) throw Invalid($"'{name ?? "a tensor"}''s data is not an array");
                     start = (int)reader.TokenStartIndex;
                     count = 0;
+                    int size = type switch { "FP32" or "INT32" => 4, "FP64" or "INT64" => 8, "UINT8" => 1, _ => 0 };
+                    long expected = size > 0 && binarySize == null && shape != null ? ValuesOf(shape) : -1;
+                    parsed = null;
+                    if (expected >= 0 && expected * size <= Array.MaxLength && expected <= (bodyLength - start) / 2 + 1)
+                    {
+                        reserve?.Invoke(expected * size);
+                        parsed = new byte[expected * size];
+                    }
                     for (int depth = 1; depth > 0 && reader.Read();)
                     {
                         switch (reader.TokenType)
                         {
                             case JsonTokenType.StartArray: depth++; break;
                             case JsonTokenType.EndArray: depth--; break;
-                            case JsonTokenType.Number: count++; break;
+                            case JsonTokenType.Number:
+                                if (parsed != null && count < parsed.Length / size && !TryStore(ref reader, type!, parsed, count))
+                                    throw Invalid($"'{name}' value {count} ({Encoding.UTF8.GetString(reader.ValueSpan[..Math.Min(reader.ValueSpan.Length, 40)])}) is not a finite {type} value");
+                                count++;
+                                break;
                             default: throw Invalid($"'{name ?? "a tensor"}''s data holds a {reader.TokenType switch { JsonTokenType.String => "string", JsonTokenType.True or JsonTokenType.False => "boolean", JsonTokenType.Null => "null", _ => "object" }}; only numbers are tensor values");
                         }
                     }
@@ -242,7 +278,33 @@ public static class InferenceProtocol
                 default: reader.Skip(); break;
             }
         }
-        return new TensorHeader(name, type, shape, binarySize, start, end, count);
+        return new TensorHeader(name, type, shape, binarySize, start, end, count, parsed);
+    }
+
+    /// <summary>The values a shape holds; -1 for a negative dimension or more than one array holds.</summary>
+    private static long ValuesOf(long[] shape)
+    {
+        long values = 1;
+        foreach (var d in shape)
+        {
+            if (d < 0 || (d != 0 && values > Array.MaxLength / d)) return -1;
+            values *= d;
+        }
+        return values;
+    }
+
+    /// <summary>Writes the reader's number as value <paramref name="i"/> of <paramref name="type"/> into <paramref name="bytes"/>; false where it does not fit the type (or is not finite).</summary>
+    private static bool TryStore(ref Utf8JsonReader reader, string type, Span<byte> bytes, long i)
+    {
+        switch (type)
+        {
+            case "FP32": if (reader.TryGetSingle(out var f) && float.IsFinite(f)) { BinaryPrimitives.WriteSingleLittleEndian(bytes[(int)(i * 4)..], f); return true; } return false;
+            case "FP64": if (reader.TryGetDouble(out var d) && double.IsFinite(d)) { BinaryPrimitives.WriteDoubleLittleEndian(bytes[(int)(i * 8)..], d); return true; } return false;
+            case "INT64": if (reader.TryGetInt64(out var l)) { BinaryPrimitives.WriteInt64LittleEndian(bytes[(int)(i * 8)..], l); return true; } return false;
+            case "INT32": if (reader.TryGetInt32(out var n)) { BinaryPrimitives.WriteInt32LittleEndian(bytes[(int)(i * 4)..], n); return true; } return false;
+            case "UINT8": if (reader.TryGetByte(out var b)) { bytes[(int)i] = b; return true; } return false;
+            default: return false;
+        }
     }
 
     /// <summary>The "outputs" of a request: [{"name", "parameters": {"binary_data"}}], kept as that much JSON.</summary>
@@ -305,27 +367,86 @@ public static class InferenceProtocol
     }
 
     /// <summary>A tensor's values as JSON numbers, written as they are read (no document of them is built); ProtocolInvalid for NaN or infinities, which JSON cannot carry.</summary>
-    public static void WriteJsonData(Utf8JsonWriter writer, Tensor t)
+    public static void WriteJsonData(Utf8JsonWriter writer, Tensor t) => WriteJsonData(writer, t.Name, t.DataType, t.Bytes.Span);
+
+    /// <summary>
+    /// Values (little-endian <paramref name="dataType"/>) as one flat JSON array: each number formatted straight into
+    /// UTF-8 (shortest form that reads back to the same value), the array handed to the writer whole, unchecked.
+    /// ProtocolInvalid for NaN or infinities, which JSON cannot carry.
+    /// </summary>
+    public static void WriteJsonData(Utf8JsonWriter writer, string name, string dataType, ReadOnlySpan<byte> values)
     {
-        var s = t.Bytes.Span;
-        int size = TensorBatch.ElementSize(ElementTypeOf(t.DataType));
-        writer.WriteStartArray();
-        for (int i = 0; i < t.Bytes.Length / size; i++)
-            switch (t.DataType)
+        int size = TensorBatch.ElementSize(ElementTypeOf(dataType));
+        int count = values.Length / size;
+        // the longest a value takes: "-1.17549435E-38" (15) for FP32, 24 for FP64, 20 for INT64; a comma each
+        int widest = dataType switch { "FP32" => 16, "FP64" => 26, "INT64" => 21, "INT32" => 12, _ => 4 };
+        long capacity = 2 + (long)count * widest;
+        if (capacity > Array.MaxLength) throw Invalid($"'{name}' holds more values than one JSON array here takes");
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent((int)capacity);
+        try
+        {
+            var o = buffer.AsSpan();
+            o[0] = (byte)'[';
+            int at = 1, written;
+            var invariant = CultureInfo.InvariantCulture;
+            for (int i = 0; i < count; i++)
             {
-                case "FP32":
-                    var f = BinaryPrimitives.ReadSingleLittleEndian(s[(i * 4)..]);
-                    if (!float.IsFinite(f)) throw Invalid($"output '{t.Name}' holds {f}, which JSON cannot carry; ask for binary_data");
-                    writer.WriteNumberValue(f); break;
-                case "FP64":
-                    var d = BinaryPrimitives.ReadDoubleLittleEndian(s[(i * 8)..]);
-                    if (!double.IsFinite(d)) throw Invalid($"output '{t.Name}' holds {d}, which JSON cannot carry; ask for binary_data");
-                    writer.WriteNumberValue(d); break;
-                case "INT64": writer.WriteNumberValue(BinaryPrimitives.ReadInt64LittleEndian(s[(i * 8)..])); break;
-                case "INT32": writer.WriteNumberValue(BinaryPrimitives.ReadInt32LittleEndian(s[(i * 4)..])); break;
-                default: writer.WriteNumberValue(s[i]); break;
+                if (i > 0) o[at++] = (byte)',';
+                bool ok;
+                switch (dataType)
+                {
+                    case "FP32":
+                        var f = BinaryPrimitives.ReadSingleLittleEndian(values[(i * 4)..]);
+                        if (!float.IsFinite(f)) throw Invalid($"'{name}' holds {f}, which JSON cannot carry; use binary_data");
+                        ok = f.TryFormat(o[at..], out written, default, invariant); break;
+                    case "FP64":
+                        var d = BinaryPrimitives.ReadDoubleLittleEndian(values[(i * 8)..]);
+                        if (!double.IsFinite(d)) throw Invalid($"'{name}' holds {d}, which JSON cannot carry; use binary_data");
+                        ok = d.TryFormat(o[at..], out written, default, invariant); break;
+                    case "INT64": ok = BinaryPrimitives.ReadInt64LittleEndian(values[(i * 8)..]).TryFormat(o[at..], out written, default, invariant); break;
+                    case "INT32": ok = BinaryPrimitives.ReadInt32LittleEndian(values[(i * 4)..]).TryFormat(o[at..], out written, default, invariant); break;
+                    default: ok = values[i].TryFormat(o[at..], out written, default, invariant); break;
+                }
+                if (!ok) throw new InvalidOperationException($"a {dataType} value took more than {widest - 1} characters");
+                at += written;
             }
-        writer.WriteEndArray();
+            o[at++] = (byte)']';
+            writer.WriteRawValue(o[..at], skipInputValidation: true);
+        }
+        finally { System.Buffers.ArrayPool<byte>.Shared.Return(buffer); }
+    }
+
+    /// <summary>
+    /// An infer request with every tensor's values as JSON numbers ("data"), for servers that do not offer the
+    /// binary tensor data extension; the outputs named are asked for without binary_data, so they come back as JSON too.
+    /// </summary>
+    public static ReadOnlyMemory<byte> EncodeJsonRequest(IReadOnlyList<(string Name, long[] Shape, string DataType, ReadOnlyMemory<byte> Values)> inputs, string? id, IReadOnlyList<string> requestedOutputs)
+    {
+        var body = new System.Buffers.ArrayBufferWriter<byte>(checked((int)Math.Min(Array.MaxLength, 256 + inputs.Sum(t => (long)t.Values.Length * 4))));
+        using (var w = new Utf8JsonWriter(body, new JsonWriterOptions { SkipValidation = true }))
+        {
+            w.WriteStartObject();
+            if (id != null) w.WriteString("id", id);
+            w.WriteStartArray("inputs");
+            foreach (var t in inputs)
+            {
+                w.WriteStartObject();
+                w.WriteString("name", t.Name);
+                w.WriteStartArray("shape");
+                foreach (var d in t.Shape) w.WriteNumberValue(d);
+                w.WriteEndArray();
+                w.WriteString("datatype", t.DataType);
+                w.WritePropertyName("data");
+                WriteJsonData(w, t.Name, t.DataType, t.Values.Span);
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteStartArray("outputs");
+            foreach (var o in requestedOutputs) { w.WriteStartObject(); w.WriteString("name", o); w.WriteEndObject(); }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        return body.WrittenMemory;
     }
 
     /// <summary>A tensor's values as JSON numbers (for clients that did not ask for binary data).</summary>

@@ -8,8 +8,9 @@ namespace HeteroBatch.Engine.Sessions;
 /// <summary>
 /// A model on an inference server that speaks the Open Inference Protocol over REST (Triton,
 /// OpenVINO Model Server, KServe, or another HeteroBatch): each run is one infer request with
-/// the samples' tensors as binary data, its outputs written into the same rows. Used only on its
-/// unit's worker thread.
+/// the samples' tensors as binary data where the server offers the binary tensor data extension
+/// (its server metadata lists it, or lists no extensions at all), as JSON numbers where it lists
+/// extensions without it; its outputs written into the same rows. Used only on its unit's worker thread.
 /// </summary>
 internal sealed class RemoteModel : IModelSession
 {
@@ -19,10 +20,12 @@ internal sealed class RemoteModel : IModelSession
     private long _requests;
     public ModelSignature Signature { get; }
     public HashSet<int> WarmedSizes { get; } = new();
+    /// <summary>True when requests carry binary tensor data; false when they carry JSON numbers (the server does not offer the extension).</summary>
+    public bool Binary { get; }
 
-    private RemoteModel(HttpClient http, Uri infer, string model, ModelSignature signature)
+    private RemoteModel(HttpClient http, Uri infer, string model, ModelSignature signature, bool binary)
     {
-        _http = http; _infer = infer; _model = model; Signature = signature;
+        _http = http; _infer = infer; _model = model; Signature = signature; Binary = binary;
     }
 
     /// <summary>An HTTP client for one server: a bearer token if given, and a time limit for each request.</summary>
@@ -54,13 +57,44 @@ internal sealed class RemoteModel : IModelSession
             {
                 throw new HeteroBatchException("RemoteUnitFailed", FailureKind.ResourceUnavailable, $"The server at {endpoint} answered model metadata that is not the protocol's ({(e is HeteroBatchException ? e.Message : "malformed JSON")}).", endpoint.ToString(), e);
             }
-            return new RemoteModel(http, new Uri(endpoint, $"v2/models/{name}/infer"), model, new ModelSignature(inputs, outputs));
+            CheckDeclared(endpoint, model, inputs, outputs);
+            return new RemoteModel(http, new Uri(endpoint, $"v2/models/{name}/infer"), model, new ModelSignature(inputs, outputs), OffersBinary(http, endpoint));
         }
         catch
         {
             http.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// RemoteTensorsUndeclared where a model's metadata lists no inputs or no outputs: nothing can be sent to it
+    /// nor read back (MLServer's default metadata, for one, lists none until its model settings declare them).
+    /// </summary>
+    internal static void CheckDeclared(Uri endpoint, string model, IReadOnlyList<TensorSpec> inputs, IReadOnlyList<TensorSpec> outputs)
+    {
+        if (inputs.Count > 0 && outputs.Count > 0) return;
+        var missing = inputs.Count == 0 && outputs.Count == 0 ? "no inputs and no outputs" : inputs.Count == 0 ? "no inputs" : "no outputs";
+        throw new HeteroBatchException("RemoteTensorsUndeclared", FailureKind.InvalidData,
+            $"The server at {endpoint.GetLeftPart(UriPartial.Authority)} declares {missing} in model '{model}''s metadata; a remote unit needs the name, datatype and shape " +
+            "(batch dimension first, -1) of every input and output. Declare them in the model's settings on the server (MLServer: \"inputs\" and \"outputs\" " +
+            "of model-settings.json; Triton: \"input\" and \"output\" in config.pbtxt).", model);
+    }
+
+    /// <summary>
+    /// Whether the server takes binary tensor data: true unless its server metadata (GET /v2) lists extensions
+    /// and <see cref="InferenceProtocol.BinaryExtension"/> is not among them. Metadata that cannot be read says nothing: binary.
+    /// </summary>
+    internal static bool OffersBinary(HttpClient http, Uri endpoint)
+    {
+        try
+        {
+            using var response = http.Send(new HttpRequestMessage(HttpMethod.Get, new Uri(endpoint, "v2")), HttpCompletionOption.ResponseHeadersRead);
+            if (!response.IsSuccessStatusCode) return true;
+            var extensions = InferenceProtocol.Extensions(ReadCapped(response, MaxMetadataBytes, endpoint, "its server metadata", default));
+            return extensions == null || extensions.Contains(InferenceProtocol.BinaryExtension);
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException or HeteroBatchException) { return true; }
     }
 
     /// <summary>The largest model metadata read (a server's answer beyond it is refused).</summary>
@@ -109,18 +143,30 @@ internal sealed class RemoteModel : IModelSession
 
     public void Run(IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count, int padTo = 0, CancellationToken cancel = default)
     {
-        // the header, then each input's rows copied once, straight into the body
-        var sizes = inputs.Select(t => (long)count * t.SampleElements * TensorBatch.ElementSize(t.ElementType)).ToList();
-        var header = InferenceProtocol.Header("inputs", inputs.Select((t, i) => (t.Name, t.ShapeFor(count), InferenceProtocol.DataTypeOf(t.ElementType), sizes[i])).ToList(),
-            id: Interlocked.Increment(ref _requests).ToString(), requestedOutputs: outputs.Select(o => o.Name).ToList());
-        var body = new byte[header.Length + sizes.Sum()];
-        header.CopyTo(body, 0);
-        int at = header.Length;
-        foreach (var t in inputs) { var rows = t.Bytes(offset, count); rows.CopyTo(body.AsSpan(at)); at += rows.Length; }
-        int headerLength = header.Length;
-        var content = new ByteArrayContent(body);
-        content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
-        content.Headers.Add(InferenceProtocol.HeaderLengthHeader, headerLength.ToString());
+        var id = Interlocked.Increment(ref _requests).ToString();
+        HttpContent content;
+        if (Binary)
+        {
+            // the header, then each input's rows copied once, straight into the body
+            var sizes = inputs.Select(t => (long)count * t.SampleElements * TensorBatch.ElementSize(t.ElementType)).ToList();
+            var header = InferenceProtocol.Header("inputs", inputs.Select((t, i) => (t.Name, t.ShapeFor(count), InferenceProtocol.DataTypeOf(t.ElementType), sizes[i])).ToList(),
+                id: id, requestedOutputs: outputs.Select(o => o.Name).ToList());
+            var body = new byte[header.Length + sizes.Sum()];
+            header.CopyTo(body, 0);
+            int at = header.Length;
+            foreach (var t in inputs) { var rows = t.Bytes(offset, count); rows.CopyTo(body.AsSpan(at)); at += rows.Length; }
+            content = new ByteArrayContent(body);
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+            content.Headers.Add(InferenceProtocol.HeaderLengthHeader, header.Length.ToString());
+        }
+        else
+        {
+            // JSON numbers, formatted straight from the rows; the outputs come back as JSON
+            var json = InferenceProtocol.EncodeJsonRequest(inputs.Select(t => (t.Name, t.ShapeFor(count), InferenceProtocol.DataTypeOf(t.ElementType), Rows(t, offset, count))).ToList(),
+                id, outputs.Select(o => o.Name).ToList());
+            content = new ReadOnlyMemoryContent(json);
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        }
         byte[] reply;
         int? replyHeader;
         try
@@ -163,6 +209,9 @@ internal sealed class RemoteModel : IModelSession
     /// </summary>
     internal static long MaxAnswerBytes(IReadOnlyList<TensorBatch> outputs, int count) =>
         (1L << 20) + 8 * outputs.Sum(o => (long)count * o.SampleElements * TensorBatch.ElementSize(o.ElementType));
+
+    /// <summary>Rows of a batch as memory for a JSON request (copied once; the numbers are formatted from the copy).</summary>
+    private static ReadOnlyMemory<byte> Rows(TensorBatch t, int offset, int count) => t.Bytes(offset, count).ToArray();
 
     public void Dispose() => _http.Dispose();
 }

@@ -51,6 +51,9 @@ public sealed class ComputeUnit
     public bool Available { get; set; } = true;
     /// <summary>Why an unavailable unit cannot run.</summary>
     public string? Reason { get; set; }
+    /// <summary>The ErrorId of why the unit is not available, where an error said so (a remote unit's model probe); not stored.</summary>
+    [JsonIgnore]
+    public string? ReasonId { get; set; }
     /// <summary>GPU units: why this GPU cannot decode JPEGs (nvJPEG or the CUDA runtime missing, no such device); null where it can, and on other kinds of unit.</summary>
     public string? GpuDecodeReason { get; set; }
 

@@ -42,6 +42,11 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
     [ValidateNotNullOrEmpty]
     public string[]? Endpoint { get; set; }
 
+    /// <summary>The model the servers at -Endpoint are to run (the name they serve it under): each is asked for its metadata and one sample, and one that cannot run it is not available.</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Model { get; set; }
+
     /// <summary>The bearer token the servers at -Endpoint require; kept with each remote unit (default: $env:HETEROBATCH_REMOTE_TOKEN as read at import).</summary>
     [Parameter]
     [ValidateNotNull]
@@ -65,23 +70,26 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
                 $"-CpuGroup '{CpuGroup}' is not All, Core, Numa, CoreType or a positive number of groups.", CpuGroup));
         var request = new DiscoveryRequest
         {
-            Grouping = grouping, IncludeUnavailable = ListAvailable, TensorRt = TensorRT, Precision = AllowTf32 ? Precision.Tf32 : Precision,
+            // servers that are not ready are errors (below) unless -ListAvailable lists them
+            Grouping = grouping, IncludeUnavailable = ListAvailable || Endpoint != null, TensorRt = TensorRT, Precision = AllowTf32 ? Precision.Tf32 : Precision,
             Endpoints = Endpoint == null ? Array.Empty<Uri>() : Engine(() => Endpoint.Select(RemoteBackend.Parse).ToArray()),
-            Token = TokenGiven() ?? Context.Options.RemoteToken, ExecutionProviderLibraries = Context.Options.ExecutionProviderLibraries,
+            Model = Model, Token = TokenGiven() ?? Context.Options.RemoteToken, ExecutionProviderLibraries = Context.Options.ExecutionProviderLibraries,
         };
         var lines = new List<string>();
-        var units = Engine(() => UnitDiscovery.Discover(request with { Log = lines.Add }));
+        IReadOnlyList<ComputeUnit> units = Engine(() => UnitDiscovery.Discover(request with { Log = lines.Add }));
         foreach (var line in lines) WriteVerbose(line);
         // more groups than processors: each processor is a group; say so rather than return fewer units silently
         int processors = Environment.ProcessorCount; // on Linux, the processors this process may run on
         if (grouping.Mode == CpuGroupingMode.Count && grouping.Count > processors)
             WriteWarning($"-CpuGroup {grouping.Count} asks for more groups than the {processors} processors this session may use; made {processors} groups of one processor.");
-        // a server that does not answer is an error the caller can silence (the unit is listed with -ListAvailable)
+        // a server that is not ready, or cannot run -Model, is an error the caller can silence (the unit is listed with -ListAvailable)
         if (Endpoint != null && !ListAvailable)
-            foreach (var (uri, i) in request.Endpoints.Select((u, i) => (u, i)))
-                if (!units.Any(u => u.Endpoint == uri.ToString()))
-                    WriteFailure(new HeteroBatchException("RemoteUnavailable", FailureKind.ResourceUnavailable,
-                        $"The inference server at {uri} is not ready: {lines.FirstOrDefault(l => l.StartsWith($"remote{i}:"))?[($"remote{i}: ".Length)..] ?? "no answer"}", uri.ToString()));
+        {
+            foreach (var unit in units.Where(u => !u.Available))
+                WriteFailure(new HeteroBatchException(unit.ReasonId ?? "RemoteUnavailable", FailureKind.ResourceUnavailable,
+                    unit.ReasonId != null ? $"The inference server at {unit.Endpoint}: {unit.Reason}" : $"The inference server at {unit.Endpoint} is not ready: {unit.Reason}", unit.Endpoint));
+            units = units.Where(u => u.Available).ToList();
+        }
         foreach (var unit in units)
             if (Id == null || Id.Any(pattern => Wildcard.IsMatch(unit.Id, pattern)))
                 WriteObject(unit);

@@ -14,6 +14,11 @@ public sealed record DiscoveryRequest
     public Models.Precision Precision { get; init; }
     /// <summary>Inference servers to list as remote units (their base addresses); discovery then lists only these.</summary>
     public IReadOnlyList<Uri> Endpoints { get; init; } = Array.Empty<Uri>();
+    /// <summary>
+    /// The model the servers at <see cref="Endpoints"/> are to run (the name they serve it under): where given, a
+    /// ready server is also asked for its metadata and one sample of zeros, and a server that cannot run it is not available.
+    /// </summary>
+    public string? Model { get; init; }
     /// <summary>A bearer token for the servers, where they require one.</summary>
     public BearerToken? Token { get; init; }
     /// <summary>ONNX Runtime plugin execution-provider libraries whose devices are listed too (<see cref="EngineOptions.ExecutionProviderLibraries"/>).</summary>

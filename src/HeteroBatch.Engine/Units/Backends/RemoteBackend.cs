@@ -32,11 +32,13 @@ public sealed class RemoteBackend : IUnitBackend
         {
             var endpoint = Normalize(request.Endpoints[i]);
             var why = Probe(endpoint, request.Token?.Reveal(), out var server);
-            request.Log?.Invoke(why == null ? $"remote{i}: {server} at {endpoint} is ready" : $"remote{i}: {endpoint}: {why}");
+            string? whyId = null;
+            if (why == null && request.Model != null) (why, whyId) = ProbeModel(endpoint, request.Model, request.Token?.Reveal());
+            request.Log?.Invoke(why == null ? $"remote{i}: {server} at {endpoint} is ready{(request.Model != null ? $" and runs '{request.Model}'" : "")}" : $"remote{i}: {endpoint}: {why}");
             units.Add(new ComputeUnit
             {
                 Id = $"remote{i}", Kind = UnitKind.Remote, Provider = ExecutionProvider.Remote, Name = server ?? endpoint.ToString(),
-                Endpoint = endpoint.ToString(), DeviceId = i, RuntimeVersion = runtimeVersion, Available = why == null, Reason = why, Token = request.Token,
+                Endpoint = endpoint.ToString(), DeviceId = i, RuntimeVersion = runtimeVersion, Available = why == null, Reason = why, ReasonId = whyId, Token = request.Token,
             });
         }
         return units;
@@ -91,6 +93,33 @@ public sealed class RemoteBackend : IUnitBackend
         catch (Exception e) when (e is HttpRequestException or TaskCanceledException or System.Text.Json.JsonException or InvalidOperationException)
         {
             return $"no answer ({e.Message})";
+        }
+    }
+
+    /// <summary>How long the model probe's one-sample request may take (a server may load the model first).</summary>
+    private static readonly TimeSpan ModelProbeTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Null when the server runs <paramref name="model"/>: its metadata declares inputs and outputs, and one sample of zeros
+    /// (where every input's sample shape is fixed) is answered; otherwise why not, and the ErrorId that said so.
+    /// </summary>
+    internal static (string? Why, string? ErrorId) ProbeModel(Uri endpoint, string model, string? token)
+    {
+        try
+        {
+            using IModelSession session = GrpcRemoteModel.IsGrpc(endpoint)
+                ? GrpcRemoteModel.Open(endpoint, model, token, ModelProbeTimeout)
+                : RemoteModel.Open(endpoint, model, token, ModelProbeTimeout);
+            var signature = session.Signature;
+            if (signature.Inputs.Any(t => t.SampleShape.Any(d => d < 0)) || signature.Outputs.Any(t => t.SampleShape.Any(d => d < 0))) return (null, null);
+            var inputs = signature.Inputs.Select(t => new Data.TensorBatch(t.Name, t.SampleShape, 1, null, t.ElementType)).ToList();
+            var outputs = signature.Outputs.Select(t => new Data.TensorBatch(t.Name, t.SampleShape, 1, null, t.ElementType)).ToList();
+            session.Run(inputs, outputs, 0, 1);
+            return (null, null);
+        }
+        catch (HeteroBatchException e)
+        {
+            return ($"it cannot run '{model}': {e.Message}", e.ErrorId);
         }
     }
 
