@@ -106,8 +106,8 @@ internal sealed unsafe class ImageDecoder
         byte[] mid;
         AxisTaps vertical;
         if (!Streaming) (mid, vertical) = WholeImage(bytes, path, g, width, height);
-        else if (TryStream(codec, decoded.Width, decoded.Height, g, width, height, out mid, out vertical)) { }
-        else if (decoded.Denominator != 1 && TryStream(codec, sourceWidth, sourceHeight, g, width, height, out mid, out vertical)) { }
+        else if (TryStream(codec, path, decoded.Width, decoded.Height, g, width, height, out mid, out vertical)) { }
+        else if (decoded.Denominator != 1 && TryStream(codec, path, sourceWidth, sourceHeight, g, width, height, out mid, out vertical)) { }
         else (mid, vertical) = WholeImage(bytes, path, g, width, height);
 
         return (mid, vertical);
@@ -191,9 +191,10 @@ internal sealed unsafe class ImageDecoder
     /// <summary>
     /// Decodes the window's rows (and, for JPEG, only its columns) at <paramref name="decodeWidth"/>×<paramref name="decodeHeight"/>
     /// with the scanline decoder, each chunk of rows straight through the horizontal pass. False where the codec
-    /// cannot decode that way (another scale, row order or format); nothing is written then.
+    /// cannot decode that way (another scale, row order or format); nothing is written then. Throws ImageUnreadable where
+    /// the file ends before the image's last row.
     /// </summary>
-    private bool TryStream(SKCodec codec, int decodeWidth, int decodeHeight, (int Width, int Height, int Left, int Top) g,
+    private bool TryStream(SKCodec codec, string path, int decodeWidth, int decodeHeight, (int Width, int Height, int Left, int Top) g,
         int width, int height, out byte[] mid, out AxisTaps vertical)
     {
         mid = _mid;
@@ -224,22 +225,21 @@ internal sealed unsafe class ImageDecoder
         fixed (byte* buffer = _rows)
         {
             byte* r = m, gp = m + (long)rows * width, b = m + 2L * rows * width;
-            if (vertical.Min > 0 && !codec.SkipScanlines(vertical.Min))
-            {
-                // the file ends before the window: what is missing is black, as a whole-image decode fills it
-                new Span<byte>(m, 3 * rows * width).Clear();
-                return true;
-            }
+            // a file that ends before the rows the window reads is an error for its sample, never a guess from black rows
+            if (vertical.Min > 0 && !codec.SkipScanlines(vertical.Min)) throw ImageInput.Incomplete(path);
             for (int done = 0; done < rows; done += chunk)
             {
                 int n = Math.Min(chunk, rows - done);
-                codec.GetScanlines((IntPtr)buffer, n, rowBytes); // lines past the data's end come back filled
+                if (codec.GetScanlines((IntPtr)buffer, n, rowBytes) < n) throw ImageInput.Incomplete(path);
                 for (int y = 0; y < n; y++)
                 {
                     long at = (long)(done + y) * width;
                     VectorResampler.Horizontal(buffer + (long)y * rowBytes, column0, horizontal, r + at, gp + at, b + at);
                 }
             }
+            // the rows below the window are read through too (entropy-decoded only), so that a file cut short there is
+            // refused as the whole-image decode and TurboJPEG refuse it, not taken on one path and refused on another
+            if (vertical.End < decodeHeight && !codec.SkipScanlines(decodeHeight - vertical.End)) throw ImageInput.Incomplete(path);
         }
         return true;
     }

@@ -62,7 +62,7 @@ internal static class ImageInput
         Write(rgb, width * height, channels, channelsFirst, preprocessing, batch, index);
     }
 
-    /// <summary>Decodes a JPEG or PNG to 8-bit RGBA (alpha not premultiplied, so it can be dropped). Throws ImageUnreadable.</summary>
+    /// <summary>Decodes a JPEG or PNG to 8-bit RGBA (alpha not premultiplied, so it can be dropped). Throws ImageUnreadable, also for a file cut short.</summary>
     public static (byte[] Pixels, int Width, int Height) Decode(byte[] bytes, string path)
     {
         NativeLibraries.Register();
@@ -73,10 +73,15 @@ internal static class ImageInput
         CheckSize(info.Width, info.Height, path);
         var pixels = new byte[info.BytesSize];
         var result = codec.GetPixels(info, pixels);
-        if (result is not (SKCodecResult.Success or SKCodecResult.IncompleteInput))
+        if (result == SKCodecResult.IncompleteInput) throw Incomplete(path);
+        if (result != SKCodecResult.Success)
             throw new HeteroBatchException("ImageUnreadable", FailureKind.InvalidData, $"{path} could not be decoded ({result}).", path);
         return (pixels, info.Width, info.Height);
     }
+
+    /// <summary>ImageUnreadable for a file that ends before its image data does (cut short by a copy or download).</summary>
+    internal static HeteroBatchException Incomplete(string path) =>
+        new("ImageUnreadable", FailureKind.InvalidData, $"{path} is incomplete: the file ends before the image's data do (a copy or download cut short?).", path);
 
     /// <summary>Throws ImageUnreadable for an image of no pixels or more than 2^28.</summary>
     internal static void CheckSize(int width, int height, string path)
