@@ -27,6 +27,7 @@ public static class ErrorIds
         E("ModelInvalid", "Models", "ONNX Runtime could not load the model; its reason follows", FailureKind.InvalidData),
         E("ModelChanged", "Models", "the plan's model file is gone or no longer the one profiled", FailureKind.InvalidData),
         E("BatchAxisUnknown", "Models", "the inputs' first dimensions disagree: no batch axis found", FailureKind.InvalidData),
+        E("BatchAxisDropped", "Models", "an output does not keep the batch axis (a reduction over the batch)", FailureKind.InvalidData),
         E("InputShapeDynamic", "Models", "an input has a dynamic dimension other than the batch", FailureKind.InvalidData),
         E("OutputShapeDynamic", "Models", "an output has a dynamic dimension other than the batch", FailureKind.InvalidData),
         E("ElementTypeUnsupported", "Models", "an input or output has an element type not handled", FailureKind.InvalidData),

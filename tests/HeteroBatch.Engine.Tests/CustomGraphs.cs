@@ -115,6 +115,20 @@ public static class CustomGraphs
         return Model(g);
     }
 
+    /// <summary>x float [N,4] → y = ReduceSum(x, axis 0, keepdims) [1,4]: the output drops the batch axis (issue 25).</summary>
+    public static byte[] SumOverTheBatch(bool declareBatch = false)
+    {
+        var g = new GraphProto { Name = "sum-over-batch" };
+        g.Input.Add(Value("x", TensorProto.Types.DataType.Float, -1, 4));
+        var axes = new TensorProto { Name = "axes", DataType = (int)TensorProto.Types.DataType.Int64 };
+        axes.Dims.Add(1);
+        axes.Int64Data.Add(0);
+        g.Initializer.Add(axes);
+        g.Node.Add(Node("ReduceSum", new[] { "x", "axes" }, "y", new AttributeProto { Name = "keepdims", Type = AttributeProto.Types.AttributeType.Int, I = 1 }));
+        g.Output.Add(declareBatch ? Value("y", TensorProto.Types.DataType.Float, -1, 4) : Value("y", TensorProto.Types.DataType.Float, 1, 4));
+        return Model(g);
+    }
+
     /// <summary>x float [N,4] → y = x - ReduceMean(x, axis 0): each sample's output depends on the whole batch.</summary>
     public static byte[] CentredOverTheBatch()
     {
