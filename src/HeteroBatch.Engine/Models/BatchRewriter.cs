@@ -55,7 +55,7 @@ internal static class BatchRewriter
         string? why;
         try
         {
-            var model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
+            var model = ExternalData.Inline(ModelProto.Parser.ParseFrom(File.ReadAllBytes(path)), System.IO.Path.GetDirectoryName(path)!, path); // the rewrite lives in the cache, away from the data files
             var initializers = new HashSet<string>(model.Graph.Initializer.Select(i => i.Name));
             foreach (var v in model.Graph.Input.Where(i => !initializers.Contains(i.Name)).Concat(model.Graph.Output))
             {
@@ -72,7 +72,7 @@ internal static class BatchRewriter
                 return new Result(target, hash, BatchMode.Rewritten, $"the graph's fixed batch of {fixedBatch} was made symbolic; a batch of two matched two single runs");
             }
         }
-        catch (Exception e) when (e is InvalidProtocolBufferException or OnnxRuntimeException or IOException)
+        catch (Exception e) when (e is InvalidProtocolBufferException or OnnxRuntimeException or IOException or HeteroBatchException)
         {
             why = e.Message.Trim();
         }
