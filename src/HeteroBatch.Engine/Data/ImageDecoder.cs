@@ -33,6 +33,10 @@ internal sealed unsafe class ImageDecoder
     internal bool Streaming { get; init; } = true;
     /// <summary>False: never decode through TurboJPEG, only SkiaSharp (tests compare the two).</summary>
     internal bool UseTurboJpeg { get; init; } = true;
+    /// <summary>What a large image takes its pixels from before it is decoded: the process's, unless a test gives its own.</summary>
+    internal DecodeBudget Budget { get; init; } = DecodeBudget.Shared;
+    /// <summary>The size the last image was decoded at (tests read it).</summary>
+    internal (int Width, int Height) LastDecoded { get; private set; }
 
     private nint _turbo; // this thread's TurboJPEG decompressor, made on first use, destroyed with the decoder
 
@@ -98,6 +102,8 @@ internal sealed unsafe class ImageDecoder
             ?? throw new HeteroBatchException("ImageUnreadable", FailureKind.InvalidData, $"{path} could not be decoded as a JPEG or PNG image.", path);
         int sourceWidth = codec.Info.Width, sourceHeight = codec.Info.Height;
         ImageInput.CheckSize(sourceWidth, sourceHeight, path);
+        // the source's pixels, whatever the scale: a progressive JPEG's coefficients are held whole even when scaled
+        using var lease = Budget.Take((long)sourceWidth * sourceHeight);
         var g = preprocessing.Geometry(sourceWidth, sourceHeight, width, height);
         var decoded = codec.EncodedFormat == SKEncodedImageFormat.Jpeg
             ? preprocessing.DecodeSize(sourceWidth, sourceHeight, g.Width, g.Height)
@@ -105,8 +111,9 @@ internal sealed unsafe class ImageDecoder
 
         byte[] mid;
         AxisTaps vertical;
+        LastDecoded = (sourceWidth, sourceHeight);
         if (!Streaming) (mid, vertical) = WholeImage(bytes, path, g, width, height);
-        else if (TryStream(codec, path, decoded.Width, decoded.Height, g, width, height, out mid, out vertical)) { }
+        else if (TryStream(codec, path, decoded.Width, decoded.Height, g, width, height, out mid, out vertical)) LastDecoded = (decoded.Width, decoded.Height);
         else if (decoded.Denominator != 1 && TryStream(codec, path, sourceWidth, sourceHeight, g, width, height, out mid, out vertical)) { }
         else (mid, vertical) = WholeImage(bytes, path, g, width, height);
 
@@ -131,6 +138,8 @@ internal sealed unsafe class ImageDecoder
         var (w, h, _) = preprocessing.DecodeSize(sourceWidth, sourceHeight, g.Width, g.Height);
         long size = (long)w * h * 4;
         if (size > KeptBytes) return false;
+        using var lease = Budget.Take((long)sourceWidth * sourceHeight);
+        LastDecoded = (w, h);
         if (_rows.Length < size) _rows = new byte[size];
         fixed (byte* pixels = _rows)
         {

@@ -56,7 +56,15 @@ internal static class ImageInput
     internal static void LoadReference(byte[] bytes, string path, TensorBatch batch, int index, ImagePreprocessing preprocessing)
     {
         var (channels, height, width, channelsFirst) = Layout(new TensorSpec(batch.Name, batch.ElementType, batch.SampleShape));
-        var (pixels, w, h) = Decode(bytes, path);
+        byte[] pixels;
+        int w, h;
+        long sourcePixels = 0;
+        NativeLibraries.Register();
+        using (var data = SKData.CreateCopy(bytes))
+        using (var probe = SKCodec.Create(data))
+            if (probe != null) sourcePixels = (long)probe.Info.Width * probe.Info.Height;
+        using (DecodeBudget.Shared.Take(sourcePixels)) // large images take their pixels from the process's budget, as ImageDecoder's do
+            (pixels, w, h) = Decode(bytes, path);
         var g = preprocessing.Geometry(w, h, width, height);
         var rgb = Resampler.ResizeWindow(pixels, w, h, w * 4, 4, g.Width, g.Height, g.Left, g.Top, width, height);
         Write(rgb, width * height, channels, channelsFirst, preprocessing, batch, index);
