@@ -246,9 +246,15 @@ internal sealed unsafe class ImageDecoder
                     VectorResampler.Horizontal(buffer + (long)y * rowBytes, column0, horizontal, r + at, gp + at, b + at);
                 }
             }
-            // the rows below the window are read through too (entropy-decoded only), so that a file cut short there is
-            // refused as the whole-image decode and TurboJPEG refuse it, not taken on one path and refused on another
-            if (vertical.End < decodeHeight && !codec.SkipScanlines(decodeHeight - vertical.End)) throw ImageInput.Incomplete(path);
+            // the rows below the window are decoded too (into the chunk buffer, and dropped), so that a file cut short
+            // there is refused as the whole-image decode and TurboJPEG refuse it, not taken on one path and refused on
+            // another (skipping them would not tell: libjpeg-turbo skips to the end without reading). A centre crop
+            // leaves about 6% of the rows below it, of the window's columns only.
+            for (int done = vertical.End; done < decodeHeight; done += chunk)
+            {
+                int n = Math.Min(chunk, decodeHeight - done);
+                if (codec.GetScanlines((IntPtr)buffer, n, rowBytes) < n) throw ImageInput.Incomplete(path);
+            }
         }
         return true;
     }
