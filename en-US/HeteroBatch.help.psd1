@@ -152,7 +152,7 @@
         Description = 'Writes the network''s ONNX graph (opset 17, seeded weights) through a temporary file that is renamed into place, so a failure never leaves a half-written file. The batch dimension is symbolic unless -FixedBatchSize is given.'
         Parameters  = @{
             Precision      = 'Fp16 writes the model converted to fp16: weights and inner tensors in fp16, inputs and outputs still float32, reductions and exponentials kept in fp32. Fp32 (the default) and Tf32 write it as it is. Works for built-in networks and for an .onnx file given as -Model.' 
-            Model          = 'The built-in network to export, or the path of an .onnx file (to write it at another -Precision). -Name is an alias (Get-InferenceModel output binds by it).'
+            Model          = 'The built-in network to export, or the path of an .onnx file (to write it at another -Precision; weights it keeps in external data files are read into the one file written, up to 2 GiB, else PrecisionUnsupported). -Name is an alias (Get-InferenceModel output binds by it).'
             Path           = 'The file to write.'
             FixedBatchSize = 'Fix the batch dimension to this size instead of leaving it symbolic.'
             Force          = 'Replace the file if it exists; without it an existing file is a FileExists error (the same rule as Export-PerformanceChart). Supports -WhatIf and -Confirm.'

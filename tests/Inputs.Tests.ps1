@@ -70,6 +70,35 @@ Describe 'Image inputs' {
         { $plan | Invoke-PartitionedInference -InputPath $bad -ErrorAction Stop } | Should -Throw -ErrorId 'ImageUnreadable,HeteroBatch.Commands.InvokePartitionedInferenceCommand'
     }
 
+    It 'gives a JPEG cut short, a FIFO named .jpg and a name that is not UTF-8 an error row each, and keeps inputs.txt one line a sample' -Skip:(-not $IsLinux) {
+        # issue 25: half a JPEG was a confident prediction, a FIFO hung the job, a name that is not UTF-8 stopped it
+        $odd = Join-Path $TestDrive 'odd-files'
+        New-Item -ItemType Directory $odd | Out-Null
+        # noise, so that the image data (not the header) is most of the file and half of it cuts the pixels short
+        $bmp = [SkiaSharp.SKBitmap]::new(200, 150)
+        $noise = [byte[]]::new(200 * 150 * 4)
+        [System.Random]::new(3).NextBytes($noise)
+        [System.Runtime.InteropServices.Marshal]::Copy($noise, 0, $bmp.GetPixels(), $noise.Length)
+        $data = $bmp.Encode([SkiaSharp.SKEncodedImageFormat]::Jpeg, 90)
+        $whole = $data.ToArray()
+        $data.Dispose(); $bmp.Dispose()
+        [System.IO.File]::WriteAllBytes((Join-Path $odd 'a-cut.jpg'), $whole[0..([int]($whole.Length / 2))])
+        Copy-Item (Join-Path $images 'img0.png') (Join-Path $odd "d-new`nline.png")
+        Copy-Item (Join-Path $images 'img1.jpg') (Join-Path $odd 'e.jpg')
+        /bin/sh -c "cd '$odd' && mkfifo c-fifo.jpg && cp e.jpg `"`$(printf 'b-\377.jpg')`""
+        $out = Join-Path $TestDrive 'odd-out'
+        try { $rows = @($plan | Invoke-PartitionedInference -InputPath $odd -OutputPath $out -ErrorVariable errs -ErrorAction SilentlyContinue) }
+        finally { /bin/sh -c "rm -rf '$odd'" } # .NET (and so TestDrive's clean-up) cannot delete a name that is not UTF-8
+        $rows.Count | Should -Be 5
+        ($errs | ForEach-Object { $_.FullyQualifiedErrorId.Split(',')[0] } | Sort-Object) | Should -Be @('ImageUnreadable', 'InputFileUnreadable', 'InputFileUnreadable')
+        ($rows | Where-Object Input -EQ 'a-cut.jpg').Error | Should -Match 'incomplete'
+        ($rows | Where-Object Input -EQ 'c-fifo.jpg').Error | Should -Match 'FIFO'
+        ($rows | Where-Object Input -EQ "d-new`nline.png").Error | Should -BeNullOrEmpty
+        $lines = Get-Content (Join-Path $out 'inputs.txt')
+        $lines.Count | Should -Be 5
+        $lines[3] | Should -Be 'd-new\nline.png'
+    }
+
     It 'refuses an empty folder (InputFolderEmpty)' {
         $empty = Join-Path $TestDrive 'empty'
         New-Item -ItemType Directory $empty | Out-Null

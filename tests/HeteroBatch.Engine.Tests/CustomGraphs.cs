@@ -115,6 +115,52 @@ public static class CustomGraphs
         return Model(g);
     }
 
+    /// <summary>
+    /// x float [N,16] → y = Gemm(x, w, b) [N,8] with w [8,16] and b [8] kept in external data: <paramref name="dataFile"/>
+    /// (written here, beside the model's path) holds b then w. Returns the model's bytes.
+    /// </summary>
+    public static byte[] WithExternalData(string folder, string dataFile)
+    {
+        var g = new GraphProto { Name = "external-data" };
+        g.Input.Add(Value("x", TensorProto.Types.DataType.Float, -1, 16));
+        var w = Floats("w", new long[] { 8, 16 }, 0.3f);
+        var b = Floats("b", new long[] { 8 }, 0.2f);
+        using (var data = File.Create(Path.Combine(folder, dataFile)))
+        {
+            long offset = 0;
+            foreach (var t in new[] { b, w })
+            {
+                var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(t.FloatData.ToArray().AsSpan()).ToArray();
+                data.Write(bytes);
+                t.FloatData.Clear();
+                t.DataLocation = TensorProto.Types.DataLocation.External;
+                t.ExternalData.Add(new StringStringEntryProto { Key = "location", Value = dataFile });
+                t.ExternalData.Add(new StringStringEntryProto { Key = "offset", Value = offset.ToString() });
+                t.ExternalData.Add(new StringStringEntryProto { Key = "length", Value = bytes.Length.ToString() });
+                offset += bytes.Length;
+            }
+        }
+        g.Initializer.Add(w);
+        g.Initializer.Add(b);
+        g.Node.Add(Node("Gemm", new[] { "x", "w", "b" }, "y", new AttributeProto { Name = "transB", Type = AttributeProto.Types.AttributeType.Int, I = 1 }));
+        g.Output.Add(Value("y", TensorProto.Types.DataType.Float, -1, 8));
+        return Model(g);
+    }
+
+    /// <summary>x float [N,4] → y = ReduceSum(x, axis 0, keepdims) [1,4]: the output drops the batch axis (issue 25).</summary>
+    public static byte[] SumOverTheBatch(bool declareBatch = false)
+    {
+        var g = new GraphProto { Name = "sum-over-batch" };
+        g.Input.Add(Value("x", TensorProto.Types.DataType.Float, -1, 4));
+        var axes = new TensorProto { Name = "axes", DataType = (int)TensorProto.Types.DataType.Int64 };
+        axes.Dims.Add(1);
+        axes.Int64Data.Add(0);
+        g.Initializer.Add(axes);
+        g.Node.Add(Node("ReduceSum", new[] { "x", "axes" }, "y", new AttributeProto { Name = "keepdims", Type = AttributeProto.Types.AttributeType.Int, I = 1 }));
+        g.Output.Add(declareBatch ? Value("y", TensorProto.Types.DataType.Float, -1, 4) : Value("y", TensorProto.Types.DataType.Float, 1, 4));
+        return Model(g);
+    }
+
     /// <summary>x float [N,4] → y = x - ReduceMean(x, axis 0): each sample's output depends on the whole batch.</summary>
     public static byte[] CentredOverTheBatch()
     {

@@ -102,23 +102,43 @@ public sealed class FastPreprocessingTests(ITestOutputHelper log)
     }
 
     [Fact]
-    public void DamagedFilesDecodeAsTheReferenceDecodesThemOrFailWithItsErrorId()
+    public void DamagedOrCutShortFilesFailWithImageUnreadableOnEveryPath_NeverAPredictionFromBlackRows()
     {
         var whole = Photo(500, 375, 9);
-        // cut short: TurboJPEG warns and SkiaSharp decodes what is there, the rest black, as the reference does
-        foreach (double share in new[] { 0.4, 0.8 })
+        // cut short (issue 25: half a file gave a confident wrong class): TurboJPEG warns, SkiaSharp reports lines it could not
+        // decode; the windowed path, the whole-image path and the reference all refuse the sample
+        var windowed = new ImageDecoder();
+        var wholeImage = new ImageDecoder { Streaming = false };
+        var skiaOnly = new ImageDecoder { UseTurboJpeg = false };
+        foreach (double share in new[] { 0.4, 0.5, 0.8, 0.97, 0.99, 0.999 }) // 0.99 and 0.999 cut rows below the centre crop
         {
             var cut = whole[..(int)(whole.Length * share)];
-            var expected = Batch(new long[] { 3, 224, 224 }, TensorElementType.Float, 1);
-            var actual = Batch(new long[] { 3, 224, 224 }, TensorElementType.Float, 1);
-            ImageInput.LoadReference(cut, "cut.jpg", expected, 0, ImagePreprocessing.ImageNet);
-            ImageInput.Load(cut, "cut.jpg", actual, 0, ImagePreprocessing.ImageNet);
-            AssertSame(expected, actual, $"{share:P0} of the file");
+            var batch = Batch(new long[] { 3, 224, 224 }, TensorElementType.Float, 1);
+            foreach (var (name, load) in new (string, Action)[]
+            {
+                ("reference", () => ImageInput.LoadReference(cut, "cut.jpg", batch, 0, ImagePreprocessing.ImageNet)),
+                ("default", () => ImageInput.Load(cut, "cut.jpg", batch, 0, ImagePreprocessing.ImageNet)),
+                ("windowed", () => windowed.Load(cut, "cut.jpg", batch, 0, ImagePreprocessing.ImageNet)),
+                ("whole image", () => wholeImage.Load(cut, "cut.jpg", batch, 0, ImagePreprocessing.ImageNet)),
+                ("SkiaSharp only", () => skiaOnly.Load(cut, "cut.jpg", batch, 0, ImagePreprocessing.ImageNet)),
+                ("fast", () => skiaOnly.Load(cut, "cut.jpg", batch, 0, new ImagePreprocessing { DecodeMode = DecodeMode.Fast })),
+            })
+            {
+                var e = Assert.Throws<HeteroBatchException>(load);
+                Assert.Equal("ImageUnreadable", e.ErrorId);
+                Assert.Contains("incomplete", e.Message);
+                log.WriteLine($"{share:P0} of the file, {name}: {e.Message}");
+            }
         }
-        var batch = Batch(new long[] { 3, 224, 224 }, TensorElementType.Float, 1);
+        // the whole file still decodes on every path
+        var ok = Batch(new long[] { 3, 224, 224 }, TensorElementType.Float, 1);
+        windowed.Load(whole, "whole.jpg", ok, 0, ImagePreprocessing.ImageNet);
+        wholeImage.Load(whole, "whole.jpg", ok, 0, ImagePreprocessing.ImageNet);
+        ImageInput.LoadReference(whole, "whole.jpg", ok, 0, ImagePreprocessing.ImageNet);
+        var batch2 = Batch(new long[] { 3, 224, 224 }, TensorElementType.Float, 1);
         // a JPEG's first bytes and then nothing it can read; and no image at all
         foreach (var bad in new[] { whole[..40], new byte[] { 0xFF, 0xD8, 1, 2, 3 }, "not an image"u8.ToArray() })
-            Assert.Equal("ImageUnreadable", Assert.Throws<HeteroBatchException>(() => ImageInput.Load(bad, "bad.jpg", batch, 0, ImagePreprocessing.ImageNet)).ErrorId);
+            Assert.Equal("ImageUnreadable", Assert.Throws<HeteroBatchException>(() => ImageInput.Load(bad, "bad.jpg", batch2, 0, ImagePreprocessing.ImageNet)).ErrorId);
     }
 
     [Fact]

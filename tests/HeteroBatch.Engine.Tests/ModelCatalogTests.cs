@@ -176,6 +176,18 @@ public sealed class ModelCatalogTests : IDisposable
             for (int j = 0; j < 2; j++) Assert.Equal(expected[i][j], result.OutputOf(i)[j], 4);
     }
 
+    [Theory]
+    [InlineData(false)] // y declared [1,4]
+    [InlineData(true)]  // y declared [N,4], though it is [1,4] when run
+    public void AModelWhoseOutputDropsTheBatchAxisIsRefused_NotRunOneSampleAtATime(bool declareBatch)
+    {
+        var path = Write($"summed-{declareBatch}.onnx", CustomGraphs.SumOverTheBatch(declareBatch));
+        var e = Assert.Throws<HeteroBatchException>(() => ModelCatalog.Resolve(path, _dir));
+        Assert.Equal("BatchAxisDropped", e.ErrorId);
+        Assert.Contains("'y'", e.Message);
+        Assert.Contains("[1,4]", e.Message);
+    }
+
     [Fact]
     public void AModelWhoseSamplesInteractIsRefusedForSplittingButRunsWhole()
     {

@@ -153,4 +153,55 @@ public sealed class PrecisionTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(Precision.Tf32, old.Precision);
         Assert.Equal(tf32.Fingerprint, old.Fingerprint);
     }
+
+    /// <summary>Runs the .onnx file at <paramref name="path"/> on x (a batch of 3 × 16) and gives y.</summary>
+    private static float[] RunGemm(string path, float[] x)
+    {
+        using var session = new Microsoft.ML.OnnxRuntime.InferenceSession(path);
+        using var input = Microsoft.ML.OnnxRuntime.OrtValue.CreateTensorValueFromMemory(x, new long[] { 3, 16 });
+        using var run = new Microsoft.ML.OnnxRuntime.RunOptions();
+        using var results = session.Run(run, new[] { "x" }, new[] { input }, new[] { "y" });
+        return results[0].GetTensorDataAsSpan<float>().ToArray();
+    }
+
+    [Fact]
+    public void AModelWithExternalDataExportsWhole_AtFp16AndFp32_AndItsFp16FormRuns()
+    {
+        var source = Path.Combine(_dir, "src");
+        Directory.CreateDirectory(source);
+        var path = Path.Combine(source, "ext.onnx");
+        File.WriteAllBytes(path, CustomGraphs.WithExternalData(source, "ext.weights"));
+        var x = Enumerable.Range(0, 48).Select(i => MathF.Cos(i * 0.7f)).ToArray();
+        var expected = RunGemm(path, x);
+
+        var away = Path.Combine(_dir, "elsewhere");
+        Directory.CreateDirectory(away);
+        foreach (var precision in new[] { Precision.Fp16, Precision.Fp32 })
+        {
+            // issue 25: the fp16 export was a 244-byte file with empty weights that did not load
+            var model = ModelCatalog.ForExport(path, null, precision);
+            var written = Path.Combine(away, $"ext-{precision}.onnx");
+            using (var f = File.Create(written)) Google.Protobuf.MessageExtensions.WriteTo(model, f);
+            Assert.True(new FileInfo(written).Length > 8 * 16 * (precision == Precision.Fp16 ? 2 : 4), $"{precision}: {new FileInfo(written).Length} bytes");
+            var actual = RunGemm(written, x);
+            Assert.Equal(expected.Length, actual.Length);
+            for (int i = 0; i < expected.Length; i++)
+                Assert.True(Math.Abs(expected[i] - actual[i]) <= (precision == Precision.Fp16 ? 1e-2f : 0f) * (1 + Math.Abs(expected[i])), $"{precision}: y[{i}] is {actual[i]}, fp32 {expected[i]}");
+        }
+
+        // a unit at fp16 runs the converted form from the cache, away from the data file
+        var resolved = ModelCatalog.Resolve(path, _dir);
+        var fp16 = ModelCatalog.PathFor(resolved, Precision.Fp16);
+        var half = RunGemm(fp16, x);
+        for (int i = 0; i < expected.Length; i++) Assert.True(Math.Abs(expected[i] - half[i]) <= 1e-2f * (1 + Math.Abs(expected[i])));
+
+        // the converter itself never writes a model whose weights it did not have
+        var raw = Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
+        Assert.Equal("PrecisionUnsupported", Assert.Throws<HeteroBatchException>(() => PrecisionConverter.ToFloat16(raw)).ErrorId);
+        // a data file gone: refused with the reason
+        File.Delete(Path.Combine(source, "ext.weights"));
+        var gone = Assert.Throws<HeteroBatchException>(() => ExternalData.Inline(raw, source, path));
+        Assert.Equal("ModelInvalid", gone.ErrorId);
+        Assert.Contains("ext.weights", gone.Message);
+    }
 }

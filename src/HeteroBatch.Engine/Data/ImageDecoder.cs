@@ -33,6 +33,10 @@ internal sealed unsafe class ImageDecoder
     internal bool Streaming { get; init; } = true;
     /// <summary>False: never decode through TurboJPEG, only SkiaSharp (tests compare the two).</summary>
     internal bool UseTurboJpeg { get; init; } = true;
+    /// <summary>What a large image takes its pixels from before it is decoded: the process's, unless a test gives its own.</summary>
+    internal DecodeBudget Budget { get; init; } = DecodeBudget.Shared;
+    /// <summary>The size the last image was decoded at (tests read it).</summary>
+    internal (int Width, int Height) LastDecoded { get; private set; }
 
     private nint _turbo; // this thread's TurboJPEG decompressor, made on first use, destroyed with the decoder
 
@@ -98,6 +102,8 @@ internal sealed unsafe class ImageDecoder
             ?? throw new HeteroBatchException("ImageUnreadable", FailureKind.InvalidData, $"{path} could not be decoded as a JPEG or PNG image.", path);
         int sourceWidth = codec.Info.Width, sourceHeight = codec.Info.Height;
         ImageInput.CheckSize(sourceWidth, sourceHeight, path);
+        // the source's pixels, whatever the scale: a progressive JPEG's coefficients are held whole even when scaled
+        using var lease = Budget.Take((long)sourceWidth * sourceHeight);
         var g = preprocessing.Geometry(sourceWidth, sourceHeight, width, height);
         var decoded = codec.EncodedFormat == SKEncodedImageFormat.Jpeg
             ? preprocessing.DecodeSize(sourceWidth, sourceHeight, g.Width, g.Height)
@@ -105,9 +111,10 @@ internal sealed unsafe class ImageDecoder
 
         byte[] mid;
         AxisTaps vertical;
+        LastDecoded = (sourceWidth, sourceHeight);
         if (!Streaming) (mid, vertical) = WholeImage(bytes, path, g, width, height);
-        else if (TryStream(codec, decoded.Width, decoded.Height, g, width, height, out mid, out vertical)) { }
-        else if (decoded.Denominator != 1 && TryStream(codec, sourceWidth, sourceHeight, g, width, height, out mid, out vertical)) { }
+        else if (TryStream(codec, path, decoded.Width, decoded.Height, g, width, height, out mid, out vertical)) LastDecoded = (decoded.Width, decoded.Height);
+        else if (decoded.Denominator != 1 && TryStream(codec, path, sourceWidth, sourceHeight, g, width, height, out mid, out vertical)) { }
         else (mid, vertical) = WholeImage(bytes, path, g, width, height);
 
         return (mid, vertical);
@@ -131,6 +138,8 @@ internal sealed unsafe class ImageDecoder
         var (w, h, _) = preprocessing.DecodeSize(sourceWidth, sourceHeight, g.Width, g.Height);
         long size = (long)w * h * 4;
         if (size > KeptBytes) return false;
+        using var lease = Budget.Take((long)sourceWidth * sourceHeight);
+        LastDecoded = (w, h);
         if (_rows.Length < size) _rows = new byte[size];
         fixed (byte* pixels = _rows)
         {
@@ -191,9 +200,10 @@ internal sealed unsafe class ImageDecoder
     /// <summary>
     /// Decodes the window's rows (and, for JPEG, only its columns) at <paramref name="decodeWidth"/>×<paramref name="decodeHeight"/>
     /// with the scanline decoder, each chunk of rows straight through the horizontal pass. False where the codec
-    /// cannot decode that way (another scale, row order or format); nothing is written then.
+    /// cannot decode that way (another scale, row order or format); nothing is written then. Throws ImageUnreadable where
+    /// the file ends before the image's last row.
     /// </summary>
-    private bool TryStream(SKCodec codec, int decodeWidth, int decodeHeight, (int Width, int Height, int Left, int Top) g,
+    private bool TryStream(SKCodec codec, string path, int decodeWidth, int decodeHeight, (int Width, int Height, int Left, int Top) g,
         int width, int height, out byte[] mid, out AxisTaps vertical)
     {
         mid = _mid;
@@ -224,21 +234,26 @@ internal sealed unsafe class ImageDecoder
         fixed (byte* buffer = _rows)
         {
             byte* r = m, gp = m + (long)rows * width, b = m + 2L * rows * width;
-            if (vertical.Min > 0 && !codec.SkipScanlines(vertical.Min))
-            {
-                // the file ends before the window: what is missing is black, as a whole-image decode fills it
-                new Span<byte>(m, 3 * rows * width).Clear();
-                return true;
-            }
+            // a file that ends before the rows the window reads is an error for its sample, never a guess from black rows
+            if (vertical.Min > 0 && !codec.SkipScanlines(vertical.Min)) throw ImageInput.Incomplete(path);
             for (int done = 0; done < rows; done += chunk)
             {
                 int n = Math.Min(chunk, rows - done);
-                codec.GetScanlines((IntPtr)buffer, n, rowBytes); // lines past the data's end come back filled
+                if (codec.GetScanlines((IntPtr)buffer, n, rowBytes) < n) throw ImageInput.Incomplete(path);
                 for (int y = 0; y < n; y++)
                 {
                     long at = (long)(done + y) * width;
                     VectorResampler.Horizontal(buffer + (long)y * rowBytes, column0, horizontal, r + at, gp + at, b + at);
                 }
+            }
+            // the rows below the window are decoded too (into the chunk buffer, and dropped), so that a file cut short
+            // there is refused as the whole-image decode and TurboJPEG refuse it, not taken on one path and refused on
+            // another (skipping them would not tell: libjpeg-turbo skips to the end without reading). A centre crop
+            // leaves about 6% of the rows below it, of the window's columns only.
+            for (int done = vertical.End; done < decodeHeight; done += chunk)
+            {
+                int n = Math.Min(chunk, decodeHeight - done);
+                if (codec.GetScanlines((IntPtr)buffer, n, rowBytes) < n) throw ImageInput.Incomplete(path);
             }
         }
         return true;

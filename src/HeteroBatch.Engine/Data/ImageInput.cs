@@ -56,13 +56,21 @@ internal static class ImageInput
     internal static void LoadReference(byte[] bytes, string path, TensorBatch batch, int index, ImagePreprocessing preprocessing)
     {
         var (channels, height, width, channelsFirst) = Layout(new TensorSpec(batch.Name, batch.ElementType, batch.SampleShape));
-        var (pixels, w, h) = Decode(bytes, path);
+        byte[] pixels;
+        int w, h;
+        long sourcePixels = 0;
+        NativeLibraries.Register();
+        using (var data = SKData.CreateCopy(bytes))
+        using (var probe = SKCodec.Create(data))
+            if (probe != null) sourcePixels = (long)probe.Info.Width * probe.Info.Height;
+        using (DecodeBudget.Shared.Take(sourcePixels)) // large images take their pixels from the process's budget, as ImageDecoder's do
+            (pixels, w, h) = Decode(bytes, path);
         var g = preprocessing.Geometry(w, h, width, height);
         var rgb = Resampler.ResizeWindow(pixels, w, h, w * 4, 4, g.Width, g.Height, g.Left, g.Top, width, height);
         Write(rgb, width * height, channels, channelsFirst, preprocessing, batch, index);
     }
 
-    /// <summary>Decodes a JPEG or PNG to 8-bit RGBA (alpha not premultiplied, so it can be dropped). Throws ImageUnreadable.</summary>
+    /// <summary>Decodes a JPEG or PNG to 8-bit RGBA (alpha not premultiplied, so it can be dropped). Throws ImageUnreadable, also for a file cut short.</summary>
     public static (byte[] Pixels, int Width, int Height) Decode(byte[] bytes, string path)
     {
         NativeLibraries.Register();
@@ -73,10 +81,15 @@ internal static class ImageInput
         CheckSize(info.Width, info.Height, path);
         var pixels = new byte[info.BytesSize];
         var result = codec.GetPixels(info, pixels);
-        if (result is not (SKCodecResult.Success or SKCodecResult.IncompleteInput))
+        if (result == SKCodecResult.IncompleteInput) throw Incomplete(path);
+        if (result != SKCodecResult.Success)
             throw new HeteroBatchException("ImageUnreadable", FailureKind.InvalidData, $"{path} could not be decoded ({result}).", path);
         return (pixels, info.Width, info.Height);
     }
+
+    /// <summary>ImageUnreadable for a file that ends before its image data does (cut short by a copy or download).</summary>
+    internal static HeteroBatchException Incomplete(string path) =>
+        new("ImageUnreadable", FailureKind.InvalidData, $"{path} is incomplete: the file ends before the image's data do (a copy or download cut short?).", path);
 
     /// <summary>Throws ImageUnreadable for an image of no pixels or more than 2^28.</summary>
     internal static void CheckSize(int width, int height, string path)

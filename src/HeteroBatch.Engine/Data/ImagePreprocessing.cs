@@ -76,9 +76,14 @@ public sealed record ImagePreprocessing
     /// DCT scale's denominator: 1 (full size) in Exact mode, and in Fast mode unless 1/2 of the source (rounded up, as
     /// libjpeg-turbo scales) still covers the target on both sides; then the largest of 2, 4, 8 that does.
     /// </summary>
+    /// <remarks>
+    /// In Exact mode too, a JPEG above <see cref="ReducedAbovePixels"/> (64 MP: above what cameras write; a
+    /// decompression bomb's 16000×16000 is 256 MP) is decoded as Fast mode decodes it: its full-size pixels would be
+    /// cut to a few hundred thousand at once, so decoding them all buys nothing but time and memory.
+    /// </remarks>
     public (int Width, int Height, int Denominator) DecodeSize(int sourceWidth, int sourceHeight, int targetWidth, int targetHeight)
     {
-        if (DecodeMode == DecodeMode.Fast)
+        if (DecodeMode == DecodeMode.Fast || (long)sourceWidth * sourceHeight > ReducedAbovePixels)
             for (int d = 8; d >= 2; d /= 2)
             {
                 int w = (sourceWidth + d - 1) / d, h = (sourceHeight + d - 1) / d;
@@ -86,6 +91,9 @@ public sealed record ImagePreprocessing
             }
         return (sourceWidth, sourceHeight, 1);
     }
+
+    /// <summary>Above this many pixels a JPEG is decoded at reduced DCT scale whatever the <see cref="DecodeMode"/> (see <see cref="DecodeSize"/>).</summary>
+    public const long ReducedAbovePixels = 1L << 26;
 
     /// <summary>The region of the resized image that becomes the input: resized width and height, and the crop's left and top.</summary>
     public (int Width, int Height, int Left, int Top) Geometry(int sourceWidth, int sourceHeight, int width, int height)

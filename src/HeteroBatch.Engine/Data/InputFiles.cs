@@ -18,8 +18,12 @@ public sealed class InputFiles
     public TensorSpec Input { get; }
     public int SampleCount { get; }
 
-    private InputFiles(IReadOnlyList<Entry> files, TensorSpec input)
+    /// <summary>Images that cannot be read, by their index in <see cref="Files"/>, and why: each is an error for its sample, not for the job.</summary>
+    private readonly Dictionary<int, string> _refused;
+
+    private InputFiles(IReadOnlyList<Entry> files, TensorSpec input, Dictionary<int, string> refused)
     {
+        _refused = refused;
         Files = files;
         Input = input;
         SampleCount = files.Count == 0 ? 0 : files[^1].FirstSample + files[^1].Count;
@@ -58,15 +62,24 @@ public sealed class InputFiles
                 $"The model has {inputs.Count} inputs ({string.Join(", ", inputs.Select(i => i.Name))}); files can feed a model with one input.");
         var spec = inputs[0].CheckUsable(isInput: true);
         var entries = new List<Entry>(files.Count);
+        var refused = new Dictionary<int, string>();
         long at = 0;
         bool imageChecked = false;
         foreach (var f in files)
         {
             var info = new FileInfo(f);
-            long length = info.Length;
-            var modified = info.LastWriteTimeUtc;
+            // a name the file system holds but .NET cannot open (bytes that are not UTF-8 come back as U+FFFD), a file
+            // gone since it was listed, a FIFO or a device named .jpg: an image is refused for its own sample when its turn
+            // comes (the job goes on); a .npy, whose header is read now, stops the job here
+            string? unusable = !info.Exists
+                ? (f.Contains('\uFFFD') ? "its name is not valid UTF-8, and .NET cannot open such a name; rename it" : "it no longer exists")
+                : Runtime.Libc.NotRegularFile(f) is { } kind ? $"it is {kind}, not a regular file" : null;
+            long length = unusable == null ? info.Length : 0;
+            var modified = unusable == null ? info.LastWriteTimeUtc : default;
             if (IsNpy(f))
             {
+                if (unusable != null)
+                    throw new HeteroBatchException("InputFileUnreadable", FailureKind.InvalidData, $"{f} could not be read: {unusable}.", f);
                 var header = Npy.ReadHeader(f);
                 if (header.Type != spec.ElementType)
                     throw new HeteroBatchException("InputTypeMismatch", FailureKind.InvalidData, $"{f} holds {header.Type}; the model's input '{spec.Name}' takes {spec.ElementType}.", f);
@@ -81,17 +94,25 @@ public sealed class InputFiles
             else if (ImageInput.IsImage(f))
             {
                 if (!imageChecked) { ImageInput.Layout(spec); imageChecked = true; }
+                if (unusable != null) refused[entries.Count] = unusable;
                 entries.Add(new Entry(f, length, modified, checked((int)at), 1, null, false));
                 at++;
             }
             else throw new HeteroBatchException("InputFileUnsupported", FailureKind.InvalidArgument, $"{f} is neither an image (.jpg, .jpeg, .png) nor a .npy file.", f);
             if (at > int.MaxValue) throw new HeteroBatchException("InputTooMany", FailureKind.InvalidArgument, $"The inputs hold more than {int.MaxValue} samples.");
         }
-        return new InputFiles(entries, spec);
+        return new InputFiles(entries, spec, refused);
     }
 
     /// <summary>The file that holds sample <paramref name="sample"/>, and the sample's index within it.</summary>
     public (Entry File, int Within) Locate(int sample)
+    {
+        int at = FileOf(sample);
+        return (Files[at], sample - Files[at].FirstSample);
+    }
+
+    /// <summary>The index in <see cref="Files"/> of the file that holds sample <paramref name="sample"/>.</summary>
+    private int FileOf(int sample)
     {
         int lo = 0, hi = Files.Count - 1;
         while (lo < hi)
@@ -99,7 +120,7 @@ public sealed class InputFiles
             int mid = (lo + hi + 1) / 2;
             if (Files[mid].FirstSample <= sample) lo = mid; else hi = mid - 1;
         }
-        return (Files[lo], sample - Files[lo].FirstSample);
+        return lo;
     }
 
     /// <summary>A sample's name: the file's name, or "file.npy[i]" for a sample of a batch file.</summary>
@@ -137,15 +158,21 @@ public sealed class InputFiles
     }
 
     /// <summary>Reads sample <paramref name="sample"/> into sample <paramref name="index"/> of <paramref name="batch"/>; returns the Stopwatch ticks spent reading the file (the rest was decoding).</summary>
+    /// <remarks>Throws InputFileUnreadable for an image that is not a regular file (checked again here: it may have been replaced since it was listed) or whose name cannot be opened.</remarks>
     public long Load(int sample, TensorBatch batch, int index, ImagePreprocessing preprocessing)
     {
-        var (file, within) = Locate(sample);
+        int at = FileOf(sample);
+        var (file, within) = (Files[at], sample - Files[at].FirstSample);
+        if (_refused.TryGetValue(at, out var why))
+            throw new HeteroBatchException("InputFileUnreadable", FailureKind.InvalidData, $"{file.Path} could not be read: {why}.", file.Path);
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
         if (file.Npy is { } header)
         {
             Npy.ReadSamples(file.Path, header, within, 1, batch, index);
             return System.Diagnostics.Stopwatch.GetTimestamp() - start;
         }
+        if (Runtime.Libc.NotRegularFile(file.Path) is { } kind)
+            throw new HeteroBatchException("InputFileUnreadable", FailureKind.InvalidData, $"{file.Path} could not be read: it is {kind}, not a regular file.", file.Path);
         byte[] bytes;
         try { bytes = File.ReadAllBytes(file.Path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -9,7 +9,8 @@ namespace HeteroBatch.Engine.Execution;
 /// <summary>What a job's folder says about it: which job it is and how far it got.</summary>
 public sealed record JobCheckpoint
 {
-    public int Version { get; init; } = 1;
+    /// <summary>2: inputs.txt holds escaped names (<see cref="JobOutput.EscapeName"/>); 1: as they were (a folder resumed from 1 has its inputs.txt written again).</summary>
+    public int Version { get; init; } = JobOutput.FormatVersion;
     public string Model { get; init; } = "";
     public string ModelSha256 { get; init; } = "";
     /// <summary><see cref="InputFiles.Identity"/> of the inputs.</summary>
@@ -42,6 +43,8 @@ public sealed class JobOutput : IDisposable
     public const string PredictionsFile = "predictions.csv";
     public const string StateFile = "job.json";
     public const string InputsFile = "inputs.txt";
+    /// <summary>The folder format written now (<see cref="JobCheckpoint.Version"/>).</summary>
+    public const int FormatVersion = 2;
     public const string SummaryFile = "summary.json";
     private const string LockFile = "job.lock";
     private const string Partial = ".partial";
@@ -95,7 +98,7 @@ public sealed class JobOutput : IDisposable
                 if (!found.SameJob(job))
                     throw new HeteroBatchException("ResumeMismatch", FailureKind.InvalidData,
                         $"{folder} holds a job of '{found.Model}' over other inputs or settings ({found.SamplesDone} of {found.Samples} samples done); resume it with the same model, files and preprocessing, or start again with -Force.", folder) { StopsCommand = true };
-                var reopened = Reopen(folder, found, outputs, lockFile);
+                var reopened = Reopen(folder, found, inputs, outputs, lockFile);
                 lockFile = null;
                 return reopened;
             }
@@ -121,13 +124,45 @@ public sealed class JobOutput : IDisposable
         finally { lockFile?.Dispose(); }
     }
 
-    private static JobOutput Create(string folder, JobCheckpoint job, InputFiles inputs, IReadOnlyList<TensorSpec> outputs, FileStream lockFile)
+    /// <summary>
+    /// A sample's name as one line of inputs.txt: a backslash is written "\\", a line feed "\n", a carriage return
+    /// "\r", a tab "\t", and every other control character or Unicode line or paragraph separator "\uXXXX", so that
+    /// line i is sample i whatever the file system allows in a name. Names without those characters are unchanged.
+    /// </summary>
+    public static string EscapeName(string name)
     {
+        int i = 0;
+        while (i < name.Length && !NeedsEscape(name[i])) i++;
+        if (i == name.Length) return name;
+        var b = new StringBuilder(name.Length + 8).Append(name, 0, i);
+        for (; i < name.Length; i++)
+        {
+            char c = name[i];
+            if (!NeedsEscape(c)) { b.Append(c); continue; }
+            b.Append(c switch
+            {
+                '\\' => "\\\\",
+                '\n' => "\\n",
+                '\r' => "\\r",
+                '\t' => "\\t",
+                _ => $"\\u{(int)c:x4}",
+            });
+        }
+        return b.ToString();
+    }
+
+    private static bool NeedsEscape(char c) => c == '\\' || c < ' ' || c == '\x7f' || c == '\u0085' || c == '\u2028' || c == '\u2029';
+
+    private static void WriteInputs(string folder, InputFiles inputs) =>
         AtomicFile.Write(Path.Combine(folder, InputsFile + Partial), s =>
         {
             using var w = new StreamWriter(s, new UTF8Encoding(false), 1 << 16, leaveOpen: true);
-            for (int i = 0; i < inputs.SampleCount; i++) { w.Write(inputs.NameOf(i)); w.Write('\n'); }
+            for (int i = 0; i < inputs.SampleCount; i++) { w.Write(EscapeName(inputs.NameOf(i))); w.Write('\n'); }
         });
+
+    private static JobOutput Create(string folder, JobCheckpoint job, InputFiles inputs, IReadOnlyList<TensorSpec> outputs, FileStream lockFile)
+    {
+        WriteInputs(folder, inputs);
         var npy = outputs.Select(o => NpyWriter.Create(Path.Combine(folder, FileNameOf(o.Name) + Partial), o.ElementType, o.SampleShape, job.Samples)).ToList();
         var csv = new FileStream(Path.Combine(folder, PredictionsFile + Partial), FileMode.Create, FileAccess.ReadWrite, FileShare.Read, 1 << 16);
         csv.Write(Encoding.UTF8.GetBytes(CsvHeader));
@@ -138,9 +173,16 @@ public sealed class JobOutput : IDisposable
         return new JobOutput(folder, lockFile, npy, csv, state);
     }
 
-    private static JobOutput Reopen(string folder, JobCheckpoint state, IReadOnlyList<TensorSpec> outputs, FileStream lockFile)
+    private static JobOutput Reopen(string folder, JobCheckpoint state, InputFiles inputs, IReadOnlyList<TensorSpec> outputs, FileStream lockFile)
     {
         if (state.Completed) return new JobOutput(folder, lockFile, new(), null, state);
+        if (state.Version < FormatVersion && File.Exists(Path.Combine(folder, InputsFile + Partial)))
+        {
+            // a folder from before names were escaped: its inputs.txt is written again in today's form (it holds the same
+            // job's names), and job.json says so from the next block on
+            WriteInputs(folder, inputs);
+            state = state with { Version = FormatVersion };
+        }
         var npy = new List<NpyWriter>();
         foreach (var o in outputs)
         {

@@ -37,7 +37,11 @@ internal static class BatchRewriter
         using (var session = OpenCpu(path))
         {
             fixedBatch = new ModelSignature(session).FixedBatch;
-            interaction = SamplesInteract(session, fixedBatch is long k ? (int)k : 2);
+            int probe = fixedBatch is long k ? (int)k : 2;
+            if (DroppedBatchAxis(session, probe) is { } dropped)
+                throw new HeteroBatchException("BatchAxisDropped", FailureKind.InvalidData,
+                    $"{System.IO.Path.GetFileName(path)}: {dropped}. HeteroBatch splits batches along axis 0 of every input and output, so a model whose output does not keep the batch axis (a reduction over the batch, say) cannot be run on a batch.", path);
+            interaction = SamplesInteract(session, probe);
         }
         if (interaction != null)
             return new Result(path, sha256, BatchMode.SamplesInteract, interaction);
@@ -51,7 +55,7 @@ internal static class BatchRewriter
         string? why;
         try
         {
-            var model = ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
+            var model = ExternalData.Inline(ModelProto.Parser.ParseFrom(File.ReadAllBytes(path)), System.IO.Path.GetDirectoryName(path)!, path); // the rewrite lives in the cache, away from the data files
             var initializers = new HashSet<string>(model.Graph.Initializer.Select(i => i.Name));
             foreach (var v in model.Graph.Input.Where(i => !initializers.Contains(i.Name)).Concat(model.Graph.Output))
             {
@@ -68,12 +72,42 @@ internal static class BatchRewriter
                 return new Result(target, hash, BatchMode.Rewritten, $"the graph's fixed batch of {fixedBatch} was made symbolic; a batch of two matched two single runs");
             }
         }
-        catch (Exception e) when (e is InvalidProtocolBufferException or OnnxRuntimeException or IOException)
+        catch (Exception e) when (e is InvalidProtocolBufferException or OnnxRuntimeException or IOException or HeteroBatchException)
         {
             why = e.Message.Trim();
         }
         return new Result(path, sha256, BatchMode.Fixed,
             $"the graph has a fixed batch of {fixedBatch} and cannot be made to batch ({why}); shares run as pieces of {fixedBatch}, so batching brings no speed-up on this model");
+    }
+
+    /// <summary>
+    /// Which output does not keep the batch axis: a batch of <paramref name="batch"/> run with ONNX Runtime sizing the
+    /// outputs, each output's first dimension compared with the batch (x [N,4] → ReduceSum over axis 0 → y [1,4], say).
+    /// Null where every output keeps it, the batch is one (nothing to tell), or the model does not run on synthetic inputs.
+    /// </summary>
+    private static string? DroppedBatchAxis(InferenceSession session, int batch)
+    {
+        if (batch < 2 || batch > 64) return null;
+        using var model = new LoadedModel(session, owns: false);
+        var inputs = model.SyntheticInputs(batch, 4242);
+        var values = inputs.Select(t => t.CreateValue(0, batch)).ToList();
+        try
+        {
+            using var options = new RunOptions();
+            var names = model.Signature.Outputs.Select(o => o.Name).ToList();
+            using var results = session.Run(options, model.Signature.Inputs.Select(i => i.Name).ToList(), values, names);
+            int k = 0;
+            foreach (var r in results)
+            {
+                var shape = r.GetTensorTypeAndShape().Shape;
+                if (shape.Length == 0 || shape[0] != batch)
+                    return $"output '{names[k]}' has shape [{string.Join(",", shape)}] for a batch of {batch}: its first dimension is not the batch";
+                k++;
+            }
+            return null;
+        }
+        catch (OnnxRuntimeException) { return null; } // it does not run this way: the checks that follow say why
+        finally { values.ForEach(v => v.Dispose()); }
     }
 
     /// <summary>

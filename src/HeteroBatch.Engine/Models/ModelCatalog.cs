@@ -120,7 +120,7 @@ public static class ModelCatalog
                 Onnx.ModelProto source;
                 try { source = Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(model.Path)); }
                 catch (InvalidProtocolBufferException e) { throw new HeteroBatchException("ModelInvalid", FailureKind.InvalidData, $"Not a valid ONNX model: {model.Path}: {e.Message}", model.Path, e); }
-                var half = PrecisionConverter.ToFloat16(source);
+                var half = PrecisionConverter.ToFloat16(ExternalData.Inline(source, Path.GetDirectoryName(Path.GetFullPath(model.Path))!, model.Path));
                 var hash = AtomicFile.Write(file, s => half.WriteTo(s));
                 AtomicFile.WriteText(sidecar, hash);
             }
@@ -133,8 +133,9 @@ public static class ModelCatalog
 
     /// <summary>
     /// A model to write out: a built-in network (its batch fixed where asked) or the .onnx file at
-    /// a path, at a precision (Fp16: converted; Fp32 and Tf32: as it is). Throws ModelNotFound,
-    /// ModelFileNotFound, ModelInvalid or PrecisionUnsupported.
+    /// a path, at a precision (Fp16: converted; Fp32 and Tf32: as it is), with weights kept in external
+    /// data read into it (see <see cref="ExternalData"/>). Throws ModelNotFound, ModelFileNotFound,
+    /// ModelInvalid or PrecisionUnsupported.
     /// </summary>
     public static Onnx.ModelProto ForExport(string nameOrPath, long? fixedBatch, Precision precision, string? basePath = null)
     {
@@ -147,7 +148,8 @@ public static class ModelCatalog
                 throw new HeteroBatchException("ModelNotFound", FailureKind.ObjectNotFound, $"No built-in model is named '{nameOrPath}'. Built-in models: {string.Join(", ", ModelZoo.Names)}. To use your own, pass the path of an .onnx file.", nameOrPath);
             if (!File.Exists(path)) throw new HeteroBatchException("ModelFileNotFound", FailureKind.ObjectNotFound, $"Model file not found: {path}", path);
             Validate(path);
-            model = Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(path));
+            // weights kept in external data are read in: the file written elsewhere, or converted, is whole
+            model = ExternalData.Inline(Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(path)), Path.GetDirectoryName(path)!, path);
         }
         return precision == Precision.Fp16 ? PrecisionConverter.ToFloat16(model) : model;
     }

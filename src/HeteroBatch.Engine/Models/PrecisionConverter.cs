@@ -38,6 +38,8 @@ internal static class PrecisionConverter
     public static ModelProto ToFloat16(ModelProto model)
     {
         var graph = model.Graph;
+        if (ExternalData.Uses(model))
+            throw Unsupported("its weights are kept in external data, which were not read in (ExternalData.Inline)");
         if (graph.Node.Any(n => n.Attribute.Any(a => a.G != null || a.Graphs.Count > 0)))
             throw Unsupported("it has subgraphs (If, Loop or Scan)");
         var initializerNames = new HashSet<string>(graph.Initializer.Select(i => i.Name));

@@ -19,6 +19,39 @@ internal static partial class Libc
     [DllImport(Lib, SetLastError = true)]
     private static extern int link(string existing, string created);
 
+    [DllImport(Lib, SetLastError = true)]
+    private static extern unsafe int statx(int dirfd, string path, int flags, uint mask, byte* buffer);
+
+    private const int AtFdCwd = -100;
+    private const uint StatxType = 1;
+
+    /// <summary>
+    /// What a path names where that is not a regular file (following links): "a FIFO", "a character device",
+    /// "a block device", "a socket" or "a folder"; null for a regular file, and where the OS cannot say (not
+    /// Linux, no statx in libc, no such file). Opening a FIFO to read waits for a writer, and a device can be
+    /// endless: callers that read whole files refuse these first.
+    /// </summary>
+    public static unsafe string? NotRegularFile(string path)
+    {
+        if (!OperatingSystem.IsLinux()) return null;
+        byte* buffer = stackalloc byte[256]; // struct statx is 256 bytes on every architecture; stx_mode (u16) is at 28
+        try
+        {
+            if (statx(AtFdCwd, path, 0, StatxType, buffer) != 0) return null;
+        }
+        catch (EntryPointNotFoundException) { return null; }
+        return (*(ushort*)(buffer + 28) & 0xF000) switch
+        {
+            0x8000 => null,
+            0x1000 => "a FIFO (named pipe)",
+            0x2000 => "a character device",
+            0x6000 => "a block device",
+            0xC000 => "a socket",
+            0x4000 => "a folder",
+            _ => "not a regular file",
+        };
+    }
+
     /// <summary>Makes <paramref name="created"/> another name of the file <paramref name="existing"/> (a hard link); false where that fails.</summary>
     public static bool HardLink(string existing, string created) => OperatingSystem.IsLinux() && link(existing, created) == 0;
 

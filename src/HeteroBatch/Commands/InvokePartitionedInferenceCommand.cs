@@ -293,7 +293,7 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
             {
                 Npy.Write(Path.Combine(folder, JobOutput.FileNameOf(output.Name)), output);
             }
-            AtomicFile.WriteText(Path.Combine(folder, "inputs.txt"), string.Join("\n", result.InputNames) + "\n");
+            AtomicFile.WriteText(Path.Combine(folder, "inputs.txt"), string.Join("\n", result.InputNames.Select(JobOutput.EscapeName)) + "\n");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
