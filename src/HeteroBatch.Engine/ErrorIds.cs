@@ -104,7 +104,7 @@ public static class ErrorIds
         E("GrpcServingUnavailable", "Serving", "-Protocol Grpc without the ASP.NET Core runtime beside .NET: serve REST, or install it", FailureKind.ResourceUnavailable),
         E("PortInvalid", "Serving", "a port not between 1 and 65535", FailureKind.InvalidArgument),
         E("ServerStartFailed", "Serving", "the port is taken or the address is not this machine's", FailureKind.ResourceUnavailable, FailureKind.InvalidArgument),
-        E("RequestTooLarge", "Serving", "a request over -MaxRequestBytes", FailureKind.InvalidArgument),
+        E("RequestTooLarge", "Serving", "a request over -MaxRequestBytes", FailureKind.LimitExceeded),
         E("ServerNotFound", "Serving", "no server of this session with that id", FailureKind.ObjectNotFound),
         E("ServerBusy", "Serving", "the requests held at once would pass the server's memory budget: try again (503, RESOURCE_EXHAUSTED)", FailureKind.ResourceUnavailable),
 

@@ -1,7 +1,8 @@
 namespace HeteroBatch.Engine;
 
 /// <summary>What kind of failure an engine error is; the cmdlets map it to an ErrorCategory.</summary>
-public enum FailureKind { InvalidArgument, ObjectNotFound, InvalidData, ResourceUnavailable, OperationStopped, InvalidOperation, WriteError }
+/// <summary>What kind of failure an ErrorId is; the cmdlets show it as the ErrorCategory of the same name, servers as their protocol's status (LimitExceeded: 413, RESOURCE_EXHAUSTED).</summary>
+public enum FailureKind { InvalidArgument, ObjectNotFound, InvalidData, ResourceUnavailable, OperationStopped, InvalidOperation, WriteError, LimitExceeded }
 
 /// <summary>An engine failure with a stable ErrorId that scripts and tests can rely on.</summary>
 public class HeteroBatchException : Exception

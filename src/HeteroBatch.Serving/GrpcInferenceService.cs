@@ -85,7 +85,7 @@ internal sealed class GrpcInferenceService(InferenceServer server) : GRPCInferen
         catch (HeteroBatchException e)
         {
             server.CountFailure();
-            throw new RpcException(new Status(e.ErrorId == "ProtocolInvalid" ? StatusCode.InvalidArgument
+            throw new RpcException(new Status(e.Kind is FailureKind.InvalidArgument or FailureKind.InvalidData ? StatusCode.InvalidArgument
                 : e.Kind is FailureKind.ResourceUnavailable or FailureKind.OperationStopped ? StatusCode.Unavailable : StatusCode.Internal, e.Message));
         }
         catch (OperationCanceledException)

@@ -115,7 +115,7 @@ internal sealed class RestHost : IDisposable
             catch (HeteroBatchException e)
             {
                 server.CountFailure();
-                await TryReplyAsync(http, e.ErrorId == "RequestTooLarge" ? 413 : e.Kind is FailureKind.ResourceUnavailable or FailureKind.OperationStopped ? 503 : 400, Error(e.Message));
+                await TryReplyAsync(http, e.Kind is FailureKind.LimitExceeded ? 413 : e.Kind is FailureKind.ResourceUnavailable or FailureKind.OperationStopped ? 503 : 400, Error(e.Message));
             }
             catch (Microsoft.AspNetCore.Http.BadHttpRequestException e)
             {
@@ -152,7 +152,7 @@ internal sealed class RestHost : IDisposable
             var arrived = System.Diagnostics.Stopwatch.StartNew();
             long? length = http.Request.ContentLength;
             if (length > maxRequestBytes)
-                throw new HeteroBatchException("RequestTooLarge", FailureKind.InvalidArgument, $"the request holds {length} bytes; this server takes up to {maxRequestBytes}");
+                throw new HeteroBatchException("RequestTooLarge", FailureKind.LimitExceeded, $"the request holds {length} bytes; this server takes up to {maxRequestBytes}");
             using var held = server.Budget.Open();
             var body = await ReadBodyAsync(http.Request.Body, length, held, cancel.Token);
             int? headerLength = InferenceProtocol.HeaderLength(http.Request.Headers[InferenceProtocol.HeaderLengthHeader].FirstOrDefault());
@@ -243,7 +243,7 @@ internal sealed class RestHost : IDisposable
                 var part = new byte[1 << 20];
                 int filled = 0, read;
                 while (filled < part.Length && (read = await input.ReadAsync(part.AsMemory(filled), cancel)) > 0) filled += read;
-                if (total + filled > maxRequestBytes) throw new HeteroBatchException("RequestTooLarge", FailureKind.InvalidArgument, $"The request is larger than {maxRequestBytes} bytes.");
+                if (total + filled > maxRequestBytes) throw new HeteroBatchException("RequestTooLarge", FailureKind.LimitExceeded, $"The request is larger than {maxRequestBytes} bytes.");
                 total += filled;
                 if (filled < part.Length) { Array.Resize(ref part, filled); parts.Add(part); break; }
                 parts.Add(part);

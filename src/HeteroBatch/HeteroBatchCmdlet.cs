@@ -47,6 +47,7 @@ public abstract class HeteroBatchCmdlet : PSCmdlet
         FailureKind.ResourceUnavailable => ErrorCategory.ResourceUnavailable,
         FailureKind.OperationStopped => ErrorCategory.OperationStopped,
         FailureKind.WriteError => ErrorCategory.WriteError,
+        FailureKind.LimitExceeded => ErrorCategory.LimitsExceeded,
         _ => ErrorCategory.InvalidOperation,
     };
 

@@ -162,4 +162,14 @@ public class ErrorIdTests
         sb.Append('\n');
         return sb.ToString();
     }
+
+    [Fact]
+    public void NoCodeBranchesOnAnErrorIdString()
+    {
+        // what a failure means for the code (retry, fail over, which status) is its kind; the id is for people and scripts
+        var branch = new System.Text.RegularExpressions.Regex(@"\.ErrorId\s*(==|!=|is\s+"")");
+        var found = Sources().SelectMany(s => s.Text.Split('\n').Select((line, n) => (s.File, Line: n + 1, Text: line)))
+            .Where(l => branch.IsMatch(l.Text)).Select(l => $"{Path.GetFileName(l.File)}:{l.Line}: {l.Text.Trim()}").ToList();
+        Assert.True(found.Count == 0, "branches on an ErrorId string:\n" + string.Join("\n", found));
+    }
 }

@@ -113,13 +113,13 @@ public static class PartitionedRunner
                     int sub = Math.Min(s.SubBatchSize, s.Count);
                     var sizes = !UnitBackends.For(s.Unit).KeepsOneShape ? new[] { sub, s.Count % Math.Max(1, s.SubBatchSize) }
                         : new[] { oneShape != null && oneShape.TryGetValue(s.UnitId, out var shape) ? shape : sub };
-                    // a unit whose warm-up run fails (a remote server's bad answer) fails again in the run, where its share moves to the others
+                    // a unit whose warm-up run fails (a remote server's bad answer, a lost device) fails again in the run, where its share moves to the others
                     try
                     {
                         foreach (var size in sizes.Where(n => n > 0).Distinct())
                             if (session.WarmedSizes.Add(size)) session.Run(inputs, outputs, 0, size);
                     }
-                    catch (HeteroBatchException e) when (e.ErrorId is "RemoteUnitFailed" or "ProtocolInvalid") { }
+                    catch (HeteroBatchException e) when (!e.StopsCommand) { }
                     return true;
                 });
             }).ToArray());

@@ -187,7 +187,7 @@ internal sealed class RemoteModel : IModelSession
         }
         List<InferenceProtocol.Tensor> results;
         try { (_, results) = InferenceProtocol.Decode(reply, replyHeader, "outputs"); }
-        catch (HeteroBatchException e) when (e.ErrorId == "ProtocolInvalid")
+        catch (HeteroBatchException e) when (e is { Kind: FailureKind.InvalidData }) // the answer is not the protocol's
         {
             throw new HeteroBatchException("RemoteUnitFailed", FailureKind.ResourceUnavailable, $"The server at {_infer.GetLeftPart(UriPartial.Authority)} answered what is not the protocol's: {e.Message}", _model, e);
         }
