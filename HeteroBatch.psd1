@@ -27,6 +27,7 @@
         'Start-InferenceServer'
         'Get-InferenceServer'
         'Stop-InferenceServer'
+        'Merge-PartitionedOutput'
     )
     FunctionsToExport    = @()
     VariablesToExport    = @()

@@ -79,6 +79,7 @@
             OutputPath  = 'A folder to write the outputs to: one <output name>.npy per output tensor with every sample in input order, and inputs.txt naming the samples. A job over files adds predictions.csv (index, input, unit, class, score, top_classes, top_scores, error), job.json (how far it got) and summary.json; its files keep a .partial suffix until the last sample is in, and are flushed to disk after each block, so a job stopped any way (Ctrl+C, a crash, kill -9) can go on with -Resume. A folder that holds another job''s outputs is refused (OutputPathInUse) unless -Resume or -Force.'
             Resume      = 'Go on with the job in -OutputPath from its last whole block: the samples already written are not run again, and the files end as an uninterrupted run would have written them. The model, files and preprocessing must be the same (else ResumeMismatch). With no job there, starts one.'
             Force       = 'Start the job again, replacing the outputs of any job in -OutputPath.'
+            Shard       = 'Run only shard k of N of the job over files, written "k/N" (0 <= k < N; ShardInvalid otherwise, or when there are fewer files than shards). The input list (folders expanded and sorted by ordinal name, files as given) is cut into N contiguous runs of whole files, as even as they allow: shard k takes files k*F/N up to (k+1)*F/N. Every shard writes its own -OutputPath (give each a folder of its own, e.g. ./out/shard-$i) with its own job.json, resumable on its own with -Resume; the shard is part of the job''s identity, so resuming a folder with another shard is ResumeMismatch. Merge the finished shards with Merge-PartitionedOutput.'
             Resize      = 'How images become the input''s size: CenterCrop (default; torchvision''s ImageNet evaluation: shorter side to 256 for a 224 input, centre 224 cut out) or Stretch (both sides to the input''s size). Resizing is bilinear with antialiasing, in the arithmetic PIL uses.'
             Mean        = 'Per-channel mean subtracted from pixel / 255 (1 or 3 values, in the model''s channel order). Default: ImageNet''s 0.485 0.456 0.406. Not used for uint8 inputs.'
             Std         = 'Per-channel standard deviation the centred values are divided by (1 or 3 values, above 0). Default: ImageNet''s 0.229 0.224 0.225.'
@@ -94,6 +95,7 @@
             @{ Code = '$r = Invoke-PartitionedInference -Model mobilenet -BatchSize 64; $r.Units | Format-Table'; Remarks = 'Plans from stored profiles and runs; shows what each unit did.' }
             @{ Code = '$r = Get-BatchPlan -Model tinynet -BatchSize 50 | Invoke-PartitionedInference -Balance Dynamic; $r.Top1'; Remarks = 'Runs with dynamic balance and prints the top class of each sample.' }
             @{ Code = 'Get-ChildItem ./photos -Filter *.jpg | Invoke-PartitionedInference -Plan $plan | Export-Csv ./classes.csv'; Remarks = 'Classifies a folder of photos and writes one row per photo, with memory bounded however many there are.' }
+            @{ Code = 'Invoke-PartitionedInference -Plan $plan -InputPath ./photos -OutputPath ./out/shard-$env:SLURM_ARRAY_TASK_ID -Shard "$env:SLURM_ARRAY_TASK_ID/8" -Resume | Out-Null'; Remarks = 'One of eight shards of a job, as a task of a Slurm array; Merge-PartitionedOutput ./out/shard-* ./out/all joins them once all are done.' }
             @{ Code = 'Invoke-PartitionedInference -Plan $plan -InputPath ./photos -OutputPath ./out -Resume -InformationVariable job | Out-Null; $job.MessageData'; Remarks = 'A resumable job: run it again after a stop and it goes on where it was; predictions.csv and one .npy per output land in ./out. $job.MessageData is the summary.' }
         )
     }
@@ -240,6 +242,18 @@
         Examples    = @(
             @{ Code = 'Get-PerformanceProfile -Model resnet-50 | Export-PerformanceChart ./resnet-50.png'; Remarks = 'Throughput by batch size of every unit with a stored resnet-50 profile.' }
             @{ Code = '$plan | Invoke-PartitionedInference | Export-PerformanceChart ./run.svg'; Remarks = 'Each unit''s predicted and measured time in one run.' }
+        )
+    }
+    'Merge-PartitionedOutput' = @{
+        Synopsis    = 'Merges the output folders of a job run in shards into one folder equal to a one-process run.'
+        Description = 'Takes the folders that Invoke-PartitionedInference -InputPath -OutputPath -Shard k/N wrote, one for each shard of the job, and writes to -OutputPath what one process running the whole job would have written: predictions.csv (with each index renumbered to the whole job''s order), each output''s .npy and inputs.txt, byte for byte; and a job.json that says the job is complete. Refuses a folder that is not a finished shard (ShardUnfinished: finish it with -Resume), shards of different jobs (ShardJobMismatch: another model, file list, preprocessing or shard count), a shard not given (ShardMissing) or given twice (ShardDuplicate). Returns what it wrote (MergedOutput: Path, Model, Shards, Samples, Files, ShardFolders).'
+        Parameters  = @{
+            Path       = 'The shards'' output folders, every shard of the job once, in any order (wildcards are not expanded: use Get-ChildItem -Directory and pipe them).'
+            OutputPath = 'The folder to write the merged outputs to; created if needed. A folder that already holds output files is refused (OutputPathInUse) unless -Force.'
+            Force      = 'Replace the output files already in -OutputPath. Supports -WhatIf and -Confirm.'
+        }
+        Examples    = @(
+            @{ Code = 'Get-ChildItem ./out -Directory -Filter shard-* | Merge-PartitionedOutput -OutputPath ./merged'; Remarks = 'Joins every shard folder under ./out into ./merged.' }
         )
     }
 }

@@ -89,6 +89,11 @@ public static class ErrorIds
         E("ResumeMismatch", "File jobs", "the folder's job has another model, files or preprocessing, or lost rows it counted as done", FailureKind.InvalidData),
         E("ResumeNeedsInputFiles", "File jobs", "-Resume or -Force without a file job", FailureKind.InvalidArgument),
         E("RepeatNeedsSyntheticInputs", "File jobs", "-Repeat with -InputPath", FailureKind.InvalidArgument),
+        E("ShardInvalid", "File jobs", "a -Shard that is not k/N with 0 <= k < N, or more shards than files", FailureKind.InvalidArgument),
+        E("ShardUnfinished", "File jobs", "Merge-PartitionedOutput: a folder that is not a finished shard (no job.json, stopped, not run with -Shard, rows missing)", FailureKind.InvalidData),
+        E("ShardJobMismatch", "File jobs", "Merge-PartitionedOutput: shards of different jobs (model, files, preprocessing or shard count)", FailureKind.InvalidData),
+        E("ShardMissing", "File jobs", "Merge-PartitionedOutput: a shard of the job was not given", FailureKind.InvalidArgument),
+        E("ShardDuplicate", "File jobs", "Merge-PartitionedOutput: the same shard was given twice", FailureKind.InvalidArgument),
 
         E("EndpointInvalid", "Remote", "not an http(s):// or grpc(s):// address", FailureKind.InvalidArgument, FailureKind.InvalidData),
         E("RemoteUnavailable", "Remote", "the server is not ready", FailureKind.ResourceUnavailable),

@@ -24,10 +24,17 @@ public sealed record JobCheckpoint
     public long CsvBytes { get; init; }
     public bool Completed { get; init; }
     public DateTimeOffset UpdatedAt { get; init; }
+    /// <summary>With <see cref="ShardCount"/> above 0: this folder holds shard Shard of ShardCount of a job (<see cref="JobShard"/>).</summary>
+    public int Shard { get; init; }
+    /// <summary>0 for a whole job.</summary>
+    public int ShardCount { get; init; }
+    /// <summary>For a shard: <see cref="JobShard.ListIdentity"/> of the whole job's files (the same for every shard of one job).</summary>
+    public string JobFiles { get; init; } = "";
 
-    /// <summary>True when <paramref name="other"/> is the same job (same model, inputs, preprocessing and outputs).</summary>
+    /// <summary>True when <paramref name="other"/> is the same job (same model, inputs, preprocessing, outputs and shard).</summary>
     public bool SameJob(JobCheckpoint other) => Model == other.Model && ModelSha256 == other.ModelSha256 && Inputs == other.Inputs
-        && Samples == other.Samples && Preprocessing == other.Preprocessing && Outputs.SequenceEqual(other.Outputs);
+        && Samples == other.Samples && Preprocessing == other.Preprocessing && Outputs.SequenceEqual(other.Outputs)
+        && Shard == other.Shard && ShardCount == other.ShardCount && JobFiles == other.JobFiles;
 }
 
 /// <summary>
@@ -97,7 +104,7 @@ public sealed class JobOutput : IDisposable
             {
                 if (!found.SameJob(job))
                     throw new HeteroBatchException("ResumeMismatch", FailureKind.InvalidData,
-                        $"{folder} holds a job of '{found.Model}' over other inputs or settings ({found.SamplesDone} of {found.Samples} samples done); resume it with the same model, files and preprocessing, or start again with -Force.", folder) { StopsCommand = true };
+                        $"{folder} holds a job of '{found.Model}'{(found.ShardCount > 0 ? $" (shard {found.Shard}/{found.ShardCount})" : "")} over other inputs, settings or shard ({found.SamplesDone} of {found.Samples} samples done); resume it with the same model, files and preprocessing, or start again with -Force.", folder) { StopsCommand = true };
                 var reopened = Reopen(folder, found, inputs, outputs, lockFile);
                 lockFile = null;
                 return reopened;

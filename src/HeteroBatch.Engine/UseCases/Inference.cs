@@ -132,15 +132,16 @@ public sealed class Inference
         return result;
     }
 
-    /// <summary>Opens a job over files: finds the samples, and opens (or resumes) its output folder.</summary>
+    /// <summary>Opens a job over files: finds the samples (only <paramref name="shard"/>'s part of them where given), and opens (or resumes) its output folder.</summary>
     public PreparedJob PrepareJob(BatchPlan plan, IReadOnlyList<string> paths, string? outputFolder, bool resume, bool force, RunSettings settings,
-        ModelSource? model = null)
+        ModelSource? model = null, JobShard? shard = null)
     {
         CheckRunnable(plan);
         model ??= ModelFor(plan);
         var preprocessing = settings.Preprocessing.Checked();
         var signature = PartitionedRunner.Signature(_context, plan, model);
-        var files = InputFiles.For(InputFiles.ExpandPaths(paths), signature.Inputs);
+        var all = InputFiles.ExpandPaths(paths);
+        var files = InputFiles.For(shard == null ? all : shard.Select(all), signature.Inputs);
         JobOutput? output = null;
         if (outputFolder != null)
         {
@@ -148,6 +149,7 @@ public sealed class Inference
             {
                 Model = model.Name, ModelSha256 = model.Sha256, Inputs = files.Identity(), Samples = files.SampleCount,
                 Preprocessing = preprocessing.ToString(), Outputs = signature.Outputs.Select(o => o.Name).ToArray(),
+                Shard = shard?.Index ?? 0, ShardCount = shard?.Count ?? 0, JobFiles = shard == null ? "" : JobShard.ListIdentity(all),
             };
             output = JobOutput.Open(outputFolder, job, files, signature.Outputs, resume, force);
         }

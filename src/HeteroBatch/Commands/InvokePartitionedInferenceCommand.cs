@@ -83,6 +83,11 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
     [Parameter]
     public SwitchParameter Resume { get; set; }
 
+    /// <summary>Run only part k of N of the job over files ("k/N", 0 &lt;= k &lt; N): the k-th of N contiguous runs of the sorted input list; each shard writes its own -OutputPath (merge them with Merge-PartitionedOutput).</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? Shard { get; set; }
+
     /// <summary>Replace the outputs of another job in -OutputPath.</summary>
     [Parameter]
     public SwitchParameter Force { get; set; }
@@ -200,6 +205,7 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
         catch (HeteroBatchException e) { WriteFailure(e); return; }
 
         if (inputFiles != null) { RunFiles(plan, model, inputFiles); return; }
+        if (Shard != null) { WriteFailure(new HeteroBatchException("ShardInvalid", FailureKind.InvalidArgument, "-Shard cuts a job over files: give -InputPath.", Shard)); return; }
         if (Resume || Force)
         {
             WriteFailure(new HeteroBatchException("ResumeNeedsInputFiles", FailureKind.InvalidArgument, "-Resume and -Force apply to jobs over files (-InputPath with -OutputPath)."));
@@ -246,7 +252,8 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
         PreparedJob? job = null;
         try
         {
-            job = Inference.PrepareJob(plan, inputFiles, OutputPath == null ? null : GetUnresolvedProviderPathFromPSPath(OutputPath), Resume, Force, Settings(activity), model);
+            job = Inference.PrepareJob(plan, inputFiles, OutputPath == null ? null : GetUnresolvedProviderPathFromPSPath(OutputPath), Resume, Force, Settings(activity), model,
+                Shard == null ? null : JobShard.Parse(Shard));
             WriteVerbose($"{job.Files.SampleCount} samples from {job.Files.Files.Count} files; preprocessing: {job.Settings.Preprocessing}");
             if (job.ResumedAt > 0) WriteVerbose($"Resuming at sample {job.ResumedAt} of {job.Files.SampleCount}");
             // a resumed job hands on every row: those already in the folder first (read back), then the new ones
