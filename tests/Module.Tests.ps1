@@ -4,7 +4,7 @@ BeforeAll {
     Import-Module $env:HETEROBATCH_TEST_MODULE -Force
     $script:cmdlets = 'Get-ComputeUnit', 'Invoke-Profile', 'Get-BatchPlan', 'Invoke-PartitionedInference',
         'Get-InferenceModel', 'Export-InferenceModel', 'Get-PerformanceProfile', 'Set-PerformanceProfile', 'Remove-PerformanceProfile', 'Export-PerformanceChart', 'Start-InferenceServer', 'Get-InferenceServer', 'Stop-InferenceServer',
-        'Get-HeteroBatchOption', 'Set-HeteroBatchOption'
+        'Get-HeteroBatchOption', 'Set-HeteroBatchOption', 'Merge-PartitionedOutput'
 }
 
 Describe 'Import' {
@@ -43,7 +43,7 @@ Describe 'Import' {
 Describe 'Help' {
     It '<_> has a synopsis, a description and an example' -ForEach @(
         'Get-ComputeUnit', 'Invoke-Profile', 'Get-BatchPlan', 'Invoke-PartitionedInference',
-        'Get-InferenceModel', 'Export-InferenceModel', 'Get-PerformanceProfile', 'Set-PerformanceProfile', 'Remove-PerformanceProfile', 'Export-PerformanceChart', 'Start-InferenceServer', 'Get-InferenceServer', 'Stop-InferenceServer') {
+        'Get-InferenceModel', 'Export-InferenceModel', 'Get-PerformanceProfile', 'Set-PerformanceProfile', 'Remove-PerformanceProfile', 'Export-PerformanceChart', 'Start-InferenceServer', 'Get-InferenceServer', 'Stop-InferenceServer', 'Merge-PartitionedOutput') {
         $help = Get-Help $_ -Full
         $help.Synopsis | Should -Not -BeLike "*$_*[<CommonParameters>]*"
         $help.Synopsis.Length | Should -BeGreaterThan 20
@@ -53,7 +53,7 @@ Describe 'Help' {
 
     It 'documents every parameter of <_>' -ForEach @(
         'Get-ComputeUnit', 'Invoke-Profile', 'Get-BatchPlan', 'Invoke-PartitionedInference',
-        'Get-InferenceModel', 'Export-InferenceModel', 'Get-PerformanceProfile', 'Set-PerformanceProfile', 'Remove-PerformanceProfile', 'Export-PerformanceChart', 'Start-InferenceServer', 'Get-InferenceServer', 'Stop-InferenceServer') {
+        'Get-InferenceModel', 'Export-InferenceModel', 'Get-PerformanceProfile', 'Set-PerformanceProfile', 'Remove-PerformanceProfile', 'Export-PerformanceChart', 'Start-InferenceServer', 'Get-InferenceServer', 'Stop-InferenceServer', 'Merge-PartitionedOutput') {
         $common = [System.Management.Automation.PSCmdlet]::CommonParameters + [System.Management.Automation.PSCmdlet]::OptionalCommonParameters
         $help = Get-Help $_ -Full
         foreach ($name in (Get-Command $_).Parameters.Keys | Where-Object { $_ -notin $common }) {
