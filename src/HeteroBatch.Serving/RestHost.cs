@@ -196,18 +196,7 @@ internal sealed class RestHost : IDisposable
                 w.WriteString("model_name", server.Model);
                 if (id != null) w.WriteString("id", id);
                 w.WriteStartArray("outputs");
-                foreach (var t in outputs)
-                {
-                    w.WriteStartObject();
-                    w.WriteString("name", t.Name);
-                    w.WriteStartArray("shape");
-                    foreach (var d in t.Shape) w.WriteNumberValue(d);
-                    w.WriteEndArray();
-                    w.WriteString("datatype", t.DataType);
-                    w.WritePropertyName("data");
-                    InferenceProtocol.WriteJsonData(w, t);
-                    w.WriteEndObject();
-                }
+                foreach (var t in outputs) InferenceProtocol.WriteJsonTensor(w, t.Name, t.Shape, t.DataType, t.Bytes.Span);
                 w.WriteEndArray();
                 w.WriteEndObject();
             }

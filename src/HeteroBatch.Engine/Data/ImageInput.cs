@@ -100,50 +100,19 @@ internal static class ImageInput
 
     /// <summary>The resized pixels as three planes (R, G, B) into sample <paramref name="index"/>, as <see cref="Write"/> writes packed RGB.</summary>
     internal static void WritePlanes(ReadOnlySpan<byte> red, ReadOnlySpan<byte> green, ReadOnlySpan<byte> blue, int channels, bool channelsFirst,
-        ImagePreprocessing p, TensorBatch batch, int index)
-    {
-        int plane = red.Length;
-        bool bgr = p.ChannelOrder == ChannelOrder.Bgr;
-        if (batch.Data is byte[] bytes)
-        {
-            var target = bytes.AsSpan(index * plane * channels, plane * channels);
-            for (int i = 0; i < plane; i++)
-            {
-                byte r = red[i], g = green[i], b = blue[i];
-                if (channels == 1) target[i] = (byte)Math.Clamp((int)Math.Round(0.299 * r + 0.587 * g + 0.114 * b), 0, 255);
-                else
-                {
-                    var (c0, c2) = bgr ? (b, r) : (r, b);
-                    if (channelsFirst) { target[i] = c0; target[plane + i] = g; target[2 * plane + i] = c2; }
-                    else { target[i * 3] = c0; target[i * 3 + 1] = g; target[i * 3 + 2] = c2; }
-                }
-            }
-            return;
-        }
-        var floats = batch.Slice(index, 1).Span;
-        Span<float> scale = stackalloc float[3], offset = stackalloc float[3];
-        for (int c = 0; c < 3; c++)
-        {
-            float mean = p.Mean[Math.Min(c, p.Mean.Length - 1)], std = p.Std[Math.Min(c, p.Std.Length - 1)];
-            scale[c] = 1f / 255f / std;
-            offset[c] = -mean / std;
-        }
-        for (int i = 0; i < plane; i++)
-        {
-            float r = red[i], g = green[i], b = blue[i];
-            if (channels == 1)
-            {
-                floats[i] = (0.299f * r + 0.587f * g + 0.114f * b) * scale[0] + offset[0];
-                continue;
-            }
-            var (c0, c2) = bgr ? (b, r) : (r, b);
-            float v0 = c0 * scale[0] + offset[0], v1 = g * scale[1] + offset[1], v2 = c2 * scale[2] + offset[2];
-            if (channelsFirst) { floats[i] = v0; floats[plane + i] = v1; floats[2 * plane + i] = v2; }
-            else { floats[i * 3] = v0; floats[i * 3 + 1] = v1; floats[i * 3 + 2] = v2; }
-        }
-    }
+        ImagePreprocessing p, TensorBatch batch, int index) =>
+        WritePixels(red, green, blue, 1, red.Length, channels, channelsFirst, p, batch, index);
 
-    private static void Write(byte[] rgb, int plane, int channels, bool channelsFirst, ImagePreprocessing p, TensorBatch batch, int index)
+    private static void Write(byte[] rgb, int plane, int channels, bool channelsFirst, ImagePreprocessing p, TensorBatch batch, int index) =>
+        WritePixels(rgb.AsSpan(0), rgb.AsSpan(1), rgb.AsSpan(2), 3, plane, channels, channelsFirst, p, batch, index);
+
+    /// <summary>
+    /// <paramref name="plane"/> pixels, the i-th's channels at <c>red[i * stride]</c>, <c>green[i * stride]</c>,
+    /// <c>blue[i * stride]</c> (planes: stride 1; packed RGB: three views of one buffer, stride 3), into sample
+    /// <paramref name="index"/>: uint8 as they are, floats normalised, in the model's channel order and layout.
+    /// </summary>
+    private static void WritePixels(ReadOnlySpan<byte> red, ReadOnlySpan<byte> green, ReadOnlySpan<byte> blue, int stride, int plane,
+        int channels, bool channelsFirst, ImagePreprocessing p, TensorBatch batch, int index)
     {
         bool bgr = p.ChannelOrder == ChannelOrder.Bgr;
         if (batch.Data is byte[] bytes)
@@ -151,7 +120,7 @@ internal static class ImageInput
             var target = bytes.AsSpan(index * plane * channels, plane * channels);
             for (int i = 0; i < plane; i++)
             {
-                byte r = rgb[i * 3], g = rgb[i * 3 + 1], b = rgb[i * 3 + 2];
+                byte r = red[i * stride], g = green[i * stride], b = blue[i * stride];
                 if (channels == 1) target[i] = (byte)Math.Clamp((int)Math.Round(0.299 * r + 0.587 * g + 0.114 * b), 0, 255);
                 else
                 {
@@ -173,7 +142,7 @@ internal static class ImageInput
         }
         for (int i = 0; i < plane; i++)
         {
-            float r = rgb[i * 3], g = rgb[i * 3 + 1], b = rgb[i * 3 + 2];
+            float r = red[i * stride], g = green[i * stride], b = blue[i * stride];
             if (channels == 1)
             {
                 floats[i] = (0.299f * r + 0.587f * g + 0.114f * b) * scale[0] + offset[0];

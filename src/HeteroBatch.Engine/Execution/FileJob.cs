@@ -473,11 +473,14 @@ internal sealed class UnitDecoding : IDisposable
 {
     private readonly Dictionary<string, IEncodedImageSession> _sessions;
 
-    private UnitDecoding(Dictionary<string, IEncodedImageSession> sessions) => _sessions = sessions;
+    private UnitDecoding(Dictionary<string, IEncodedImageSession> sessions)
+    {
+        _sessions = sessions;
+        Sessions = sessions.Count == 0 ? null : sessions.ToDictionary(kv => kv.Key, kv => (IModelSession)kv.Value);
+    }
 
-    /// <summary>The sessions to run instead of the workers' (null when no unit decodes).</summary>
-    public IReadOnlyDictionary<string, IModelSession>? Sessions =>
-        _sessions.Count == 0 ? null : _sessions.ToDictionary(kv => kv.Key, kv => (IModelSession)kv.Value);
+    /// <summary>The sessions to run instead of the workers' (null when no unit decodes); the same for every block.</summary>
+    public IReadOnlyDictionary<string, IModelSession>? Sessions { get; }
 
     public static UnitDecoding Open(EngineContext context, JobLayout layout, ModelSource model, InputFiles files, RunSettings settings, List<string> notes)
     {

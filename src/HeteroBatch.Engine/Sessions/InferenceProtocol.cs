@@ -366,8 +366,19 @@ public static class InferenceProtocol
         return bytes;
     }
 
-    /// <summary>A tensor's values as JSON numbers, written as they are read (no document of them is built); ProtocolInvalid for NaN or infinities, which JSON cannot carry.</summary>
-    public static void WriteJsonData(Utf8JsonWriter writer, Tensor t) => WriteJsonData(writer, t.Name, t.DataType, t.Bytes.Span);
+    /// <summary>One tensor of a request's inputs or an answer's outputs as the protocol's JSON object: name, shape, datatype and its values as numbers.</summary>
+    public static void WriteJsonTensor(Utf8JsonWriter writer, string name, long[] shape, string dataType, ReadOnlySpan<byte> values)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("name", name);
+        writer.WriteStartArray("shape");
+        foreach (var d in shape) writer.WriteNumberValue(d);
+        writer.WriteEndArray();
+        writer.WriteString("datatype", dataType);
+        writer.WritePropertyName("data");
+        WriteJsonData(writer, name, dataType, values);
+        writer.WriteEndObject();
+    }
 
     /// <summary>
     /// Values (little-endian <paramref name="dataType"/>) as one flat JSON array: each number formatted straight into
@@ -428,18 +439,7 @@ public static class InferenceProtocol
             w.WriteStartObject();
             if (id != null) w.WriteString("id", id);
             w.WriteStartArray("inputs");
-            foreach (var t in inputs)
-            {
-                w.WriteStartObject();
-                w.WriteString("name", t.Name);
-                w.WriteStartArray("shape");
-                foreach (var d in t.Shape) w.WriteNumberValue(d);
-                w.WriteEndArray();
-                w.WriteString("datatype", t.DataType);
-                w.WritePropertyName("data");
-                WriteJsonData(w, t.Name, t.DataType, t.Values.Span);
-                w.WriteEndObject();
-            }
+            foreach (var t in inputs) WriteJsonTensor(w, t.Name, t.Shape, t.DataType, t.Values.Span);
             w.WriteEndArray();
             w.WriteStartArray("outputs");
             foreach (var o in requestedOutputs) { w.WriteStartObject(); w.WriteString("name", o); w.WriteEndObject(); }
