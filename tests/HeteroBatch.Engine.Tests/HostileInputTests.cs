@@ -13,6 +13,7 @@ using HeteroBatch.Engine.Sessions.Grpc;
 using HeteroBatch.Engine.Units;
 using HeteroBatch.Engine.Units.Backends;
 using HeteroBatch.Serving;
+using static HeteroBatch.Engine.Tests.TestModels;
 
 namespace HeteroBatch.Engine.Tests;
 
@@ -38,18 +39,6 @@ public sealed class HostileInputTests : IDisposable
         _clientSide.Dispose();
         _serverSide.Dispose();
     }
-
-    private static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        int port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
-
-    private static BatchPlan Plan(params (ComputeUnit Unit, int Count, int Sub)[] shares) =>
-        PlanLayout.Manual("tinynet", TestModels.Tiny.Sha256, shares.Select(s => new ShareSpec(s.Unit, s.Count, s.Sub, 1)).ToList());
 
     private InferenceServer Serve(string? token = null, ServerProtocol protocol = ServerProtocol.Rest, long maxRequestBytes = 512L << 20, int subBatch = 8, long heldBytes = ServerSettings.HeldRequestBytes)
     {

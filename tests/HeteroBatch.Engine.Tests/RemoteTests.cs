@@ -13,6 +13,7 @@ using HeteroBatch.Engine.Sessions;
 using HeteroBatch.Engine.Sessions.Grpc;
 using HeteroBatch.Engine.Units;
 using HeteroBatch.Engine.Units.Backends;
+using static HeteroBatch.Engine.Tests.TestModels;
 
 namespace HeteroBatch.Engine.Tests;
 
@@ -35,18 +36,6 @@ public sealed class RemoteTests : IDisposable
         _clientSide.Dispose();
         _serverSide.Dispose();
     }
-
-    private static int FreePort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        int port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
-
-    private static BatchPlan Plan(params (ComputeUnit Unit, int Count, int Sub)[] shares) =>
-        PlanLayout.Manual("tinynet", TestModels.Tiny.Sha256, shares.Select(s => new ShareSpec(s.Unit, s.Count, s.Sub, 1)).ToList());
 
     /// <summary>A server on a free loopback port: REST (HttpListener) or gRPC (Kestrel, HTTP/2).</summary>
     private InferenceServer Serve(string? token = null, ServerProtocol protocol = ServerProtocol.Rest, long maxRequestBytes = 512L << 20, int subBatch = 8)

@@ -23,4 +23,18 @@ public static class TestModels
         Table = points.Select(p => new ProfileEntry { BatchSize = p.B, MedianMs = p.Ms, Samples = 1 }).ToList(),
         MaxBatchSize = points.Max(p => p.B),
     };
+
+    /// <summary>A loopback port free now (for a test's server).</summary>
+    public static int FreePort()
+    {
+        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        int port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
+    /// <summary>A manual plan of tinynet over these shares (unit, samples, sub-batch).</summary>
+    public static Planning.BatchPlan Plan(params (ComputeUnit Unit, int Count, int Sub)[] shares) =>
+        Planning.PlanLayout.Manual("tinynet", Tiny.Sha256, shares.Select(s => new Planning.ShareSpec(s.Unit, s.Count, s.Sub, 1)).ToList());
 }
