@@ -4,23 +4,6 @@ BeforeAll {
     Import-Module $env:HETEROBATCH_TEST_MODULE -Force
     $script:store = New-TestStore
 
-    # a folder of JPEGs: a few distinct noise images (so outputs differ), copied under many names
-    function New-JpegFolder([string] $Path, [int] $Count, [int] $Distinct = 6) {
-        [HeteroBatch.Engine.Runtime.NativeLibraries]::Register()
-        New-Item -ItemType Directory $Path -Force | Out-Null
-        $rng = [Random]::new(3)
-        $bytes = for ($k = 0; $k -lt $Distinct; $k++) {
-            $w = 60 + 11 * $k; $h = 45 + 7 * $k
-            $px = [byte[]]::new($w * $h * 4); $rng.NextBytes($px)
-            $bmp = [SkiaSharp.SKBitmap]::new([SkiaSharp.SKImageInfo]::new($w, $h, 'Rgba8888', 'Unpremul'))
-            [Runtime.InteropServices.Marshal]::Copy($px, 0, $bmp.GetPixels(), $px.Length)
-            $data = $bmp.Encode('Jpeg', 90)
-            , $data.ToArray()
-            $data.Dispose(); $bmp.Dispose()
-        }
-        for ($i = 0; $i -lt $Count; $i++) { [IO.File]::WriteAllBytes((Join-Path $Path ('img{0:D5}.jpg' -f $i)), $bytes[$i % $Distinct]) }
-        $Path
-    }
     $script:units = Get-ComputeUnit -CpuGroup 2
     # Even plans: the same shares in every process, so that a resumed job's files can equal an uninterrupted one's byte for byte
     $script:plan = $units | Invoke-Profile -Model tinynet-224 -BatchSize 1, 8 -SecondsPerSize 0.05 -NoStore | Get-BatchPlan -BatchSize 16 -Algorithm Even

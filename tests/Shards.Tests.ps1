@@ -5,23 +5,6 @@ BeforeAll {
     Import-Module $env:HETEROBATCH_TEST_MODULE -Force
     $script:store = New-TestStore
 
-    # a folder of JPEGs: a few distinct noise images (so outputs differ), copied under many names
-    function New-JpegFolder([string] $Path, [int] $Count, [int] $Distinct = 6) {
-        [HeteroBatch.Engine.Runtime.NativeLibraries]::Register()
-        New-Item -ItemType Directory $Path -Force | Out-Null
-        $rng = [Random]::new(7)
-        $bytes = for ($k = 0; $k -lt $Distinct; $k++) {
-            $w = 50 + 13 * $k; $h = 40 + 9 * $k
-            $px = [byte[]]::new($w * $h * 4); $rng.NextBytes($px)
-            $bmp = [SkiaSharp.SKBitmap]::new([SkiaSharp.SKImageInfo]::new($w, $h, 'Rgba8888', 'Unpremul'))
-            [Runtime.InteropServices.Marshal]::Copy($px, 0, $bmp.GetPixels(), $px.Length)
-            $data = $bmp.Encode('Jpeg', 90)
-            , $data.ToArray()
-            $data.Dispose(); $bmp.Dispose()
-        }
-        for ($i = 0; $i -lt $Count; $i++) { [IO.File]::WriteAllBytes((Join-Path $Path ('img{0:D5}.jpg' -f $i)), $bytes[$i % $Distinct]) }
-        $Path
-    }
     # an Even plan of 8 over two CPU units, the same in every process; 3,000 files make shards of 1,000, whole blocks
     # of 8, so each sample runs on the same unit in a shard as in the whole job (predictions.csv names the unit)
     $units = Get-ComputeUnit -CpuGroup 2
@@ -29,7 +12,7 @@ BeforeAll {
     $script:planJson = Join-Path $TestDrive 'plan.json'
     $plan | ConvertTo-Json -Depth 10 | Set-Content $planJson
     $script:count = 3000
-    $script:folder = New-JpegFolder (Join-Path $TestDrive 'photos') $count
+    $script:folder = New-JpegFolder (Join-Path $TestDrive 'photos') $count -Seed 7 -Size 50, 13, 40, 9
 }
 
 Describe 'A job in three shards' {
@@ -82,7 +65,7 @@ Describe 'A job in three shards' {
     It 'refuses a shard that does not exist, a missing shard, and the same shard twice' {
         { $plan | Invoke-PartitionedInference -InputPath $folder -Shard 3/3 -ErrorAction Stop } | Should -Throw -ErrorId 'ShardInvalid,HeteroBatch.Commands.InvokePartitionedInferenceCommand'
         { $plan | Invoke-PartitionedInference -InputPath $folder -Shard 'one of three' -ErrorAction Stop } | Should -Throw -ErrorId 'ShardInvalid,HeteroBatch.Commands.InvokePartitionedInferenceCommand'
-        $few = New-JpegFolder (Join-Path $TestDrive 'few') 4
+        $few = New-JpegFolder (Join-Path $TestDrive 'few') 4 -Seed 7 -Size 50, 13, 40, 9
         $a = Join-Path $TestDrive 'few-0'
         $plan | Invoke-PartitionedInference -InputPath $few -OutputPath $a -Shard 0/2 | Out-Null
         { Merge-PartitionedOutput -Path $a -OutputPath (Join-Path $TestDrive 'few-merged') -ErrorAction Stop } | Should -Throw -ErrorId 'ShardMissing,HeteroBatch.Commands.MergePartitionedOutputCommand'

@@ -104,3 +104,21 @@ function Stop-CommandWhen([string] $Command, [hashtable] $Parameters, [scriptblo
     finally { $ps.Dispose() }
 }
 
+# A folder of JPEGs: $Distinct noise images (so outputs differ; image k is $Size[0] + k*$Size[1] by
+# $Size[2] + k*$Size[3] pixels, from a generator seeded with $Seed) copied under $Count names.
+function New-JpegFolder([string] $Path, [int] $Count, [int] $Distinct = 6, [int] $Seed = 3, [int[]] $Size = (60, 11, 45, 7)) {
+    [HeteroBatch.Engine.Runtime.NativeLibraries]::Register()
+    New-Item -ItemType Directory $Path -Force | Out-Null
+    $rng = [Random]::new($Seed)
+    $bytes = for ($k = 0; $k -lt $Distinct; $k++) {
+        $w = $Size[0] + $Size[1] * $k; $h = $Size[2] + $Size[3] * $k
+        $px = [byte[]]::new($w * $h * 4); $rng.NextBytes($px)
+        $bmp = [SkiaSharp.SKBitmap]::new([SkiaSharp.SKImageInfo]::new($w, $h, 'Rgba8888', 'Unpremul'))
+        [Runtime.InteropServices.Marshal]::Copy($px, 0, $bmp.GetPixels(), $px.Length)
+        $data = $bmp.Encode('Jpeg', 90)
+        , $data.ToArray()
+        $data.Dispose(); $bmp.Dispose()
+    }
+    for ($i = 0; $i -lt $Count; $i++) { [IO.File]::WriteAllBytes((Join-Path $Path ('img{0:D5}.jpg' -f $i)), $bytes[$i % $Distinct]) }
+    $Path
+}
