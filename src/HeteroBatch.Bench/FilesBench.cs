@@ -22,7 +22,8 @@ public static class FilesBench
 {
     public sealed record Row(string Model, int Files, string Plan, string Precision, int BlockSize, int DecodeThreads,
         double FilesPerSecond, double SyntheticPerSecond, double WallMs, JobStages Stages, long PeakResidentBytes, string? Note, int Failed,
-        string DecodeOn = "Auto", double SetupMs = 0, IReadOnlyList<string>? UnitDecoding = null);
+        string DecodeOn = "Auto", double SetupMs = 0, IReadOnlyList<string>? UnitDecoding = null, long ResidentAfterSetupBytes = 0,
+        IReadOnlyList<string>? StageRates = null);
 
     public static async Task<List<Row>> Run(EngineContext context, BenchOptions options)
     {
@@ -63,11 +64,12 @@ public static class FilesBench
                     var summary = inference.RunJob(job, RecordPolicy.Off, onBlock: null);
                     var row = new Row(name, count, plan.Split, options.Precision.ToString(), summary.BlockSize, summary.DecodeThreads,
                         Math.Round(summary.ImagesPerSecond, 1), Math.Round(syntheticRate, 1), Math.Round(summary.WallMs, 1), summary.Stages,
-                        summary.PeakResidentBytes, summary.Note, summary.SamplesFailed, decodeOn.ToString(), Math.Round(summary.SetupMs, 1), summary.UnitDecoding);
+                        summary.PeakResidentBytes, summary.Note, summary.SamplesFailed, decodeOn.ToString(), Math.Round(summary.SetupMs, 1), summary.UnitDecoding,
+                        summary.ResidentAfterSetupBytes, summary.StageRates);
                     rows.Add(row);
                     Console.WriteLine($"  {count} files, decoding on {decodeOn}: {row.FilesPerSecond} images/s (synthetic in memory {row.SyntheticPerSecond}/s), blocks of {row.BlockSize}, " +
-                        $"{row.DecodeThreads} decode threads, peak RSS {row.PeakResidentBytes / 1048576.0:F0} MiB; {summary.Stages}; set-up {summary.SetupMs:F0} ms{(row.Note != null ? $"\n  {row.Note}" : "")}" +
-                        string.Concat(summary.UnitDecoding.Select(d => $"\n  {d}")));
+                        $"{row.DecodeThreads} decode threads, peak RSS {row.PeakResidentBytes / 1048576.0:F0} MiB ({summary.ResidentAfterSetupBytes / 1048576.0:F0} MiB after set-up); {summary.Stages}; set-up {summary.SetupMs:F0} ms{(row.Note != null ? $"\n  {row.Note}" : "")}" +
+                        string.Concat(summary.UnitDecoding.Concat(summary.StageRates).Select(d => $"\n  {d}")));
                     Directory.CreateDirectory(options.Out);
                     File.WriteAllText(Path.Combine(options.Out, "files.json"), JsonSerializer.Serialize(rows, BenchResults.Json));
                 }

@@ -218,10 +218,41 @@ public sealed class StreamingTests : IDisposable
     [Fact]
     public void BlocksShrinkToKeepTheBlocksInFlightWithinTheBudget()
     {
-        var plan = Plan(1000);
-        Assert.Equal(1000, FileJob.BlockSize(plan, 1000, 512L << 20));
-        Assert.Equal(221, FileJob.BlockSize(plan, 3 * 224 * 224 * 4 + 4000, 512L << 20));
-        Assert.Equal(1, FileJob.BlockSize(plan, long.MaxValue / 2, 512L << 20));
+        const long budget = 512L << 20, floats = 3 * 224 * 224 * 4, logits = 4000;
+        Assert.Equal(1000, FileJob.BlockSize(1000, 600, 400, 50_000, 0, budget));
+        // CPU threads decode every sample: four blocks of floats and outputs in 512 MiB
+        Assert.Equal(221, FileJob.BlockSize(1000, floats, logits, 53_000, 0, budget));
+        Assert.Equal(1, FileJob.BlockSize(1000, long.MaxValue / 2, 0, 0, 0, budget));
+    }
+
+    [Fact]
+    public void BlocksThatUnitsDecodeHoldFileBytesAndStillFitOneBlockOfDecodedInputs()
+    {
+        const long budget = 512L << 20, floats = 3 * 224 * 224 * 4, logits = 4000;
+        // the GPUs decode every sample: bytes (53 KB) would allow 2,354 a block, but one block of
+        // floats (what a unit's failure could need) must fit the budget: 885
+        Assert.Equal(885, FileJob.BlockSize(4096, floats, logits, 53_000, 1, budget));
+        Assert.Equal(512, FileJob.BlockSize(512, floats, logits, 53_000, 1, budget));
+        // half decoded on the CPU: in between (four blocks of half floats, half bytes)
+        Assert.Equal(404, FileJob.BlockSize(4096, floats, logits, 53_000, 0.5, budget));
+        // large files that a unit decodes count as what they are
+        Assert.Equal(26, FileJob.BlockSize(4096, floats, logits, 5_000_000, 1, budget));
+    }
+
+    [Theory]
+    [InlineData(1, 1)]
+    [InlineData(31, 31)]
+    [InlineData(32, 16)]
+    [InlineData(100, 50)]
+    [InlineData(256, 128)]
+    [InlineData(442, 111)]
+    [InlineData(512, 128)]
+    [InlineData(513, 103)]
+    public void ADecodingUnitRunsItsRangeInEqualChunksOfAtMost128(int sub, int chunk)
+    {
+        Assert.Equal(chunk, UnitDecoding.ChunkFor(sub));
+        int chunks = (sub + chunk - 1) / chunk;
+        Assert.True(chunk * chunks - sub < chunks, "padding is less than one sample a chunk");
     }
 
     [Fact]

@@ -26,7 +26,7 @@ public sealed class UnitDecodingTests : IDisposable
         public HashSet<int> WarmedSizes { get; } = new();
         public EncodedImages? Source { get; set; }
         public (long OnUnit, long OnCpu) Decoded => (Ran.Sum(r => r.Count), 0);
-        public void Warm() { }
+        public void Warm(int chunk) { }
 
         public void Run(IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count, int padTo = 0, CancellationToken cancel = default)
         {

@@ -146,6 +146,9 @@ public sealed class InputFiles
     /// <summary>True when every file is an image (one sample each): a unit may then decode the images itself.</summary>
     public bool AllImages => Files.All(f => f.Npy == null && f.Count == 1);
 
+    /// <summary>The files' mean length in bytes (what a sample takes as encoded bytes).</summary>
+    public long MeanFileBytes => Files.Count == 0 ? 0 : (long)Files.Average(f => f.Length);
+
     /// <summary>The bytes of an image sample's file (InputFileUnreadable where it cannot be read).</summary>
     public byte[] ReadBytes(int sample)
     {

@@ -45,8 +45,12 @@ public sealed class JobSummary : RunReport
     /// <summary>What limited the job, where the stage times show it.</summary>
     public string? Note { get; set; }
     public long PeakResidentBytes { get; set; }
+    /// <summary>Resident memory when the set-up ended (libraries, sessions and the blocks' buffers): what the job's streaming added is the peak less this.</summary>
+    public long ResidentAfterSetupBytes { get; set; }
     /// <summary>Where images were decoded: per unit that decoded its own share, how many on the unit and how many it gave to the CPU; and why a unit that could not decoded nothing.</summary>
     public List<string> UnitDecoding { get; set; } = new();
+    /// <summary>Each stage's rate: reading files, decoding on CPU threads, and each unit's inference (with its own decoding where it decodes its share).</summary>
+    public List<string> StageRates { get; set; } = new();
     public override double InferenceWallMs => Stages.InferMs;
 
     public override string ToString() => $"{Model}: {SamplesRun} samples in {WallMs:F0} ms ({ImagesPerSecond:F1}/s){(SamplesResumed > 0 ? $", {SamplesResumed} done before" : "")}";
@@ -64,9 +68,22 @@ public static class FileJob
 {
     internal const int BlocksInFlight = 4; // decoding, decoded, running, writing
 
-    /// <summary>Samples per block for this plan and model: the plan's batch, or fewer to keep the blocks in flight within the budget.</summary>
-    public static int BlockSize(BatchPlan plan, long bytesPerSample, long budget) =>
-        (int)Math.Clamp(budget / BlocksInFlight / Math.Max(1, bytesPerSample), 1, plan.BatchSize);
+    /// <summary>
+    /// Samples per block: the plan's batch, or fewer so that the blocks in flight fit
+    /// <paramref name="budget"/>. A block holds decoded inputs for the samples CPU threads decode and
+    /// only the file bytes of those a unit decodes itself (<paramref name="unitDecodedShare"/> of the
+    /// samples), and outputs for all; so that a decoding unit's failure (its samples then go to units
+    /// that take decoded inputs) cannot take more than the budget for one block, one block of decoded
+    /// inputs fits the budget too.
+    /// </summary>
+    public static int BlockSize(int batch, long decodedBytes, long outputBytes, long encodedBytes, double unitDecodedShare, long budget)
+    {
+        double share = Math.Clamp(unitDecodedShare, 0, 1);
+        double perSample = Math.Max(1, outputBytes + (1 - share) * decodedBytes + share * encodedBytes);
+        long inFlight = (long)(budget / BlocksInFlight / perSample);
+        long oneBlockDecoded = budget / Math.Max(1, decodedBytes + outputBytes);
+        return (int)Math.Clamp(Math.Min(inFlight, oneBlockDecoded), 1, batch);
+    }
 
     /// <summary>
     /// The processors decoding may use without slowing the units: those of this process that no
@@ -101,27 +118,39 @@ public static class FileJob
         settings = settings with { InjectFailure = settings.InjectFailure ?? context.InjectFailure };
         var setup = Stopwatch.StartNew();
         int start = output?.ResumedAt ?? 0, total = files.SampleCount;
-        var signature = PartitionedRunner.LoadSessions(PartitionedRunner.Workers(context, plan), model)[0].Signature;
-        var layout = new JobLayout(plan, start, total, FileJob.BlockSize(plan, signature.BytesPerSample, settings.MemoryBudget));
-        var free = FreeProcessors(plan);
         var summary = new JobSummary
         {
-            Plan = plan, Model = model.Name, Samples = total, SamplesResumed = start, BlockSize = layout.BlockSize,
-            DecodeThreads = settings.DecodeThreads > 0 ? settings.DecodeThreads : Math.Max(1, free.Count),
+            Plan = plan, Model = model.Name, Samples = total, SamplesResumed = start,
             Preprocessing = settings.Preprocessing.ToString(), OutputPath = output?.Folder,
         };
         if (start >= total) return summary;
 
-        bool lockInputs = PartitionedRunner.WantsPageLockedInputs(context, plan);
+        // units that decode their own share run their own sessions: the others' are loaded, warmed and fed decoded inputs
+        using var decoding = UnitDecoding.Open(context, plan, model, files, settings, summary.UnitDecoding);
+        var fed = PlanScaling.Without(plan, decoding.Units);
+        var signature = fed != null ? PartitionedRunner.LoadSessions(PartitionedRunner.Workers(context, fed), model)[0].Signature : decoding.Signature!;
+        long decodedBytes = files.Input.SampleElements * TensorBatch.ElementSize(files.Input.ElementType);
+        long outputBytes = signature.Outputs.Sum(o => Math.Max(1, o.SampleElements) * TensorBatch.ElementSize(o.ElementType));
+        double unitShare = plan.Shards.Where(s => decoding.Units.Contains(s.UnitId)).Sum(s => s.Count) / (double)plan.BatchSize;
+        var layout = new JobLayout(plan, start, total, BlockSize(plan.BatchSize, decodedBytes, outputBytes, files.MeanFileBytes, unitShare, settings.MemoryBudget));
+        var free = FreeProcessors(plan);
+        summary.BlockSize = layout.BlockSize;
+        summary.DecodeThreads = settings.DecodeThreads > 0 ? settings.DecodeThreads : Math.Max(1, free.Count);
+
+        // GPUs fed decoded inputs copy them from page-locked memory (released when the job ends); a block's
+        // inputs are touched only where CPU threads decode into them, so a job that units decode holds little
+        bool lockInputs = fed != null && PartitionedRunner.WantsPageLockedInputs(context, fed);
         var slots = Enumerable.Range(0, Math.Min(BlocksInFlight, layout.Blocks.Count))
             .Select(_ => JobBlock.Allocate(files.Input, signature, layout.BlockSize, lockInputs)).ToList();
-        // GPUs copy blocks from page-locked memory; released when the job ends
         using var locked = lockInputs ? PageLockedBuffers.Lock(slots.Select(b => b.Input)) : null;
         // warm every unit at the shapes it will run (a unit that keeps one shape runs only the full block's)
-        PartitionedRunner.Warm(context, layout.Blocks.Select(b => b.Count).Distinct().Select(n => (layout.PlanFor(n), 0)).ToList(), model,
-            new[] { slots[0].Input }, slots[0].Outputs, layout.FullShape);
-        using var decoding = UnitDecoding.Open(context, layout, model, files, settings, summary.UnitDecoding);
+        if (fed != null)
+            PartitionedRunner.Warm(context, layout.Blocks.Select(b => b.Count).Distinct().Select(n => layout.PlanFor(n))
+                .Select(p => (p with { Shards = p.Shards.Where(s => !decoding.Units.Contains(s.UnitId)).ToList() }, 0)).ToList(), model,
+                new[] { slots[0].Input }, slots[0].Outputs, layout.FullShape);
+        decoding.Warm(context, layout);
         summary.SetupMs = setup.Elapsed.TotalMilliseconds;
+        summary.ResidentAfterSetupBytes = Runtime.Libc.ResidentBytes() ?? 0;
 
         using var threads = new JobStageThreads(layout, slots, files, output, summary, settings, free, onBlock, cancel, decoding);
         var wall = Stopwatch.StartNew();
@@ -164,8 +193,29 @@ public static class FileJob
         summary.PeakResidentBytes = Runtime.Libc.PeakResidentBytes() ?? 0;
         summary.Note = Bottleneck(summary);
         decoding.Report(summary.UnitDecoding);
+        summary.StageRates = StageRates(summary, decoding.Units);
         return summary;
     }
+
+    /// <summary>Each stage's rate: reading and CPU decoding (per thread and together), and each unit's inference (with its own decoding, where it decodes).</summary>
+    private static List<string> StageRates(JobSummary s, IReadOnlyCollection<string> decodingUnits)
+    {
+        var st = s.Stages;
+        int threads = Math.Max(1, s.DecodeThreads);
+        int cpuDecoded = s.SamplesRun - s.Units.Where(u => decodingUnits.Contains(u.UnitId)).Sum(u => u.Count - u.TookOver);
+        var rates = new List<string>
+        {
+            $"read: {s.SamplesRun} files, {st.ReadMs / Math.Max(1, s.SamplesRun):F3} ms a file on a thread ({Rate(s.SamplesRun, st.ReadMs / threads)} files/s on {threads} threads)",
+        };
+        if (cpuDecoded > 0)
+            rates.Add($"decode on CPU threads: {cpuDecoded} samples, {st.DecodeMs / cpuDecoded:F3} ms a sample on a thread ({Rate(cpuDecoded, st.DecodeMs / threads)}/s on {threads} threads)");
+        foreach (var u in s.Units)
+            rates.Add($"{u.UnitId}: {u.Count} samples, {Rate(u.Count, u.Ms)}/s while it ran ({(decodingUnits.Contains(u.UnitId) ? "decoding its own share" : "decoded inputs from CPU threads")}){(u.Failed ? $", failed: {u.Error}" : "")}");
+        rates.Add($"job: {s.ImagesPerSecond:F1} samples/s; units ran {st.InferMs:F0} ms, waited for input {st.WaitForInputMs:F0} ms, writing {st.WriteMs:F0} ms, of {s.WallMs:F0} ms");
+        return rates;
+    }
+
+    private static string Rate(int samples, double ms) => ms > 0 ? (samples * 1000.0 / ms).ToString("F1") : "-";
 
     private static string? Bottleneck(JobSummary s)
     {
@@ -175,7 +225,7 @@ public static class FileJob
             return $"Decoding limited this job: the units waited {st.WaitForInputMs:F0} of {s.WallMs:F0} ms for input; decoding took {st.DecodeMs / Math.Max(1, s.SamplesRun):F2} ms a sample on {s.DecodeThreads} threads. More decoding threads (-DecodeThreads), or fewer CPU inference units, would feed them faster.";
         if (st.WriteMs > 0.5 * s.WallMs)
             return $"Writing limited this job: {st.WriteMs:F0} of {s.WallMs:F0} ms went to writing rows and handing on predictions.";
-        return null;
+        return $"Inference limited this job: the units ran {st.InferMs:F0} of {s.WallMs:F0} ms and waited {st.WaitForInputMs:F0} ms for input.";
     }
 }
 
@@ -482,23 +532,41 @@ internal sealed class UnitDecoding : IDisposable
     /// <summary>The sessions to run instead of the workers' (null when no unit decodes); the same for every block.</summary>
     public IReadOnlyDictionary<string, IModelSession>? Sessions { get; }
 
-    public static UnitDecoding Open(EngineContext context, JobLayout layout, ModelSource model, InputFiles files, RunSettings settings, List<string> notes)
+    /// <summary>The units that decode their own share.</summary>
+    public IReadOnlyCollection<string> Units => _sessions.Keys;
+
+    /// <summary>The model's signature as a decoding unit runs it (its outputs are the model's); null when no unit decodes.</summary>
+    public ModelSignature? Signature => _sessions.Values.FirstOrDefault()?.Signature;
+
+    /// <summary>Most images a decoding unit decodes and infers at once.</summary>
+    internal const int MaxChunk = 128;
+
+    /// <summary>
+    /// The chunk a decoding unit runs its ranges of <paramref name="sub"/> samples in: ranges split
+    /// into equal chunks of at most <see cref="MaxChunk"/>, at least two where a range has 32 samples
+    /// or more (the next chunk decodes while one infers), so a range wastes little on padding.
+    /// </summary>
+    public static int ChunkFor(int sub)
+    {
+        if (sub < 32) return Math.Max(1, sub);
+        int chunks = Math.Max(2, (sub + MaxChunk - 1) / MaxChunk);
+        return (sub + chunks - 1) / chunks;
+    }
+
+    /// <summary>Opens the image session of every unit of <paramref name="plan"/> that decodes its own share (none with DecodeOn Cpu, or when an input is not an image).</summary>
+    public static UnitDecoding Open(EngineContext context, BatchPlan plan, ModelSource model, InputFiles files, RunSettings settings, List<string> notes)
     {
         var sessions = new Dictionary<string, IEncodedImageSession>();
         if (settings.DecodeOn == DecodeOn.Cpu || !files.AllImages) return new UnitDecoding(sessions);
         try
         {
-            foreach (var shard in layout.PlanFor(layout.BlockSize).Shards)
+            foreach (var shard in plan.Shards)
             {
-                // chunks a quarter of the unit's sub-batch (at least 16, at most 128 images): the next decodes while one infers
-                int sub = layout.FullShape[shard.UnitId], chunk = Math.Min(sub, Math.Clamp((sub + 3) / 4, 16, 128));
                 try
                 {
                     var session = context.Workers.For(shard.Unit).Invoke(() =>
-                        UnitBackends.For(shard.Unit).OpenImageSession(shard.Unit, model, context.Options, files.Input, settings.Preprocessing, chunk)).GetAwaiter().GetResult();
-                    if (session == null) continue;
-                    sessions[shard.UnitId] = session;
-                    context.Workers.For(shard.Unit).Invoke(() => { session.Warm(); return true; }).GetAwaiter().GetResult();
+                        UnitBackends.For(shard.Unit).OpenImageSession(shard.Unit, model, context.Options, files.Input, settings.Preprocessing, MaxChunk)).GetAwaiter().GetResult();
+                    if (session != null) sessions[shard.UnitId] = session;
                 }
                 catch (HeteroBatchException e)
                 {
@@ -512,6 +580,17 @@ internal sealed class UnitDecoding : IDisposable
             throw;
         }
         return new UnitDecoding(sessions);
+    }
+
+    /// <summary>Sets each decoding unit's chunk from its range in the job's full block and runs it once there.</summary>
+    public void Warm(EngineContext context, JobLayout layout)
+    {
+        foreach (var shard in layout.PlanFor(layout.BlockSize).Shards)
+            if (_sessions.TryGetValue(shard.UnitId, out var session))
+            {
+                int chunk = ChunkFor(layout.FullShape[shard.UnitId]);
+                context.Workers.For(shard.Unit).Invoke(() => { session.Warm(chunk); return true; }).GetAwaiter().GetResult();
+            }
     }
 
     /// <summary>Feeder: marks the samples of <paramref name="block"/> that fall in a decoding unit's share of its plan.</summary>

@@ -98,13 +98,18 @@ internal static partial class Libc
     }
 
     /// <summary>The most memory this process has had resident (Linux VmHWM), or null where the OS does not say.</summary>
-    public static long? PeakResidentBytes()
+    public static long? PeakResidentBytes() => StatusBytes("VmHWM:");
+
+    /// <summary>The process's resident memory now (Linux), or null.</summary>
+    public static long? ResidentBytes() => StatusBytes("VmRSS:");
+
+    private static long? StatusBytes(string field)
     {
         try
         {
             foreach (var line in File.ReadLines("/proc/self/status"))
-                if (line.StartsWith("VmHWM:", StringComparison.Ordinal)
-                    && long.TryParse(line[6..].Trim().Split(' ')[0], out var kb))
+                if (line.StartsWith(field, StringComparison.Ordinal)
+                    && long.TryParse(line[field.Length..].Trim().Split(' ')[0], out var kb))
                     return kb * 1024;
         }
         catch (IOException) { }

@@ -12,8 +12,8 @@ public sealed class CudaBackend : OrtBackend, IUnitBackend // re-implements the 
 {
     /// <summary>A GPU with nvJPEG decodes its own share of a file job (<see cref="CudaImageSession"/>); without it (GpuDecodeReason says why) it decodes nothing.</summary>
     public IEncodedImageSession? OpenImageSession(ComputeUnit unit, Models.ModelSource model, EngineOptions settings, Data.TensorSpec input,
-        Data.ImagePreprocessing preprocessing, int chunk) =>
-        unit.GpuDecodeReason != null ? null : CudaImageSession.Open(unit, model, settings, input, preprocessing, chunk);
+        Data.ImagePreprocessing preprocessing, int maxChunk) =>
+        unit.GpuDecodeReason != null ? null : CudaImageSession.Open(unit, model, settings, input, preprocessing, maxChunk);
 
     private const int NvidiaVendorId = 0x10DE;
 

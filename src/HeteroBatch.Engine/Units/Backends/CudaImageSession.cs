@@ -20,8 +20,8 @@ public interface IEncodedImageSession : IModelSession
     /// <summary>Samples the unit decoded, and those it gave to the CPU (not JPEG, or refused by the decoder), so far.</summary>
     (long OnUnit, long OnCpu) Decoded { get; }
 
-    /// <summary>Runs the model once at the shape it runs (a first run plans its kernels), outside any timing.</summary>
-    void Warm();
+    /// <summary>Sets the chunk it runs ranges in (at most the most it was opened for), and runs the model once at that shape (a first run plans its kernels), outside any timing.</summary>
+    void Warm(int chunk);
 }
 
 /// <summary>
@@ -40,7 +40,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
     private readonly DeviceImageBatch[] _batches;
     private readonly LoadedModel _model;
     private readonly DeviceInputRunner _runner;
-    private readonly int _chunk;
+    private int _chunk;
     private long _onUnit, _onCpu;
 
     public ModelSignature Signature => _model.Signature;
@@ -53,10 +53,10 @@ internal sealed class CudaImageSession : IEncodedImageSession
         (_decoder, _batches, _model, _runner, _chunk) = (decoder, batches, model, runner, chunk);
     }
 
-    /// <summary>Opens decoding and the uint8 form of <paramref name="model"/> on the unit's GPU; chunks of <paramref name="chunk"/> images. Throws GpuDecodeUnavailable, InputPrefixUnsupported or SessionFailed.</summary>
-    public static CudaImageSession Open(ComputeUnit unit, ModelSource model, EngineOptions settings, TensorSpec input, ImagePreprocessing preprocessing, int chunk)
+    /// <summary>Opens decoding and the uint8 form of <paramref name="model"/> on the unit's GPU, for chunks of at most <paramref name="maxChunk"/> images (<see cref="Warm"/> sets the chunk). Throws GpuDecodeUnavailable, InputPrefixUnsupported or SessionFailed.</summary>
+    public static CudaImageSession Open(ComputeUnit unit, ModelSource model, EngineOptions settings, TensorSpec input, ImagePreprocessing preprocessing, int maxChunk)
     {
-        var decodeSettings = GpuDecodeSettings.ForInput(input, preprocessing, chunk);
+        var decodeSettings = GpuDecodeSettings.ForInput(input, preprocessing, maxChunk);
         var decoder = new GpuJpegDecoder(unit.DeviceId, decodeSettings);
         var batches = new List<DeviceImageBatch>();
         LoadedModel? session = null;
@@ -67,7 +67,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
             using (var options = UnitBackends.Cuda.Options(unit, settings))
                 session = new LoadedModel(InputPrefix.PathFor(model, unit.Precision, preprocessing), options);
             var runner = new DeviceInputRunner(session, unit.DeviceId);
-            return new CudaImageSession(decoder, batches.ToArray(), session, runner, chunk);
+            return new CudaImageSession(decoder, batches.ToArray(), session, runner, maxChunk);
         }
         catch
         {
@@ -97,8 +97,9 @@ internal sealed class CudaImageSession : IEncodedImageSession
         }
     }
 
-    public void Warm()
+    public void Warm(int chunk)
     {
+        _chunk = Math.Clamp(chunk, 1, _batches[0].Capacity);
         if (!WarmedSizes.Add(_chunk)) return;
         _batches[0].Synchronize();
         _runner.Run(_batches[0].Pointer, TensorElementType.UInt8, _chunk, _model.AllocateOutputs(_chunk), 0, padTo: _chunk);

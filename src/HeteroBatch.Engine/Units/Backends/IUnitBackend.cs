@@ -84,10 +84,10 @@ public interface IUnitBackend
 
     /// <summary>
     /// A session of the model that decodes a file job's encoded images on the unit itself (chunks of
-    /// <paramref name="chunk"/> images), or null where the unit decodes nothing and CPU threads decode
+    /// at most <paramref name="maxChunk"/> images), or null where the unit decodes nothing and CPU threads decode
     /// its share. Throws (GpuDecodeUnavailable, InputPrefixUnsupported, SessionFailed) where it should
     /// and could not; the job then decodes that unit's share on the CPU and says why.
     /// </summary>
     IEncodedImageSession? OpenImageSession(ComputeUnit unit, Models.ModelSource model, EngineOptions settings, Data.TensorSpec input,
-        Data.ImagePreprocessing preprocessing, int chunk) => null;
+        Data.ImagePreprocessing preprocessing, int maxChunk) => null;
 }
