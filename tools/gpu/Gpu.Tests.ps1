@@ -149,6 +149,29 @@ BeforeAll {
         }
     }
 
+    # Runs $Plan over $Jpegs into $Out with $Unit failing (the test hook) after its first sub-batch of a
+    # block: its share is cut into sub-batches of 8 first, so that it fails in the middle of its share.
+    function Invoke-FailingJob($Plan, [string] $Unit, $Jpegs, [string] $Out) {
+        ($Plan.Shards | Where-Object UnitId -EQ $Unit).SubBatchSize = 8
+        Set-TestFailure $Unit 1
+        try { $rows = $Jpegs | Invoke-PartitionedInference -Plan $Plan -OutputPath $Out -DecodeOn Auto -InformationVariable job -WarningVariable warned -WarningAction SilentlyContinue }
+        finally { Clear-TestFailure }
+        [pscustomobject]@{ Rows = $rows; Summary = Get-JobSummary $job; Warnings = @($warned) }
+    }
+
+    # What a job with a failed unit must show: every file a row, in order, none with an error; the
+    # unit reported failed after it ran some; the others took its samples over.
+    function Assert-TookOver($Job, [string] $Unit, [int] $Count) {
+        $Job.Rows.Count | Should -Be $Count
+        ($Job.Rows.Index) | Should -Be (0..($Count - 1))
+        ($Job.Rows | Where-Object Error) | Should -BeNullOrEmpty
+        ($Job.Summary.Units | Where-Object UnitId -EQ $Unit).Failed | Should -BeTrue
+        ($Job.Summary.Units | Where-Object UnitId -NE $Unit | Measure-Object TookOver -Sum).Sum | Should -BeGreaterThan 0
+        ($Job.Summary.Units | Measure-Object Count -Sum).Sum | Should -Be $Count
+        @($Job.Rows | Where-Object Unit -EQ $Unit).Count | Should -BeGreaterThan 0 -Because "$Unit ran a sub-batch before it failed"
+        @($Job.Rows | Where-Object Unit -NE $Unit).Count | Should -BeGreaterThan 0
+    }
+
     # Runs $Plan over $Folder into $Out, stopped (as Ctrl+C does) once job.json counts its first block,
     # then resumed with -Resume; returns how far the first run got, the stop, the resumed rows and summary.
     function Invoke-StoppedAndResumed($Plan, [string] $Folder, [string] $Out, [string] $DecodeOn) {
@@ -232,7 +255,7 @@ Describe 'GPU decoding in file jobs (resnet-50 at Fp16)' -Skip:($gpuCount -eq 0)
     }
 
     It 'decodes on gpu0 the pixels the CPU decodes exactly, to within a few levels' {
-        $paths = [string[]]@($jpegs | Select-Object -First 40 | ForEach-Object FullName)
+        $paths = [string[]]@($jpegs | Select-Object -First 32 | ForEach-Object FullName)
         $exact = Get-CpuExactPixels $paths
         $gpu = Get-GpuPixels $paths 0
         $diff = Measure-PixelDifference $gpu.Pixels $exact
@@ -268,25 +291,13 @@ Describe 'GPU decoding in file jobs (resnet-50 at Fp16)' -Skip:($gpuCount -eq 0)
 
     It 'gpu0 fails mid-job while decoding its share; the CPU decodes and runs the rest; every file has a row' {
         $plan = @($fp16, $cpuProfile) | Get-BatchPlan -BatchSize 64 -Algorithm Even
-        # gpu0's 32 of each block in sub-batches of 8, so that it fails in the middle of its share (after one sub-batch)
-        ($plan.Shards | Where-Object UnitId -EQ 'gpu0').SubBatchSize = 8
         $out = Join-Path $TestDrive 'gpu-failed'
-        Set-TestFailure gpu0 1
-        try { $rows = $jpegs | Invoke-PartitionedInference -Plan $plan -OutputPath $out -DecodeOn Auto -InformationVariable job -WarningVariable warned -WarningAction SilentlyContinue }
-        finally { Clear-TestFailure }
-        $summary = Get-JobSummary $job
-        $rows.Count | Should -Be 300
-        ($rows.Index) | Should -Be (0..299)
-        ($rows | Where-Object Error) | Should -BeNullOrEmpty
-        $gpu0 = $summary.Units | Where-Object UnitId -EQ 'gpu0'
-        $gpu0.Failed | Should -BeTrue
-        ($summary.Units | Where-Object UnitId -NE 'gpu0' | Measure-Object TookOver -Sum).Sum | Should -BeGreaterThan 0
-        ($summary.Units | Measure-Object Count -Sum).Sum | Should -Be 300
-        @($rows | Where-Object Unit -EQ 'gpu0').Count | Should -BeGreaterThan 0 -Because 'gpu0 ran a sub-batch before it failed'
-        @($rows | Where-Object Unit -NE 'gpu0').Count | Should -BeGreaterThan 0
+        $job = Invoke-FailingJob $plan gpu0 $jpegs $out
         $cos = @(Get-SampleCosine (Read-JobOutput $out) $reference)
-        Write-Host ("    gpu0 failed after 1 sub-batch: rows by unit {0}; min cosine against CPU decoding {1:F6}; {2} warning(s): {3}" -f
-            (($rows | Group-Object Unit | ForEach-Object { "$($_.Name) $($_.Count)" }) -join ', '), ($cos | Measure-Object -Minimum).Minimum, @($warned).Count, ($warned | Select-Object -First 1))
+        Write-Host ("    gpu0 failed after 1 sub-batch: rows by unit {0}; min cosine against CPU decoding {1:F6}; {2}; {3} warning(s): {4}" -f
+            (($job.Rows | Group-Object Unit | ForEach-Object { "$($_.Name) $($_.Count)" }) -join ', '), ($cos | Measure-Object -Minimum).Minimum,
+            ($job.Summary.UnitDecoding -join '; '), $job.Warnings.Count, ($job.Warnings | Select-Object -First 1))
+        Assert-TookOver $job gpu0 300
         # samples marked for gpu0's own decoding were decoded on the CPU when it failed: none is left empty
         ($cos | Measure-Object -Minimum).Minimum | Should -BeGreaterOrEqual 0.999
     }
@@ -294,7 +305,7 @@ Describe 'GPU decoding in file jobs (resnet-50 at Fp16)' -Skip:($gpuCount -eq 0)
     It 'a GPU-decoding job stopped after its first block resumes with -Resume; rows equal an uninterrupted run''s' {
         $many = New-PhotoFolder (Join-Path $TestDrive 'many') 3000
         $whole = Join-Path $TestDrive 'whole'
-        $reference = $gpuPlan | Invoke-PartitionedInference -InputPath $many -OutputPath $whole -DecodeOn Auto
+        $uninterrupted = $gpuPlan | Invoke-PartitionedInference -InputPath $many -OutputPath $whole -DecodeOn Auto
         $r = Invoke-StoppedAndResumed $gpuPlan $many (Join-Path $TestDrive 'stopped') Auto
         Write-Host ("    stopped at {0} of 3000 (state {1}, {2:F2} s to stop); resumed: {3} run, {4}" -f $r.At, $r.Stop.State, $r.Stop.StopSeconds, $r.Summary.SamplesRun, ($r.Summary.UnitDecoding -join '; '))
         $r.Stop.State | Should -Be 'Stopped'
@@ -303,7 +314,7 @@ Describe 'GPU decoding in file jobs (resnet-50 at Fp16)' -Skip:($gpuCount -eq 0)
         $r.Summary.SamplesResumed | Should -Be $r.At
         $r.Summary.SamplesRun | Should -Be (3000 - $r.At)
         (Get-UnitDecoded $r.Summary gpu0).OnUnit | Should -Be (3000 - $r.At)
-        Compare-JobRows $r.Rows $reference
+        Compare-JobRows $r.Rows $uninterrupted
         $cos = @(Get-SampleCosine (Read-JobOutput (Join-Path $TestDrive 'stopped')) (Read-JobOutput $whole))
         ($cos | Measure-Object -Minimum).Minimum | Should -BeGreaterOrEqual 0.9999
         Get-ChildItem (Join-Path $TestDrive 'stopped') -Filter '*.partial' | Should -BeNullOrEmpty
@@ -378,17 +389,45 @@ Describe 'the suite''s own checks, on the CPU' {
         { Compare-JobRows $rc $rb } | Should -Throw
     }
 
+    It 'reads what a unit decoded from the job summary''s UnitDecoding lines' {
+        $s = [HeteroBatch.Engine.Execution.JobSummary]::new()
+        $s.UnitDecoding.Add('gpu1 decodes nothing ([GpuDecodeUnavailable] GPU decoding is not available here: no nvJPEG.); CPU threads decode its share')
+        $s.UnitDecoding.Add('gpu10 decoded 7 images itself and had 1 decoded on the CPU (not JPEG, or refused)')
+        # the engine's line (UnitDecoding.Report in Execution/FileJob.cs), as a GPU job writes it
+        $s.UnitDecoding.Add(('{0} decoded {1} images itself and had {2} decoded on the CPU (not JPEG, or refused)' -f 'gpu1', 290, 10))
+        $d = Get-UnitDecoded $s gpu1
+        $d.OnUnit | Should -Be 290
+        $d.OnCpu | Should -Be 10
+        (Get-UnitDecoded $s gpu10).OnUnit | Should -Be 7
+        Get-UnitDecoded $s gpu0 | Should -BeNullOrEmpty
+    }
+
+    It 'a unit that fails mid-job leaves its share to the other' {
+        $units = @(Get-ComputeUnit -CpuGroup 2)
+        if ($units.Count -lt 2) { Set-ItResult -Skipped -Because 'needs two processors for two CPU units' }
+        $plan = $units | Invoke-Profile -Model tinynet -BatchSize 1, 16 -SecondsPerSize 0.1 | Get-BatchPlan -BatchSize 64 -Algorithm Even
+        $out = Join-Path $TestDrive 'failed'
+        $job = Invoke-FailingJob $plan $units[0].Id $jpegs $out
+        Assert-TookOver $job $units[0].Id 130
+        $whole = Join-Path $TestDrive 'unfailed'
+        $plan | Invoke-PartitionedInference -InputPath $folder -OutputPath $whole | Out-Null
+        (Get-SampleCosine (Read-JobOutput $out) (Read-JobOutput $whole) | Measure-Object -Minimum).Minimum | Should -BeGreaterOrEqual 0.9999
+        # the hook is cleared: the same plan runs on both units again
+        $again = $plan | Invoke-PartitionedInference -InputPath $folder -InformationVariable j2
+        (Get-JobSummary $j2).Units.Failed | Should -Not -Contain $true
+    }
+
     It 'stops a job after its first block and resumes it' {
         $many = New-PhotoFolder (Join-Path $TestDrive 'many') 1200
         $whole = Join-Path $TestDrive 'whole'
-        $reference = $cpuPlan | Invoke-PartitionedInference -InputPath $many -OutputPath $whole -DecodeOn Auto
+        $uninterrupted = $cpuPlan | Invoke-PartitionedInference -InputPath $many -OutputPath $whole -DecodeOn Auto
         $r = Invoke-StoppedAndResumed $cpuPlan $many (Join-Path $TestDrive 'stopped') Auto
         Write-Host ("    stopped at {0} of 1200 (state {1}, {2:F2} s to stop)" -f $r.At, $r.Stop.State, $r.Stop.StopSeconds)
         $r.Stop.State | Should -Be 'Stopped'
         $r.At | Should -BeGreaterThan 0
         $r.Summary.SamplesResumed | Should -Be $r.At
         $r.Summary.SamplesRun | Should -Be (1200 - $r.At)
-        Compare-JobRows $r.Rows $reference
+        Compare-JobRows $r.Rows $uninterrupted
         (Get-SampleCosine (Read-JobOutput (Join-Path $TestDrive 'stopped')) (Read-JobOutput $whole) | Measure-Object -Minimum).Minimum | Should -BeGreaterOrEqual 0.9999
         Remove-Item $many -Recurse
     }
