@@ -10,5 +10,5 @@ export HETEROBATCH_TEST_MODULE=$HB_APP/module/HeteroBatch.psd1
   Import-Module '$HB_APP/pester/Pester.psd1'
   \$c = New-PesterConfiguration; \$c.Run.Path = '$(pwd)/tools/gpu/Gpu.Tests.ps1'; \$c.Output.Verbosity = 'Detailed'; \$c.Run.PassThru = \$true
   \$r = Invoke-Pester -Configuration \$c
-  '{0} passed, {1} failed' -f \$r.PassedCount, (\$r.FailedCount + \$r.FailedBlocksCount + \$r.FailedContainersCount)
+  '{0} passed, {1} failed, {2} skipped' -f \$r.PassedCount, (\$r.FailedCount + \$r.FailedBlocksCount + \$r.FailedContainersCount), \$r.SkippedCount
 " 2>&1 | tee "$out/gpu-suite.log"
