@@ -150,10 +150,22 @@ public sealed class InputFiles
     public long MeanFileBytes => Files.Count == 0 ? 0 : (long)Files.Average(f => f.Length);
 
     /// <summary>The bytes of an image sample's file (InputFileUnreadable where it cannot be read).</summary>
-    public byte[] ReadBytes(int sample)
+    public byte[] ReadBytes(int sample) => ReadBytes(sample, null).ToArray();
+
+    /// <summary>The bytes of an image sample's file, read into a slice of <paramref name="arena"/> (an array of their own without one; InputFileUnreadable where it cannot be read).</summary>
+    internal ReadOnlyMemory<byte> ReadBytes(int sample, ByteArena? arena)
     {
         var (file, _) = Locate(sample);
-        try { return File.ReadAllBytes(file.Path); }
+        try
+        {
+            using var handle = File.OpenHandle(file.Path);
+            long length = RandomAccess.GetLength(handle);
+            if (length > Array.MaxLength) throw new IOException($"it is {length} bytes, more than one image may hold");
+            var bytes = arena?.Take((int)length) ?? new byte[length];
+            int got = 0;
+            while (got < bytes.Length && RandomAccess.Read(handle, bytes.Span[got..], got) is var n and > 0) got += n;
+            return bytes[..got]; // a file cut short while it was read is what it held then
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new HeteroBatchException("InputFileUnreadable", FailureKind.InvalidData, $"{file.Path} could not be read: {e.Message}", file.Path, e);

@@ -85,6 +85,13 @@ public static class FileJob
         return (int)Math.Clamp(Math.Min(inFlight, oneBlockDecoded), 1, batch);
     }
 
+    /// <summary>Room for the file bytes of a full block's samples that units decode: their share of the block at a quarter more than the files' mean (a file beyond it gets an array of its own).</summary>
+    private static long ArenaBytes(JobLayout layout, UnitDecoding decoding, InputFiles files)
+    {
+        int samples = layout.PlanFor(layout.BlockSize).Shards.Where(s => decoding.Units.Contains(s.UnitId)).Sum(s => s.Count);
+        return samples == 0 ? 0 : samples * files.MeanFileBytes * 5 / 4;
+    }
+
     /// <summary>
     /// The processors decoding may use without slowing the units: those of this process that no
     /// CPU unit of the plan computes on and no accelerator's feeding thread is pinned to (empty
@@ -141,7 +148,7 @@ public static class FileJob
         // inputs are touched only where CPU threads decode into them, so a job that units decode holds little
         bool lockInputs = fed != null && PartitionedRunner.WantsPageLockedInputs(context, fed);
         var slots = Enumerable.Range(0, Math.Min(BlocksInFlight, layout.Blocks.Count))
-            .Select(_ => JobBlock.Allocate(files.Input, signature, layout.BlockSize, lockInputs)).ToList();
+            .Select(_ => JobBlock.Allocate(files.Input, signature, layout.BlockSize, lockInputs, ArenaBytes(layout, decoding, files))).ToList();
         using var locked = lockInputs ? PageLockedBuffers.Lock(slots.Select(b => b.Input)) : null;
         // warm every unit at the shapes it will run (a unit that keeps one shape runs only the full block's)
         if (fed != null)
@@ -262,14 +269,17 @@ internal sealed class JobBlock
     public required HeteroBatchException?[] Errors { get; init; }
     /// <summary>The file bytes of samples a unit decodes itself (empty for the others).</summary>
     public required ReadOnlyMemory<byte>[] Bytes { get; init; }
+    /// <summary>Where <see cref="Bytes"/> are read into (none when no unit decodes).</summary>
+    public required ByteArena? Arena { get; init; }
     /// <summary>Samples whose decoded input is not in <see cref="Input"/> (a unit decodes them from <see cref="Bytes"/>).</summary>
     public required bool[] Undecoded { get; init; }
     /// <summary>Samples that a unit decoding its own share takes as bytes (set by the feeder from the block's plan).</summary>
     public required bool[] ForUnitDecoding { get; init; }
     public int Sequence, First, Count, Decoded;
 
-    public static JobBlock Allocate(TensorSpec input, Sessions.ModelSignature signature, int size, bool pinned) => new()
+    public static JobBlock Allocate(TensorSpec input, Sessions.ModelSignature signature, int size, bool pinned, long arenaBytes) => new()
     {
+        Arena = arenaBytes > 0 ? new ByteArena(arenaBytes) : null,
         Input = pinned ? TensorBatch.AllocatePinned(input.Name, input.SampleShape, size, input.ElementType)
             : new TensorBatch(input.Name, input.SampleShape, size, null, input.ElementType),
         Outputs = signature.Outputs.Select(o => new TensorBatch(o.Name, o.SampleShape, size, null, o.ElementType)).ToList(),
@@ -285,6 +295,7 @@ internal sealed class JobBlock
         Array.Clear(Bytes);
         Array.Clear(Undecoded);
         Array.Clear(ForUnitDecoding);
+        Arena?.Reset();
     }
 
     /// <summary>A failed sample's outputs: NaN for floating-point outputs, zero for integers.</summary>
@@ -463,7 +474,7 @@ internal sealed class JobStageThreads : IDisposable
     {
         block.Undecoded[i] = true;
         long t0 = Stopwatch.GetTimestamp();
-        try { block.Bytes[i] = _files.ReadBytes(block.First + i); }
+        try { block.Bytes[i] = _files.ReadBytes(block.First + i, block.Arena); }
         catch (HeteroBatchException e) when (e is { Kind: FailureKind.InvalidData, StopsCommand: false }) { block.Errors[i] = e; }
         Interlocked.Add(ref _readTicks, Stopwatch.GetTimestamp() - t0);
     }

@@ -1,0 +1,55 @@
+using HeteroBatch.Engine.Data;
+
+namespace HeteroBatch.Engine.Tests;
+
+/// <summary>A block's file bytes are read into one reused buffer; what does not fit gets an array of its own.</summary>
+public sealed class ByteArenaTests
+{
+    [Fact]
+    public void SlicesDoNotOverlapAndWhatDoesNotFitGetsItsOwnArray()
+    {
+        var arena = new ByteArena(100);
+        var a = arena.Take(60);
+        var b = arena.Take(30);
+        var c = arena.Take(20); // 110 > 100
+        a.Span.Fill(1);
+        b.Span.Fill(2);
+        c.Span.Fill(3);
+        Assert.All(a.ToArray(), v => Assert.Equal(1, v));
+        Assert.All(b.ToArray(), v => Assert.Equal(2, v));
+        Assert.Equal(20, c.Length);
+        arena.Reset();
+        var again = arena.Take(60);
+        Assert.True(again.Span.Overlaps(a.Span), "after a reset the buffer is handed out again");
+        Assert.False(c.Span.Overlaps(again.Span));
+    }
+
+    [Fact]
+    public void AFileReadIntoTheArenaIsTheFilesBytes()
+    {
+        var dir = Directory.CreateTempSubdirectory("hb-arena-").FullName;
+        try
+        {
+            var rng = new Random(5);
+            var paths = new List<string>();
+            for (int i = 0; i < 3; i++)
+            {
+                var bytes = new byte[1000 + 700 * i];
+                rng.NextBytes(bytes);
+                bytes[0] = 0xFF; bytes[1] = 0xD8; // a JPEG's start, enough to be listed as an image
+                var path = Path.Combine(dir, $"f{i}.jpg");
+                File.WriteAllBytes(path, bytes);
+                paths.Add(path);
+            }
+            var files = InputFiles.For(paths, new[] { new TensorSpec("x", Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float, new long[] { 3, 8, 8 }) });
+            var arena = new ByteArena(2500); // the first two fit, the third does not
+            for (int i = 0; i < 3; i++)
+                Assert.Equal(File.ReadAllBytes(paths[i]), files.ReadBytes(i, arena).ToArray());
+            var missing = Path.Combine(dir, "f1.jpg");
+            File.Delete(missing);
+            var e = Assert.Throws<HeteroBatchException>(() => files.ReadBytes(1, arena));
+            Assert.Equal("InputFileUnreadable", e.ErrorId);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}
