@@ -32,7 +32,9 @@ public interface IEncodedImageSession : IModelSession
 /// size (the GPU keeps one shape), the next chunk decoding while the current one infers. An image
 /// the GPU cannot decode is decoded on the CPU to the same crop (uint8) and copied in; one neither
 /// can decode is a failed sample of the block.
-/// Threads: runs only on its unit's worker; <see cref="Source"/> is set between blocks.
+/// Threads: runs on its unit's worker, which hands each next chunk's decoding to a pool thread and
+/// waits for it before the chunk infers (the two device batches are never used by both at once);
+/// <see cref="Source"/> is set between blocks.
 /// </summary>
 internal sealed class CudaImageSession : IEncodedImageSession
 {
@@ -91,9 +93,13 @@ internal sealed class CudaImageSession : IEncodedImageSession
             var batch = _batches[k % 2];
             int first = offset + k * _chunk, n = Math.Min(_chunk, offset + count - first);
             batch.Synchronize();
-            // the next chunk decodes (on the JPEG engines, on its own stream) while this one infers
-            if (k + 1 < chunks) Decode(source, first + _chunk, Math.Min(_chunk, offset + count - first - _chunk), _batches[(k + 1) % 2]);
-            _runner.Run(batch.Pointer, TensorElementType.UInt8, n, outputs, first, padTo: _chunk);
+            // the next chunk decodes on a thread of its own (parsing on the CPU, decoding on the JPEG engines, on its
+            // own stream) while this one infers: submitting a decode waits for parts of it, which would hold inference up
+            var next = k + 1 < chunks
+                ? Task.Run(() => Decode(source, first + _chunk, Math.Min(_chunk, offset + count - first - _chunk), _batches[(k + 1) % 2]))
+                : null;
+            try { _runner.Run(batch.Pointer, TensorElementType.UInt8, n, outputs, first, padTo: _chunk); }
+            finally { next?.GetAwaiter().GetResult(); }
         }
     }
 
