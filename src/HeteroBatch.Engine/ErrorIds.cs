@@ -101,6 +101,7 @@ public static class ErrorIds
         E("RemoteUnauthorized", "Remote", "401 or UNAUTHENTICATED: set HETEROBATCH_REMOTE_TOKEN", FailureKind.ResourceUnavailable),
         E("RemoteTensorsUndeclared", "Remote", "the server's model metadata lists no inputs or no outputs: declare them in the model's settings on the server", FailureKind.InvalidData),
         E("RemoteUnitFailed", "Remote", "the server stopped answering or answered an error; its work moves to the other units", FailureKind.ResourceUnavailable),
+        E("RemoteDecodeUnavailable", "Remote", "the server serves the model's encoded-image form, but this job cannot send it images (not that form, or other preprocessing); its share is decoded here", FailureKind.InvalidOperation),
         E("ProtocolInvalid", "Remote", "a malformed Open Inference Protocol request or response", FailureKind.InvalidData),
         E("TokenConflict", "Remote", "-Token and -Credential given together", FailureKind.InvalidArgument),
         E("TokenEmpty", "Remote", "an empty bearer token", FailureKind.InvalidArgument),

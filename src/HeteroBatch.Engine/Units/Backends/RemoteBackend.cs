@@ -156,6 +156,21 @@ public sealed class RemoteBackend : IUnitBackend
             : RemoteModel.Open(endpoint, model.Name, token, RequestTimeout);
     }
 
+    /// <summary>
+    /// The server's encoded-image form of the model (<see cref="EncodedImageModel"/>), where it serves one: the unit's
+    /// share of a file job is then sent as image files, decoded on the server; null where it does not (floats as before).
+    /// </summary>
+    public IEncodedImageSession? OpenImageSession(ComputeUnit unit, Models.ModelSource model, EngineOptions settings, Data.TensorSpec input,
+        Data.ImagePreprocessing preprocessing, int chunk)
+    {
+        var endpoint = new Uri(unit.Endpoint ?? throw new HeteroBatchException("EndpointInvalid", FailureKind.InvalidData, $"Remote unit '{unit.Id}' has no endpoint.", unit.Id));
+        Runtime.SharedFrameworks.PreferAspNetCoreVersions();
+        var token = (unit.Token ?? settings.RemoteToken)?.Reveal();
+        return RemoteImageSession.Open(name => GrpcRemoteModel.IsGrpc(endpoint)
+            ? GrpcRemoteModel.Open(endpoint, name, token, RequestTimeout)
+            : RemoteModel.Open(endpoint, name, token, RequestTimeout), endpoint, model.Name, input, preprocessing);
+    }
+
     public string? WhyAbsent(ComputeUnit unit, IReadOnlyList<ComputeUnit> found) =>
         unit.Endpoint == null ? "it has no endpoint" : Probe(new Uri(unit.Endpoint), null, out _);
 
