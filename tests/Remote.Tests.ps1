@@ -116,7 +116,10 @@ Describe 'A remote unit' {
         $folder = New-JpegFolder (Join-Path $TestDrive 'encoded') 20
         [IO.File]::WriteAllBytes((Join-Path $folder 'img00007.jpg'), [byte[]](0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3))
         (Invoke-RestMethod "$url/v2/models/tinynet_encoded").inputs[0].datatype | Should -Be 'BYTES'
-        $remote = Get-ComputeUnit -Endpoint $url
+        # the rule's name, given as -EncodedModel too (a Triton ensemble's would be any name); kept with the unit
+        $remote = Get-ComputeUnit -Endpoint $url -EncodedModel tinynet_encoded
+        $remote.EncodedModel | Should -Be 'tinynet_encoded'
+        { Get-ComputeUnit -EncodedModel tinynet_encoded } | Should -Throw -ErrorId 'EncodedModelWithoutEndpoint,HeteroBatch.Commands.GetComputeUnitCommand'
         $profiles = @($local) + @($remote) | Invoke-Profile -Model tinynet -BatchSize 1, 4, 16 -SecondsPerSize 0.05 -NoStore
         $split = $profiles | Get-BatchPlan -BatchSize 10 -Algorithm Even
         $split | Invoke-PartitionedInference -InputPath $folder -OutputPath (Join-Path $TestDrive 'split') -DecodeThreads 1 -InformationVariable job -ErrorAction SilentlyContinue -ErrorVariable bad | Out-Null

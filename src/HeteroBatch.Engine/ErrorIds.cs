@@ -106,6 +106,7 @@ public static class ErrorIds
         E("TokenConflict", "Remote", "-Token and -Credential given together", FailureKind.InvalidArgument),
         E("TokenEmpty", "Remote", "an empty bearer token", FailureKind.InvalidArgument),
         E("TokenWithoutEndpoint", "Remote", "-Token or -Credential without -Endpoint", FailureKind.InvalidArgument),
+        E("EncodedModelWithoutEndpoint", "Remote", "-EncodedModel without -Endpoint", FailureKind.InvalidArgument),
 
         E("GrpcServingUnavailable", "Serving", "-Protocol Grpc without the ASP.NET Core runtime beside .NET: serve REST, or install it", FailureKind.ResourceUnavailable),
         E("PortInvalid", "Serving", "a port not between 1 and 65535", FailureKind.InvalidArgument),

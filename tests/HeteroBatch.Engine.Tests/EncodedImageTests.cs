@@ -246,6 +246,29 @@ public sealed class EncodedImageTests : IDisposable
         Assert.Equal(0, summary.SamplesFailed);
     }
 
+    [Fact]
+    public void AUnitSendsImagesToTheModelItNamesAndSaysWhyWhereThatIsNotTheForm()
+    {
+        var input = Folder(5);
+        var server = Serve();
+        var local = Job(TwoCpuUnits()[0], input, Path.Combine(_dir, "local"));
+        var unit = UnitDiscovery.Discover(new DiscoveryRequest { Endpoints = new[] { server.Url }, EncodedModel = "tinynet_encoded" }).Single();
+        Assert.Equal("tinynet_encoded", unit.EncodedModel);
+        Assert.Equal(RemoteUnit(server).Fingerprint, unit.Fingerprint); // not part of the unit's identity
+        var named = Job(unit, input, Path.Combine(_dir, "named"));
+        Assert.Equal("remote0 decoded 5 images itself and had 0 decoded on the CPU (not JPEG, or refused)", Assert.Single(named.UnitDecoding));
+
+        // a name the server lacks, and a model that is not the form (the float model itself): floats, and the job says why
+        unit.EncodedModel = "ensemble_that_is_not_there";
+        Assert.Contains("remote0 decodes nothing ([RemoteModelNotFound]", Assert.Single(Job(unit, input, Path.Combine(_dir, "missing")).UnitDecoding));
+        unit.EncodedModel = "tinynet";
+        var notTheForm = Job(unit, input, Path.Combine(_dir, "floats"));
+        Assert.Contains("[RemoteDecodeUnavailable]", Assert.Single(notTheForm.UnitDecoding));
+        Assert.Contains("one BYTES input", notTheForm.UnitDecoding[0]);
+        foreach (var folder in new[] { "named", "missing", "floats" })
+            Assert.Equal(Npy.Read(Path.Combine(_dir, "local", "logits.npy"), "l").AsFloats(), Npy.Read(Path.Combine(_dir, folder, "logits.npy"), "l").AsFloats());
+    }
+
     // --- what goes on the wire ---
 
     [Fact]

@@ -35,19 +35,20 @@ internal sealed class RemoteImageSession : IEncodedImageSession
     }
 
     /// <summary>
-    /// The encoded-image form of <paramref name="model"/> at <paramref name="endpoint"/>, or null where the server has no
-    /// model of that name (the unit then runs floats as before). RemoteDecodeUnavailable where a model of that name is not
+    /// The encoded-image form of <paramref name="model"/> at <paramref name="endpoint"/> (<paramref name="named"/>, else
+    /// <see cref="EncodedImageModel.NameFor"/>), or null where the server has no model of the name the rule gives (the unit
+    /// then runs floats as before; a model named by the user that is not there is RemoteModelNotFound). RemoteDecodeUnavailable where a model of that name is not
     /// the form (not one BYTES input, other outputs), or the job's preprocessing is not the one a HeteroBatch server
     /// decodes with; the errors of opening it (a server that answers 400 for an unknown model, as Triton's REST does) as they come.
     /// </summary>
-    public static RemoteImageSession? Open(Func<string, IRemoteSession> open, Uri endpoint, string model, TensorSpec input, ImagePreprocessing preprocessing)
+    public static RemoteImageSession? Open(Func<string, IRemoteSession> open, Uri endpoint, string model, string? named, TensorSpec input, ImagePreprocessing preprocessing)
     {
-        var name = EncodedImageModel.NameFor(model);
+        var name = named ?? EncodedImageModel.NameFor(model);
         IRemoteSession? encoded = null, floats = null;
         try
         {
             try { encoded = open(name); }
-            catch (HeteroBatchException e) when (e.Kind == FailureKind.ObjectNotFound) { return null; }
+            catch (HeteroBatchException e) when (e.Kind == FailureKind.ObjectNotFound && named == null) { return null; }
             floats = open(model);
             var bytesInput = EncodedImageModel.InputOf(encoded.Signature, floats.Signature)
                 ?? throw Unavailable(endpoint, name, "its metadata does not declare one BYTES input of shape [-1] or [-1,1] and the outputs of " +
