@@ -112,6 +112,33 @@ Describe 'A remote unit' {
         finally { $s | Stop-InferenceServer }
     }
 
+    It 'is sent a file job''s images as files where its server serves the encoded form, with a corrupt file a failed sample; the outputs equal a job decoded here' {
+        $folder = New-JpegFolder (Join-Path $TestDrive 'encoded') 20
+        [IO.File]::WriteAllBytes((Join-Path $folder 'img00007.jpg'), [byte[]](0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3))
+        (Invoke-RestMethod "$url/v2/models/tinynet_encoded").inputs[0].datatype | Should -Be 'BYTES'
+        # the rule's name, given as -EncodedModel too (a Triton ensemble's would be any name); kept with the unit
+        $remote = Get-ComputeUnit -Endpoint $url -EncodedModel tinynet_encoded
+        $remote.EncodedModel | Should -Be 'tinynet_encoded'
+        { Get-ComputeUnit -EncodedModel tinynet_encoded } | Should -Throw -ErrorId 'EncodedModelWithoutEndpoint,HeteroBatch.Commands.GetComputeUnitCommand'
+        $profiles = @($local) + @($remote) | Invoke-Profile -Model tinynet -BatchSize 1, 4, 16 -SecondsPerSize 0.05 -NoStore
+        $split = $profiles | Get-BatchPlan -BatchSize 10 -Algorithm Even
+        $split | Invoke-PartitionedInference -InputPath $folder -OutputPath (Join-Path $TestDrive 'split') -DecodeThreads 1 -InformationVariable job -ErrorAction SilentlyContinue -ErrorVariable bad | Out-Null
+        $bad | Should -HaveCount 1
+        $bad[0].FullyQualifiedErrorId | Should -Match '^ImageUnreadable,'
+        $bad[0].Exception.Message | Should -Match 'img00007\.jpg'
+        $s = $job.MessageData
+        $s.UnitDecoding | Should -HaveCount 1
+        $s.UnitDecoding[0] | Should -Match '^remote0 decoded \d+ images itself'
+        $s.SamplesFailed | Should -Be 1
+        $alone = $profiles[0] | Get-BatchPlan -BatchSize 10
+        $alone | Invoke-PartitionedInference -InputPath $folder -OutputPath (Join-Path $TestDrive 'alone') -DecodeThreads 1 -ErrorAction SilentlyContinue | Out-Null
+        $a = Import-Csv (Join-Path $TestDrive 'alone/predictions.csv')
+        $b = Import-Csv (Join-Path $TestDrive 'split/predictions.csv')
+        ($b | Where-Object { $_.error }).input | Should -Be 'img00007.jpg'
+        $b.class | Should -Be $a.class
+        $b.score | Should -Be $a.score
+    }
+
     It 'loses no sample when its server process is killed mid-run' {
         $port2 = Get-FreePort
         $doomed = Start-ServerProcess $port2

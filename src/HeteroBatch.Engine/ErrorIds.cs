@@ -101,10 +101,12 @@ public static class ErrorIds
         E("RemoteUnauthorized", "Remote", "401 or UNAUTHENTICATED: set HETEROBATCH_REMOTE_TOKEN", FailureKind.ResourceUnavailable),
         E("RemoteTensorsUndeclared", "Remote", "the server's model metadata lists no inputs or no outputs: declare them in the model's settings on the server", FailureKind.InvalidData),
         E("RemoteUnitFailed", "Remote", "the server stopped answering or answered an error; its work moves to the other units", FailureKind.ResourceUnavailable),
+        E("RemoteDecodeUnavailable", "Remote", "the server serves the model's encoded-image form, but this job cannot send it images (not that form, or other preprocessing); its share is decoded here", FailureKind.InvalidOperation),
         E("ProtocolInvalid", "Remote", "a malformed Open Inference Protocol request or response", FailureKind.InvalidData),
         E("TokenConflict", "Remote", "-Token and -Credential given together", FailureKind.InvalidArgument),
         E("TokenEmpty", "Remote", "an empty bearer token", FailureKind.InvalidArgument),
         E("TokenWithoutEndpoint", "Remote", "-Token or -Credential without -Endpoint", FailureKind.InvalidArgument),
+        E("EncodedModelWithoutEndpoint", "Remote", "-EncodedModel without -Endpoint", FailureKind.InvalidArgument),
 
         E("GrpcServingUnavailable", "Serving", "-Protocol Grpc without the ASP.NET Core runtime beside .NET: serve REST, or install it", FailureKind.ResourceUnavailable),
         E("PortInvalid", "Serving", "a port not between 1 and 65535", FailureKind.InvalidArgument),

@@ -22,7 +22,7 @@ internal sealed class GrpcInferenceService(InferenceServer server) : GRPCInferen
     public override Task<ModelReadyResponse> ModelReady(ModelReadyRequest request, ServerCallContext context)
     {
         Admit(context);
-        return Task.FromResult(new ModelReadyResponse { Ready = Served(request.Name, request.Version) });
+        return Task.FromResult(new ModelReadyResponse { Ready = Served(request.Name, request.Version) || ServedEncoded(request.Name, request.Version) });
     }
 
     public override Task<ServerMetadataResponse> ServerMetadata(ServerMetadataRequest request, ServerCallContext context)
@@ -36,8 +36,10 @@ internal sealed class GrpcInferenceService(InferenceServer server) : GRPCInferen
     public override Task<ModelMetadataResponse> ModelMetadata(ModelMetadataRequest request, ServerCallContext context)
     {
         Admit(context);
-        if (!Served(request.Name, request.Version)) throw NotFound(request.Name, request.Version);
-        var reply = new ModelMetadataResponse { Name = server.Model, Platform = "onnxruntime_onnx" };
+        bool encoded = ServedEncoded(request.Name, request.Version);
+        if (!encoded && !Served(request.Name, request.Version)) throw NotFound(request.Name, request.Version);
+        var signature = encoded ? server.EncodedSignature! : server.Signature;
+        var reply = new ModelMetadataResponse { Name = encoded ? server.EncodedModel : server.Model, Platform = "onnxruntime_onnx" };
         reply.Versions.Add("1");
         static ModelMetadataResponse.Types.TensorMetadata Meta(Data.TensorSpec t)
         {
@@ -46,15 +48,16 @@ internal sealed class GrpcInferenceService(InferenceServer server) : GRPCInferen
             m.Shape.AddRange(t.SampleShape);
             return m;
         }
-        reply.Inputs.AddRange(server.Signature.Inputs.Select(Meta));
-        reply.Outputs.AddRange(server.Signature.Outputs.Select(Meta));
+        reply.Inputs.AddRange(signature.Inputs.Select(Meta));
+        reply.Outputs.AddRange(signature.Outputs.Select(Meta));
         return Task.FromResult(reply);
     }
 
     public override async Task<ModelInferResponse> ModelInfer(ModelInferRequest request, ServerCallContext context)
     {
         Admit(context);
-        if (!Served(request.ModelName, request.ModelVersion)) throw NotFound(request.ModelName, request.ModelVersion);
+        bool encoded = ServedEncoded(request.ModelName, request.ModelVersion);
+        if (!encoded && !Served(request.ModelName, request.ModelVersion)) throw NotFound(request.ModelName, request.ModelVersion);
         var arrived = System.Diagnostics.Stopwatch.StartNew();
         try
         {
@@ -67,10 +70,10 @@ internal sealed class GrpcInferenceService(InferenceServer server) : GRPCInferen
             var tensors = request.Inputs.Select((t, i) => new InferenceProtocol.Tensor(t.Name, t.Shape.ToArray(), t.Datatype,
                 request.RawInputContents.Count > 0 ? request.RawInputContents[i].Memory : TypedContents(t))).ToList();
             var computing = System.Diagnostics.Stopwatch.StartNew();
-            var result = await server.OnRequestThread(() => server.RunRequest(tensors));
+            var result = await server.OnRequestThread(() => encoded ? server.RunEncodedRequest(tensors) : server.RunRequest(tensors));
             var compute = computing.Elapsed;
             var names = request.Outputs.Count > 0 ? request.Outputs.Select(o => o.Name).ToList() : result.Outputs.Select(o => o.Name).ToList();
-            var reply = new ModelInferResponse { ModelName = server.Model, ModelVersion = "1", Id = request.Id };
+            var reply = new ModelInferResponse { ModelName = request.ModelName, ModelVersion = "1", Id = request.Id };
             foreach (var name in names)
             {
                 var o = result.Outputs.FirstOrDefault(x => x.Name == name) ?? throw InferenceProtocol.Invalid($"the model has no output '{name}'");
@@ -101,17 +104,22 @@ internal sealed class GrpcInferenceService(InferenceServer server) : GRPCInferen
         }
     }
 
-    /// <summary>Typed contents (fp32 only) as bytes; other types must come as raw_input_contents.</summary>
+    /// <summary>Typed contents (fp32, and BYTES as bytes_contents, one element each) as bytes; other types must come as raw_input_contents.</summary>
     private static ReadOnlyMemory<byte> TypedContents(ModelInferRequest.Types.InferInputTensor t)
     {
+        if (t.Contents?.BytesContents.Count > 0 && t.Datatype == InferenceProtocol.BytesType)
+            return InferenceProtocol.SerializeBytes(t.Contents.BytesContents.Select(b => b.Memory).ToList());
         if (t.Contents?.Fp32Contents.Count > 0 && t.Datatype == "FP32")
 
             return System.Runtime.InteropServices.MemoryMarshal.AsBytes(t.Contents.Fp32Contents.ToArray().AsSpan()).ToArray();
-        throw InferenceProtocol.Invalid($"input '{t.Name}' has no raw_input_contents and no fp32_contents");
+        throw InferenceProtocol.Invalid($"input '{t.Name}' has no raw_input_contents, fp32_contents or bytes_contents");
     }
 
     /// <summary>The model served, at its one version ("1"; no version means that one).</summary>
     private bool Served(string name, string version) => name == server.Model && version is "" or "1";
+
+    /// <summary>The model's encoded-image form, where it is served, at its one version.</summary>
+    private bool ServedEncoded(string name, string version) => server.EncodedModel != null && name == server.EncodedModel && version is "" or "1";
 
     private static RpcException NotFound(string name, string version) =>
         new(new Status(StatusCode.NotFound, version is "" or "1" ? $"no model '{name}' is served here" : $"model '{name}' has no version '{version}'; it has version 1"));

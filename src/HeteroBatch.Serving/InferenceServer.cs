@@ -35,6 +35,11 @@ public sealed record ServerSettings
     public int RequestsHeldAtOnce => (int)Math.Clamp(HeldRequestBytes / Math.Max(1, MaxRequestBytes), 1, 8);
     /// <summary>REST (HTTP/1.1) or gRPC (HTTP/2), both on Kestrel (the ASP.NET Core runtime, found at run time).</summary>
     public ServerProtocol Protocol { get; init; } = ServerProtocol.Rest;
+    /// <summary>
+    /// Also serve the model's encoded-image form (<see cref="EncodedImageModel"/>: <c>M_encoded</c>, one BYTES input of
+    /// image files, decoded here with <see cref="EncodedImageModel.Preprocessing"/>), where the model has one image input.
+    /// </summary>
+    public bool EncodedImages { get; init; } = true;
 }
 
 /// <summary>The two transports of the Open Inference Protocol.</summary>
@@ -97,6 +102,7 @@ public sealed class InferenceServer : IDisposable
         _inference = new Engine.UseCases.Inference(_context);
         try { _signature = PartitionedRunner.Signature(_context, plan, model); }
         catch { _context.Dispose(); throw; }
+        EncodedSignature = settings.EncodedImages ? EncodedImageModel.SignatureFor(_signature) : null;
         var host = settings.Address is "*" or "0.0.0.0" or "+" ? "*" : settings.Address;
         var scheme = settings.Protocol == ServerProtocol.Grpc ? "grpc" : "http";
         Url = new Uri($"{scheme}://{(host == "*" ? "localhost" : host.Contains(':') ? $"[{host}]" : host)}:{settings.Port}/");
@@ -126,6 +132,11 @@ public sealed class InferenceServer : IDisposable
 
     /// <summary>What the server serves: the model's inputs and outputs.</summary>
     public ModelSignature Signature => _signature;
+
+    /// <summary>The name of the model's encoded-image form (<see cref="EncodedImageModel.NameFor"/>), null where it is not served.</summary>
+    public string? EncodedModel => EncodedSignature == null ? null : EncodedImageModel.NameFor(_model.Name);
+    /// <summary>The encoded-image form's inputs (one BYTES, an image file a sample) and outputs (the model's); null where it is not served.</summary>
+    public ModelSignature? EncodedSignature { get; }
 
     /// <summary>True when <paramref name="authorization"/> (an Authorization header's value) lets a request in.</summary>
     /// <remarks>The compare takes the same time wherever the two differ (hashes of both are compared in constant time), so it tells nothing of the token.</remarks>
@@ -221,6 +232,40 @@ public sealed class InferenceServer : IDisposable
     /// </summary>
     public InferenceResult RunRequest(IReadOnlyList<InferenceProtocol.Tensor> tensors)
     {
+        var (inputs, count) = Inputs(tensors);
+        return Run(inputs, count);
+    }
+
+    /// <summary>
+    /// A request to the encoded-image form: its one BYTES input's elements (image files, one a sample) decoded here
+    /// with <see cref="EncodedImageModel.Preprocessing"/> (exact mode; on the request's thread and the thread pool's),
+    /// then run as <see cref="RunRequest"/> runs decoded ones. ProtocolInvalid where an element is not an image this
+    /// server decodes (the request is refused whole, naming it), or where the form is not served.
+    /// </summary>
+    public InferenceResult RunEncodedRequest(IReadOnlyList<InferenceProtocol.Tensor> tensors)
+    {
+        var encoded = EncodedSignature ?? throw InferenceProtocol.Invalid($"this server does not serve '{EncodedImageModel.NameFor(_model.Name)}'");
+        var name = encoded.Inputs[0].Name;
+        var t = tensors.FirstOrDefault(x => x.Name == name) ?? throw InferenceProtocol.Invalid($"no input '{name}'");
+        if (t.DataType != InferenceProtocol.BytesType || t.Shape.Length is not (1 or 2) || (t.Shape.Length == 2 && t.Shape[1] != 1) || t.Shape[0] < 1)
+            throw InferenceProtocol.Invalid($"input '{name}' is {t.DataType} [{string.Join(",", t.Shape)}]; '{EncodedModel}' takes BYTES [-1] (or [-1,1]), an image file a sample");
+        var files = InferenceProtocol.SplitBytes(name, t.Bytes, t.Shape[0]);
+        var spec = _signature.Inputs[0];
+        var batch = new TensorBatch(spec.Name, spec.SampleShape, files.Count, null, spec.ElementType);
+        var failed = new HeteroBatchException?[files.Count];
+        Parallel.For(0, files.Count, new ParallelOptions { CancellationToken = _stop.Token }, i =>
+        {
+            try { ImageInput.Load(files[i].ToArray(), $"element {i}", batch, i, EncodedImageModel.Preprocessing); }
+            catch (HeteroBatchException e) when (e.Kind == FailureKind.InvalidData) { failed[i] = e; }
+        });
+        if (Array.FindIndex(failed, e => e != null) is int bad and >= 0)
+            throw InferenceProtocol.Invalid($"input '{name}' element {bad} is not an image this server decodes ({failed[bad]!.Message})");
+        return Run(new List<TensorBatch> { batch }, files.Count);
+    }
+
+    /// <summary>The request's tensors as the model's inputs, each checked against it; and the samples they hold.</summary>
+    private (List<TensorBatch> Inputs, int Count) Inputs(IReadOnlyList<InferenceProtocol.Tensor> tensors)
+    {
         var inputs = new List<TensorBatch>();
         int count = -1;
         foreach (var spec in _signature.Inputs)
@@ -240,6 +285,11 @@ public sealed class InferenceServer : IDisposable
             inputs.Add(batch);
         }
         if (count < 1) throw InferenceProtocol.Invalid("a request needs at least one sample");
+        return (inputs, count);
+    }
+
+    private InferenceResult Run(List<TensorBatch> inputs, int count)
+    {
         var plan = count >= _plan.BatchSize ? _plan : PlanScaling.Scale(_plan, count);
         InferenceResult result;
         _oneAtATime.Wait(_stop.Token);

@@ -95,21 +95,26 @@ internal sealed class RestHost : IDisposable
                     await ReplyAsync(http, 404, Error($"this server does not offer the '{extension}' extension; it offers {string.Join(", ", ModelExtensions.Offered)}"));
                     return;
                 }
-                var prefix = $"/v2/models/{server.Model}";
+                // the model, or its encoded-image form (served beside it where the model takes images)
+                bool encoded = server.EncodedModel != null && Names(path, server.EncodedModel);
+                var model = encoded ? server.EncodedModel! : server.Model;
+                var prefix = $"/v2/models/{model}";
                 var rest = path == prefix || path.StartsWith(prefix + "/", StringComparison.Ordinal) ? path[prefix.Length..] : null;
                 if (rest != null && rest.StartsWith("/versions/", StringComparison.Ordinal))
                 {
                     int cut = rest.IndexOf('/', "/versions/".Length);
                     var version = cut < 0 ? rest["/versions/".Length..] : rest["/versions/".Length..cut];
-                    if (version != "1") { await ReplyAsync(http, 404, Error($"model '{server.Model}' has no version '{version}'; it has version 1")); return; }
+                    if (version != "1") { await ReplyAsync(http, 404, Error($"model '{model}' has no version '{version}'; it has version 1")); return; }
                     rest = cut < 0 ? "" : rest[cut..];
                 }
-                if (rest == null) { await ReplyAsync(http, 404, Error($"no model at {path}; this server serves '{server.Model}'")); return; }
-                if (method == "GET" && rest == "") { await ReplyAsync(http, 200, InferenceProtocol.ModelMetadata(server.Model, server.Signature.Inputs, server.Signature.Outputs)); return; }
+                if (rest == null) { await ReplyAsync(http, 404, Error($"no model at {path}; this server serves '{server.Model}'{(server.EncodedModel != null ? $" and '{server.EncodedModel}'" : "")}")); return; }
+                var signature = encoded ? server.EncodedSignature! : server.Signature;
+                if (method == "GET" && rest == "") { await ReplyAsync(http, 200, InferenceProtocol.ModelMetadata(model, signature.Inputs, signature.Outputs)); return; }
                 if (method == "GET" && rest == "/ready") { await ReplyAsync(http, 200, new JsonObject()); return; }
+                if (method == "POST" && rest == "/infer") { await InferAsync(http, encoded); return; }
+                if (encoded) { await ReplyAsync(http, 404, Error($"{method} {path} is not an endpoint of this server ('{model}' answers metadata, ready and infer)")); return; }
                 if (method == "GET" && rest == "/config") { await ReplyAsync(http, 200, ModelExtensions.Config(server)); return; }
                 if (method == "GET" && rest == "/stats") { await ReplyAsync(http, 200, ModelExtensions.Stats(server)); return; }
-                if (method == "POST" && rest == "/infer") { await InferAsync(http); return; }
                 await ReplyAsync(http, 404, Error($"{method} {path} is not an endpoint of this server"));
             }
             catch (HeteroBatchException e)
@@ -145,7 +150,14 @@ internal sealed class RestHost : IDisposable
             }
         }
 
-        private async Task InferAsync(HttpContext http)
+        /// <summary>True when <paramref name="path"/> is under /v2/models/<paramref name="model"/>.</summary>
+        private static bool Names(string path, string model)
+        {
+            var prefix = $"/v2/models/{model}";
+            return path == prefix || path.StartsWith(prefix + "/", StringComparison.Ordinal);
+        }
+
+        private async Task InferAsync(HttpContext http, bool encoded)
         {
             var cancel = CancellationTokenSource.CreateLinkedTokenSource(http.RequestAborted, server.Stopping);
             using var _ = cancel;
@@ -161,13 +173,15 @@ internal sealed class RestHost : IDisposable
             held.Take(tensors.Sum(t => (long)t.Bytes.Length));
             long samples = tensors.Count > 0 && tensors[0].Shape.Length > 0 ? tensors[0].Shape[0] : 0;
             if (samples > int.MaxValue) throw InferenceProtocol.Invalid($"'{tensors[0].Name}' has {samples} samples; a request holds at most {int.MaxValue}");
+            // encoded images: also the inputs they decode into
+            if (encoded) held.Take(samples * server.Signature.Inputs.Sum(t => t.SampleShape.Aggregate(1L, (a, d) => a * d) * Engine.Data.TensorBatch.ElementSize(t.ElementType)));
             held.Take(2 * samples * server.Signature.Outputs.Sum(o => o.SampleShape.Aggregate(1L, (a, d) => a * d) * Engine.Data.TensorBatch.ElementSize(o.ElementType)));
 
             // a place among the requests handled at once, only now that the request is all here
             using var place = await server.HandlerAsync(cancel.Token);
             using var answering = server.Answering();
             var computing = System.Diagnostics.Stopwatch.StartNew();
-            var result = await server.OnRequestThread(() => server.RunRequest(tensors));
+            var result = await server.OnRequestThread(() => encoded ? server.RunEncodedRequest(tensors) : server.RunRequest(tensors));
             var compute = computing.Elapsed;
 
             // the outputs asked for (all when none are named), binary where the request was binary or asks for it
@@ -179,7 +193,7 @@ internal sealed class RestHost : IDisposable
             var id = header["id"]?.GetValue<string>();
             if (binary)
             {
-                var (reply, replyHeader) = InferenceProtocol.Encode("outputs", outputs, id, modelName: server.Model);
+                var (reply, replyHeader) = InferenceProtocol.Encode("outputs", outputs, id, modelName: encoded ? server.EncodedModel : server.Model);
                 http.Response.StatusCode = 200;
                 http.Response.ContentType = "application/octet-stream";
                 http.Response.Headers[InferenceProtocol.HeaderLengthHeader] = replyHeader.ToString();
@@ -193,7 +207,7 @@ internal sealed class RestHost : IDisposable
             using (var w = new Utf8JsonWriter(buffer))
             {
                 w.WriteStartObject();
-                w.WriteString("model_name", server.Model);
+                w.WriteString("model_name", encoded ? server.EncodedModel : server.Model);
                 if (id != null) w.WriteString("id", id);
                 w.WriteStartArray("outputs");
                 foreach (var t in outputs) InferenceProtocol.WriteJsonTensor(w, t.Name, t.Shape, t.DataType, t.Bytes.Span);

@@ -14,7 +14,7 @@ public enum BalanceMode
 /// <summary>Where a file job's images are decoded.</summary>
 public enum DecodeOn
 {
-    /// <summary>Units that can decode their own share do (GPUs with nvJPEG: JPEG bytes to device memory); CPU threads decode the rest.</summary>
+    /// <summary>Units that can decode their own share do (GPUs with nvJPEG: JPEG bytes to device memory; remote units whose server serves the model's encoded-image form: the files sent as BYTES); CPU threads decode the rest.</summary>
     Auto,
     /// <summary>CPU threads decode every image.</summary>
     Cpu,

@@ -12,7 +12,7 @@ namespace HeteroBatch.Engine.Sessions;
 /// with the samples' tensors as raw bytes, its outputs written into the same rows. Addresses are
 /// grpc://host:port (plain HTTP/2) or grpcs://host:port (TLS). Used only on its unit's worker thread.
 /// </summary>
-internal sealed class GrpcRemoteModel : IModelSession
+internal sealed class GrpcRemoteModel : IRemoteSession
 {
     private readonly GrpcChannel _channel;
     private readonly GRPCInferenceService.GRPCInferenceServiceClient _client;
@@ -96,7 +96,33 @@ internal sealed class GrpcRemoteModel : IModelSession
             request.Inputs.Add(tensor);
             request.RawInputContents.Add(ByteString.CopyFrom(t.Bytes(offset, count)));
         }
+        Exchange(request, outputs, offset, count, cancel);
+    }
+
+    /// <summary>Bytes of the ModelInfer messages sent so far (their protobuf size; HTTP/2 and gRPC framing not counted).</summary>
+    public long BytesSent => Interlocked.Read(ref _bytesSent);
+    private long _bytesSent;
+
+    /// <summary>
+    /// One ModelInfer call of a BYTES input (<paramref name="elements"/>, one per sample: an encoded image each) in shape
+    /// <paramref name="shape"/>, as raw_input_contents (each element a 4-byte little-endian length, then its bytes); its
+    /// answers written into rows <paramref name="offset"/>.. of <paramref name="outputs"/>.
+    /// </summary>
+    public void RunBytes(string input, long[] shape, IReadOnlyList<ReadOnlyMemory<byte>> elements, IReadOnlyList<TensorBatch> outputs, int offset, CancellationToken cancel)
+    {
+        var request = new ModelInferRequest { ModelName = _model, Id = Interlocked.Increment(ref _requests).ToString() };
+        var tensor = new ModelInferRequest.Types.InferInputTensor { Name = input, Datatype = InferenceProtocol.BytesType };
+        tensor.Shape.AddRange(shape);
+        request.Inputs.Add(tensor);
+        request.RawInputContents.Add(UnsafeByteOperations.UnsafeWrap(InferenceProtocol.SerializeBytes(elements)));
+        Exchange(request, outputs, offset, elements.Count, cancel);
+    }
+
+    /// <summary>Sends one ModelInfer call and writes its answers into rows <paramref name="offset"/>.. of <paramref name="outputs"/>.</summary>
+    private void Exchange(ModelInferRequest request, IReadOnlyList<TensorBatch> outputs, int offset, int count, CancellationToken cancel)
+    {
         foreach (var o in outputs) request.Outputs.Add(new ModelInferRequest.Types.InferRequestedOutputTensor { Name = o.Name });
+        Interlocked.Add(ref _bytesSent, request.CalculateSize());
         var reply = Call(_endpoint, _model, () => _client.ModelInfer(request, _headers, DateTime.UtcNow + _timeout, cancel));
         for (int k = 0; k < outputs.Count; k++)
         {

@@ -18,6 +18,14 @@ public static class InferenceProtocol
 {
     public const string HeaderLengthHeader = "Inference-Header-Content-Length";
     public const string BinaryExtension = "binary_tensor_data";
+    /// <summary>
+    /// The protocol's data type of variable-length byte strings (an encoded image each, here). In binary data (REST's
+    /// binary tensor data, gRPC's raw_input_contents) each element is a 4-byte little-endian length, then its bytes;
+    /// in JSON each is a string (see <see cref="WriteJsonData"/>). Its element type here is <see cref="TensorElementType.String"/>.
+    /// </summary>
+    public const string BytesType = "BYTES";
+    /// <summary>The tensor parameter that marks a JSON BYTES tensor whose strings are base64 ("content_type": "base64", as MLServer writes it).</summary>
+    public const string ContentTypeParameter = "content_type";
 
     /// <summary>One tensor of a request or response: name, shape (batch first), data type and values as bytes (often a slice of the body they came in).</summary>
     public sealed record Tensor(string Name, long[] Shape, string DataType, ReadOnlyMemory<byte> Bytes);
@@ -30,6 +38,7 @@ public static class InferenceProtocol
         TensorElementType.Int32 => "INT32",
         TensorElementType.UInt8 => "UINT8",
         TensorElementType.Float16 => "FP16",
+        TensorElementType.String => BytesType,
         _ => throw new HeteroBatchException("ElementTypeUnsupported", FailureKind.InvalidData, $"{t} tensors have no protocol data type here."),
     };
 
@@ -40,7 +49,8 @@ public static class InferenceProtocol
         "INT64" => TensorElementType.Int64,
         "INT32" => TensorElementType.Int32,
         "UINT8" => TensorElementType.UInt8,
-        _ => throw Invalid($"data type '{dataType}' is not supported (FP32, FP64, INT64, INT32, UINT8)"),
+        BytesType => TensorElementType.String,
+        _ => throw Invalid($"data type '{dataType}' is not supported (FP32, FP64, INT64, INT32, UINT8, BYTES)"),
     };
 
     public static HeteroBatchException Invalid(string why) => new("ProtocolInvalid", FailureKind.InvalidData, $"Open Inference Protocol: {why}.");
@@ -164,6 +174,12 @@ public static class InferenceProtocol
             var name = t.Name ?? throw Invalid("a tensor without a name");
             var type = t.DataType ?? throw Invalid($"'{name}' has no datatype");
             var shape = t.Shape ?? throw Invalid($"'{name}' has no shape");
+            if (type == BytesType)
+            {
+                tensors.Add(new Tensor(name, shape, type, ReadBytesTensor(t, body, ref at)));
+                continue;
+            }
+            if (t.Strings != null) throw Invalid($"'{name}''s data holds a string; only numbers are {type} values");
             int size = TensorBatch.ElementSize(ElementTypeOf(type));
             long values = 1;
             foreach (var d in shape)
@@ -198,10 +214,86 @@ public static class InferenceProtocol
     }
 
     /// <summary>
+    /// A BYTES tensor's elements in their binary form (4-byte little-endian length, then the bytes, each): a slice of the
+    /// body where they came as binary data (checked to hold the shape's number of elements, and to end where its size says),
+    /// else made from the JSON strings (base64-decoded where the tensor's content_type parameter says "base64").
+    /// </summary>
+    private static ReadOnlyMemory<byte> ReadBytesTensor(TensorHeader t, byte[] body, ref long at)
+    {
+        var name = t.Name!;
+        long values = ValuesOf(t.Shape!);
+        if (values < 0) throw Invalid($"'{name}' [{string.Join(",", t.Shape!)}] is not a shape of BYTES elements here");
+        if (t.BinarySize is long n)
+        {
+            if (at + n > body.Length) throw Invalid($"the body ends before '{name}''s {n} bytes");
+            var bytes = body.AsMemory((int)at, (int)n);
+            at += n;
+            SplitBytes(name, bytes, values); // throws where the elements do not fill its size exactly
+            return bytes;
+        }
+        if (t.DataEnd <= t.DataStart) throw Invalid($"'{name}' has neither data nor binary_data_size");
+        if (t.DataCount > 0) throw Invalid($"'{name}''s data holds numbers; BYTES elements are strings");
+        var strings = t.Strings ?? new List<byte[]>();
+        if (strings.Count != values) throw Invalid($"'{name}' has {strings.Count} elements; its shape needs {values}");
+        if (t.ContentType == "base64")
+            strings = strings.Select((s, i) =>
+            {
+                var decoded = new byte[System.Buffers.Text.Base64.GetMaxDecodedFromUtf8Length(s.Length)];
+                if (System.Buffers.Text.Base64.DecodeFromUtf8(s, decoded, out _, out int written) != System.Buffers.OperationStatus.Done)
+                    throw Invalid($"'{name}' element {i} is not base64 (its content_type says it is)");
+                return decoded[..written];
+            }).ToList();
+        else if (t.ContentType != null && t.ContentType != "str") throw Invalid($"'{name}' has content_type '{t.ContentType}'; BYTES strings here are plain (\"str\") or \"base64\"");
+        return SerializeBytes(strings.Select(s => (ReadOnlyMemory<byte>)s).ToList());
+    }
+
+    /// <summary>BYTES elements in their binary form: each a 4-byte little-endian length, then its bytes.</summary>
+    public static byte[] SerializeBytes(IReadOnlyList<ReadOnlyMemory<byte>> elements)
+    {
+        var body = new byte[checked(elements.Sum(e => 4L + e.Length))];
+        int at = 0;
+        foreach (var e in elements)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(body.AsSpan(at), e.Length);
+            e.Span.CopyTo(body.AsSpan(at + 4));
+            at += 4 + e.Length;
+        }
+        return body;
+    }
+
+    /// <summary>
+    /// The <paramref name="count"/> elements of a BYTES tensor's binary form, as slices of it (no copies). ProtocolInvalid
+    /// where a length runs past the end, or the elements are more or fewer than <paramref name="count"/>.
+    /// </summary>
+    public static List<ReadOnlyMemory<byte>> SplitBytes(string name, ReadOnlyMemory<byte> serialized, long count)
+    {
+        var elements = new List<ReadOnlyMemory<byte>>((int)Math.Min(count, 1 << 16));
+        var s = serialized.Span;
+        int at = 0;
+        while (at < s.Length)
+        {
+            if (s.Length - at < 4) throw Invalid($"'{name}' ends inside the length of element {elements.Count}");
+            uint length = BinaryPrimitives.ReadUInt32LittleEndian(s[at..]);
+            if (length > s.Length - at - 4) throw Invalid($"'{name}' element {elements.Count} says it holds {length} bytes; {s.Length - at - 4} are left");
+            if (elements.Count == count) throw Invalid($"'{name}' holds more than the {count} elements its shape says");
+            elements.Add(serialized.Slice(at + 4, (int)length));
+            at += 4 + (int)length;
+        }
+        if (elements.Count != count) throw Invalid($"'{name}' holds {elements.Count} elements; its shape says {count}");
+        return elements;
+    }
+
+    /// <summary>
     /// One tensor's header as read: its "data" located and counted (DataStart..DataEnd, bytes of the body), and read
     /// into <see cref="Parsed"/> where its shape and datatype came before it (as the protocol's examples write them).
     /// </summary>
-    private sealed record TensorHeader(string? Name, string? DataType, long[]? Shape, long? BinarySize, int DataStart, int DataEnd, long DataCount, byte[]? Parsed);
+    private sealed record TensorHeader(string? Name, string? DataType, long[]? Shape, long? BinarySize, int DataStart, int DataEnd, long DataCount, byte[]? Parsed)
+    {
+        /// <summary>The strings of its "data" (unescaped UTF-8), where it holds any: a BYTES tensor's elements.</summary>
+        public List<byte[]>? Strings { get; init; }
+        /// <summary>Its "content_type" parameter, where it has one.</summary>
+        public string? ContentType { get; init; }
+    }
 
     /// <summary>
     /// One tensor's header. Where "shape" and "datatype" come before "data", the values are read as they are counted,
@@ -217,6 +309,8 @@ public static class InferenceProtocol
         int start = 0, end = 0;
         long count = 0;
         byte[]? parsed = null;
+        List<byte[]>? strings = null;
+        string? contentType = null;
         while (reader.Read() && reader.TokenType == JsonTokenType.PropertyName)
         {
             var key = reader.GetString()!;
@@ -244,6 +338,8 @@ public static class InferenceProtocol
                         reader.Read();
                         if (p == "binary_data_size")
                             binarySize = reader.TokenType == JsonTokenType.Number && reader.TryGetInt64(out var n) && n >= 0 ? n : throw Invalid("binary_data_size is not a size");
+                        else if (p == ContentTypeParameter)
+                            contentType = reader.TokenType == JsonTokenType.String ? reader.GetString() : throw Invalid("content_type is not a string");
                         else reader.Skip();
                     }
                     break;
@@ -270,6 +366,12 @@ public static class InferenceProtocol
                                     throw Invalid($"'{name}' value {count} ({Encoding.UTF8.GetString(reader.ValueSpan[..Math.Min(reader.ValueSpan.Length, 40)])}) is not a finite {type} value");
                                 count++;
                                 break;
+                            case JsonTokenType.String:
+                                // a BYTES element (checked against the datatype once the whole tensor is read)
+                                var text = new byte[reader.HasValueSequence ? reader.ValueSequence.Length : reader.ValueSpan.Length];
+                                reserve?.Invoke(text.Length + 4);
+                                (strings ??= new()).Add(text[..reader.CopyString(text)]);
+                                break;
                             default: throw Invalid($"'{name ?? "a tensor"}''s data holds a {reader.TokenType switch { JsonTokenType.String => "string", JsonTokenType.True or JsonTokenType.False => "boolean", JsonTokenType.Null => "null", _ => "object" }}; only numbers are tensor values");
                         }
                     }
@@ -278,7 +380,7 @@ public static class InferenceProtocol
                 default: reader.Skip(); break;
             }
         }
-        return new TensorHeader(name, type, shape, binarySize, start, end, count, parsed);
+        return new TensorHeader(name, type, shape, binarySize, start, end, count, parsed) { Strings = strings, ContentType = contentType };
     }
 
     /// <summary>The values a shape holds; -1 for a negative dimension or more than one array holds.</summary>
@@ -375,9 +477,48 @@ public static class InferenceProtocol
         foreach (var d in shape) writer.WriteNumberValue(d);
         writer.WriteEndArray();
         writer.WriteString("datatype", dataType);
+        if (dataType == BytesType)
+        {
+            WriteJsonStrings(writer, values);
+            writer.WriteEndObject();
+            return;
+        }
         writer.WritePropertyName("data");
         WriteJsonData(writer, name, dataType, values);
         writer.WriteEndObject();
+    }
+
+    /// <summary>
+    /// A BYTES tensor's "data" (its binary form given, as <see cref="SerializeBytes"/> writes it): one JSON string per element.
+    /// Where every element is UTF-8 text, the strings are that text (as Triton reads them); where any is not (an image
+    /// file), every element is written base64 and the tensor says so in its parameters ("content_type": "base64", as
+    /// MLServer reads it): JSON strings are text and cannot carry arbitrary bytes as they are.
+    /// </summary>
+    private static void WriteJsonStrings(Utf8JsonWriter writer, ReadOnlySpan<byte> serialized)
+    {
+        bool text = true;
+        for (int at = 0; at < serialized.Length;)
+        {
+            int length = BinaryPrimitives.ReadInt32LittleEndian(serialized[at..]);
+            text &= System.Text.Unicode.Utf8.IsValid(serialized.Slice(at + 4, length));
+            at += 4 + length;
+        }
+        if (!text)
+        {
+            writer.WriteStartObject("parameters");
+            writer.WriteString(ContentTypeParameter, "base64");
+            writer.WriteEndObject();
+        }
+        writer.WriteStartArray("data");
+        for (int at = 0; at < serialized.Length;)
+        {
+            int length = BinaryPrimitives.ReadInt32LittleEndian(serialized[at..]);
+            var element = serialized.Slice(at + 4, length);
+            if (text) writer.WriteStringValue(element);
+            else writer.WriteBase64StringValue(element);
+            at += 4 + length;
+        }
+        writer.WriteEndArray();
     }
 
     /// <summary>

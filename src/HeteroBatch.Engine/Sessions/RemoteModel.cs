@@ -12,7 +12,7 @@ namespace HeteroBatch.Engine.Sessions;
 /// (its server metadata lists it, or lists no extensions at all), as JSON numbers where it lists
 /// extensions without it; its outputs written into the same rows. Used only on its unit's worker thread.
 /// </summary>
-internal sealed class RemoteModel : IModelSession
+internal sealed class RemoteModel : IRemoteSession
 {
     private readonly HttpClient _http;
     private readonly Uri _infer;
@@ -167,6 +167,43 @@ internal sealed class RemoteModel : IModelSession
             content = new ReadOnlyMemoryContent(json);
             content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         }
+        Exchange(content, outputs, offset, count, cancel);
+    }
+
+    /// <summary>Bytes of the infer requests' bodies sent so far (headers of HTTP not counted).</summary>
+    public long BytesSent => Interlocked.Read(ref _bytesSent);
+    private long _bytesSent;
+
+    /// <summary>
+    /// One infer request of a BYTES input (<paramref name="elements"/>, one per sample: an encoded image each) in shape
+    /// <paramref name="shape"/>, as binary data where the server takes it, else as JSON strings (base64); its answers
+    /// written into rows <paramref name="offset"/>.. of <paramref name="outputs"/>.
+    /// </summary>
+    public void RunBytes(string input, long[] shape, IReadOnlyList<ReadOnlyMemory<byte>> elements, IReadOnlyList<TensorBatch> outputs, int offset, CancellationToken cancel)
+    {
+        var id = Interlocked.Increment(ref _requests).ToString();
+        var serialized = InferenceProtocol.SerializeBytes(elements);
+        var names = outputs.Select(o => o.Name).ToList();
+        HttpContent content;
+        if (Binary)
+        {
+            var (body, headerLength) = InferenceProtocol.Encode("inputs", new[] { new InferenceProtocol.Tensor(input, shape, InferenceProtocol.BytesType, serialized) }, id, names);
+            content = new ByteArrayContent(body);
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+            content.Headers.Add(InferenceProtocol.HeaderLengthHeader, headerLength.ToString());
+        }
+        else
+        {
+            content = new ReadOnlyMemoryContent(InferenceProtocol.EncodeJsonRequest(new[] { (input, shape, InferenceProtocol.BytesType, (ReadOnlyMemory<byte>)serialized) }, id, names));
+            content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+        }
+        Exchange(content, outputs, offset, elements.Count, cancel);
+    }
+
+    /// <summary>Sends one infer request and writes its answers into rows <paramref name="offset"/>.. of <paramref name="outputs"/>.</summary>
+    private void Exchange(HttpContent content, IReadOnlyList<TensorBatch> outputs, int offset, int count, CancellationToken cancel)
+    {
+        Interlocked.Add(ref _bytesSent, content.Headers.ContentLength ?? 0);
         byte[] reply;
         int? replyHeader;
         try

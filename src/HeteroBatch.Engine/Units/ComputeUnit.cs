@@ -33,6 +33,12 @@ public sealed class ComputeUnit
     public long MemoryBytes { get; set; }
     /// <summary>Remote units: the inference server's base address (http://host:port/).</summary>
     public string? Endpoint { get; set; }
+    /// <summary>
+    /// Remote units: the model at the server that takes a file job's images as files (BYTES: Get-ComputeUnit -EncodedModel, a
+    /// Triton ensemble that decodes, say); null: the model's name with "_encoded" (<see cref="Sessions.EncodedImageModel"/>). Not in the fingerprint.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? EncodedModel { get; set; }
     /// <summary>PCI bus id of a GPU, where known.</summary>
     public string? BusId { get; set; }
     /// <summary>The arithmetic the unit runs models in: Fp32, Tf32 (NVIDIA GPUs) or Fp16 (the model converted). Part of the fingerprint.</summary>

@@ -47,6 +47,11 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
     [ValidateNotNullOrEmpty]
     public string? Model { get; set; }
 
+    /// <summary>The model at the servers of -Endpoint that takes a file job's images as files (one BYTES input: a Triton ensemble that decodes), where it is not named after the model with "_encoded".</summary>
+    [Parameter]
+    [ValidateNotNullOrEmpty]
+    public string? EncodedModel { get; set; }
+
     /// <summary>The bearer token the servers at -Endpoint require; kept with each remote unit (default: $env:HETEROBATCH_REMOTE_TOKEN as read at import).</summary>
     [Parameter]
     [ValidateNotNull]
@@ -73,7 +78,7 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
             // servers that are not ready are errors (below) unless -ListAvailable lists them
             Grouping = grouping, IncludeUnavailable = ListAvailable || Endpoint != null, TensorRt = TensorRT, Precision = AllowTf32 ? Precision.Tf32 : Precision,
             Endpoints = Endpoint == null ? Array.Empty<Uri>() : Engine(() => Endpoint.Select(RemoteBackend.Parse).ToArray()),
-            Model = Model, Token = TokenGiven() ?? Context.Options.RemoteToken, ExecutionProviderLibraries = Context.Options.ExecutionProviderLibraries,
+            Model = Model, EncodedModel = EncodedModelGiven(), Token = TokenGiven() ?? Context.Options.RemoteToken, ExecutionProviderLibraries = Context.Options.ExecutionProviderLibraries,
         };
         var lines = new List<string>();
         IReadOnlyList<ComputeUnit> units = Engine(() => UnitDiscovery.Discover(request with { Log = lines.Add }));
@@ -98,6 +103,14 @@ public sealed class GetComputeUnitCommand : HeteroBatchCmdlet
             if (!Wildcard.HasWildcards(id) && !units.Any(u => Wildcard.IsMatch(u.Id, id)))
                 WriteFailure(new HeteroBatchException("UnitNotFound", FailureKind.ObjectNotFound,
                     $"No unit '{id}' here{(ListAvailable ? "" : " that can run (-ListAvailable also lists those that cannot)")}; units: {string.Join(", ", units.Select(u => u.Id))}.", id));
+    }
+
+    /// <summary>-EncodedModel (EncodedModelWithoutEndpoint without -Endpoint).</summary>
+    private string? EncodedModelGiven()
+    {
+        if (EncodedModel != null && Endpoint == null)
+            Fail(new HeteroBatchException("EncodedModelWithoutEndpoint", FailureKind.InvalidArgument, "-EncodedModel names a model of the servers of -Endpoint; this machine's units take none.", EncodedModel));
+        return EncodedModel;
     }
 
     /// <summary>-Token or -Credential as a token (TokenConflict with both, TokenEmpty for an empty one; TokenWithoutEndpoint without -Endpoint).</summary>

@@ -19,6 +19,8 @@ public sealed record DiscoveryRequest
     /// ready server is also asked for its metadata and one sample of zeros, and a server that cannot run it is not available.
     /// </summary>
     public string? Model { get; init; }
+    /// <summary>The model at the servers that takes a file job's images as files (see <see cref="ComputeUnit.EncodedModel"/>); null: the model's name with "_encoded".</summary>
+    public string? EncodedModel { get; init; }
     /// <summary>A bearer token for the servers, where they require one.</summary>
     public BearerToken? Token { get; init; }
     /// <summary>ONNX Runtime plugin execution-provider libraries whose devices are listed too (<see cref="EngineOptions.ExecutionProviderLibraries"/>).</summary>

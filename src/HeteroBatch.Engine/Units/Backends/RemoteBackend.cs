@@ -39,6 +39,7 @@ public sealed class RemoteBackend : IUnitBackend
             {
                 Id = $"remote{i}", Kind = UnitKind.Remote, Provider = ExecutionProvider.Remote, Name = server ?? endpoint.ToString(),
                 Endpoint = endpoint.ToString(), DeviceId = i, RuntimeVersion = runtimeVersion, Available = why == null, Reason = why, ReasonId = whyId, Token = request.Token,
+                EncodedModel = request.EncodedModel,
             });
         }
         return units;
@@ -154,6 +155,21 @@ public sealed class RemoteBackend : IUnitBackend
         return GrpcRemoteModel.IsGrpc(endpoint)
             ? GrpcRemoteModel.Open(endpoint, model.Name, token, RequestTimeout)
             : RemoteModel.Open(endpoint, model.Name, token, RequestTimeout);
+    }
+
+    /// <summary>
+    /// The server's encoded-image form of the model (the unit's <see cref="ComputeUnit.EncodedModel"/>, else <see cref="EncodedImageModel"/>'s name), where it serves one: the unit's
+    /// share of a file job is then sent as image files, decoded on the server; null where it does not (floats as before).
+    /// </summary>
+    public IEncodedImageSession? OpenImageSession(ComputeUnit unit, Models.ModelSource model, EngineOptions settings, Data.TensorSpec input,
+        Data.ImagePreprocessing preprocessing, int chunk)
+    {
+        var endpoint = new Uri(unit.Endpoint ?? throw new HeteroBatchException("EndpointInvalid", FailureKind.InvalidData, $"Remote unit '{unit.Id}' has no endpoint.", unit.Id));
+        Runtime.SharedFrameworks.PreferAspNetCoreVersions();
+        var token = (unit.Token ?? settings.RemoteToken)?.Reveal();
+        return RemoteImageSession.Open(name => GrpcRemoteModel.IsGrpc(endpoint)
+            ? GrpcRemoteModel.Open(endpoint, name, token, RequestTimeout)
+            : RemoteModel.Open(endpoint, name, token, RequestTimeout), endpoint, model.Name, unit.EncodedModel, input, preprocessing);
     }
 
     public string? WhyAbsent(ComputeUnit unit, IReadOnlyList<ComputeUnit> found) =>
