@@ -77,7 +77,7 @@ run() {
   echo "== round $r $v $(date -u +%T) load before: $(cut -d' ' -f1-3 /proc/loadavg)"
   HETEROBATCH_PROFILE_PATH=$work/store-$v HETEROBATCH_CACHE=$work/cache-$v \
     /usr/bin/time -v -o "$work/time-$v-$r.txt" dotnet pwsh -NoProfile -File "$ps1" -Module "$mod" -Images "$images" -Out "$out" -Batch "$batch" -Label "$v round=$r"
-  echo "time -v: $(grep -E 'Elapsed \(wall|Maximum resident' "$work/time-$v-$r.txt" | sed 's/^\s*//' | tr '\n' ';')"
+  echo "time -v: $(grep -E 'Elapsed \(wall|Maximum resident|User time|System time|Percent of CPU' "$work/time-$v-$r.txt" | sed 's/^\s*//' | tr '\n' ';')"
   rm -rf "$out"
 }
 for r in $(seq 1 "$rounds"); do
