@@ -74,14 +74,15 @@ public static class FileJob
     /// only the file bytes of those a unit decodes itself (<paramref name="unitDecodedShare"/> of the
     /// samples), and outputs for all; so that a decoding unit's failure (its samples then go to units
     /// that take decoded inputs) cannot take more than the budget for one block, one block of decoded
-    /// inputs fits the budget too.
+    /// inputs fits the budget too, unless every unit decodes.
     /// </summary>
     public static int BlockSize(int batch, long decodedBytes, long outputBytes, long encodedBytes, double unitDecodedShare, long budget)
     {
         double share = Math.Clamp(unitDecodedShare, 0, 1);
         double perSample = Math.Max(1, outputBytes + (1 - share) * decodedBytes + share * encodedBytes);
         long inFlight = (long)(budget / BlocksInFlight / perSample);
-        long oneBlockDecoded = budget / Math.Max(1, decodedBytes + outputBytes);
+        // where every unit decodes, a failed unit's samples go to another that decodes: no block ever holds decoded inputs
+        long oneBlockDecoded = share >= 1 ? long.MaxValue : budget / Math.Max(1, decodedBytes + outputBytes);
         return (int)Math.Clamp(Math.Min(inFlight, oneBlockDecoded), 1, batch);
     }
 
@@ -89,8 +90,10 @@ public static class FileJob
     private static long ArenaBytes(JobLayout layout, UnitDecoding decoding, InputFiles files)
     {
         int samples = layout.PlanFor(layout.BlockSize).Shards.Where(s => decoding.Units.Contains(s.UnitId)).Sum(s => s.Count);
-        return samples == 0 ? 0 : samples * files.MeanFileBytes * 5 / 4;
+        return samples * ArenaBytesPerFile(files);
     }
+
+    private static long ArenaBytesPerFile(InputFiles files) => files.MeanFileBytes * 5 / 4;
 
     /// <summary>
     /// The processors decoding may use without slowing the units: those of this process that no
@@ -139,7 +142,7 @@ public static class FileJob
         long decodedBytes = files.Input.SampleElements * TensorBatch.ElementSize(files.Input.ElementType);
         long outputBytes = signature.Outputs.Sum(o => Math.Max(1, o.SampleElements) * TensorBatch.ElementSize(o.ElementType));
         double unitShare = plan.Shards.Where(s => decoding.Units.Contains(s.UnitId)).Sum(s => s.Count) / (double)plan.BatchSize;
-        var layout = new JobLayout(plan, start, total, BlockSize(plan.BatchSize, decodedBytes, outputBytes, files.MeanFileBytes, unitShare, settings.MemoryBudget));
+        var layout = new JobLayout(plan, start, total, BlockSize(plan.BatchSize, decodedBytes, outputBytes, ArenaBytesPerFile(files), unitShare, settings.MemoryBudget));
         var free = FreeProcessors(plan);
         summary.BlockSize = layout.BlockSize;
         summary.DecodeThreads = settings.DecodeThreads > 0 ? settings.DecodeThreads : Math.Max(1, free.Count);
@@ -173,7 +176,8 @@ public static class FileJob
                 var block = threads.NextDecoded(next);
                 var blockPlan = PlanScaling.Without(layout.PlanFor(block.Count), gone)
                     ?? throw new HeteroBatchException("AllUnitsFailed", FailureKind.ResourceUnavailable, "Every unit of the plan failed.") { StopsCommand = true };
-                decoding.Feed(block, files);
+                var upcoming = next + 1 < layout.Blocks.Count ? threads.PeekDecoded(next + 1) : null;
+                decoding.Feed(block, blockPlan, upcoming, upcoming == null ? null : PlanScaling.Without(layout.PlanFor(upcoming.Count), gone), files);
                 var outcome = board.Run(new BoardWork(blockPlan, new[] { (blockPlan, 0) }, new[] { block.Input }, block.Outputs)
                 {
                     RanBy = block.RanBy, PadTo = gone.Count == 0 ? layout.FullShape : null,
@@ -395,6 +399,13 @@ internal sealed class JobStageThreads : IDisposable
         return block;
     }
 
+    /// <summary>Inference stage: the block <paramref name="sequence"/> if it is decoded already (it stays to be taken by <see cref="NextDecoded"/>), else null; does not wait.</summary>
+    public JobBlock? PeekDecoded(int sequence)
+    {
+        while (_decoded.TryTake(out var got)) _early[got.Sequence] = got;
+        return _early.GetValueOrDefault(sequence);
+    }
+
     /// <summary>Inference stage: hands a block whose units have run to the writer.</summary>
     public void Ran(JobBlock block) => _ran.Add(block, Token);
 
@@ -614,12 +625,31 @@ internal sealed class UnitDecoding : IDisposable
     }
 
     /// <summary>Inference stage, before a block's board: the decoding units read this block's bytes.</summary>
-    public void Feed(JobBlock block, InputFiles files)
+    public void Feed(JobBlock block, BatchPlan plan, JobBlock? upcoming, BatchPlan? upcomingPlan, InputFiles files)
     {
         if (_sessions.Count == 0) return;
-        var source = new EncodedImages(i => block.Bytes[i], i => files.NameOf(block.First + i), block.Errors);
-        foreach (var session in _sessions.Values) session.Source = source;
+        var source = SourceOf(block, files);
+        var next = upcoming != null && upcomingPlan != null ? SourceOf(upcoming, files) : null;
+        foreach (var (unit, session) in _sessions)
+        {
+            session.Source = source;
+            session.Ahead(ShareOf(plan, unit), next, upcomingPlan == null ? (0, 0) : ShareOf(upcomingPlan, unit));
+        }
     }
+
+    private (JobBlock Block, int Sequence, EncodedImages Source)? _last;
+
+    // one source object per block, the same when it was the upcoming block and when it runs (a unit that decoded ahead knows it by it)
+    private EncodedImages SourceOf(JobBlock block, InputFiles files)
+    {
+        if (_last is { } l && l.Block == block && l.Sequence == block.Sequence) return l.Source;
+        var source = new EncodedImages(i => block.Bytes[i], i => files.NameOf(block.First + i), block.Errors);
+        _last = (block, block.Sequence, source);
+        return source;
+    }
+
+    private static (int Offset, int Count) ShareOf(BatchPlan plan, string unit) =>
+        plan.Shards.FirstOrDefault(s => s.UnitId == unit) is { } s ? (s.Offset, s.Count) : (0, 0);
 
     /// <summary>Adds what each decoding unit decoded, on it and on the CPU for it.</summary>
     public void Report(List<string> notes)

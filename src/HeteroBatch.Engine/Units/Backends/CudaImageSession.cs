@@ -22,6 +22,13 @@ public interface IEncodedImageSession : IModelSession
 
     /// <summary>Sets the chunk it runs ranges in (at most the most it was opened for), and runs the model once at that shape (a first run plans its kernels), outside any timing.</summary>
     void Warm(int chunk);
+
+    /// <summary>
+    /// Where the unit's share of <see cref="Source"/> lies, and its share of the block after it where
+    /// that block's bytes are read already (else null): a unit may decode its next range's first
+    /// images while its current range's last ones infer. Set with <see cref="Source"/>, between blocks.
+    /// </summary>
+    void Ahead((int Offset, int Count) share, EncodedImages? next, (int Offset, int Count) nextShare) { }
 }
 
 /// <summary>
@@ -48,6 +55,11 @@ internal sealed class CudaImageSession : IEncodedImageSession
     public ModelSignature Signature => _model.Signature;
     public HashSet<int> WarmedSizes { get; } = new();
     public EncodedImages? Source { get; set; }
+    private (int Offset, int End) _share;
+    private EncodedImages? _next;
+    private (int Offset, int Count) _nextShare;
+    /// <summary>What the batch at index Batch holds, decoded ahead at the end of the last run, and what that decoding counted.</summary>
+    private (EncodedImages Source, int Offset, int Count, int Batch, long OnUnit, long OnCpu)? _ahead;
     public (long OnUnit, long OnCpu) Decoded => (Interlocked.Read(ref _onUnit), Interlocked.Read(ref _onCpu));
 
     private CudaImageSession(GpuJpegDecoder decoder, DeviceImageBatch[] batches, LoadedModel model, DeviceInputRunner runner, int chunk)
@@ -80,27 +92,65 @@ internal sealed class CudaImageSession : IEncodedImageSession
         }
     }
 
+    public void Ahead((int Offset, int Count) share, EncodedImages? next, (int Offset, int Count) nextShare)
+    {
+        _share = (share.Offset, share.Offset + share.Count);
+        (_next, _nextShare) = (next, nextShare);
+    }
+
     /// <summary>Decodes and runs samples [offset, offset + count) of <see cref="Source"/> (the float inputs are not read), writing their outputs.</summary>
     public void Run(IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count, int padTo = 0, CancellationToken cancel = default)
     {
         var source = Source ?? throw new InvalidOperationException("the image session has no block to decode");
         int chunks = (count + _chunk - 1) / _chunk;
         if (chunks == 0) return;
-        Decode(source, offset, Math.Min(_chunk, count), _batches[0]);
+        // the first chunk was decoded ahead at the end of the last run, where that run guessed this range; else now
+        int b0 = 0;
+        if (_ahead is { } a && a.Source == source && a.Offset == offset && a.Count == Math.Min(_chunk, count)) b0 = a.Batch;
+        else
+        {
+            if (_ahead is { } wasted) Uncount(wasted.OnUnit, wasted.OnCpu);
+            Decode(source, offset, Math.Min(_chunk, count), _batches[0]);
+        }
+        _ahead = null;
         for (int k = 0; k < chunks; k++)
         {
             cancel.ThrowIfCancellationRequested();
-            var batch = _batches[k % 2];
+            var batch = _batches[(b0 + k) % 2];
             int first = offset + k * _chunk, n = Math.Min(_chunk, offset + count - first);
             batch.Synchronize();
-            // the next chunk decodes on a thread of its own (parsing on the CPU, decoding on the JPEG engines, on its
-            // own stream) while this one infers: submitting a decode waits for parts of it, which would hold inference up
-            var next = k + 1 < chunks
-                ? Task.Run(() => Decode(source, first + _chunk, Math.Min(_chunk, offset + count - first - _chunk), _batches[(k + 1) % 2]))
-                : null;
+            // the next chunk (after the last: the first of the range that likely comes next) decodes on a thread of its own
+            // (parsing on the CPU, decoding on the JPEG engines, on its own stream) while this one infers: submitting a
+            // decode waits for parts of it, which would hold inference up
+            var into = _batches[(b0 + k + 1) % 2];
+            Task? next = null;
+            if (k + 1 < chunks)
+                next = Task.Run(() => Decode(source, first + _chunk, Math.Min(_chunk, offset + count - first - _chunk), into));
+            else if (Upcoming(source, offset + count) is { } up)
+                next = Task.Run(() =>
+                {
+                    var before = Decoded;
+                    Decode(up.Source, up.Offset, up.Count, into);
+                    var after = Decoded;
+                    _ahead = (up.Source, up.Offset, up.Count, (b0 + k + 1) % 2, after.OnUnit - before.OnUnit, after.OnCpu - before.OnCpu);
+                });
             try { _runner.Run(batch.Pointer, TensorElementType.UInt8, n, outputs, first, padTo: _chunk); }
             finally { next?.GetAwaiter().GetResult(); }
         }
+    }
+
+    /// <summary>The first chunk of the range likely to come after one that ended at <paramref name="end"/>: the rest of this block's share, else the next block's share.</summary>
+    private (EncodedImages Source, int Offset, int Count)? Upcoming(EncodedImages source, int end)
+    {
+        if (end >= _share.Offset && end < _share.End) return (source, end, Math.Min(_chunk, _share.End - end));
+        if (_next != null && _nextShare.Count > 0) return (_next, _nextShare.Offset, Math.Min(_chunk, _nextShare.Count));
+        return null;
+    }
+
+    private void Uncount(long onUnit, long onCpu)
+    {
+        Interlocked.Add(ref _onUnit, -onUnit);
+        Interlocked.Add(ref _onCpu, -onCpu);
     }
 
     public void Warm(int chunk)

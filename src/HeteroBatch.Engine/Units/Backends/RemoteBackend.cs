@@ -162,7 +162,7 @@ public sealed class RemoteBackend : IUnitBackend
     /// share of a file job is then sent as image files, decoded on the server; null where it does not (floats as before).
     /// </summary>
     public IEncodedImageSession? OpenImageSession(ComputeUnit unit, Models.ModelSource model, EngineOptions settings, Data.TensorSpec input,
-        Data.ImagePreprocessing preprocessing, int chunk)
+        Data.ImagePreprocessing preprocessing, int maxChunk)
     {
         var endpoint = new Uri(unit.Endpoint ?? throw new HeteroBatchException("EndpointInvalid", FailureKind.InvalidData, $"Remote unit '{unit.Id}' has no endpoint.", unit.Id));
         Runtime.SharedFrameworks.PreferAspNetCoreVersions();

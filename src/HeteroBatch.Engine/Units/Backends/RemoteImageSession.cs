@@ -119,8 +119,8 @@ internal sealed class RemoteImageSession : IEncodedImageSession
                 own[k].Bytes(j, 1).CopyTo(outputs[k].Bytes(rows[j], 1));
     }
 
-    /// <summary>Nothing to warm here: the server runs its own units warm.</summary>
-    public void Warm() { }
+    /// <summary>Nothing to warm here: the server runs its own units warm (each run sends its whole range, whatever the chunk).</summary>
+    public void Warm(int chunk) { }
 
     public void Dispose()
     {
