@@ -53,3 +53,36 @@ public sealed class ByteArenaTests
         finally { Directory.Delete(dir, true); }
     }
 }
+
+/// <summary>A unit that decodes, taking over a range CPU threads decoded for a unit that failed, gets those samples' files.</summary>
+public sealed class TakenOverBytesTests
+{
+    [Fact]
+    public void ASampleDecodedOnTheCpuIsReadAgainForADecodingUnitThatTakesItOver()
+    {
+        var dir = Directory.CreateTempSubdirectory("hb-takeover-").FullName;
+        try
+        {
+            var paths = Enumerable.Range(0, 4).Select(i =>
+            {
+                var path = Path.Combine(dir, $"f{i}.jpg");
+                File.WriteAllBytes(path, new byte[] { 0xFF, 0xD8, (byte)i, 1, 2, 3 });
+                return path;
+            }).ToList();
+            var files = InputFiles.For(paths, new[] { new TensorSpec("x", Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float, new long[] { 3, 8, 8 }) });
+            var block = Execution.JobBlock.Allocate(files.Input, new Sessions.ModelSignature(new[] { files.Input }, new[] { files.Input }), 4, pinned: false, arenaBytes: 0);
+            block.Reuse(0, (0, 4));
+            block.ForUnitDecoding[0] = true;
+            block.Bytes[0] = new byte[] { 9, 9 };           // read for the decoding unit: kept as read
+            block.Errors[2] = new HeteroBatchException("ImageUnreadable", FailureKind.InvalidData, "x"); // failed on the CPU: nothing
+            File.Delete(paths[3]);                          // gone since the CPU decoded it: a failed sample
+
+            Assert.Equal(new byte[] { 9, 9 }, Execution.UnitDecoding.BytesOf(block, 0, files).ToArray());
+            Assert.Equal(File.ReadAllBytes(paths[1]), Execution.UnitDecoding.BytesOf(block, 1, files).ToArray());
+            Assert.True(Execution.UnitDecoding.BytesOf(block, 2, files).IsEmpty);
+            Assert.True(Execution.UnitDecoding.BytesOf(block, 3, files).IsEmpty);
+            Assert.Equal("InputFileUnreadable", block.Errors[3]!.ErrorId);
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}

@@ -643,9 +643,25 @@ internal sealed class UnitDecoding : IDisposable
     private EncodedImages SourceOf(JobBlock block, InputFiles files)
     {
         if (_last is { } l && l.Block == block && l.Sequence == block.Sequence) return l.Source;
-        var source = new EncodedImages(i => block.Bytes[i], i => files.NameOf(block.First + i), block.Errors);
+        var source = new EncodedImages(i => BytesOf(block, i, files), i => files.NameOf(block.First + i), block.Errors);
         _last = (block, block.Sequence, source);
         return source;
+    }
+
+    /// <summary>
+    /// The file bytes of sample <paramref name="i"/> of <paramref name="block"/> for a unit that decodes: those read for it, or,
+    /// for a sample CPU threads decoded for a unit that failed and a decoding unit took over, its file read again (empty,
+    /// with the sample's error set, where it cannot be read).
+    /// </summary>
+    internal static ReadOnlyMemory<byte> BytesOf(JobBlock block, int i, InputFiles files)
+    {
+        if (!block.Bytes[i].IsEmpty || block.ForUnitDecoding[i] || block.Errors[i] != null) return block.Bytes[i];
+        try { return files.ReadBytes(block.First + i, null); }
+        catch (HeteroBatchException e) when (e is { Kind: FailureKind.InvalidData, StopsCommand: false })
+        {
+            block.Errors[i] = e;
+            return ReadOnlyMemory<byte>.Empty;
+        }
     }
 
     private static (int Offset, int Count) ShareOf(BatchPlan plan, string unit) =>

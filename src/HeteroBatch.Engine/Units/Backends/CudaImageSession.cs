@@ -60,7 +60,10 @@ internal sealed class CudaImageSession : IEncodedImageSession
     private (int Offset, int Count) _nextShare;
     /// <summary>What the batch at index Batch holds, decoded ahead at the end of the last run, and what that decoding counted.</summary>
     private (EncodedImages Source, int Offset, int Count, int Batch, long OnUnit, long OnCpu)? _ahead;
-    public (long OnUnit, long OnCpu) Decoded => (Interlocked.Read(ref _onUnit), Interlocked.Read(ref _onCpu));
+    /// <summary>Images decoded for samples that ran (not those decoded ahead for a range that has not run yet).</summary>
+    public (long OnUnit, long OnCpu) Decoded => _ahead is { } a
+        ? (Interlocked.Read(ref _onUnit) - a.OnUnit, Interlocked.Read(ref _onCpu) - a.OnCpu)
+        : (Interlocked.Read(ref _onUnit), Interlocked.Read(ref _onCpu));
 
     private CudaImageSession(GpuJpegDecoder decoder, DeviceImageBatch[] batches, LoadedModel model, DeviceInputRunner runner, int chunk)
     {
@@ -129,10 +132,9 @@ internal sealed class CudaImageSession : IEncodedImageSession
             else if (Upcoming(source, offset + count) is { } up)
                 next = Task.Run(() =>
                 {
-                    var before = Decoded;
+                    long unit0 = Interlocked.Read(ref _onUnit), cpu0 = Interlocked.Read(ref _onCpu);
                     Decode(up.Source, up.Offset, up.Count, into);
-                    var after = Decoded;
-                    _ahead = (up.Source, up.Offset, up.Count, (b0 + k + 1) % 2, after.OnUnit - before.OnUnit, after.OnCpu - before.OnCpu);
+                    _ahead = (up.Source, up.Offset, up.Count, (b0 + k + 1) % 2, Interlocked.Read(ref _onUnit) - unit0, Interlocked.Read(ref _onCpu) - cpu0);
                 });
             try { _runner.Run(batch.Pointer, TensorElementType.UInt8, n, outputs, first, padTo: _chunk); }
             finally { next?.GetAwaiter().GetResult(); }
