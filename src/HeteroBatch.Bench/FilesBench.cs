@@ -69,7 +69,7 @@ public static class FilesBench
                     rows.Add(row);
                     Console.WriteLine($"  {count} files, decoding on {decodeOn}: {row.FilesPerSecond} images/s (synthetic in memory {row.SyntheticPerSecond}/s), blocks of {row.BlockSize}, " +
                         $"{row.DecodeThreads} decode threads, peak RSS {row.PeakResidentBytes / 1048576.0:F0} MiB ({summary.ResidentAfterSetupBytes / 1048576.0:F0} MiB after set-up); {summary.Stages}; set-up {summary.SetupMs:F0} ms{(row.Note != null ? $"\n  {row.Note}" : "")}" +
-                        string.Concat(summary.UnitDecoding.Concat(summary.StageRates).Select(d => $"\n  {d}")));
+                        string.Concat(new[] { summary.Pipeline ?? "" }.Concat(summary.UnitDecoding).Concat(summary.StageRates).Select(d => $"\n  {d}")));
                     Directory.CreateDirectory(options.Out);
                     File.WriteAllText(Path.Combine(options.Out, "files.json"), JsonSerializer.Serialize(rows, BenchResults.Json));
                 }

@@ -207,6 +207,11 @@ public sealed class StreamingTests : IDisposable
         var seen = new List<SamplePrediction>();
         var summary = Stream(files, folder, onBlock: seen.AddRange);
         Assert.Equal(1, summary.SamplesFailed);
+        // the job planned its stages: every unit infers (no unit here decodes its own share), threads decode beside them
+        Assert.StartsWith("pipeline: " + string.Join(" + ", summary.Plan.Shards.Select(s => s.UnitId)) + " infer, ", summary.Pipeline);
+        // the decoding probe skips a file that cannot be read, and times the ones that can
+        Assert.True(FileJob.ProbeDecodeMs(files, 0, ImagePreprocessing.ImageNet) > 0);
+        Assert.Equal(0, FileJob.ProbeDecodeMs(files, 0, ImagePreprocessing.ImageNet, samples: 1)); // img000 untimed, img001 broken
         var failed = seen.Single(p => p.Error != null);
         Assert.Equal(("img001.jpg", "ImageUnreadable", -1), (failed.Input, failed.ErrorId, failed.Class));
         var logits = Npy.Read(Path.Combine(folder, "logits.npy"), "logits");

@@ -49,6 +49,8 @@ public sealed class JobSummary : RunReport
     public long ResidentAfterSetupBytes { get; set; }
     /// <summary>Where images were decoded: per unit that decoded its own share, how many on the unit and how many it gave to the CPU; and why a unit that could not decoded nothing.</summary>
     public List<string> UnitDecoding { get; set; } = new();
+    /// <summary>How the job's stages were planned together: who infers, how many threads decode, the predicted rate and its limit, and any CPU unit left out to decode.</summary>
+    public string? Pipeline { get; set; }
     /// <summary>Each stage's rate: reading files, decoding on CPU threads, and each unit's inference (with its own decoding where it decodes its share).</summary>
     public List<string> StageRates { get; set; } = new();
     public override double InferenceWallMs => Stages.InferMs;
@@ -84,6 +86,33 @@ public static class FileJob
         // where every unit decodes, a failed unit's samples go to another that decodes: no block ever holds decoded inputs
         long oneBlockDecoded = share >= 1 ? long.MaxValue : budget / Math.Max(1, decodedBytes + outputBytes);
         return (int)Math.Clamp(Math.Min(inFlight, oneBlockDecoded), 1, batch);
+    }
+
+    /// <summary>The job's pipeline: each unit's rate from the plan, whether it decodes its own share, and what one CPU thread takes to read and decode the job's first files.</summary>
+    private static PipelinePlan PlanPipeline(BatchPlan plan, UnitDecoding decoding, InputFiles files, RunSettings settings, int start)
+    {
+        var units = plan.Shards.Select(s => new PipelineUnit(s.UnitId, s.PredictedMs > 0 ? Math.Min(1e9, s.Count * 1000.0 / s.PredictedMs) : 1e9,
+            decoding.Units.Contains(s.UnitId), UnitBackends.For(s.Unit).ComputeProcessors(s.Unit).Count)).ToList();
+        double decodeMs = units.Any(u => !u.DecodesOwnShare) ? ProbeDecodeMs(files, start, settings.Preprocessing) : 0;
+        return PipelinePlanner.Plan(units, decodeMs, FreeProcessors(plan).Count);
+    }
+
+    /// <summary>Milliseconds one thread takes to read and decode one of the job's samples: the mean over its next few (after one untimed, which pays for first use).</summary>
+    internal static double ProbeDecodeMs(InputFiles files, int start, ImagePreprocessing preprocessing, int samples = 4)
+    {
+        var probe = new TensorBatch(files.Input.Name, files.Input.SampleShape, 1, null, files.Input.ElementType);
+        int end = Math.Min(files.SampleCount, start + 1 + samples), timed = 0;
+        double ms = 0;
+        for (int i = start; i < end; i++)
+        {
+            long t0 = Stopwatch.GetTimestamp();
+            try { files.Load(i, probe, 0, preprocessing); }
+            catch (HeteroBatchException e) when (e is { Kind: FailureKind.InvalidData, StopsCommand: false }) { continue; }
+            if (i == start) continue;
+            ms += Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            timed++;
+        }
+        return timed == 0 ? 0 : ms / timed;
     }
 
     /// <summary>Room for the file bytes of a full block's samples that units decode: their share of the block at a quarter more than the files' mean (a file beyond it gets an array of its own).</summary>
@@ -137,6 +166,11 @@ public static class FileJob
 
         // units that decode their own share run their own sessions: the others' are loaded, warmed and fed decoded inputs
         using var decoding = UnitDecoding.Open(context, plan, model, files, settings, summary.UnitDecoding);
+        // decoding and inference planned together: a CPU unit whose processors feed the other units faster by decoding is left out
+        var pipeline = PlanPipeline(plan, decoding, files, settings, start);
+        summary.Pipeline = pipeline.ToString();
+        if (settings.DecodeThreads <= 0 && pipeline.Dropped.Count > 0 && PlanScaling.Without(plan, pipeline.Dropped) is { } kept)
+            summary.Plan = plan = kept;
         var fed = PlanScaling.Without(plan, decoding.Units);
         var signature = fed != null ? PartitionedRunner.LoadSessions(PartitionedRunner.Workers(context, fed), model)[0].Signature : decoding.Signature!;
         long decodedBytes = files.Input.SampleElements * TensorBatch.ElementSize(files.Input.ElementType);

@@ -265,6 +265,7 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
                 WriteWarning($"Unit '{failed.UnitId}' failed ({failed.Error}); its samples ran on the remaining units.");
             WriteVerbose(summary.ToString() + "; " + summary.Stages);
             if (summary.Note != null) WriteVerbose(summary.Note);
+            if (summary.Pipeline != null) WriteVerbose(summary.Pipeline);
             foreach (var line in summary.UnitDecoding.Concat(summary.StageRates)) WriteVerbose(line);
             WriteRecord(summary);
             WriteInformation(new InformationRecord(summary, MyInvocation.MyCommand.Name) { Tags = { "HeteroBatch.JobSummary" } });

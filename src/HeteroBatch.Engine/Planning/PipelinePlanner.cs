@@ -1,0 +1,57 @@
+namespace HeteroBatch.Engine.Planning;
+
+/// <summary>One unit of a file job as the pipeline sees it: how fast it infers (the plan's prediction), whether it decodes its own share, and the processors it computes on (CPU units).</summary>
+/// <param name="SamplesPerSecond">Its inference rate at the job's block, from the plan.</param>
+/// <param name="DecodesOwnShare">It decodes its share itself (a GPU with nvJPEG): CPU threads only read its files.</param>
+/// <param name="Processors">Processors it computes on, which decoding threads could use if it did not infer (CPU units; 0 for others).</param>
+internal sealed record PipelineUnit(string UnitId, double SamplesPerSecond, bool DecodesOwnShare, int Processors);
+
+/// <summary>What the pipeline planner decided for a file job: the units that infer, how many threads decode, and which stage limits the job.</summary>
+/// <param name="Inferring">The units that infer (the others' processors decode).</param>
+/// <param name="DecodeThreads">Decoding threads (at least 1).</param>
+/// <param name="SamplesPerSecond">The job's predicted rate: the slower of inference and decoding.</param>
+/// <param name="Limit">"inference" or "decoding".</param>
+/// <param name="Dropped">CPU units left out because their processors feed the other units faster by decoding.</param>
+internal sealed record PipelinePlan(IReadOnlyList<string> Inferring, int DecodeThreads, double SamplesPerSecond, string Limit, IReadOnlyList<string> Dropped)
+{
+    public override string ToString() =>
+        $"pipeline: {string.Join(" + ", Inferring)} infer, {DecodeThreads} threads decode, {SamplesPerSecond:F1} samples/s predicted, limited by {Limit}" +
+        (Dropped.Count > 0 ? $"; {string.Join(", ", Dropped)} left out: {(Dropped.Count == 1 ? "its processors feed" : "their processors feed")} the others faster by decoding" : "");
+}
+
+/// <summary>
+/// Plans a file job's stages together: decoding on CPU threads feeds the units that do not decode
+/// their own share, so a CPU unit's processors either infer or decode. For each choice of CPU units
+/// to keep (the slowest left out first), the job runs as fast as its slower stage: the units that
+/// decode their own share at their rate, the others at their rate or at the rate the decoding
+/// threads feed them, whichever is lower. The fastest choice wins; on a tie, the one that keeps
+/// more units. Pure: rates come from the plan and a probe of the job's own files.
+/// </summary>
+internal static class PipelinePlanner
+{
+    /// <param name="units">The plan's units.</param>
+    /// <param name="decodeMsPerSample">CPU time one thread takes to read and decode one of the job's samples (measured on its first files).</param>
+    /// <param name="freeProcessors">Processors no unit computes on (decoding threads run there).</param>
+    public static PipelinePlan Plan(IReadOnlyList<PipelineUnit> units, double decodeMsPerSample, int freeProcessors)
+    {
+        if (units.Count == 0) throw new ArgumentException("a pipeline needs at least one unit", nameof(units));
+        var cpuUnits = units.Where(u => u.Processors > 0).OrderBy(u => u.SamplesPerSecond).ToList();
+        PipelinePlan? best = null;
+        for (int drop = 0; drop <= cpuUnits.Count; drop++)
+        {
+            var dropped = cpuUnits.Take(drop).Select(u => u.UnitId).ToHashSet();
+            var kept = units.Where(u => !dropped.Contains(u.UnitId)).ToList();
+            if (kept.Count == 0) break;
+            int threads = Math.Max(1, freeProcessors + cpuUnits.Take(drop).Sum(u => u.Processors));
+            double own = kept.Where(u => u.DecodesOwnShare).Sum(u => u.SamplesPerSecond);
+            double fedInference = kept.Where(u => !u.DecodesOwnShare).Sum(u => u.SamplesPerSecond);
+            double decoding = decodeMsPerSample > 0 ? threads * 1000.0 / decodeMsPerSample : double.PositiveInfinity;
+            double fed = Math.Min(fedInference, decoding);
+            var candidate = new PipelinePlan(kept.Select(u => u.UnitId).ToList(), threads, own + fed,
+                fedInference > decoding ? "decoding" : "inference", dropped.ToList());
+            // a choice must be faster by more than rounding to leave a unit out
+            if (best == null || candidate.SamplesPerSecond > best.SamplesPerSecond * 1.0001) best = candidate;
+        }
+        return best!;
+    }
+}
