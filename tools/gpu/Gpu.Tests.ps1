@@ -411,7 +411,10 @@ Describe 'the suite''s own checks, on the CPU' {
         Assert-TookOver $job $units[0].Id 130
         $whole = Join-Path $TestDrive 'unfailed'
         $plan | Invoke-PartitionedInference -InputPath $folder -OutputPath $whole | Out-Null
-        (Get-SampleCosine (Read-JobOutput $out) (Read-JobOutput $whole) | Measure-Object -Minimum).Minimum | Should -BeGreaterOrEqual 0.9999
+        # on a GPU host the units include the GPUs, which decode what they take over with nvJPEG: within the GPU
+        # decoding's agreement with CPU decoding (0.999), not the CPU's run-to-run agreement
+        $least = if ($units | Where-Object Kind -EQ Gpu) { 0.999 } else { 0.9999 }
+        (Get-SampleCosine (Read-JobOutput $out) (Read-JobOutput $whole) | Measure-Object -Minimum).Minimum | Should -BeGreaterOrEqual $least
         # the hook is cleared: the same plan runs on both units again
         $again = $plan | Invoke-PartitionedInference -InputPath $folder -InformationVariable j2
         (Get-JobSummary $j2).Units.Failed | Should -Not -Contain $true

@@ -21,7 +21,8 @@ internal sealed record PipelinePlan(IReadOnlyList<string> Inferring, int DecodeT
 
 /// <summary>
 /// Plans a file job's stages together: decoding on CPU threads feeds the units that do not decode
-/// their own share, so a CPU unit's processors either infer or decode. For each choice of CPU units
+/// their own share, and each unit that decodes its own share needs a processor for its decoding
+/// thread, so a CPU unit's processors either infer or feed the others. For each choice of CPU units
 /// to keep (the slowest left out first), the job runs as fast as its slower stage: the units that
 /// decode their own share at their rate, the others at their rate or at the rate the decoding
 /// threads feed them, whichever is lower. The fastest choice wins; on a tie, the one that keeps
@@ -42,8 +43,14 @@ internal static class PipelinePlanner
             var dropped = cpuUnits.Take(drop).Select(u => u.UnitId).ToHashSet();
             var kept = units.Where(u => !dropped.Contains(u.UnitId)).ToList();
             if (kept.Count == 0) break;
-            int threads = Math.Max(1, freeProcessors + cpuUnits.Take(drop).Sum(u => u.Processors));
-            double own = kept.Where(u => u.DecodesOwnShare).Sum(u => u.SamplesPerSecond);
+            // processors no kept CPU unit computes on: first one each for the decoding units' own threads (a GPU's
+            // decoding is parsed and submitted from the CPU), then the decoding threads; a decoding unit without a
+            // processor of its own competes with the CPU units for one and slows down as much
+            int spare = freeProcessors + cpuUnits.Take(drop).Sum(u => u.Processors);
+            int decodingUnits = kept.Count(u => u.DecodesOwnShare);
+            double ownShare = decodingUnits == 0 ? 1 : Math.Min(1, Math.Max(0.5, spare) / decodingUnits);
+            int threads = Math.Max(1, spare - Math.Min(spare, decodingUnits));
+            double own = ownShare * kept.Where(u => u.DecodesOwnShare).Sum(u => u.SamplesPerSecond);
             double fedInference = kept.Where(u => !u.DecodesOwnShare).Sum(u => u.SamplesPerSecond);
             double decoding = decodeMsPerSample > 0 ? threads * 1000.0 / decodeMsPerSample : double.PositiveInfinity;
             double fed = Math.Min(fedInference, decoding);
