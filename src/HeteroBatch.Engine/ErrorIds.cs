@@ -83,7 +83,7 @@ public static class ErrorIds
         E("AllUnitsFailed", "Running", "every unit of the plan failed; nothing more can run", FailureKind.ResourceUnavailable),
         E("SamplesUnfinished", "Running", "a run ended with samples no unit finished", FailureKind.InvalidOperation),
         E("OutputWriteFailed", "Running", "outputs could not be written", FailureKind.WriteError),
-        E("InjectedFailure", "Running", "tests only: the failure HETEROBATCH_TEST_FAIL_UNIT asked for", FailureKind.InvalidOperation),
+        E("InjectedFailure", "Running", "tests only: the failure a test set on the engine context (a unit that throws after N sub-batches of a board)", FailureKind.InvalidOperation),
 
         E("OutputPathInUse", "File jobs", "another job's outputs, or another process writing there", FailureKind.ResourceUnavailable),
         E("ResumeMismatch", "File jobs", "the folder's job has another model, files or preprocessing, or lost rows it counted as done", FailureKind.InvalidData),
