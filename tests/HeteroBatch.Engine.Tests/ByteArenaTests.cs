@@ -70,7 +70,7 @@ public sealed class TakenOverBytesTests
                 return path;
             }).ToList();
             var files = InputFiles.For(paths, new[] { new TensorSpec("x", Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float, new long[] { 3, 8, 8 }) });
-            var block = Execution.JobBlock.Allocate(files.Input, new Sessions.ModelSignature(new[] { files.Input }, new[] { files.Input }), 4, pinned: false, arenaBytes: 0);
+            var block = Execution.JobBlock.Allocate(files.Input, new Sessions.ModelSignature(new[] { files.Input }, new[] { files.Input }), 4, 4, pinned: false, arenaBytes: 0);
             block.Reuse(0, (0, 4));
             block.ForUnitDecoding[0] = true;
             block.Bytes[0] = new byte[] { 9, 9 };           // read for the decoding unit: kept as read

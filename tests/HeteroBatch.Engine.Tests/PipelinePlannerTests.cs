@@ -5,7 +5,7 @@ namespace HeteroBatch.Engine.Tests;
 /// <summary>The shapes a file job's pipeline takes: who infers, how many threads decode, and what limits it, from rates the test sets.</summary>
 public sealed class PipelinePlannerTests
 {
-    private static PipelineUnit Gpu(string id, double rate, bool decodes) => new(id, rate, decodes, 0);
+    private static PipelineUnit Gpu(string id, double rate, bool decodes) => new(id, rate, decodes, 0, NeedsHostThread: decodes);
     private static PipelineUnit Cpu(string id, double rate, int processors) => new(id, rate, false, processors);
 
     [Fact]
@@ -78,5 +78,29 @@ public sealed class PipelinePlannerTests
         Assert.Equal(new[] { "cpu0", "cpu1" }, plan.Inferring);
         Assert.Equal(1, plan.DecodeThreads);
         Assert.Equal(80, plan.SamplesPerSecond, 6);
+    }
+
+    [Fact]
+    public void ARemoteUnitThatDecodesOnItsServerNeedsNoProcessorHere()
+    {
+        // a server decodes its share: the CPU unit beside it keeps its processors and infers
+        var plan = PipelinePlanner.Plan(new[] { new PipelineUnit("remote0", 2000, true, 0), Cpu("cpu", 300, 2) }, decodeMsPerSample: 5, freeProcessors: 0);
+        Assert.Equal(new[] { "remote0", "cpu" }, plan.Inferring);
+        Assert.Equal(2200, plan.SamplesPerSecond, 6); // 2,000 + the CPU unit fed by one thread at 200/s
+    }
+
+    [Fact]
+    public void NoUnitIsLeftOutWithoutEvidenceOrWhenTheUserChoseTheThreads()
+    {
+        var fed = new[] { Gpu("gpu0", 8000, false), Gpu("gpu1", 8000, false), Cpu("cpu", 300, 16) };
+        Assert.Equal(new[] { "cpu" }, PipelinePlanner.Plan(fed, decodeMsPerSample: 6, freeProcessors: 14).Dropped);
+        // the user gave -DecodeThreads: predicted only
+        Assert.Empty(PipelinePlanner.Plan(fed, decodeMsPerSample: 6, freeProcessors: 14, mayLeaveOut: false).Dropped);
+        // a unit's rate unknown (a plan without predictions): nothing is left out on a guess
+        var unknown = new[] { Gpu("gpu0", 0, false), Cpu("cpu", 300, 16) };
+        Assert.Empty(PipelinePlanner.Plan(unknown, decodeMsPerSample: 6, freeProcessors: 14).Dropped);
+        // no gain, nobody left out: 8 threads at 10 ms feed 800/s; leaving out the 40/s unit feeds 1,200/s, but the GPU takes only 800
+        var close = new[] { Gpu("gpu0", 800, false), Cpu("cpu", 40, 4) };
+        Assert.Empty(PipelinePlanner.Plan(close, decodeMsPerSample: 10, freeProcessors: 8).Dropped);
     }
 }

@@ -231,17 +231,16 @@ public sealed class StreamingTests : IDisposable
     }
 
     [Fact]
-    public void BlocksThatUnitsDecodeHoldFileBytesAndStillFitOneBlockOfDecodedInputs()
+    public void BlocksThatUnitsDecodeHoldFileBytesAndCountDecodedInputsWhereAnyUnitTakesThem()
     {
         const long budget = 512L << 20, floats = 3 * 224 * 224 * 4, logits = 4000;
         // the GPUs decode every sample: four blocks of bytes (53 KB) and outputs in the budget
         Assert.Equal(2354, FileJob.BlockSize(4096, floats, logits, 53_000, 1, budget));
         Assert.Equal(512, FileJob.BlockSize(512, floats, logits, 53_000, 1, budget));
-        // 99% decoded by units: a failed unit's samples may go to the unit fed decoded inputs, so
-        // one block of floats must fit the budget too: 885, not the 2,147 the bytes would allow
-        Assert.Equal(885, FileJob.BlockSize(4096, floats, logits, 53_000, 0.99, budget));
-        // half decoded on the CPU: in between (four blocks of half floats, half bytes)
-        Assert.Equal(404, FileJob.BlockSize(4096, floats, logits, 53_000, 0.5, budget));
+        // 99% decoded by units: a failed unit's samples may go to the unit fed decoded inputs, so every
+        // sample counts its decoded input, and the units' share its bytes as well
+        Assert.Equal(203, FileJob.BlockSize(4096, floats, logits, 53_000, 0.99, budget));
+        Assert.Equal(212, FileJob.BlockSize(4096, floats, logits, 53_000, 0.5, budget));
         // large files that a unit decodes count as what they are
         Assert.Equal(26, FileJob.BlockSize(4096, floats, logits, 5_000_000, 1, budget));
     }

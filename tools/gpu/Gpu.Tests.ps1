@@ -154,7 +154,8 @@ BeforeAll {
     function Invoke-FailingJob($Plan, [string] $Unit, $Jpegs, [string] $Out) {
         ($Plan.Shards | Where-Object UnitId -EQ $Unit).SubBatchSize = 8
         Set-TestFailure $Unit 1
-        try { $rows = $Jpegs | Invoke-PartitionedInference -Plan $Plan -OutputPath $Out -DecodeOn Auto -InformationVariable job -WarningVariable warned -WarningAction SilentlyContinue }
+        # -DecodeThreads: the job keeps every unit of the plan (its pipeline plan may otherwise leave a CPU unit out)
+        try { $rows = $Jpegs | Invoke-PartitionedInference -Plan $Plan -OutputPath $Out -DecodeOn Auto -DecodeThreads 4 -InformationVariable job -WarningVariable warned -WarningAction SilentlyContinue }
         finally { Clear-TestFailure }
         [pscustomobject]@{ Rows = $rows; Summary = Get-JobSummary $job; Warnings = @($warned) }
     }

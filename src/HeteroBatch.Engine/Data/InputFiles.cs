@@ -155,7 +155,7 @@ public sealed class InputFiles
     /// <summary>The bytes of an image sample's file, read into a slice of <paramref name="arena"/> (an array of their own without one; InputFileUnreadable where it cannot be read).</summary>
     internal ReadOnlyMemory<byte> ReadBytes(int sample, ByteArena? arena)
     {
-        var (file, _) = Locate(sample);
+        var file = CheckReadable(FileOf(sample));
         try
         {
             using var handle = File.OpenHandle(file.Path);
@@ -172,22 +172,34 @@ public sealed class InputFiles
         }
     }
 
+    /// <summary>
+    /// File <paramref name="at"/>, or InputFileUnreadable where it was refused when listed, or is no longer a regular
+    /// file (checked again: it may have been replaced since; a FIFO would block its reader for ever).
+    /// </summary>
+    private Entry CheckReadable(int at, bool regularFile = true)
+    {
+        var file = Files[at];
+        if (_refused.TryGetValue(at, out var why))
+            throw new HeteroBatchException("InputFileUnreadable", FailureKind.InvalidData, $"{file.Path} could not be read: {why}.", file.Path);
+        if (regularFile && Runtime.Libc.NotRegularFile(file.Path) is { } kind)
+            throw new HeteroBatchException("InputFileUnreadable", FailureKind.InvalidData, $"{file.Path} could not be read: it is {kind}, not a regular file.", file.Path);
+        return file;
+    }
+
     /// <summary>Reads sample <paramref name="sample"/> into sample <paramref name="index"/> of <paramref name="batch"/>; returns the Stopwatch ticks spent reading the file (the rest was decoding).</summary>
     /// <remarks>Throws InputFileUnreadable for an image that is not a regular file (checked again here: it may have been replaced since it was listed) or whose name cannot be opened.</remarks>
     public long Load(int sample, TensorBatch batch, int index, ImagePreprocessing preprocessing)
     {
         int at = FileOf(sample);
         var (file, within) = (Files[at], sample - Files[at].FirstSample);
-        if (_refused.TryGetValue(at, out var why))
-            throw new HeteroBatchException("InputFileUnreadable", FailureKind.InvalidData, $"{file.Path} could not be read: {why}.", file.Path);
         long start = System.Diagnostics.Stopwatch.GetTimestamp();
         if (file.Npy is { } header)
         {
+            CheckReadable(at, regularFile: false);
             Npy.ReadSamples(file.Path, header, within, 1, batch, index);
             return System.Diagnostics.Stopwatch.GetTimestamp() - start;
         }
-        if (Runtime.Libc.NotRegularFile(file.Path) is { } kind)
-            throw new HeteroBatchException("InputFileUnreadable", FailureKind.InvalidData, $"{file.Path} could not be read: it is {kind}, not a regular file.", file.Path);
+        CheckReadable(at);
         byte[] bytes;
         try { bytes = File.ReadAllBytes(file.Path); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

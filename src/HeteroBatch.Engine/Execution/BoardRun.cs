@@ -78,7 +78,9 @@ internal sealed class BoardRun
                 var session = work.Sessions != null && work.Sessions.TryGetValue(s.UnitId, out var own) ? own : worker.Load(_model);
                 var taker = new UnitTaker(i, wholeIndex[i], session, board, runs[i], work, _settings, clock, pad, ran);
                 // a unit with several runs in flight (a remote server): one taker per run, all on the same board
-                var others = Enumerable.Range(1, Math.Max(1, s.InFlight) - 1).Select(_ => BlockingWork.Start(() => taker.TakeUntilDone(cancel))).ToArray();
+                // (a session that decodes on its unit runs one range at a time: its device batches are its own)
+                int inFlight = session is IEncodedImageSession ? 1 : Math.Max(1, s.InFlight);
+                var others = Enumerable.Range(1, inFlight - 1).Select(_ => BlockingWork.Start(() => taker.TakeUntilDone(cancel))).ToArray();
                 taker.TakeUntilDone(cancel);
                 Task.WaitAll(others);
                 return true;

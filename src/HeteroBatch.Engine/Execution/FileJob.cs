@@ -72,29 +72,31 @@ public static class FileJob
 
     /// <summary>
     /// Samples per block: the plan's batch, or fewer so that the blocks in flight fit
-    /// <paramref name="budget"/>. A block holds decoded inputs for the samples CPU threads decode and
-    /// only the file bytes of those a unit decodes itself (<paramref name="unitDecodedShare"/> of the
-    /// samples), and outputs for all; so that a decoding unit's failure (its samples then go to units
-    /// that take decoded inputs) cannot take more than the budget for one block, one block of decoded
-    /// inputs fits the budget too, unless every unit decodes.
+    /// <paramref name="budget"/>. Where every unit decodes its own share a block holds only file
+    /// bytes and outputs (a failed unit's samples go to another that decodes). Where some unit is fed
+    /// decoded inputs, any sample may need them (a decoding unit's failure sends its samples there),
+    /// so a block counts decoded inputs for all its samples, and the bytes of the units' share.
     /// </summary>
     public static int BlockSize(int batch, long decodedBytes, long outputBytes, long encodedBytes, double unitDecodedShare, long budget)
     {
         double share = Math.Clamp(unitDecodedShare, 0, 1);
-        double perSample = Math.Max(1, outputBytes + (1 - share) * decodedBytes + share * encodedBytes);
-        long inFlight = (long)(budget / BlocksInFlight / perSample);
-        // where every unit decodes, a failed unit's samples go to another that decodes: no block ever holds decoded inputs
-        long oneBlockDecoded = share >= 1 ? long.MaxValue : budget / Math.Max(1, decodedBytes + outputBytes);
-        return (int)Math.Clamp(Math.Min(inFlight, oneBlockDecoded), 1, batch);
+        double perSample = Math.Max(1, outputBytes + (share >= 1 ? encodedBytes : decodedBytes + share * encodedBytes));
+        return (int)Math.Clamp((long)(budget / BlocksInFlight / perSample), 1, batch);
     }
 
     /// <summary>The job's pipeline: each unit's rate from the plan, whether it decodes its own share, and what one CPU thread takes to read and decode the job's first files.</summary>
     private static PipelinePlan PlanPipeline(BatchPlan plan, UnitDecoding decoding, InputFiles files, RunSettings settings, int start)
     {
-        var units = plan.Shards.Select(s => new PipelineUnit(s.UnitId, s.PredictedMs > 0 ? Math.Min(1e9, s.Count * 1000.0 / s.PredictedMs) : 1e9,
-            decoding.Units.Contains(s.UnitId), UnitBackends.For(s.Unit).ComputeProcessors(s.Unit).Count)).ToList();
+        var units = plan.Shards.Select(s =>
+        {
+            var backend = UnitBackends.For(s.Unit);
+            bool decodes = decoding.Units.Contains(s.UnitId);
+            return new PipelineUnit(s.UnitId, s.PredictedMs > 0 ? s.Count * 1000.0 / s.PredictedMs : 0, decodes,
+                backend.ComputeProcessors(s.Unit).Count, NeedsHostThread: decodes && backend.NeedsFeeder);
+        }).ToList();
         double decodeMs = units.Any(u => !u.DecodesOwnShare) ? ProbeDecodeMs(files, start, settings.Preprocessing) : 0;
-        return PipelinePlanner.Plan(units, decodeMs, FreeProcessors(plan).Count);
+        // the user's thread count keeps every unit of the plan
+        return PipelinePlanner.Plan(units, decodeMs, FreeProcessors(plan).Count, mayLeaveOut: settings.DecodeThreads <= 0);
     }
 
     /// <summary>Milliseconds one thread takes to read and decode one of the job's samples: the mean over its next few (after one untimed, which pays for first use).</summary>
@@ -169,7 +171,7 @@ public static class FileJob
         // decoding and inference planned together: a CPU unit whose processors feed the other units faster by decoding is left out
         var pipeline = PlanPipeline(plan, decoding, files, settings, start);
         summary.Pipeline = pipeline.ToString();
-        if (settings.DecodeThreads <= 0 && pipeline.Dropped.Count > 0 && PlanScaling.Without(plan, pipeline.Dropped) is { } kept)
+        if (pipeline.Dropped.Count > 0 && PlanScaling.Without(plan, pipeline.Dropped) is { } kept)
             summary.Plan = plan = kept;
         var fed = PlanScaling.Without(plan, decoding.Units);
         var signature = fed != null ? PartitionedRunner.LoadSessions(PartitionedRunner.Workers(context, fed), model)[0].Signature : decoding.Signature!;
@@ -185,7 +187,7 @@ public static class FileJob
         // inputs are touched only where CPU threads decode into them, so a job that units decode holds little
         bool lockInputs = fed != null && PartitionedRunner.WantsPageLockedInputs(context, fed);
         var slots = Enumerable.Range(0, Math.Min(BlocksInFlight, layout.Blocks.Count))
-            .Select(_ => JobBlock.Allocate(files.Input, signature, layout.BlockSize, lockInputs, ArenaBytes(layout, decoding, files))).ToList();
+            .Select(_ => JobBlock.Allocate(files.Input, signature, fed == null ? 1 : layout.BlockSize, layout.BlockSize, lockInputs, ArenaBytes(layout, decoding, files))).ToList();
         using var locked = lockInputs ? PageLockedBuffers.Lock(slots.Select(b => b.Input)) : null;
         // warm every unit at the shapes it will run (a unit that keeps one shape runs only the full block's)
         if (fed != null)
@@ -315,11 +317,12 @@ internal sealed class JobBlock
     public required bool[] ForUnitDecoding { get; init; }
     public int Sequence, First, Count, Decoded;
 
-    public static JobBlock Allocate(TensorSpec input, Sessions.ModelSignature signature, int size, bool pinned, long arenaBytes) => new()
+    /// <param name="inputs">Samples of decoded input it holds: its size, or 1 where every unit decodes its own share (never read).</param>
+    public static JobBlock Allocate(TensorSpec input, Sessions.ModelSignature signature, int inputs, int size, bool pinned, long arenaBytes) => new()
     {
         Arena = arenaBytes > 0 ? new ByteArena(arenaBytes) : null,
-        Input = pinned ? TensorBatch.AllocatePinned(input.Name, input.SampleShape, size, input.ElementType)
-            : new TensorBatch(input.Name, input.SampleShape, size, null, input.ElementType),
+        Input = pinned ? TensorBatch.AllocatePinned(input.Name, input.SampleShape, inputs, input.ElementType)
+            : new TensorBatch(input.Name, input.SampleShape, inputs, null, input.ElementType),
         Outputs = signature.Outputs.Select(o => new TensorBatch(o.Name, o.SampleShape, size, null, o.ElementType)).ToList(),
         RanBy = new int[size], Errors = new HeteroBatchException?[size],
         Bytes = new ReadOnlyMemory<byte>[size], Undecoded = new bool[size], ForUnitDecoding = new bool[size],

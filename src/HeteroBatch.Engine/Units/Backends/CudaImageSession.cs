@@ -58,12 +58,10 @@ internal sealed class CudaImageSession : IEncodedImageSession
     private (int Offset, int End) _share;
     private EncodedImages? _next;
     private (int Offset, int Count) _nextShare;
-    /// <summary>What the batch at index Batch holds, decoded ahead at the end of the last run, and what that decoding counted.</summary>
-    private (EncodedImages Source, int Offset, int Count, int Batch, long OnUnit, long OnCpu)? _ahead;
-    /// <summary>Images decoded for samples that ran (not those decoded ahead for a range that has not run yet).</summary>
-    public (long OnUnit, long OnCpu) Decoded => _ahead is { } a
-        ? (Interlocked.Read(ref _onUnit) - a.OnUnit, Interlocked.Read(ref _onCpu) - a.OnCpu)
-        : (Interlocked.Read(ref _onUnit), Interlocked.Read(ref _onCpu));
+    /// <summary>What the batch at index Batch holds, decoded ahead at the end of the last run (counted and its errors marked only if it runs).</summary>
+    private (EncodedImages Source, int Offset, int Count, int Batch, Decoding Result)? _ahead;
+    /// <summary>Images decoded for chunks that ran (not those decoded ahead for a range that has not run).</summary>
+    public (long OnUnit, long OnCpu) Decoded => (Interlocked.Read(ref _onUnit), Interlocked.Read(ref _onCpu));
 
     private CudaImageSession(GpuJpegDecoder decoder, DeviceImageBatch[] batches, LoadedModel model, DeviceInputRunner runner, int chunk)
     {
@@ -109,13 +107,19 @@ internal sealed class CudaImageSession : IEncodedImageSession
         if (chunks == 0) return;
         // the first chunk was decoded ahead at the end of the last run, where that run guessed this range; else now
         int b0 = 0;
-        if (_ahead is { } a && a.Source == source && a.Offset == offset && a.Count == Math.Min(_chunk, count)) b0 = a.Batch;
+        var ahead = _ahead;
+        _ahead = null;
+        if (ahead is { } a && ReferenceEquals(a.Source, source) && a.Offset == offset && a.Count == Math.Min(_chunk, count))
+        {
+            b0 = a.Batch;
+            Apply(source, a.Result);
+        }
         else
         {
-            if (_ahead is { } wasted) Uncount(wasted.OnUnit, wasted.OnCpu);
-            Decode(source, offset, Math.Min(_chunk, count), _batches[0]);
+            // a guess that missed: its decoding may still read bytes the job is about to reuse
+            if (ahead is { } wasted) _batches[wasted.Batch].Synchronize();
+            Apply(source, Decode(source, offset, Math.Min(_chunk, count), _batches[0]));
         }
-        _ahead = null;
         for (int k = 0; k < chunks; k++)
         {
             cancel.ThrowIfCancellationRequested();
@@ -125,19 +129,30 @@ internal sealed class CudaImageSession : IEncodedImageSession
             // the next chunk (after the last: the first of the range that likely comes next) decodes on a thread of its own
             // (parsing on the CPU, decoding on the JPEG engines, on its own stream) while this one infers: submitting a
             // decode waits for parts of it, which would hold inference up
-            var into = _batches[(b0 + k + 1) % 2];
-            Task? next = null;
+            int intoIndex = (b0 + k + 1) % 2;
+            var into = _batches[intoIndex];
+            Task<Decoding>? next = null;
+            Task<Decoding?>? guess = null;
+            var up = k + 1 < chunks ? null : Upcoming(source, offset + count);
             if (k + 1 < chunks)
                 next = Task.Run(() => Decode(source, first + _chunk, Math.Min(_chunk, offset + count - first - _chunk), into));
-            else if (Upcoming(source, offset + count) is { } up)
-                next = Task.Run(() =>
-                {
-                    long unit0 = Interlocked.Read(ref _onUnit), cpu0 = Interlocked.Read(ref _onCpu);
-                    Decode(up.Source, up.Offset, up.Count, into);
-                    _ahead = (up.Source, up.Offset, up.Count, (b0 + k + 1) % 2, Interlocked.Read(ref _onUnit) - unit0, Interlocked.Read(ref _onCpu) - cpu0);
-                });
+            else if (up is { } u)
+                // a guess: if it fails, the run it was for decodes again and meets the failure itself
+                guess = Task.Run<Decoding?>(() => { try { return Decode(u.Source, u.Offset, u.Count, into); } catch (Exception) { return null; } });
+            Exception? failed = null;
             try { _runner.Run(batch.Pointer, TensorElementType.UInt8, n, outputs, first, padTo: _chunk); }
-            finally { next?.GetAwaiter().GetResult(); }
+            catch (Exception e) { failed = e; throw; }
+            finally
+            {
+                // the run's own failure is the one reported; the decoding's where the run succeeded
+                if (next != null)
+                {
+                    try { var decoded = next.GetAwaiter().GetResult(); if (failed == null) Apply(source, decoded); }
+                    catch (Exception) when (failed != null) { }
+                }
+                if (guess?.GetAwaiter().GetResult() is { } result && failed == null && up is { } g)
+                    _ahead = (g.Source, g.Offset, g.Count, intoIndex, result);
+            }
         }
     }
 
@@ -149,12 +164,6 @@ internal sealed class CudaImageSession : IEncodedImageSession
         return null;
     }
 
-    private void Uncount(long onUnit, long onCpu)
-    {
-        Interlocked.Add(ref _onUnit, -onUnit);
-        Interlocked.Add(ref _onCpu, -onCpu);
-    }
-
     public void Warm(int chunk)
     {
         _chunk = Math.Clamp(chunk, 1, _batches[0].Capacity);
@@ -163,25 +172,39 @@ internal sealed class CudaImageSession : IEncodedImageSession
         _runner.Run(_batches[0].Pointer, TensorElementType.UInt8, _chunk, _model.AllocateOutputs(_chunk), 0, padTo: _chunk);
     }
 
-    private void Decode(EncodedImages source, int first, int n, DeviceImageBatch into)
+    /// <summary>What decoding a chunk did: images decoded on the GPU, on the CPU, and the samples neither could decode.</summary>
+    private sealed record Decoding(long OnUnit, long OnCpu, IReadOnlyList<(int Sample, HeteroBatchException Error)> Errors);
+
+    /// <summary>Counts a chunk's decoding and marks its failed samples (only for a chunk that runs).</summary>
+    private void Apply(EncodedImages source, Decoding decoded)
+    {
+        Interlocked.Add(ref _onUnit, decoded.OnUnit);
+        Interlocked.Add(ref _onCpu, decoded.OnCpu);
+        foreach (var (sample, error) in decoded.Errors) source.Errors[sample] = error;
+    }
+
+    private Decoding Decode(EncodedImages source, int first, int n, DeviceImageBatch into)
     {
         var bytes = new ReadOnlyMemory<byte>[n];
         for (int i = 0; i < n; i++) bytes[i] = source.Bytes(first + i);
         var status = _decoder.Decode(bytes, into);
+        long onUnit = 0, onCpu = 0;
+        var errors = new List<(int, HeteroBatchException)>();
         for (int i = 0; i < n; i++)
         {
-            if (status[i] is GpuDecodeStatus.Decoded or GpuDecodeStatus.DecodedByFallback) { Interlocked.Increment(ref _onUnit); continue; }
+            if (status[i] is GpuDecodeStatus.Decoded or GpuDecodeStatus.DecodedByFallback) { onUnit++; continue; }
             // not a JPEG, or one the GPU refused: the same crop from the CPU's decoder, copied in
             try
             {
                 into.Upload(i, CpuCrop(bytes[i].ToArray(), source.Name(first + i)));
-                Interlocked.Increment(ref _onCpu);
+                onCpu++;
             }
             catch (HeteroBatchException e) when (e is { Kind: FailureKind.InvalidData, StopsCommand: false })
             {
-                source.Errors[first + i] = e;
+                errors.Add((first + i, e));
             }
         }
+        return new Decoding(onUnit, onCpu, errors);
     }
 
     /// <summary>The image's resize and centre crop as uint8 RGB, decoded on the CPU (the exact mode's pixels).</summary>
