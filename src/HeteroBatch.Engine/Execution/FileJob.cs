@@ -224,7 +224,7 @@ public static class FileJob
                 foreach (var u in outcome.Runs)
                 {
                     runs[u.UnitId].Add(u);
-                    if (u.Failed) gone.Add(u.UnitId);
+                    if (u.Failed && gone.Add(u.UnitId)) threads.Gone(gone);
                 }
                 threads.Ran(block);
             }
@@ -380,6 +380,7 @@ internal sealed class JobStageThreads : IDisposable
     private long _readTicks, _decodeTicks;
     private ProgressCounter? _progress;
     private readonly UnitDecoding _unitDecoding;
+    private IReadOnlyCollection<string> _gone = Array.Empty<string>(); // written by the inference stage, read by the feeder
 
     public JobStageThreads(JobLayout layout, IEnumerable<JobBlock> slots, InputFiles files, JobOutput? output, JobSummary summary,
         RunSettings settings, IReadOnlyList<int> free, Action<IReadOnlyList<SamplePrediction>>? onBlock, CancellationToken cancel, UnitDecoding unitDecoding)
@@ -443,6 +444,9 @@ internal sealed class JobStageThreads : IDisposable
         return _early.GetValueOrDefault(sequence);
     }
 
+    /// <summary>Inference stage: the units that failed so far; the feeder marks later blocks without them.</summary>
+    public void Gone(IEnumerable<string> units) => Volatile.Write(ref _gone, units.ToHashSet());
+
     /// <summary>Inference stage: hands a block whose units have run to the writer.</summary>
     public void Ran(JobBlock block) => _ran.Add(block, Token);
 
@@ -485,7 +489,9 @@ internal sealed class JobStageThreads : IDisposable
             {
                 var block = _slots.Take(Token);
                 block.Reuse(b, _layout.Blocks[b]);
-                _unitDecoding.Mark(block, _layout.PlanFor(block.Count));
+                // as the blocks will run: without the units that failed (blocks marked before a failure are decoded where they run)
+                var plan = _layout.PlanFor(block.Count);
+                _unitDecoding.Mark(block, Volatile.Read(ref _gone) is { Count: > 0 } gone ? PlanScaling.Without(plan, gone) ?? plan : plan);
                 for (int i = 0; i < block.Count; i++) _samples.Add((block, i), Token);
             }
         }
