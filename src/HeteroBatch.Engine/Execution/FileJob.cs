@@ -252,10 +252,10 @@ public static class FileJob
         int cpuDecoded = s.SamplesRun - s.Units.Where(u => decodingUnits.Contains(u.UnitId)).Sum(u => u.Count - u.TookOver);
         var rates = new List<string>
         {
-            $"read: {s.SamplesRun} files, {st.ReadMs / Math.Max(1, s.SamplesRun):F3} ms a file on a thread ({Rate(s.SamplesRun, st.ReadMs / threads)} files/s on {threads} threads)",
+            $"read: {s.SamplesRun} files, {st.ReadMs / Math.Max(1, s.SamplesRun):F3} ms a file on a thread ({Rate(s.SamplesRun, st.ReadMs / threads)} files/s on {threads} thread{(threads == 1 ? "" : "s")})",
         };
         if (cpuDecoded > 0)
-            rates.Add($"decode on CPU threads: {cpuDecoded} samples, {st.DecodeMs / cpuDecoded:F3} ms a sample on a thread ({Rate(cpuDecoded, st.DecodeMs / threads)}/s on {threads} threads)");
+            rates.Add($"decode on CPU threads: {cpuDecoded} samples, {st.DecodeMs / cpuDecoded:F3} ms a sample on a thread ({Rate(cpuDecoded, st.DecodeMs / threads)}/s on {threads} thread{(threads == 1 ? "" : "s")})");
         foreach (var u in s.Units)
             rates.Add($"{u.UnitId}: {u.Count} samples, {Rate(u.Count, u.Ms)}/s while it ran ({(decodingUnits.Contains(u.UnitId) ? "decoding its own share" : "decoded inputs from CPU threads")}){(u.Failed ? $", failed: {u.Error}" : "")}");
         rates.Add($"job: {s.ImagesPerSecond:F1} samples/s; units ran {st.InferMs:F0} ms, waited for input {st.WaitForInputMs:F0} ms, writing {st.WriteMs:F0} ms, of {s.WallMs:F0} ms");

@@ -16,7 +16,7 @@ internal sealed record PipelineUnit(string UnitId, double SamplesPerSecond, bool
 internal sealed record PipelinePlan(IReadOnlyList<string> Inferring, int DecodeThreads, double SamplesPerSecond, string Limit, IReadOnlyList<string> Dropped)
 {
     public override string ToString() =>
-        $"pipeline: {string.Join(" + ", Inferring)} infer, {DecodeThreads} threads decode, {SamplesPerSecond:F1} samples/s predicted, limited by {Limit}" +
+        $"pipeline: {string.Join(" + ", Inferring)} infer, {DecodeThreads} thread{(DecodeThreads == 1 ? "" : "s")} decode{(DecodeThreads == 1 ? "s" : "")}, {SamplesPerSecond:F1} samples/s predicted, limited by {Limit}" +
         (Dropped.Count > 0 ? $"; {string.Join(", ", Dropped)} left out: {(Dropped.Count == 1 ? "its processors feed" : "their processors feed")} the others faster by decoding" : "");
 }
 
