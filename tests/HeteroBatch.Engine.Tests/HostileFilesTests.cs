@@ -65,6 +65,25 @@ public sealed class HostileFilesTests(ITestOutputHelper log) : IDisposable
     }
 
     [Fact]
+    public void ReadingAFifosBytesForAUnitThatDecodesIsAnErrorForItsSample_NotAReadThatWaitsForEver()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var folder = FolderOfOddFiles();
+        var (files, _) = Inputs(folder);
+        int fifo = Enumerable.Range(0, files.SampleCount).Single(i => files.NameOf(i) == "c-fifo.jpg");
+        // the bytes a decoding GPU (or a server that decodes) is given are read on the job's threads: the FIFO has no
+        // writer, so a read would wait for ever; the task lets the test give up on it
+        var read = Task.Run(() => Assert.Throws<HeteroBatchException>(() => files.ReadBytes(fifo, null)));
+        if (!read.Wait(TimeSpan.FromMinutes(1)))
+        {
+            Shell(folder, "exec 3<>c-fifo.jpg");
+            Assert.Fail("reading the FIFO's bytes hung");
+        }
+        Assert.Equal("InputFileUnreadable", read.Result.ErrorId);
+        Assert.Contains("FIFO", read.Result.Message);
+    }
+
+    [Fact]
     public void AFifoOrANameThatIsNotUtf8IsAnErrorForItsSample_TheJobGoesOnAndInputsTxtIsOneLineASample()
     {
         if (!OperatingSystem.IsLinux()) return;

@@ -28,7 +28,23 @@ public sealed class UnitDecodingTests : IDisposable
         public (long OnUnit, long OnCpu) Decoded => (Ran.Sum(r => r.Count), 0);
         public void Warm(int chunk) { }
 
+        private int _running, _calls;
+        private readonly ManualResetEventSlim _second = new();
+        public int MostAtOnce;
+
         public void Run(IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count, int padTo = 0, CancellationToken cancel = default)
+        {
+            int now = Interlocked.Increment(ref _running);
+            lock (Ran) MostAtOnce = Math.Max(MostAtOnce, now);
+            if (now > 1) _second.Set();
+            // the first run gives any other taker of the same unit the time to arrive (a bound on the wait, not on the result:
+            // with one taker nothing arrives and the wait ends once; with several, the second ends it at once)
+            if (Interlocked.Increment(ref _calls) == 1) _second.Wait(TimeSpan.FromSeconds(2));
+            try { RunOne(outputs, offset, count); }
+            finally { Interlocked.Decrement(ref _running); }
+        }
+
+        private void RunOne(IReadOnlyList<TensorBatch> outputs, int offset, int count)
         {
             if (fails) throw new InvalidOperationException("the stand-in's GPU is gone");
             Assert.NotNull(Source); // a block's bytes are there before its board runs
@@ -65,6 +81,25 @@ public sealed class UnitDecodingTests : IDisposable
         Assert.All(Enumerable.Range(4, 4), i => Assert.All(outputs[0].Sample(i), v => Assert.Equal(42f, v)));
         Assert.All(Enumerable.Range(0, 4), i => Assert.DoesNotContain(42f, outputs[0].Sample(i)));
         Assert.Equal(new[] { 4, 4 }, outcome.Runs.Select(r => r.Count));
+    }
+
+    [Fact]
+    public void ADecodingUnitRunsOneRangeAtATimeWhateverThePlansRunsInFlight()
+    {
+        var units = TestModels.TwoCpuUnits();
+        // a plan (hand-edited, or piped from elsewhere) that asks the decoding unit for four runs in flight
+        var plan = PlanLayout.Manual("tinynet", TestModels.Tiny.Sha256, new[] { new ShareSpec(units[0], 2, 2, 1), new ShareSpec(units[^1], 30, 1, 1, InFlight: 4) });
+        var real = PartitionedRunner.LoadSessions(PartitionedRunner.Workers(_context, plan), TestModels.Tiny)[0];
+        var standIn = new DecodingStandIn(real.Signature, fails: false) { Source = new EncodedImages(_ => ReadOnlyMemory<byte>.Empty, i => $"{i}", new HeteroBatchException?[32]) };
+        var board = new BoardRun(_context, plan, TestModels.Tiny, new RunSettings());
+        var outcome = board.Run(new BoardWork(plan, new[] { (plan, 0) }, real.SyntheticInputs(32, 3), real.AllocateOutputs(32))
+        {
+            Sessions = new Dictionary<string, IModelSession> { [plan.Shards[1].UnitId] = standIn },
+        }, CancellationToken.None);
+        // its device batches are its own: two takers at once would decode into the batch the other infers
+        Assert.Equal(1, standIn.MostAtOnce);
+        Assert.Equal(30, standIn.Ran.Sum(r => r.Count));
+        Assert.Equal(32, outcome.Runs.Sum(r => r.Count));
     }
 
     [Fact]
