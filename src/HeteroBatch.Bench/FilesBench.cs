@@ -78,6 +78,26 @@ public static class FilesBench
         return rows;
     }
 
+    /// <summary>
+    /// A photo-like JPEG (quality 90): a random field of <paramref name="low"/> pixels resized (Catmull-Rom) to
+    /// <paramref name="size"/>, plus grain drawn from [<paramref name="grainFrom"/>, <paramref name="grainTo"/>) on each channel.
+    /// </summary>
+    internal static byte[] PhotoJpeg(Random rng, (int Width, int Height) low, (int Width, int Height) size, int grainFrom, int grainTo)
+    {
+        using var field = new SKBitmap(new SKImageInfo(low.Width, low.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
+        var px = new byte[low.Width * low.Height * 4];
+        rng.NextBytes(px);
+        for (int i = 3; i < px.Length; i += 4) px[i] = 255;
+        System.Runtime.InteropServices.Marshal.Copy(px, 0, field.GetPixels(), px.Length);
+        using var image = field.Resize(new SKImageInfo(size.Width, size.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul), new SKSamplingOptions(SKCubicResampler.CatmullRom))!;
+        var pixels = image.GetPixelSpan().ToArray();
+        for (int i = 0; i < pixels.Length; i++)
+            if (i % 4 != 3) pixels[i] = (byte)Math.Clamp(pixels[i] + rng.Next(grainFrom, grainTo), 0, 255);
+        System.Runtime.InteropServices.Marshal.Copy(pixels, 0, image.GetPixels(), pixels.Length);
+        using var data = image.Encode(SKEncodedImageFormat.Jpeg, 90);
+        return data.ToArray();
+    }
+
     /// <summary>32 distinct photo-like JPEGs, and <paramref name="count"/> names for them (hard links where the file system allows).</summary>
     public static void MakeImages(string folder, int count)
     {
@@ -92,18 +112,7 @@ public static class FilesBench
             var path = Path.Combine(distinct, $"base{k:D2}.jpg");
             bases.Add(path);
             if (File.Exists(path)) continue;
-            using var low = new SKBitmap(new SKImageInfo(16, 12, SKColorType.Rgba8888, SKAlphaType.Unpremul));
-            var px = new byte[16 * 12 * 4];
-            rng.NextBytes(px);
-            for (int i = 3; i < px.Length; i += 4) px[i] = 255;
-            System.Runtime.InteropServices.Marshal.Copy(px, 0, low.GetPixels(), px.Length);
-            using var big = low.Resize(new SKImageInfo(500, 375, SKColorType.Rgba8888, SKAlphaType.Unpremul), new SKSamplingOptions(SKCubicResampler.CatmullRom))!;
-            var pixels = big.GetPixelSpan().ToArray();
-            for (int i = 0; i < pixels.Length; i++)
-                if (i % 4 != 3) pixels[i] = (byte)Math.Clamp(pixels[i] + rng.Next(-12, 12), 0, 255);
-            System.Runtime.InteropServices.Marshal.Copy(pixels, 0, big.GetPixels(), pixels.Length);
-            using var data = big.Encode(SKEncodedImageFormat.Jpeg, 90);
-            File.WriteAllBytes(path, data.ToArray());
+            File.WriteAllBytes(path, PhotoJpeg(rng, (16, 12), (500, 375), -12, 12));
         }
         var clock = Stopwatch.StartNew();
         for (int i = 0; i < count; i++)

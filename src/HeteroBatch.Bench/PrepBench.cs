@@ -145,18 +145,7 @@ public static class PrepBench
             var path = Path.Combine(folder, $"large{k:D2}.jpg");
             if (File.Exists(path)) continue;
             var rng = new Random(100 + k);
-            using var low = new SKBitmap(new SKImageInfo(64, 48, SKColorType.Rgba8888, SKAlphaType.Unpremul));
-            var px = new byte[64 * 48 * 4];
-            rng.NextBytes(px);
-            for (int i = 3; i < px.Length; i += 4) px[i] = 255;
-            System.Runtime.InteropServices.Marshal.Copy(px, 0, low.GetPixels(), px.Length);
-            using var image = low.Resize(new SKImageInfo(4000, 3000, SKColorType.Rgba8888, SKAlphaType.Unpremul), new SKSamplingOptions(SKCubicResampler.CatmullRom))!;
-            var pixels = image.GetPixelSpan().ToArray();
-            for (int i = 0; i < pixels.Length; i++)
-                if (i % 4 != 3) pixels[i] = (byte)Math.Clamp(pixels[i] + rng.Next(-grain, grain + 1), 0, 255);
-            System.Runtime.InteropServices.Marshal.Copy(pixels, 0, image.GetPixels(), pixels.Length);
-            using var data = image.Encode(SKEncodedImageFormat.Jpeg, 90);
-            File.WriteAllBytes(path, data.ToArray());
+            File.WriteAllBytes(path, FilesBench.PhotoJpeg(rng, (64, 48), (4000, 3000), -grain, grain + 1));
         }
     }
 }

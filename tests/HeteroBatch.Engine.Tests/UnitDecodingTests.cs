@@ -63,18 +63,25 @@ public sealed class UnitDecodingTests : IDisposable
         return (plan, real.SyntheticInputs(8, 3), real.AllocateOutputs(8), real);
     }
 
+    private static DecodingStandIn StandIn(IModelSession real, int samples, bool fails) =>
+        new(real.Signature, fails) { Source = new EncodedImages(_ => ReadOnlyMemory<byte>.Empty, i => $"{i}", new HeteroBatchException?[samples]) };
+
+    /// <summary>One board of <paramref name="plan"/> with its second unit decoding through <paramref name="standIn"/>; the ranges made sure of go to <paramref name="ensured"/>.</summary>
+    private BoardOutcome RunWithStandIn(BatchPlan plan, IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, DecodingStandIn standIn,
+        ConcurrentBag<(int, int)>? ensured = null) =>
+        new BoardRun(_context, plan, TestModels.Tiny, new RunSettings()).Run(new BoardWork(plan, new[] { (plan, 0) }, inputs, outputs)
+        {
+            Sessions = new Dictionary<string, IModelSession> { [plan.Shards[1].UnitId] = standIn },
+            EnsureDecoded = ensured == null ? null : (o, n) => ensured.Add((o, n)),
+        }, CancellationToken.None);
+
     [Fact]
     public void TheDecodingUnitRunsItsOwnSessionAndTheCpuDecodesOnlyTheOtherUnitsRanges()
     {
         var (plan, inputs, outputs, real) = Setup();
-        var standIn = new DecodingStandIn(real.Signature, fails: false) { Source = new EncodedImages(_ => ReadOnlyMemory<byte>.Empty, i => $"{i}", new HeteroBatchException?[8]) };
+        var standIn = StandIn(real, 8, fails: false);
         var ensured = new ConcurrentBag<(int, int)>();
-        var board = new BoardRun(_context, plan, TestModels.Tiny, new RunSettings());
-        var outcome = board.Run(new BoardWork(plan, new[] { (plan, 0) }, inputs, outputs)
-        {
-            Sessions = new Dictionary<string, IModelSession> { [plan.Shards[1].UnitId] = standIn },
-            EnsureDecoded = (o, n) => ensured.Add((o, n)),
-        }, CancellationToken.None);
+        var outcome = RunWithStandIn(plan, inputs, outputs, standIn, ensured);
 
         Assert.Equal(new[] { (4, 2), (6, 2) }, standIn.Ran.OrderBy(r => r.Offset));
         Assert.Equal(new[] { (0, 2), (2, 2) }, ensured.OrderBy(r => r.Item1));
@@ -90,12 +97,8 @@ public sealed class UnitDecodingTests : IDisposable
         // a plan (hand-edited, or piped from elsewhere) that asks the decoding unit for four runs in flight
         var plan = PlanLayout.Manual("tinynet", TestModels.Tiny.Sha256, new[] { new ShareSpec(units[0], 2, 2, 1), new ShareSpec(units[^1], 30, 1, 1, InFlight: 4) });
         var real = PartitionedRunner.LoadSessions(PartitionedRunner.Workers(_context, plan), TestModels.Tiny)[0];
-        var standIn = new DecodingStandIn(real.Signature, fails: false) { Source = new EncodedImages(_ => ReadOnlyMemory<byte>.Empty, i => $"{i}", new HeteroBatchException?[32]) };
-        var board = new BoardRun(_context, plan, TestModels.Tiny, new RunSettings());
-        var outcome = board.Run(new BoardWork(plan, new[] { (plan, 0) }, real.SyntheticInputs(32, 3), real.AllocateOutputs(32))
-        {
-            Sessions = new Dictionary<string, IModelSession> { [plan.Shards[1].UnitId] = standIn },
-        }, CancellationToken.None);
+        var standIn = StandIn(real, 32, fails: false);
+        var outcome = RunWithStandIn(plan, real.SyntheticInputs(32, 3), real.AllocateOutputs(32), standIn);
         // its device batches are its own: two takers at once would decode into the batch the other infers
         Assert.Equal(1, standIn.MostAtOnce);
         Assert.Equal(30, standIn.Ran.Sum(r => r.Count));
@@ -106,14 +109,9 @@ public sealed class UnitDecodingTests : IDisposable
     public void ARangeOfADecodingUnitThatFailedIsDecodedOnTheSpotByTheUnitThatTakesItOver()
     {
         var (plan, inputs, outputs, real) = Setup();
-        var standIn = new DecodingStandIn(real.Signature, fails: true) { Source = new EncodedImages(_ => ReadOnlyMemory<byte>.Empty, i => $"{i}", new HeteroBatchException?[8]) };
+        var standIn = StandIn(real, 8, fails: true);
         var ensured = new ConcurrentBag<(int, int)>();
-        var board = new BoardRun(_context, plan, TestModels.Tiny, new RunSettings());
-        var outcome = board.Run(new BoardWork(plan, new[] { (plan, 0) }, inputs, outputs)
-        {
-            Sessions = new Dictionary<string, IModelSession> { [plan.Shards[1].UnitId] = standIn },
-            EnsureDecoded = (o, n) => ensured.Add((o, n)),
-        }, CancellationToken.None);
+        var outcome = RunWithStandIn(plan, inputs, outputs, standIn, ensured);
 
         Assert.True(outcome.Runs[1].Failed);
         Assert.Equal(8, outcome.Runs[0].Count);

@@ -150,7 +150,13 @@ public sealed class InputFiles
     public long MeanFileBytes => Files.Count == 0 ? 0 : (long)Files.Average(f => f.Length);
 
     /// <summary>The bytes of an image sample's file (InputFileUnreadable where it cannot be read).</summary>
-    public byte[] ReadBytes(int sample) => ReadBytes(sample, null).ToArray();
+    public byte[] ReadBytes(int sample)
+    {
+        var bytes = ReadBytes(sample, null);
+        // read into an array of its own: that array, unless the file came up short
+        return System.Runtime.InteropServices.MemoryMarshal.TryGetArray(bytes, out var whole) && whole.Offset == 0 && whole.Count == whole.Array!.Length
+            ? whole.Array : bytes.ToArray();
+    }
 
     /// <summary>The bytes of an image sample's file, read into a slice of <paramref name="arena"/> (an array of their own without one; InputFileUnreadable where it cannot be read).</summary>
     internal ReadOnlyMemory<byte> ReadBytes(int sample, ByteArena? arena)
