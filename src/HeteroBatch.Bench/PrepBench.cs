@@ -40,7 +40,7 @@ public static class PrepBench
         {
             // warm-up, not timed: 300 samples of a large folder (the JIT's tiers settle), each file of a small one once
             int warm = files.Count > 16 ? 300 : files.Count;
-            for (int i = 0; i < warm; i++) ImageInput.Load(files[i], "x", batch, 0, p);
+            for (int i = 0; i < warm; i++) ImageInput.Load(files[i % files.Count], "x", batch, 0, p);
             long start = Stopwatch.GetTimestamp();
             for (int pass = 0; pass < passes; pass++)
                 foreach (var f in files) ImageInput.Load(f, "x", batch, 0, p);
