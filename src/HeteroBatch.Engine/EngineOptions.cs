@@ -37,6 +37,14 @@ public sealed record EngineOptions
     /// </summary>
     public bool? CudaPreferNhwc { get; init; }
 
+    /// <summary>
+    /// GPUs that decode their own share of a file job: the most images decoded and inferred at once (a range
+    /// runs in equal chunks of at most this many; two chunks' pixels in GPU memory at a time), 1-1024
+    /// (HETEROBATCH_GPU_DECODE_CHUNK). Larger chunks infer faster per image, smaller ones start inference sooner.
+    /// </summary>
+    public int GpuDecodeChunk { get; init; } = DefaultGpuDecodeChunk;
+    public const int DefaultGpuDecodeChunk = 128;
+
     /// <summary>CUDA: more of the provider's options, as name=value (they override HeteroBatch's own), for tuning experiments.</summary>
     public IReadOnlyDictionary<string, string> CudaProviderOptions { get; init; } = new Dictionary<string, string>();
 
@@ -115,6 +123,7 @@ public sealed record EngineOptions
     public const string OrtPathVariable = "HETEROBATCH_ORT_PATH";
     public const string StoreLockVariable = "HETEROBATCH_STORE_LOCK_SECONDS";
     public const string EpLibrariesVariable = "HETEROBATCH_EP_LIBRARIES";
+    public const string GpuDecodeChunkVariable = "HETEROBATCH_GPU_DECODE_CHUNK";
 
     private static string? NoVariables(string name) => null;
 
@@ -155,6 +164,8 @@ public sealed record EngineOptions
         if (read(PinnedVariable) == "1") options = options with { PinnedTransfers = true };
         if (read(NhwcVariable) is "1" or "0") options = options with { CudaPreferNhwc = read(NhwcVariable) == "1" };
         if (read(OrtProfileVariable) is { Length: > 0 } prefix) options = options with { OrtProfilePrefix = prefix };
+        if (int.TryParse(read(GpuDecodeChunkVariable), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var chunk) && chunk is >= 1 and <= 1024)
+            options = options with { GpuDecodeChunk = chunk };
         if (read(HostRegisterVariable) == "0") options = options with { PageLockedInputs = false };
         if (read(RemoteTokenVariable) is { Length: > 0 } token) options = options with { RemoteToken = new BearerToken(token) };
         if (read(EpLibrariesVariable) is { Length: > 0 } libraries)

@@ -29,6 +29,21 @@ public sealed class OptionsTests
         Assert.Null(o.RemoteToken);
     }
 
+    [Theory]
+    [InlineData("256", 256)]
+    [InlineData("1", 1)]
+    [InlineData("1024", 1024)]
+    [InlineData("0", 128)]
+    [InlineData("1025", 128)]
+    [InlineData("2147483648", 128)]
+    [InlineData("big", 128)]
+    [InlineData(null, 128)]
+    public void TheGpuDecodeChunkIsReadWithinItsBoundsElseLeftAt128(string? value, int chunk)
+    {
+        var o = EngineOptions.FromEnvironment(value == null ? Env() : Env(("HETEROBATCH_GPU_DECODE_CHUNK", value)));
+        Assert.Equal(chunk, o.GpuDecodeChunk);
+    }
+
     [Fact]
     public void TheFailureVariableNoLongerReachesTheOptions()
     {

@@ -261,6 +261,26 @@ public sealed class StreamingTests : IDisposable
         Assert.True(chunk * chunks - sub < chunks, "padding is less than one sample a chunk");
     }
 
+    [Theory]
+    [InlineData(512, 256, 256)]
+    [InlineData(1024, 256, 256)]
+    [InlineData(513, 256, 171)]
+    [InlineData(512, 512, 256)]
+    [InlineData(100, 1, 1)]
+    public void TheLargestChunkIsTheOnesSetting(int sub, int max, int chunk)
+    {
+        Assert.Equal(chunk, UnitDecoding.ChunkFor(sub, max));
+    }
+
+    [Fact]
+    public void ADecodingUnitsStagesSayWhatEachChunkTookOnAverage()
+    {
+        var stages = new DecodingStages(Chunks: 4, Images: 500, DecodeMs: 40, InferMs: 48, WaitMs: 3.4);
+        Assert.Equal("4 chunks of up to 125: decoding 10.00 ms a chunk (12500.0 images/s on its thread), inference 12.00 ms a chunk (10416.7 images/s), waiting for decoding 3 ms",
+            stages.ToString());
+        Assert.Contains("decoding - ms a chunk (- images/s", new DecodingStages(0, 0, 0, 0, 0).ToString());
+    }
+
     [Fact]
     public void ImagesAreCutAsTorchvisionCutsThem()
     {

@@ -603,18 +603,17 @@ internal sealed class UnitDecoding : IDisposable
     /// <summary>The model's signature as a decoding unit runs it (its outputs are the model's); null when no unit decodes.</summary>
     public ModelSignature? Signature => _sessions.Values.FirstOrDefault()?.Signature;
 
-    /// <summary>Most images a decoding unit decodes and infers at once.</summary>
-    internal const int MaxChunk = 128;
-
     /// <summary>
     /// The chunk a decoding unit runs its ranges of <paramref name="sub"/> samples in: ranges split
-    /// into equal chunks of at most <see cref="MaxChunk"/>, at least two where a range has 32 samples
-    /// or more (the next chunk decodes while one infers), so a range wastes little on padding.
+    /// into equal chunks of at most <paramref name="maxChunk"/> (<see cref="EngineOptions.GpuDecodeChunk"/>),
+    /// at least two where a range has 32 samples or more (the next chunk decodes while one infers), so a
+    /// range wastes little on padding.
     /// </summary>
-    public static int ChunkFor(int sub)
+    public static int ChunkFor(int sub, int maxChunk = EngineOptions.DefaultGpuDecodeChunk)
     {
         if (sub < 32) return Math.Max(1, sub);
-        int chunks = Math.Max(2, (sub + MaxChunk - 1) / MaxChunk);
+        maxChunk = Math.Max(1, maxChunk);
+        int chunks = Math.Max(2, (sub + maxChunk - 1) / maxChunk);
         return (sub + chunks - 1) / chunks;
     }
 
@@ -630,7 +629,7 @@ internal sealed class UnitDecoding : IDisposable
                 try
                 {
                     var session = context.Workers.For(shard.Unit).Invoke(() =>
-                        UnitBackends.For(shard.Unit).OpenImageSession(shard.Unit, model, context.Options, files.Input, settings.Preprocessing, MaxChunk)).GetAwaiter().GetResult();
+                        UnitBackends.For(shard.Unit).OpenImageSession(shard.Unit, model, context.Options, files.Input, settings.Preprocessing, context.Options.GpuDecodeChunk)).GetAwaiter().GetResult();
                     if (session != null) sessions[shard.UnitId] = session;
                 }
                 catch (HeteroBatchException e)
@@ -653,7 +652,7 @@ internal sealed class UnitDecoding : IDisposable
         foreach (var shard in layout.PlanFor(layout.BlockSize).Shards)
             if (_sessions.TryGetValue(shard.UnitId, out var session))
             {
-                int chunk = ChunkFor(layout.FullShape[shard.UnitId]);
+                int chunk = ChunkFor(layout.FullShape[shard.UnitId], context.Options.GpuDecodeChunk);
                 context.Workers.For(shard.Unit).Invoke(() => { session.Warm(chunk); return true; }).GetAwaiter().GetResult();
             }
     }
@@ -714,7 +713,10 @@ internal sealed class UnitDecoding : IDisposable
     public void Report(List<string> notes)
     {
         foreach (var (unit, session) in _sessions)
+        {
             notes.Add($"{unit} decoded {session.Decoded.OnUnit} images itself and had {session.Decoded.OnCpu} decoded on the CPU (not JPEG, or refused)");
+            if (session.Stages is { Chunks: > 0 } stages) notes.Add($"{unit}: {stages}");
+        }
     }
 
     public void Dispose()

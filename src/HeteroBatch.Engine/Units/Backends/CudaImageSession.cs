@@ -29,6 +29,24 @@ public interface IEncodedImageSession : IModelSession
     /// images while its current range's last ones infer. Set with <see cref="Source"/>, between blocks.
     /// </summary>
     void Ahead((int Offset, int Count) share, EncodedImages? next, (int Offset, int Count) nextShare) { }
+
+    /// <summary>Where the unit's time went so far, for sessions that decode in chunks beside inference (null for others).</summary>
+    DecodingStages? Stages => null;
+}
+
+/// <summary>
+/// A decoding unit's stages, summed over the chunks that ran: <paramref name="DecodeMs"/> decoding them (on the
+/// thread that hands them to the device, until queued), <paramref name="InferMs"/> running the model on them,
+/// <paramref name="WaitMs"/> inference waiting for decoding (the first chunk of a range not decoded ahead, a next
+/// chunk not ready when the current one had run, the device finishing a resize).
+/// </summary>
+public sealed record DecodingStages(int Chunks, long Images, double DecodeMs, double InferMs, double WaitMs)
+{
+    public override string ToString() =>
+        $"{Chunks} chunks of up to {(Chunks == 0 ? 0 : (Images + Chunks - 1) / Chunks)}: decoding {Per(DecodeMs)} ms a chunk ({Rate(DecodeMs)} images/s on its thread), " +
+        $"inference {Per(InferMs)} ms a chunk ({Rate(InferMs)} images/s), waiting for decoding {WaitMs:F0} ms";
+    private string Per(double ms) => Chunks == 0 ? "-" : (ms / Chunks).ToString("F2", System.Globalization.CultureInfo.InvariantCulture);
+    private string Rate(double ms) => ms <= 0 ? "-" : (Images * 1000.0 / ms).ToString("F1", System.Globalization.CultureInfo.InvariantCulture);
 }
 
 /// <summary>
@@ -51,6 +69,9 @@ internal sealed class CudaImageSession : IEncodedImageSession
     private readonly DeviceInputRunner _runner;
     private int _chunk;
     private long _onUnit, _onCpu;
+    private int _chunks;
+    private long _images;
+    private double _decodeMs, _inferMs, _waitMs;
 
     public ModelSignature Signature => _model.Signature;
     public HashSet<int> WarmedSizes { get; } = new();
@@ -62,6 +83,8 @@ internal sealed class CudaImageSession : IEncodedImageSession
     private (EncodedImages Source, int Offset, int Count, int Batch, Decoding Result)? _ahead;
     /// <summary>Images decoded for chunks that ran (not those decoded ahead for a range that has not run).</summary>
     public (long OnUnit, long OnCpu) Decoded => (Interlocked.Read(ref _onUnit), Interlocked.Read(ref _onCpu));
+    /// <summary>Read between blocks (the worker writes them while a range runs).</summary>
+    public DecodingStages Stages => new(_chunks, _images, _decodeMs, _inferMs, _waitMs);
 
     private CudaImageSession(GpuJpegDecoder decoder, DeviceImageBatch[] batches, LoadedModel model, DeviceInputRunner runner, int chunk)
     {
@@ -107,6 +130,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
         if (chunks == 0) return;
         // the first chunk was decoded ahead at the end of the last run, where that run guessed this range; else now
         int b0 = 0;
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var ahead = _ahead;
         _ahead = null;
         if (ahead is { } a && ReferenceEquals(a.Source, source) && a.Offset == offset && a.Count == Math.Min(_chunk, count))
@@ -126,6 +150,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
             var batch = _batches[(b0 + k) % 2];
             int first = offset + k * _chunk, n = Math.Min(_chunk, offset + count - first);
             batch.Synchronize();
+            _waitMs += clock.Elapsed.TotalMilliseconds;
             // the next chunk (after the last: the first of the range that likely comes next) decodes on a thread of its own
             // (parsing on the CPU, decoding on the JPEG engines, on its own stream) while this one infers: submitting a
             // decode waits for parts of it, which would hold inference up
@@ -140,10 +165,14 @@ internal sealed class CudaImageSession : IEncodedImageSession
                 // a guess: if it fails, the run it was for decodes again and meets the failure itself
                 guess = Task.Run<Decoding?>(() => { try { return Decode(u.Source, u.Offset, u.Count, into); } catch (Exception) { return null; } });
             Exception? failed = null;
+            clock.Restart();
             try { _runner.Run(batch.Pointer, TensorElementType.UInt8, n, outputs, first, padTo: _chunk); }
             catch (Exception e) { failed = e; throw; }
             finally
             {
+                _inferMs += clock.Elapsed.TotalMilliseconds;
+                (_chunks, _images) = (_chunks + 1, _images + n);
+                clock.Restart();
                 // the run's own failure is the one reported; the decoding's where the run succeeded
                 if (next != null)
                 {
@@ -152,6 +181,8 @@ internal sealed class CudaImageSession : IEncodedImageSession
                 }
                 if (guess?.GetAwaiter().GetResult() is { } result && failed == null && up is { } g)
                     _ahead = (g.Source, g.Offset, g.Count, intoIndex, result);
+                _waitMs += clock.Elapsed.TotalMilliseconds; // the next chunk (or the guess) not decoded yet
+                clock.Restart();
             }
         }
     }
@@ -173,18 +204,20 @@ internal sealed class CudaImageSession : IEncodedImageSession
     }
 
     /// <summary>What decoding a chunk did: images decoded on the GPU, on the CPU, and the samples neither could decode.</summary>
-    private sealed record Decoding(long OnUnit, long OnCpu, IReadOnlyList<(int Sample, HeteroBatchException Error)> Errors);
+    private sealed record Decoding(long OnUnit, long OnCpu, IReadOnlyList<(int Sample, HeteroBatchException Error)> Errors, double Ms);
 
     /// <summary>Counts a chunk's decoding and marks its failed samples (only for a chunk that runs).</summary>
     private void Apply(EncodedImages source, Decoding decoded)
     {
         Interlocked.Add(ref _onUnit, decoded.OnUnit);
         Interlocked.Add(ref _onCpu, decoded.OnCpu);
+        _decodeMs += decoded.Ms;
         foreach (var (sample, error) in decoded.Errors) source.Errors[sample] = error;
     }
 
     private Decoding Decode(EncodedImages source, int first, int n, DeviceImageBatch into)
     {
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
         var bytes = new ReadOnlyMemory<byte>[n];
         for (int i = 0; i < n; i++) bytes[i] = source.Bytes(first + i);
         var status = _decoder.Decode(bytes, into);
@@ -204,7 +237,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
                 errors.Add((first + i, e));
             }
         }
-        return new Decoding(onUnit, onCpu, errors);
+        return new Decoding(onUnit, onCpu, errors, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
     }
 
     /// <summary>The image's resize and centre crop as uint8 RGB, decoded on the CPU (the exact mode's pixels).</summary>
