@@ -45,6 +45,13 @@ public sealed record EngineOptions
     public int GpuDecodeChunk { get; init; } = DefaultGpuDecodeChunk;
     public const int DefaultGpuDecodeChunk = 128;
 
+    /// <summary>
+    /// GPUs that decode their own share: how many chunks decode at once while one infers, each on a thread
+    /// of its own into a device batch of its own (one more batch of GPU memory each), 1-4 (HETEROBATCH_GPU_DECODE_THREADS).
+    /// </summary>
+    public int GpuDecodeThreads { get; init; } = 1;
+    public const int MaxGpuDecodeThreads = 4;
+
     /// <summary>CUDA: more of the provider's options, as name=value (they override HeteroBatch's own), for tuning experiments.</summary>
     public IReadOnlyDictionary<string, string> CudaProviderOptions { get; init; } = new Dictionary<string, string>();
 
@@ -124,6 +131,7 @@ public sealed record EngineOptions
     public const string StoreLockVariable = "HETEROBATCH_STORE_LOCK_SECONDS";
     public const string EpLibrariesVariable = "HETEROBATCH_EP_LIBRARIES";
     public const string GpuDecodeChunkVariable = "HETEROBATCH_GPU_DECODE_CHUNK";
+    public const string GpuDecodeThreadsVariable = "HETEROBATCH_GPU_DECODE_THREADS";
 
     private static string? NoVariables(string name) => null;
 
@@ -166,6 +174,8 @@ public sealed record EngineOptions
         if (read(OrtProfileVariable) is { Length: > 0 } prefix) options = options with { OrtProfilePrefix = prefix };
         if (int.TryParse(read(GpuDecodeChunkVariable), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var chunk) && chunk is >= 1 and <= 1024)
             options = options with { GpuDecodeChunk = chunk };
+        if (int.TryParse(read(GpuDecodeThreadsVariable), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var decoders) && decoders is >= 1 and <= MaxGpuDecodeThreads)
+            options = options with { GpuDecodeThreads = decoders };
         if (read(HostRegisterVariable) == "0") options = options with { PageLockedInputs = false };
         if (read(RemoteTokenVariable) is { Length: > 0 } token) options = options with { RemoteToken = new BearerToken(token) };
         if (read(EpLibrariesVariable) is { Length: > 0 } libraries)

@@ -44,6 +44,19 @@ public sealed class OptionsTests
         Assert.Equal(chunk, o.GpuDecodeChunk);
     }
 
+    [Theory]
+    [InlineData("2", 2)]
+    [InlineData("4", 4)]
+    [InlineData("5", 1)]
+    [InlineData("0", 1)]
+    [InlineData("-1", 1)]
+    [InlineData(null, 1)]
+    public void TheGpuDecodeThreadsAreReadWithinOneToFourElseLeftAtOne(string? value, int threads)
+    {
+        var o = EngineOptions.FromEnvironment(value == null ? Env() : Env(("HETEROBATCH_GPU_DECODE_THREADS", value)));
+        Assert.Equal(threads, o.GpuDecodeThreads);
+    }
+
     [Fact]
     public void TheFailureVariableNoLongerReachesTheOptions()
     {

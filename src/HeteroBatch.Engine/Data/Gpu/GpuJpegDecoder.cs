@@ -200,6 +200,8 @@ public sealed unsafe class DeviceImageBatch : IDisposable
     public IntPtr Stream => _stream;
     /// <summary>The shape of <paramref name="count"/> samples: [count, Height, Width, 3].</summary>
     public long[] Shape(int count) => new long[] { count, Height, Width, 3 };
+    /// <summary>The last decode's host time: parsing headers, handing the images to nvJPEG (which decodes the batched ones until their bytes are on the GPU), queueing the resizes.</summary>
+    public (double ParseMs, double DecodeMs, double ResizeMs) LastTimes { get; private set; }
     /// <summary>How many samples of the last decode went through NPP's bilinear filter because supersampling refused them (enlargements, or an NPP that lacks it).</summary>
     public int BilinearFallbacks { get; private set; }
 
@@ -245,6 +247,7 @@ public sealed unsafe class DeviceImageBatch : IDisposable
         trace?.Invoke($"gpu{DeviceId}: synchronize before decoding {jpegs.Count}");
         Synchronize(); // the staging area and the pins of the previous decode are free again
         trace?.Invoke($"gpu{DeviceId}: parse headers");
+        long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
         int n = jpegs.Count;
         var status = new GpuDecodeStatus[n];
         var pointers = new IntPtr[n];
@@ -276,6 +279,7 @@ public sealed unsafe class DeviceImageBatch : IDisposable
         trace?.Invoke($"gpu{DeviceId}: {batched.Count} batched, {fallback.Count} alone; staging {offset} bytes");
         EnsureStaging(offset);
         trace?.Invoke($"gpu{DeviceId}: decode batched");
+        long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
 
         if (batched.Count > 0 && !DecodeBatched(batched, pointers, jpegs))
         {
@@ -294,9 +298,13 @@ public sealed unsafe class DeviceImageBatch : IDisposable
 
         BilinearFallbacks = 0;
         trace?.Invoke($"gpu{DeviceId}: resize");
+        long t2 = System.Diagnostics.Stopwatch.GetTimestamp();
         foreach (var item in batched.Concat(fallback))
             if (status[item.Index] is GpuDecodeStatus.Decoded or GpuDecodeStatus.DecodedByFallback && !Resize(item))
                 status[item.Index] = GpuDecodeStatus.Failed;
+        long t3 = System.Diagnostics.Stopwatch.GetTimestamp();
+        static double Ms(long from, long to) => (to - from) * 1000.0 / System.Diagnostics.Stopwatch.Frequency;
+        LastTimes = (Ms(t0, t1), Ms(t1, t2), Ms(t2, t3));
         return status;
     }
 

@@ -40,11 +40,13 @@ public interface IEncodedImageSession : IModelSession
 /// <paramref name="WaitMs"/> inference waiting for decoding (the first chunk of a range not decoded ahead, a next
 /// chunk not ready when the current one had run, the device finishing a resize).
 /// </summary>
-public sealed record DecodingStages(int Chunks, long Images, double DecodeMs, double InferMs, double WaitMs)
+/// Of <paramref name="DecodeMs"/>, <paramref name="ParseMs"/> went to reading headers, <paramref name="SubmitMs"/> to
+/// handing the images to nvJPEG, <paramref name="ResizeMs"/> to queueing their resizes.
+public sealed record DecodingStages(int Chunks, long Images, double DecodeMs, double InferMs, double WaitMs, double ParseMs = 0, double SubmitMs = 0, double ResizeMs = 0)
 {
     public override string ToString() =>
-        $"{Chunks} chunks of up to {(Chunks == 0 ? 0 : (Images + Chunks - 1) / Chunks)}: decoding {Per(DecodeMs)} ms a chunk ({Rate(DecodeMs)} images/s on its thread), " +
-        $"inference {Per(InferMs)} ms a chunk ({Rate(InferMs)} images/s), waiting for decoding {WaitMs:F0} ms";
+        $"{Chunks} chunks of up to {(Chunks == 0 ? 0 : (Images + Chunks - 1) / Chunks)}: decoding {Per(DecodeMs)} ms a chunk ({Rate(DecodeMs)} images/s on its thread; " +
+        $"headers {Per(ParseMs)}, nvJPEG {Per(SubmitMs)}, resizes {Per(ResizeMs)}), inference {Per(InferMs)} ms a chunk ({Rate(InferMs)} images/s), waiting for decoding {WaitMs.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)} ms";
     private string Per(double ms) => Chunks == 0 ? "-" : (ms / Chunks).ToString("F2", System.Globalization.CultureInfo.InvariantCulture);
     private string Rate(double ms) => ms <= 0 ? "-" : (Images * 1000.0 / ms).ToString("F1", System.Globalization.CultureInfo.InvariantCulture);
 }
@@ -57,8 +59,9 @@ public sealed record DecodingStages(int Chunks, long Images, double DecodeMs, do
 /// size (the GPU keeps one shape), the next chunk decoding while the current one infers. An image
 /// the GPU cannot decode is decoded on the CPU to the same crop (uint8) and copied in; one neither
 /// can decode is a failed sample of the block.
-/// Threads: runs on its unit's worker, which hands each next chunk's decoding to a pool thread and
-/// waits for it before the chunk infers (the two device batches are never used by both at once);
+/// Threads: runs on its unit's worker, which hands the next chunks' decoding to pool threads
+/// (<see cref="EngineOptions.GpuDecodeThreads"/> at once, each into a device batch of its own) and
+/// waits for each before it infers (a device batch is never used by two at once);
 /// <see cref="Source"/> is set between blocks.
 /// </summary>
 internal sealed class CudaImageSession : IEncodedImageSession
@@ -71,7 +74,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
     private long _onUnit, _onCpu;
     private int _chunks;
     private long _images;
-    private double _decodeMs, _inferMs, _waitMs;
+    private double _decodeMs, _inferMs, _waitMs, _parseMs, _submitMs, _resizeMs;
 
     public ModelSignature Signature => _model.Signature;
     public HashSet<int> WarmedSizes { get; } = new();
@@ -84,7 +87,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
     /// <summary>Images decoded for chunks that ran (not those decoded ahead for a range that has not run).</summary>
     public (long OnUnit, long OnCpu) Decoded => (Interlocked.Read(ref _onUnit), Interlocked.Read(ref _onCpu));
     /// <summary>Read between blocks (the worker writes them while a range runs).</summary>
-    public DecodingStages Stages => new(_chunks, _images, _decodeMs, _inferMs, _waitMs);
+    public DecodingStages Stages => new(_chunks, _images, _decodeMs, _inferMs, _waitMs, _parseMs, _submitMs, _resizeMs);
 
     private CudaImageSession(GpuJpegDecoder decoder, DeviceImageBatch[] batches, LoadedModel model, DeviceInputRunner runner, int chunk)
     {
@@ -100,8 +103,8 @@ internal sealed class CudaImageSession : IEncodedImageSession
         LoadedModel? session = null;
         try
         {
-            batches.Add(decoder.CreateBatch());
-            batches.Add(decoder.CreateBatch());
+            // one batch inferring, one decoding on each decoding thread
+            for (int i = 0; i <= Math.Clamp(settings.GpuDecodeThreads, 1, EngineOptions.MaxGpuDecodeThreads); i++) batches.Add(decoder.CreateBatch());
             using (var options = UnitBackends.Cuda.Options(unit, settings))
                 session = new LoadedModel(InputPrefix.PathFor(model, unit.Precision, preprocessing), options);
             var runner = new DeviceInputRunner(session, unit.DeviceId);
@@ -128,62 +131,75 @@ internal sealed class CudaImageSession : IEncodedImageSession
         var source = Source ?? throw new InvalidOperationException("the image session has no block to decode");
         int chunks = (count + _chunk - 1) / _chunk;
         if (chunks == 0) return;
-        // the first chunk was decoded ahead at the end of the last run, where that run guessed this range; else now
-        int b0 = 0;
+        int ring = _batches.Length, depth = ring - 1;
         var clock = System.Diagnostics.Stopwatch.StartNew();
+        // chunks decoding (or decoded) and not yet inferred, in order, each in its own device batch
+        var pending = new Queue<(int Batch, Task<Decoding> Task)>();
+        int nextBatch, started;
+        // the first chunk was decoded ahead at the end of the last run, where that run guessed this range; else now
         var ahead = _ahead;
         _ahead = null;
         if (ahead is { } a && ReferenceEquals(a.Source, source) && a.Offset == offset && a.Count == Math.Min(_chunk, count))
         {
-            b0 = a.Batch;
-            Apply(source, a.Result);
+            pending.Enqueue((a.Batch, Task.FromResult(a.Result)));
+            nextBatch = (a.Batch + 1) % ring;
         }
         else
         {
             // a guess that missed: its decoding may still read bytes the job is about to reuse
             if (ahead is { } wasted) _batches[wasted.Batch].Synchronize();
-            Apply(source, Decode(source, offset, Math.Min(_chunk, count), _batches[0]));
+            pending.Enqueue((0, Task.FromResult(Decode(source, offset, Math.Min(_chunk, count), _batches[0]))));
+            nextBatch = 1 % ring;
         }
-        for (int k = 0; k < chunks; k++)
+        started = 1;
+        (EncodedImages Source, int Offset, int Count, int Batch, Task<Decoding?> Task)? guess = null;
+        try
         {
-            cancel.ThrowIfCancellationRequested();
-            var batch = _batches[(b0 + k) % 2];
-            int first = offset + k * _chunk, n = Math.Min(_chunk, offset + count - first);
-            batch.Synchronize();
-            _waitMs += clock.Elapsed.TotalMilliseconds;
-            // the next chunk (after the last: the first of the range that likely comes next) decodes on a thread of its own
-            // (parsing on the CPU, decoding on the JPEG engines, on its own stream) while this one infers: submitting a
-            // decode waits for parts of it, which would hold inference up
-            int intoIndex = (b0 + k + 1) % 2;
-            var into = _batches[intoIndex];
-            Task<Decoding>? next = null;
-            Task<Decoding?>? guess = null;
-            var up = k + 1 < chunks ? null : Upcoming(source, offset + count);
-            if (k + 1 < chunks)
-                next = Task.Run(() => Decode(source, first + _chunk, Math.Min(_chunk, offset + count - first - _chunk), into));
-            else if (up is { } u)
-                // a guess: if it fails, the run it was for decodes again and meets the failure itself
-                guess = Task.Run<Decoding?>(() => { try { return Decode(u.Source, u.Offset, u.Count, into); } catch (Exception) { return null; } });
-            Exception? failed = null;
-            clock.Restart();
-            try { _runner.Run(batch.Pointer, TensorElementType.UInt8, n, outputs, first, padTo: _chunk); }
-            catch (Exception e) { failed = e; throw; }
-            finally
+            for (int k = 0; k < chunks; k++)
             {
-                _inferMs += clock.Elapsed.TotalMilliseconds;
-                (_chunks, _images) = (_chunks + 1, _images + n);
-                clock.Restart();
-                // the run's own failure is the one reported; the decoding's where the run succeeded
-                if (next != null)
+                cancel.ThrowIfCancellationRequested();
+                var (b, task) = pending.Dequeue();
+                var decoded = task.GetAwaiter().GetResult();
+                Apply(source, decoded);
+                var batch = _batches[b];
+                batch.Synchronize();
+                _waitMs += clock.Elapsed.TotalMilliseconds; // inference waited for this chunk's decoding
+                // the next chunks decode on threads of their own (parsing on the CPU, decoding on the JPEG engines, each in its
+                // own batch on its own stream) while this one infers: submitting a decode waits for parts of it, which would
+                // hold inference up; after the range's last chunk, the first of the range that likely comes next
+                while (pending.Count < depth && started < chunks)
                 {
-                    try { var decoded = next.GetAwaiter().GetResult(); if (failed == null) Apply(source, decoded); }
-                    catch (Exception) when (failed != null) { }
+                    int first = offset + started * _chunk, n = Math.Min(_chunk, offset + count - first);
+                    var into = _batches[nextBatch];
+                    pending.Enqueue((nextBatch, Task.Run(() => Decode(source, first, n, into))));
+                    nextBatch = (nextBatch + 1) % ring;
+                    started++;
                 }
-                if (guess?.GetAwaiter().GetResult() is { } result && failed == null && up is { } g)
-                    _ahead = (g.Source, g.Offset, g.Count, intoIndex, result);
-                _waitMs += clock.Elapsed.TotalMilliseconds; // the next chunk (or the guess) not decoded yet
+                if (pending.Count < depth && started == chunks && guess == null && Upcoming(source, offset + count) is { } u)
+                {
+                    var into = _batches[nextBatch];
+                    // a guess: if it fails, the run it was for decodes again and meets the failure itself
+                    guess = (u.Source, u.Offset, u.Count, nextBatch,
+                        Task.Run<Decoding?>(() => { try { return Decode(u.Source, u.Offset, u.Count, into); } catch (Exception) { return null; } }));
+                    nextBatch = (nextBatch + 1) % ring;
+                }
+                int at = offset + k * _chunk;
+                clock.Restart();
+                _runner.Run(batch.Pointer, TensorElementType.UInt8, Math.Min(_chunk, offset + count - at), outputs, at, padTo: _chunk);
+                _inferMs += clock.Elapsed.TotalMilliseconds;
+                (_chunks, _images) = (_chunks + 1, _images + Math.Min(_chunk, offset + count - at));
                 clock.Restart();
             }
+            if (guess is { } g && g.Task.GetAwaiter().GetResult() is { } result)
+                _ahead = (g.Source, g.Offset, g.Count, g.Batch, result);
+            _waitMs += clock.Elapsed.TotalMilliseconds; // the guess not decoded yet
+        }
+        catch
+        {
+            // the run's own failure is the one reported: the chunks still decoding may read bytes the job is about to reuse
+            foreach (var (_, task) in pending) try { task.GetAwaiter().GetResult(); } catch (Exception) { }
+            guess?.Task.GetAwaiter().GetResult();
+            throw;
         }
     }
 
@@ -204,7 +220,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
     }
 
     /// <summary>What decoding a chunk did: images decoded on the GPU, on the CPU, and the samples neither could decode.</summary>
-    private sealed record Decoding(long OnUnit, long OnCpu, IReadOnlyList<(int Sample, HeteroBatchException Error)> Errors, double Ms);
+    private sealed record Decoding(long OnUnit, long OnCpu, IReadOnlyList<(int Sample, HeteroBatchException Error)> Errors, double Ms, (double Parse, double Submit, double Resize) Host);
 
     /// <summary>Counts a chunk's decoding and marks its failed samples (only for a chunk that runs).</summary>
     private void Apply(EncodedImages source, Decoding decoded)
@@ -212,6 +228,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
         Interlocked.Add(ref _onUnit, decoded.OnUnit);
         Interlocked.Add(ref _onCpu, decoded.OnCpu);
         _decodeMs += decoded.Ms;
+        (_parseMs, _submitMs, _resizeMs) = (_parseMs + decoded.Host.Parse, _submitMs + decoded.Host.Submit, _resizeMs + decoded.Host.Resize);
         foreach (var (sample, error) in decoded.Errors) source.Errors[sample] = error;
     }
 
@@ -221,6 +238,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
         var bytes = new ReadOnlyMemory<byte>[n];
         for (int i = 0; i < n; i++) bytes[i] = source.Bytes(first + i);
         var status = _decoder.Decode(bytes, into);
+        var host = into.LastTimes;
         long onUnit = 0, onCpu = 0;
         var errors = new List<(int, HeteroBatchException)>();
         for (int i = 0; i < n; i++)
@@ -237,7 +255,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
                 errors.Add((first + i, e));
             }
         }
-        return new Decoding(onUnit, onCpu, errors, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+        return new Decoding(onUnit, onCpu, errors, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, host);
     }
 
     /// <summary>The image's resize and centre crop as uint8 RGB, decoded on the CPU (the exact mode's pixels).</summary>
