@@ -16,7 +16,7 @@ common=(files --models resnet-50 --files "$n" --image-folder /tmp/e2e_imgs --anc
 # both GPUs (WHOLE=1: with the CPU as one more unit), decoding on the GPUs, then (DECODE_ON) on CPU threads only
 cpu=(--no-cpu); [ "${WHOLE:-0}" = 1 ] && cpu=(--cpu-group All)
 timeout "${WHOLE_TIMEOUT:-260}" "$HB_APP/HeteroBatch.Bench" "${common[@]}" "${cpu[@]}" --decode-on "${DECODE_ON:-auto,cpu}" --out "$out/whole" 2>&1 | tee "$out/whole.log" | grep -v "^\s*$" | tail -25
-# one GPU alone, decoding on it
-timeout "${GPU1_TIMEOUT:-150}" "$HB_APP/HeteroBatch.Bench" "${common[@]}" --no-cpu --gpus 1 --decode-on auto --out "$out/gpu1" 2>&1 | tee "$out/gpu1.log" | grep -v "^\s*$" | tail -12
+# one GPU alone, decoding on it (GPU1=0 leaves it out)
+[ "${GPU1:-1}" = 1 ] && timeout "${GPU1_TIMEOUT:-150}" "$HB_APP/HeteroBatch.Bench" "${common[@]}" --no-cpu --gpus 1 --decode-on auto --out "$out/gpu1" 2>&1 | tee "$out/gpu1.log" | grep -v "^\s*$" | tail -12
 [ "${ANCHOR:-1}" = 1 ] || exit 0
 cd "$anchors" && N=$n OUT="$out" PYTHONUNBUFFERED=1 timeout "${ANCHOR_TIMEOUT:-150}" python3 e2e2.py 2>&1 | tee "$out/anchor.log" | tail -5

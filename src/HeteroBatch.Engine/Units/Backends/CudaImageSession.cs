@@ -44,7 +44,12 @@ public interface IEncodedImageSession : IModelSession
 /// handing the images to nvJPEG, <paramref name="ResizeMs"/> to queueing their resizes.
 public sealed record DecodingStages(int Chunks, long Images, double DecodeMs, double InferMs, double WaitMs, double ParseMs = 0, double SubmitMs = 0, double ResizeMs = 0)
 {
-    public override string ToString() =>
+    /// <summary>Buffers nvJPEG asked for and gave back in the process since the unit warmed up (where its allocators are HeteroBatch's; else null).</summary>
+    public (long Allocations, long Frees)? NvjpegCalls { get; init; }
+
+    public override string ToString() => Text() + (NvjpegCalls is { } c ? $"; nvJPEG buffers since warm-up (process): {c.Allocations} allocated, {c.Frees} freed" : "");
+
+    private string Text() =>
         $"{Chunks} chunks of up to {(Chunks == 0 ? 0 : (Images + Chunks - 1) / Chunks)}: decoding {Per(DecodeMs)} ms a chunk ({Rate(DecodeMs)} images/s on its thread; " +
         $"headers {Per(ParseMs)}, nvJPEG {Per(SubmitMs)}, resizes {Per(ResizeMs)}), inference {Per(InferMs)} ms a chunk ({Rate(InferMs)} images/s), waiting for decoding {WaitMs.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)} ms";
     private string Per(double ms) => Chunks == 0 ? "-" : (ms / Chunks).ToString("F2", System.Globalization.CultureInfo.InvariantCulture);
@@ -87,7 +92,12 @@ internal sealed class CudaImageSession : IEncodedImageSession
     /// <summary>Images decoded for chunks that ran (not those decoded ahead for a range that has not run).</summary>
     public (long OnUnit, long OnCpu) Decoded => (Interlocked.Read(ref _onUnit), Interlocked.Read(ref _onCpu));
     /// <summary>Read between blocks (the worker writes them while a range runs).</summary>
-    public DecodingStages Stages => new(_chunks, _images, _decodeMs, _inferMs, _waitMs, _parseMs, _submitMs, _resizeMs);
+    public DecodingStages Stages => new(_chunks, _images, _decodeMs, _inferMs, _waitMs, _parseMs, _submitMs, _resizeMs)
+    {
+        NvjpegCalls = _decoder.Settings.Memory == NvjpegMemory.Default ? null
+            : (NvjpegAllocators.Calls.Allocations - _callsAtWarm.Allocations, NvjpegAllocators.Calls.Frees - _callsAtWarm.Frees),
+    };
+    private (long Allocations, long Frees) _callsAtWarm;
 
     private CudaImageSession(GpuJpegDecoder decoder, DeviceImageBatch[] batches, LoadedModel model, DeviceInputRunner runner, int chunk)
     {
@@ -97,7 +107,10 @@ internal sealed class CudaImageSession : IEncodedImageSession
     /// <summary>Opens decoding and the uint8 form of <paramref name="model"/> on the unit's GPU, for chunks of at most <paramref name="maxChunk"/> images (<see cref="Warm"/> sets the chunk). Throws GpuDecodeUnavailable, InputPrefixUnsupported or SessionFailed.</summary>
     public static CudaImageSession Open(ComputeUnit unit, ModelSource model, EngineOptions settings, TensorSpec input, ImagePreprocessing preprocessing, int maxChunk)
     {
-        var decodeSettings = GpuDecodeSettings.ForInput(input, preprocessing, maxChunk);
+        var decodeSettings = GpuDecodeSettings.ForInput(input, preprocessing, maxChunk) with
+        {
+            Memory = settings.GpuDecodeMemory, HighPriority = settings.GpuDecodeHighPriority,
+        };
         var decoder = new GpuJpegDecoder(unit.DeviceId, decodeSettings);
         var batches = new List<DeviceImageBatch>();
         LoadedModel? session = null;
@@ -217,6 +230,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
         if (!WarmedSizes.Add(_chunk)) return;
         _batches[0].Synchronize();
         _runner.Run(_batches[0].Pointer, TensorElementType.UInt8, _chunk, _model.AllocateOutputs(_chunk), 0, padTo: _chunk);
+        _callsAtWarm = NvjpegAllocators.Calls;
     }
 
     /// <summary>What decoding a chunk did: images decoded on the GPU, on the CPU, and the samples neither could decode.</summary>
