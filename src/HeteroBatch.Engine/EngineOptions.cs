@@ -50,12 +50,6 @@ public sealed record EngineOptions
     /// of its own into a device batch of its own (one more batch of GPU memory each), 1-4 (HETEROBATCH_GPU_DECODE_THREADS).
     /// </summary>
     public int GpuDecodeThreads { get; init; } = 1;
-
-    /// <summary>GPUs that decode: how nvJPEG gets its buffers (HETEROBATCH_GPU_DECODE_MEMORY: default, counted, padded, pooled).</summary>
-    public Data.Gpu.NvjpegMemory GpuDecodeMemory { get; init; } = Data.Gpu.NvjpegMemory.Default;
-
-    /// <summary>GPUs that decode: decode on the GPU's highest-priority streams (HETEROBATCH_GPU_DECODE_PRIORITY=high).</summary>
-    public bool GpuDecodeHighPriority { get; init; }
     public const int MaxGpuDecodeThreads = 4;
 
     /// <summary>CUDA: more of the provider's options, as name=value (they override HeteroBatch's own), for tuning experiments.</summary>
@@ -138,8 +132,6 @@ public sealed record EngineOptions
     public const string EpLibrariesVariable = "HETEROBATCH_EP_LIBRARIES";
     public const string GpuDecodeChunkVariable = "HETEROBATCH_GPU_DECODE_CHUNK";
     public const string GpuDecodeThreadsVariable = "HETEROBATCH_GPU_DECODE_THREADS";
-    public const string GpuDecodeMemoryVariable = "HETEROBATCH_GPU_DECODE_MEMORY";
-    public const string GpuDecodePriorityVariable = "HETEROBATCH_GPU_DECODE_PRIORITY";
 
     private static string? NoVariables(string name) => null;
 
@@ -184,10 +176,6 @@ public sealed record EngineOptions
             options = options with { GpuDecodeChunk = chunk };
         if (int.TryParse(read(GpuDecodeThreadsVariable), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var decoders) && decoders is >= 1 and <= MaxGpuDecodeThreads)
             options = options with { GpuDecodeThreads = decoders };
-        if (Enum.TryParse<Data.Gpu.NvjpegMemory>(read(GpuDecodeMemoryVariable), ignoreCase: true, out var memory) && Enum.IsDefined(memory))
-            options = options with { GpuDecodeMemory = memory };
-        if (read(GpuDecodePriorityVariable) is { } priority && (priority.Equals("high", StringComparison.OrdinalIgnoreCase) || priority.Equals("normal", StringComparison.OrdinalIgnoreCase)))
-            options = options with { GpuDecodeHighPriority = priority.Equals("high", StringComparison.OrdinalIgnoreCase) };
         if (read(HostRegisterVariable) == "0") options = options with { PageLockedInputs = false };
         if (read(RemoteTokenVariable) is { Length: > 0 } token) options = options with { RemoteToken = new BearerToken(token) };
         if (read(EpLibrariesVariable) is { Length: > 0 } libraries)

@@ -58,15 +58,6 @@ public sealed class OptionsTests
     }
 
     [Fact]
-    public void HowGpusDecodeIsReadFromItsVariablesAndLeftAsItIsWhereTheyDoNotParse()
-    {
-        var o = EngineOptions.FromEnvironment(Env(("HETEROBATCH_GPU_DECODE_MEMORY", "Pooled"), ("HETEROBATCH_GPU_DECODE_PRIORITY", "high")));
-        Assert.Equal((Data.Gpu.NvjpegMemory.Pooled, true), (o.GpuDecodeMemory, o.GpuDecodeHighPriority));
-        var d = EngineOptions.FromEnvironment(Env(("HETEROBATCH_GPU_DECODE_MEMORY", "7"), ("HETEROBATCH_GPU_DECODE_PRIORITY", "urgent")));
-        Assert.Equal((Data.Gpu.NvjpegMemory.Default, false), (d.GpuDecodeMemory, d.GpuDecodeHighPriority));
-    }
-
-    [Fact]
     public void TheFailureVariableNoLongerReachesTheOptions()
     {
         // fault injection is the engine context's test hook, not a setting

@@ -40,10 +40,6 @@ public sealed record GpuDecodeSettings
     /// <summary>Receives each step of a batch's decoding (for finding where a GPU stops answering); null for none.</summary>
     public Action<string>? Trace { get; init; }
     public GpuResizeFilter Filter { get; init; } = GpuResizeFilter.Antialiased;
-    /// <summary>How nvJPEG gets its buffers.</summary>
-    public NvjpegMemory Memory { get; init; } = NvjpegMemory.Default;
-    /// <summary>Decode on streams of the GPU's highest priority, so that decoding's kernels run before queued inference kernels.</summary>
-    public bool HighPriority { get; init; }
 
     /// <summary>Settings for a model input, as the CPU path reads it (<see cref="ImageInput.Layout"/>): its height and width. Throws ImageInputUnsupported for inputs that are not images.</summary>
     public static GpuDecodeSettings ForInput(TensorSpec input, ImagePreprocessing preprocessing, int maxBatch)
@@ -108,20 +104,13 @@ public sealed unsafe class GpuJpegDecoder : IDisposable
         {
             _native.Check(_native.SetDevice(deviceId), "cudaSetDevice");
             IntPtr handle;
-            var (device, pinned) = settings.Memory == NvjpegMemory.Default ? (IntPtr.Zero, IntPtr.Zero) : NvjpegAllocators.For(_native, settings.Memory == NvjpegMemory.Pooled);
-            if (settings.UseHardware && _native.NvjpegCreateEx(GpuNative.BackendHardware, device, pinned, 0, &handle) == 0)
+            if (settings.UseHardware && _native.NvjpegCreateEx(GpuNative.BackendHardware, IntPtr.Zero, IntPtr.Zero, 0, &handle) == 0)
             {
                 _batchedHandle = handle;
                 UsesHardware = true;
             }
-            GpuNative.CheckJpeg(_native.NvjpegCreateEx(GpuNative.BackendDefault, device, pinned, 0, &handle), "nvjpegCreateEx (default backend)");
+            GpuNative.CheckJpeg(_native.NvjpegCreateEx(GpuNative.BackendDefault, IntPtr.Zero, IntPtr.Zero, 0, &handle), "nvjpegCreateEx (default backend)");
             _fallbackHandle = handle;
-            if (settings.Memory == NvjpegMemory.Padded)
-                foreach (var h in new[] { _batchedHandle, _fallbackHandle }.Where(h => h != IntPtr.Zero).Distinct())
-                {
-                    _native.NvjpegSetDeviceMemoryPadding(16 << 20, h);
-                    _native.NvjpegSetPinnedMemoryPadding(16 << 20, h);
-                }
             if (!UsesHardware) _batchedHandle = _fallbackHandle;
         }
         catch
@@ -229,11 +218,7 @@ public sealed unsafe class DeviceImageBatch : IDisposable
         {
             native.Check(native.SetDevice(owner.DeviceId), "cudaSetDevice");
             IntPtr p;
-            int least = 0, greatest = 0;
-            if (owner.Settings.HighPriority && native.DeviceGetStreamPriorityRange(&least, &greatest) == 0)
-                native.Check(native.StreamCreateWithPriority(&p, GpuNative.CudaStreamNonBlocking, greatest), "cudaStreamCreateWithPriority");
-            else
-                native.Check(native.StreamCreateWithFlags(&p, GpuNative.CudaStreamNonBlocking), "cudaStreamCreateWithFlags");
+            native.Check(native.StreamCreateWithFlags(&p, GpuNative.CudaStreamNonBlocking), "cudaStreamCreateWithFlags");
             _stream = p;
             native.Check(native.Malloc(&p, (nuint)(SampleBytes * Capacity)), $"cudaMalloc of {SampleBytes * Capacity} bytes");
             _pixels = p;

@@ -64,11 +64,6 @@ internal sealed unsafe class GpuNative
     public delegate* unmanaged<IntPtr*, nuint, int> Malloc;
     public delegate* unmanaged<IntPtr, int> Free;
     public delegate* unmanaged<IntPtr*, uint, int> StreamCreateWithFlags;
-    public delegate* unmanaged<IntPtr*, uint, int, int> StreamCreateWithPriority;
-    public delegate* unmanaged<int*, int*, int> DeviceGetStreamPriorityRange;
-    public delegate* unmanaged<int*, int> GetDevice;
-    public delegate* unmanaged<IntPtr*, nuint, uint, int> HostAlloc;
-    public delegate* unmanaged<IntPtr, int> FreeHost;
     public delegate* unmanaged<IntPtr, int> StreamDestroy;
     public delegate* unmanaged<IntPtr, int> StreamSynchronize;
     public delegate* unmanaged<IntPtr, IntPtr, nuint, int, IntPtr, int> MemcpyAsync;
@@ -92,8 +87,6 @@ internal sealed unsafe class GpuNative
     public delegate* unmanaged<IntPtr, uint*, uint*, int> NvjpegJpegStreamGetFrameDimensions;
     public delegate* unmanaged<IntPtr, uint*, int> NvjpegJpegStreamGetComponentsNum;
     public delegate* unmanaged<IntPtr, IntPtr, int*, int> NvjpegDecodeBatchedSupported;
-    public delegate* unmanaged<nuint, IntPtr, int> NvjpegSetDeviceMemoryPadding;
-    public delegate* unmanaged<nuint, IntPtr, int> NvjpegSetPinnedMemoryPadding;
     // NPP: resize with a sub-pixel mapping dst = src × factor + shift
     public delegate* unmanaged<byte*, NppiSize, int, NppiRect, byte*, int, NppiRect, double, double, double, double, int, NppStreamContext, int> ResizeSqrPixel8uC3;
 
@@ -132,11 +125,6 @@ internal sealed unsafe class GpuNative
         n.Malloc = (delegate* unmanaged<IntPtr*, nuint, int>)Get(cudart, "cudaMalloc");
         n.Free = (delegate* unmanaged<IntPtr, int>)Get(cudart, "cudaFree");
         n.StreamCreateWithFlags = (delegate* unmanaged<IntPtr*, uint, int>)Get(cudart, "cudaStreamCreateWithFlags");
-        n.StreamCreateWithPriority = (delegate* unmanaged<IntPtr*, uint, int, int>)Get(cudart, "cudaStreamCreateWithPriority");
-        n.DeviceGetStreamPriorityRange = (delegate* unmanaged<int*, int*, int>)Get(cudart, "cudaDeviceGetStreamPriorityRange");
-        n.GetDevice = (delegate* unmanaged<int*, int>)Get(cudart, "cudaGetDevice");
-        n.HostAlloc = (delegate* unmanaged<IntPtr*, nuint, uint, int>)Get(cudart, "cudaHostAlloc");
-        n.FreeHost = (delegate* unmanaged<IntPtr, int>)Get(cudart, "cudaFreeHost");
         n.StreamDestroy = (delegate* unmanaged<IntPtr, int>)Get(cudart, "cudaStreamDestroy");
         n.StreamSynchronize = (delegate* unmanaged<IntPtr, int>)Get(cudart, "cudaStreamSynchronize");
         n.MemcpyAsync = (delegate* unmanaged<IntPtr, IntPtr, nuint, int, IntPtr, int>)Get(cudart, "cudaMemcpyAsync");
@@ -159,8 +147,6 @@ internal sealed unsafe class GpuNative
         n.NvjpegJpegStreamGetFrameDimensions = (delegate* unmanaged<IntPtr, uint*, uint*, int>)Get(nvjpeg, "nvjpegJpegStreamGetFrameDimensions");
         n.NvjpegJpegStreamGetComponentsNum = (delegate* unmanaged<IntPtr, uint*, int>)Get(nvjpeg, "nvjpegJpegStreamGetComponentsNum");
         n.NvjpegDecodeBatchedSupported = (delegate* unmanaged<IntPtr, IntPtr, int*, int>)Get(nvjpeg, "nvjpegDecodeBatchedSupported");
-        n.NvjpegSetDeviceMemoryPadding = (delegate* unmanaged<nuint, IntPtr, int>)Get(nvjpeg, "nvjpegSetDeviceMemoryPadding");
-        n.NvjpegSetPinnedMemoryPadding = (delegate* unmanaged<nuint, IntPtr, int>)Get(nvjpeg, "nvjpegSetPinnedMemoryPadding");
         n.ResizeSqrPixel8uC3 = (delegate* unmanaged<byte*, NppiSize, int, NppiRect, byte*, int, NppiRect, double, double, double, double, int, NppStreamContext, int>)Get(nppig, "nppiResizeSqrPixel_8u_C3R_Ctx");
         if (missing.Count > 0)
         {

@@ -44,12 +44,7 @@ public interface IEncodedImageSession : IModelSession
 /// handing the images to nvJPEG, <paramref name="ResizeMs"/> to queueing their resizes.
 public sealed record DecodingStages(int Chunks, long Images, double DecodeMs, double InferMs, double WaitMs, double ParseMs = 0, double SubmitMs = 0, double ResizeMs = 0)
 {
-    /// <summary>Buffers nvJPEG asked for and gave back in the process since the unit warmed up (where its allocators are HeteroBatch's; else null).</summary>
-    public (long Allocations, long Frees)? NvjpegCalls { get; init; }
-
-    public override string ToString() => Text() + (NvjpegCalls is { } c ? $"; nvJPEG buffers since warm-up (process): {c.Allocations} allocated, {c.Frees} freed" : "");
-
-    private string Text() =>
+    public override string ToString() =>
         $"{Chunks} chunks of up to {(Chunks == 0 ? 0 : (Images + Chunks - 1) / Chunks)}: decoding {Per(DecodeMs)} ms a chunk ({Rate(DecodeMs)} images/s on its thread; " +
         $"headers {Per(ParseMs)}, nvJPEG {Per(SubmitMs)}, resizes {Per(ResizeMs)}), inference {Per(InferMs)} ms a chunk ({Rate(InferMs)} images/s), waiting for decoding {WaitMs.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)} ms";
     private string Per(double ms) => Chunks == 0 ? "-" : (ms / Chunks).ToString("F2", System.Globalization.CultureInfo.InvariantCulture);
@@ -87,30 +82,23 @@ internal sealed class CudaImageSession : IEncodedImageSession
     private (int Offset, int End) _share;
     private EncodedImages? _next;
     private (int Offset, int Count) _nextShare;
-    /// <summary>What the batch at index Batch holds, decoded ahead at the end of the last run (counted and its errors marked only if it runs).</summary>
-    private (EncodedImages Source, int Offset, int Count, int Batch, Decoding Result)? _ahead;
+    /// <summary>Which chunk decodes into which device batch, and when (chunks decoded ahead are counted and their errors marked only when they run).</summary>
+    private readonly ChunkRing<Decoding> _ring;
     /// <summary>Images decoded for chunks that ran (not those decoded ahead for a range that has not run).</summary>
     public (long OnUnit, long OnCpu) Decoded => (Interlocked.Read(ref _onUnit), Interlocked.Read(ref _onCpu));
     /// <summary>Read between blocks (the worker writes them while a range runs).</summary>
-    public DecodingStages Stages => new(_chunks, _images, _decodeMs, _inferMs, _waitMs, _parseMs, _submitMs, _resizeMs)
-    {
-        NvjpegCalls = _decoder.Settings.Memory == NvjpegMemory.Default ? null
-            : (NvjpegAllocators.Calls.Allocations - _callsAtWarm.Allocations, NvjpegAllocators.Calls.Frees - _callsAtWarm.Frees),
-    };
-    private (long Allocations, long Frees) _callsAtWarm;
+    public DecodingStages Stages => new(_chunks, _images, _decodeMs, _inferMs, _waitMs, _parseMs, _submitMs, _resizeMs);
 
     private CudaImageSession(GpuJpegDecoder decoder, DeviceImageBatch[] batches, LoadedModel model, DeviceInputRunner runner, int chunk)
     {
         (_decoder, _batches, _model, _runner, _chunk) = (decoder, batches, model, runner, chunk);
+        _ring = new ChunkRing<Decoding>(batches.Length, (source, first, n, b) => Decode(source, first, n, _batches[b]), b => _batches[b].Synchronize());
     }
 
     /// <summary>Opens decoding and the uint8 form of <paramref name="model"/> on the unit's GPU, for chunks of at most <paramref name="maxChunk"/> images (<see cref="Warm"/> sets the chunk). Throws GpuDecodeUnavailable, InputPrefixUnsupported or SessionFailed.</summary>
     public static CudaImageSession Open(ComputeUnit unit, ModelSource model, EngineOptions settings, TensorSpec input, ImagePreprocessing preprocessing, int maxChunk)
     {
-        var decodeSettings = GpuDecodeSettings.ForInput(input, preprocessing, maxChunk) with
-        {
-            Memory = settings.GpuDecodeMemory, HighPriority = settings.GpuDecodeHighPriority,
-        };
+        var decodeSettings = GpuDecodeSettings.ForInput(input, preprocessing, maxChunk);
         var decoder = new GpuJpegDecoder(unit.DeviceId, decodeSettings);
         var batches = new List<DeviceImageBatch>();
         LoadedModel? session = null;
@@ -142,85 +130,38 @@ internal sealed class CudaImageSession : IEncodedImageSession
     public void Run(IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count, int padTo = 0, CancellationToken cancel = default)
     {
         var source = Source ?? throw new InvalidOperationException("the image session has no block to decode");
-        int chunks = (count + _chunk - 1) / _chunk;
-        if (chunks == 0) return;
-        int ring = _batches.Length, depth = ring - 1;
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        // chunks decoding (or decoded) and not yet inferred, in order, each in its own device batch
-        var pending = new Queue<(int Batch, Task<Decoding> Task)>();
-        int nextBatch, started;
-        // the first chunk was decoded ahead at the end of the last run, where that run guessed this range; else now
-        var ahead = _ahead;
-        _ahead = null;
-        if (ahead is { } a && ReferenceEquals(a.Source, source) && a.Offset == offset && a.Count == Math.Min(_chunk, count))
+        // the next chunks decode on pool threads (parsing on the CPU, decoding on the JPEG engines, each batch on its own
+        // stream) while one infers: submitting a decode waits for parts of it, which would hold inference up
+        foreach (var chunk in _ring.Chunks(source, offset, count, _chunk, i => Upcoming(source, offset + count, i)))
         {
-            pending.Enqueue((a.Batch, Task.FromResult(a.Result)));
-            nextBatch = (a.Batch + 1) % ring;
+            cancel.ThrowIfCancellationRequested();
+            Apply(source, chunk.Decoded);
+            var batch = _batches[chunk.Batch];
+            batch.Synchronize();
+            _waitMs += clock.Elapsed.TotalMilliseconds; // inference waited for this chunk's decoding
+            clock.Restart();
+            _runner.Run(batch.Pointer, TensorElementType.UInt8, chunk.Count, outputs, chunk.First, padTo: _chunk);
+            _inferMs += clock.Elapsed.TotalMilliseconds;
+            (_chunks, _images) = (_chunks + 1, _images + chunk.Count);
+            clock.Restart();
         }
-        else
-        {
-            // a guess that missed: its decoding may still read bytes the job is about to reuse
-            if (ahead is { } wasted) _batches[wasted.Batch].Synchronize();
-            pending.Enqueue((0, Task.FromResult(Decode(source, offset, Math.Min(_chunk, count), _batches[0]))));
-            nextBatch = 1 % ring;
-        }
-        started = 1;
-        (EncodedImages Source, int Offset, int Count, int Batch, Task<Decoding?> Task)? guess = null;
-        try
-        {
-            for (int k = 0; k < chunks; k++)
-            {
-                cancel.ThrowIfCancellationRequested();
-                var (b, task) = pending.Dequeue();
-                var decoded = task.GetAwaiter().GetResult();
-                Apply(source, decoded);
-                var batch = _batches[b];
-                batch.Synchronize();
-                _waitMs += clock.Elapsed.TotalMilliseconds; // inference waited for this chunk's decoding
-                // the next chunks decode on threads of their own (parsing on the CPU, decoding on the JPEG engines, each in its
-                // own batch on its own stream) while this one infers: submitting a decode waits for parts of it, which would
-                // hold inference up; after the range's last chunk, the first of the range that likely comes next
-                while (pending.Count < depth && started < chunks)
-                {
-                    int first = offset + started * _chunk, n = Math.Min(_chunk, offset + count - first);
-                    var into = _batches[nextBatch];
-                    pending.Enqueue((nextBatch, Task.Run(() => Decode(source, first, n, into))));
-                    nextBatch = (nextBatch + 1) % ring;
-                    started++;
-                }
-                if (pending.Count < depth && started == chunks && guess == null && Upcoming(source, offset + count) is { } u)
-                {
-                    var into = _batches[nextBatch];
-                    // a guess: if it fails, the run it was for decodes again and meets the failure itself
-                    guess = (u.Source, u.Offset, u.Count, nextBatch,
-                        Task.Run<Decoding?>(() => { try { return Decode(u.Source, u.Offset, u.Count, into); } catch (Exception) { return null; } }));
-                    nextBatch = (nextBatch + 1) % ring;
-                }
-                int at = offset + k * _chunk;
-                clock.Restart();
-                _runner.Run(batch.Pointer, TensorElementType.UInt8, Math.Min(_chunk, offset + count - at), outputs, at, padTo: _chunk);
-                _inferMs += clock.Elapsed.TotalMilliseconds;
-                (_chunks, _images) = (_chunks + 1, _images + Math.Min(_chunk, offset + count - at));
-                clock.Restart();
-            }
-            if (guess is { } g && g.Task.GetAwaiter().GetResult() is { } result)
-                _ahead = (g.Source, g.Offset, g.Count, g.Batch, result);
-            _waitMs += clock.Elapsed.TotalMilliseconds; // the guess not decoded yet
-        }
-        catch
-        {
-            // the run's own failure is the one reported: the chunks still decoding may read bytes the job is about to reuse
-            foreach (var (_, task) in pending) try { task.GetAwaiter().GetResult(); } catch (Exception) { }
-            guess?.Task.GetAwaiter().GetResult();
-            throw;
-        }
+        _waitMs += clock.Elapsed.TotalMilliseconds; // the guesses for the next range not decoded yet
     }
 
-    /// <summary>The first chunk of the range likely to come after one that ended at <paramref name="end"/>: the rest of this block's share, else the next block's share.</summary>
-    private (EncodedImages Source, int Offset, int Count)? Upcoming(EncodedImages source, int end)
+    /// <summary>The i-th chunk of the range likely to come after one that ended at <paramref name="end"/>: the rest of this block's share, else the next block's share.</summary>
+    private (EncodedImages Source, int First, int Count)? Upcoming(EncodedImages source, int end, int i)
     {
-        if (end >= _share.Offset && end < _share.End) return (source, end, Math.Min(_chunk, _share.End - end));
-        if (_next != null && _nextShare.Count > 0) return (_next, _nextShare.Offset, Math.Min(_chunk, _nextShare.Count));
+        if (end >= _share.Offset && end < _share.End)
+        {
+            int first = end + i * _chunk;
+            return first < _share.End ? (source, first, Math.Min(_chunk, _share.End - first)) : null;
+        }
+        if (_next != null && _nextShare.Count > 0)
+        {
+            int first = _nextShare.Offset + i * _chunk, end2 = _nextShare.Offset + _nextShare.Count;
+            return first < end2 ? (_next, first, Math.Min(_chunk, end2 - first)) : null;
+        }
         return null;
     }
 
@@ -230,7 +171,6 @@ internal sealed class CudaImageSession : IEncodedImageSession
         if (!WarmedSizes.Add(_chunk)) return;
         _batches[0].Synchronize();
         _runner.Run(_batches[0].Pointer, TensorElementType.UInt8, _chunk, _model.AllocateOutputs(_chunk), 0, padTo: _chunk);
-        _callsAtWarm = NvjpegAllocators.Calls;
     }
 
     /// <summary>What decoding a chunk did: images decoded on the GPU, on the CPU, and the samples neither could decode.</summary>

@@ -1,0 +1,116 @@
+namespace HeteroBatch.Engine.Units.Backends;
+
+/// <summary>
+/// The order in which a decoding unit's chunks decode into its ring of device batches. While the
+/// consumer infers one chunk, the next ones decode on pool threads, each into a batch of its own
+/// (as many at once as the ring has other batches); once every chunk of a range has started, the
+/// first chunks of the range likely to come next decode too (guesses), and the next range takes
+/// those that match it. The decoding is a function given to it, so this is free of the GPU.
+/// Threads: <see cref="Chunks"/> is enumerated on one thread (the unit's worker); decodes run on pool threads.
+/// </summary>
+internal sealed class ChunkRing<T> where T : class
+{
+    /// <summary>Decodes samples [first, first + count) of the source into the batch; throws where it fails.</summary>
+    public delegate T DecodeChunk(EncodedImages source, int first, int count, int batch);
+
+    /// <summary>A decoded chunk of a range: the batch it is in and what decoding it returned.</summary>
+    public readonly record struct Chunk(int Batch, int First, int Count, T Decoded);
+
+    private sealed record Decoding(EncodedImages Source, int First, int Count, int Batch, Task<T?> Task, bool Guessed);
+
+    private readonly int _batches;
+    private readonly DecodeChunk _decode;
+    private readonly Action<int> _settle;
+    private readonly Func<int, Func<T?>, Task<T?>> _start;
+    private List<Decoding> _guesses = new();
+
+    /// <param name="batches">Device batches in the ring (at least 2: one inferring, one decoding).</param>
+    /// <param name="decode">Decodes a chunk into a batch.</param>
+    /// <param name="settle">Waits until nothing queued on a batch still reads its chunk's bytes (called for chunks decoded and never handed out).</param>
+    /// <param name="start">Starts a decode into a batch (on a pool thread; tests watch which batch each starts in).</param>
+    public ChunkRing(int batches, DecodeChunk decode, Action<int> settle, Func<int, Func<T?>, Task<T?>>? start = null)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(batches, 2);
+        (_batches, _decode, _settle, _start) = (batches, decode, settle, start ?? ((_, work) => Task.Run(work)));
+    }
+
+    /// <summary>Chunks decoded ahead for a range that has not run yet.</summary>
+    public int Guessed => _guesses.Count;
+
+    /// <summary>
+    /// The chunks of samples [offset, offset + count) of <paramref name="source"/> in chunks of
+    /// <paramref name="chunk"/>, in order, each decoded; a chunk's batch is left alone until the
+    /// consumer asks for the next one (so it may infer it meanwhile). <paramref name="upcoming"/>(i) is
+    /// the i-th chunk of the range likely next, or null. A failed decode of this range throws once the
+    /// other decodes have ended; a failed guess is decoded again when its range runs. Enumerate to the
+    /// end, or dispose: either way no decode is left running but the guesses of a range run to its end.
+    /// </summary>
+    public IEnumerable<Chunk> Chunks(EncodedImages source, int offset, int count, int chunk,
+        Func<int, (EncodedImages Source, int First, int Count)?> upcoming)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(chunk, 1);
+        int chunks = (count + chunk - 1) / chunk;
+        var pending = new Queue<Decoding>();
+        var guesses = new List<Decoding>();
+        int started = 0, nextBatch = 0;
+        // the last range's guesses that are this range's first chunks, in order; the rest are dropped
+        var old = _guesses;
+        _guesses = new();
+        int kept = 0;
+        while (kept < old.Count && started < chunks && old[kept] is var g && ReferenceEquals(g.Source, source)
+            && g.First == offset + started * chunk && g.Count == Math.Min(chunk, offset + count - g.First))
+        {
+            pending.Enqueue(g);
+            nextBatch = (g.Batch + 1) % _batches;
+            started++;
+            kept++;
+        }
+        Drop(old.Skip(kept));
+        bool completed = false;
+        try
+        {
+            while (pending.Count > 0 || started < chunks)
+            {
+                // every batch not inferring decodes: this range's next chunks, then the guesses for the next range
+                while (pending.Count < _batches && started < chunks)
+                {
+                    int first = offset + started * chunk, n = Math.Min(chunk, offset + count - first), batch = nextBatch;
+                    pending.Enqueue(new Decoding(source, first, n, batch, _start(batch, () => _decode(source, first, n, batch)), false));
+                    nextBatch = (nextBatch + 1) % _batches;
+                    started++;
+                }
+                while (started == chunks && pending.Count + guesses.Count < _batches && upcoming(guesses.Count) is { } u)
+                {
+                    int batch = nextBatch;
+                    guesses.Add(new Decoding(u.Source, u.First, u.Count, batch, _start(batch, () =>
+                    {
+                        try { return _decode(u.Source, u.First, u.Count, batch); }
+                        catch (Exception) { return null; } // a guess: the range it was for decodes again and meets the failure itself
+                    }), true));
+                    nextBatch = (nextBatch + 1) % _batches;
+                }
+                var head = pending.Dequeue();
+                var decoded = head.Task.GetAwaiter().GetResult() ?? _decode(source, head.First, head.Count, head.Batch);
+                yield return new Chunk(head.Batch, head.First, head.Count, decoded);
+            }
+            // the guesses end with the range: their bytes stay the job's until it hands out the next range
+            foreach (var guess in guesses) guess.Task.GetAwaiter().GetResult();
+            _guesses = guesses;
+            completed = true;
+        }
+        finally
+        {
+            if (!completed) Drop(pending.Concat(guesses));
+        }
+    }
+
+    /// <summary>Waits for decodes that will not be handed out, and settles their batches.</summary>
+    private void Drop(IEnumerable<Decoding> dropped)
+    {
+        foreach (var d in dropped)
+        {
+            try { d.Task.GetAwaiter().GetResult(); } catch (Exception) { }
+            _settle(d.Batch);
+        }
+    }
+}
