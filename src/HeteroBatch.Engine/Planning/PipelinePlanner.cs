@@ -12,12 +12,12 @@ internal sealed record PipelineUnit(string UnitId, double SamplesPerSecond, bool
 /// <param name="DecodeThreads">Decoding threads (at least 1).</param>
 /// <param name="SamplesPerSecond">The job's predicted rate: the slower of inference and decoding.</param>
 /// <param name="Limit">"inference" or "decoding".</param>
-/// <param name="Dropped">CPU units left out because their processors feed the other units faster by decoding.</param>
+/// <param name="Dropped">CPU units left out because the job runs faster with their processors decoding (on threads that feed the other units, or as the decoding GPUs' own threads).</param>
 internal sealed record PipelinePlan(IReadOnlyList<string> Inferring, int DecodeThreads, double SamplesPerSecond, string Limit, IReadOnlyList<string> Dropped)
 {
     public override string ToString() =>
         $"pipeline: {string.Join(" + ", Inferring)} infer, {DecodeThreads} thread{(DecodeThreads == 1 ? "" : "s")} decode{(DecodeThreads == 1 ? "s" : "")}, {SamplesPerSecond:F1} samples/s predicted, limited by {Limit}" +
-        (Dropped.Count > 0 ? $"; {string.Join(", ", Dropped)} left out: {(Dropped.Count == 1 ? "its processors feed" : "their processors feed")} the others faster by decoding" : "");
+        (Dropped.Count > 0 ? $"; {string.Join(", ", Dropped)} left out: the job runs faster with {(Dropped.Count == 1 ? "its" : "their")} processors decoding for the others" : "");
 }
 
 /// <summary>
