@@ -39,7 +39,7 @@ public sealed record EngineOptions
 
     /// <summary>
     /// GPUs that decode their own share of a file job: the most images decoded and inferred at once (a range
-    /// runs in equal chunks of at most this many; two chunks' pixels in GPU memory at a time), 1-1024
+    /// runs in equal chunks of at most this many; <see cref="GpuDecodeThreads"/> + 1 chunks' pixels in GPU memory at a time), 1-1024
     /// (HETEROBATCH_GPU_DECODE_CHUNK). Larger chunks infer faster per image, smaller ones start inference sooner.
     /// </summary>
     public int GpuDecodeChunk { get; init; } = DefaultGpuDecodeChunk;

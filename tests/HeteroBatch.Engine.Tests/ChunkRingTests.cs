@@ -22,6 +22,13 @@ public sealed class ChunkRingTests
         public Func<EncodedImages, int, bool> Fails = (_, _) => false;
         public string? Violation;
 
+        /// <summary>Decodes of chunks other than the one at this sample wait for <see cref="Released"/> (a bound of seconds, not a measure) and then take a while.</summary>
+        public int? HoldAllBut;
+        public readonly ManualResetEventSlim Released = new();
+        public int Started, Finished;
+        /// <summary>Settling a batch fails (a GPU that has gone) the first time.</summary>
+        public bool SettleFailsOnce;
+
         public ChunkRing<string> Ring(int batches) => new(batches, Decode, Settle, Start);
 
         /// <summary>The ring starts a decode into <paramref name="batch"/>: that batch must hold nothing.</summary>
@@ -29,13 +36,19 @@ public sealed class ChunkRingTests
         {
             lock (_gate)
                 if (!_held.Add(batch)) Violation ??= $"a decode started in batch {batch} while it held a chunk";
-            return Task.Run(work);
+            Interlocked.Increment(ref Started);
+            return Task.Run(() =>
+            {
+                try { return work(); }
+                finally { Interlocked.Increment(ref Finished); }
+            });
         }
 
         private void Settle(int batch)
         {
             Settled.Add(batch);
             Release(batch);
+            if (SettleFailsOnce) { SettleFailsOnce = false; throw new InvalidOperationException("the GPU is gone"); }
         }
 
         public void Release(int batch)
@@ -51,6 +64,11 @@ public sealed class ChunkRingTests
 
         private string Decode(EncodedImages source, int first, int count, int batch)
         {
+            if (HoldAllBut is { } only && first != only)
+            {
+                Released.Wait(TimeSpan.FromSeconds(5));
+                Thread.Sleep(20); // decoding takes a while once it may go on
+            }
             Interlocked.Increment(ref Running);
             try
             {
@@ -155,15 +173,69 @@ public sealed class ChunkRingTests
     }
 
     [Fact]
-    public void AFailedDecodeThrowsOnceNoOtherDecodeRuns()
+    public void AFailedDecodeThrowsOnceNoOtherDecodeRunsAndSettlesItsBatch()
     {
         var r = new Recorder { Fails = (_, first) => first == 256 };
         var ring = r.Ring(4);
         var block = Block(1024);
         var e = Assert.Throws<InvalidOperationException>(() => Consume(ring, r, block, 0, 1024, 128, i => (block, i * 128, 128)));
         Assert.Contains("256", e.Message);
-        Assert.Equal(0, Volatile.Read(ref r.Running));
+        Assert.Equal(r.Started, Volatile.Read(ref r.Finished));
+        Assert.Contains(2, r.Settled); // the failed chunk's batch, which was never handed out
         Assert.Equal(0, ring.Guessed);
+        r.Fails = (_, _) => false;
+        Consume(ring, r, Block(1024), 0, 512, 128); // every batch was given back
+        Assert.Null(r.Violation);
+    }
+
+    [Fact]
+    public void AConsumerThatFailsGetsItsFailureOnlyOnceEveryDecodeItStartedHasEnded()
+    {
+        // the decodes after the first wait until the consumer fails, then take a while: thrown before they end, the failure
+        // would leave them writing device batches and reading file bytes the job is about to reuse
+        var r = new Recorder { HoldAllBut = 0 };
+        var ring = r.Ring(4);
+        var block = Block(1024);
+        var e = Assert.Throws<InvalidOperationException>(() =>
+        {
+            foreach (var c in ring.Chunks(block, 0, 1024, 128, i => (block, i * 128, 128)))
+            {
+                r.Released.Set();
+                throw new InvalidOperationException("inference failed");
+            }
+        });
+        Assert.Equal("inference failed", e.Message);
+        Assert.Equal(3, r.Started - 1);
+        Assert.Equal(r.Started, Volatile.Read(ref r.Finished));
+        Assert.Equal(new[] { 0, 1, 2, 3 }, r.Settled.OrderBy(b => b)); // the one handed out too
+    }
+
+    [Fact]
+    public void ABatchThatFailsToSettleNeitherHidesTheConsumersFailureNorKeepsTheOthersFromSettling()
+    {
+        var r = new Recorder { SettleFailsOnce = true };
+        var ring = r.Ring(4);
+        var block = Block(1024);
+        var e = Assert.Throws<InvalidOperationException>(() =>
+        {
+            foreach (var c in ring.Chunks(block, 0, 1024, 128, _ => null)) throw new InvalidOperationException("inference failed");
+        });
+        Assert.Equal("inference failed", e.Message);
+        Assert.Equal(r.Started, Volatile.Read(ref r.Finished));
+        Assert.Equal(4, r.Settled.Count);
+    }
+
+    [Fact]
+    public void ARangeOfNothingKeepsTheGuessesForTheRangeTheyWereMadeFor()
+    {
+        var r = new Recorder();
+        var ring = r.Ring(3);
+        var a = Block(1024);
+        var b = Block(1024);
+        Consume(ring, r, a, 0, 128, 128, i => (b, i * 128, 128));
+        Assert.Empty(Consume(ring, r, a, 128, 0, 128));
+        Assert.Equal(2, ring.Guessed);
+        Assert.Empty(r.Settled);
     }
 
     [Fact]
@@ -194,9 +266,15 @@ public sealed class ChunkRingTests
         var ring = r.Ring(4);
         var block = Block(1024);
         foreach (var c in ring.Chunks(block, 0, 1024, 128, i => (block, i * 128, 128)))
-            if (c.First == 256) break; // inference failed on this chunk
-        Assert.Equal(0, Volatile.Read(ref r.Running));
+        {
+            r.HandedOut(c.Batch);
+            if (c.First == 256) break; // cancelled while this chunk was handed out
+            r.Release(c.Batch);
+        }
+        Assert.Equal(r.Started, Volatile.Read(ref r.Finished));
         Assert.Equal(0, ring.Guessed);
-        Assert.NotEmpty(r.Settled); // the chunks decoded and never handed out
+        Assert.Contains(2, r.Settled); // the chunk handed out, and those decoded and never handed out
+        Consume(ring, r, block, 0, 512, 128); // every batch was given back: nothing decodes into one still held
+        Assert.Null(r.Violation);
     }
 }

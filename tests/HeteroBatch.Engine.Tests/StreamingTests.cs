@@ -267,6 +267,9 @@ public sealed class StreamingTests : IDisposable
     [InlineData(513, 256, 171)]
     [InlineData(512, 512, 256)]
     [InlineData(100, 1, 1)]
+    [InlineData(20, 8, 8)]
+    [InlineData(20, 0, 1)]
+    [InlineData(4000, 5000, 1000)]
     public void TheLargestChunkIsTheOnesSetting(int sub, int max, int chunk)
     {
         Assert.Equal(chunk, UnitDecoding.ChunkFor(sub, max));
@@ -276,7 +279,7 @@ public sealed class StreamingTests : IDisposable
     public void ADecodingUnitsStagesSayWhatEachChunkTookOnAverage()
     {
         var stages = new DecodingStages(Chunks: 4, Images: 500, DecodeMs: 40, InferMs: 48, WaitMs: 3.4, ParseMs: 4, SubmitMs: 20, ResizeMs: 14);
-        Assert.Equal("4 chunks of up to 125: decoding 10.00 ms a chunk (12500.0 images/s on its thread; headers 1.00, nvJPEG 5.00, resizes 3.50), inference 12.00 ms a chunk (10416.7 images/s), waiting for decoding 3 ms",
+        Assert.Equal("4 chunks, 500 images: decoding 10.00 ms a chunk (12500.0 images/s on its thread; headers 1.00, nvJPEG 5.00, resizes 3.50), inference 12.00 ms a chunk (10416.7 images/s), waiting for decoding 3 ms",
             stages.ToString());
         Assert.Contains("decoding - ms a chunk (- images/s", new DecodingStages(0, 0, 0, 0, 0).ToString());
     }

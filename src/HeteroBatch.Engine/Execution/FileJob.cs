@@ -611,8 +611,8 @@ internal sealed class UnitDecoding : IDisposable
     /// </summary>
     public static int ChunkFor(int sub, int maxChunk = EngineOptions.DefaultGpuDecodeChunk)
     {
-        if (sub < 32) return Math.Max(1, sub);
-        maxChunk = Math.Max(1, maxChunk);
+        maxChunk = Math.Clamp(maxChunk, 1, 1024);
+        if (sub < 32) return Math.Clamp(sub, 1, maxChunk);
         int chunks = Math.Max(2, (sub + maxChunk - 1) / maxChunk);
         return (sub + chunks - 1) / chunks;
     }
@@ -629,7 +629,7 @@ internal sealed class UnitDecoding : IDisposable
                 try
                 {
                     var session = context.Workers.For(shard.Unit).Invoke(() =>
-                        UnitBackends.For(shard.Unit).OpenImageSession(shard.Unit, model, context.Options, files.Input, settings.Preprocessing, context.Options.GpuDecodeChunk)).GetAwaiter().GetResult();
+                        UnitBackends.For(shard.Unit).OpenImageSession(shard.Unit, model, context.Options, files.Input, settings.Preprocessing, Math.Clamp(context.Options.GpuDecodeChunk, 1, 1024))).GetAwaiter().GetResult();
                     if (session != null) sessions[shard.UnitId] = session;
                 }
                 catch (HeteroBatchException e)

@@ -60,8 +60,8 @@ public sealed record GpuDecodeSettings
 /// in device memory (<see cref="DeviceImageBatch"/>), ready for a model with a uint8 input prefix.
 ///
 /// One decoder per GPU; its nvJPEG handles are thread-safe, each <see cref="DeviceImageBatch"/>
-/// is used by one thread at a time. Two batches (two streams) per decoder let the decoding of
-/// batch k+1 overlap the inference of batch k. Dispose the batches before the decoder.
+/// is used by one thread at a time. Several batches (each with its own stream) per decoder let the
+/// decoding of the next batches overlap the inference of one. Dispose the batches before the decoder.
 /// </summary>
 public sealed unsafe class GpuJpegDecoder : IDisposable
 {

@@ -27,11 +27,13 @@ internal sealed class ChunkRing<T> where T : class
     /// <param name="batches">Device batches in the ring (at least 2: one inferring, one decoding).</param>
     /// <param name="decode">Decodes a chunk into a batch.</param>
     /// <param name="settle">Waits until nothing queued on a batch still reads its chunk's bytes (called for chunks decoded and never handed out).</param>
-    /// <param name="start">Starts a decode into a batch (on a pool thread; tests watch which batch each starts in).</param>
+    /// <param name="start">Starts a decode into a batch on a thread of its own (tests watch which batch each starts in, and when it ends).</param>
     public ChunkRing(int batches, DecodeChunk decode, Action<int> settle, Func<int, Func<T?>, Task<T?>>? start = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(batches, 2);
-        (_batches, _decode, _settle, _start) = (batches, decode, settle, start ?? ((_, work) => Task.Run(work)));
+        (_batches, _decode, _settle, _start) = (batches, decode, settle,
+            // a decode blocks its thread for milliseconds: threads of their own, not the pool's (a few on a small machine)
+            start ?? ((_, work) => Task.Factory.StartNew(work, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default)));
     }
 
     /// <summary>Chunks decoded ahead for a range that has not run yet.</summary>
@@ -42,35 +44,40 @@ internal sealed class ChunkRing<T> where T : class
     /// <paramref name="chunk"/>, in order, each decoded; a chunk's batch is left alone until the
     /// consumer asks for the next one (so it may infer it meanwhile). <paramref name="upcoming"/>(i) is
     /// the i-th chunk of the range likely next, or null. A failed decode of this range throws once the
-    /// other decodes have ended; a failed guess is decoded again when its range runs. Enumerate to the
-    /// end, or dispose: either way no decode is left running but the guesses of a range run to its end.
+    /// other decodes have ended; a failed guess is decoded again when its range runs. Enumerated to
+    /// the end, the range leaves only its guesses behind, decoded (their batches settle when the next
+    /// range drops them); stopped early (the consumer threw, or was cancelled), it waits for every
+    /// decode it started and settles every batch it used, the guesses' too.
     /// </summary>
     public IEnumerable<Chunk> Chunks(EncodedImages source, int offset, int count, int chunk,
         Func<int, (EncodedImages Source, int First, int Count)?> upcoming)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(chunk, 1);
         int chunks = (count + chunk - 1) / chunk;
+        if (chunks == 0) yield break; // nothing to run: the guesses stay for the range they were made for
         var pending = new Queue<Decoding>();
         var guesses = new List<Decoding>();
+        Decoding? current = null; // handed out (or about to be), not yet given back
         int started = 0, nextBatch = 0;
-        // the last range's guesses that are this range's first chunks, in order; the rest are dropped
-        var old = _guesses;
-        _guesses = new();
-        int kept = 0;
-        while (kept < old.Count && started < chunks && old[kept] is var g && ReferenceEquals(g.Source, source)
-            && g.First == offset + started * chunk && g.Count == Math.Min(chunk, offset + count - g.First))
-        {
-            pending.Enqueue(g);
-            nextBatch = (g.Batch + 1) % _batches;
-            started++;
-            kept++;
-        }
-        Drop(old.Skip(kept));
         bool completed = false;
         try
         {
+            // the last range's guesses that are this range's first chunks, in order; the rest are dropped
+            var old = _guesses;
+            _guesses = new();
+            int kept = 0;
+            while (kept < old.Count && started < chunks && old[kept] is var g && ReferenceEquals(g.Source, source)
+                && g.First == offset + started * chunk && g.Count == Math.Min(chunk, offset + count - g.First))
+            {
+                pending.Enqueue(g);
+                nextBatch = (g.Batch + 1) % _batches;
+                started++;
+                kept++;
+            }
+            Drop(old.Skip(kept), rethrow: true);
             while (pending.Count > 0 || started < chunks)
             {
+                current = null;
                 // every batch not inferring decodes: this range's next chunks, then the guesses for the next range
                 while (pending.Count < _batches && started < chunks)
                 {
@@ -89,10 +96,11 @@ internal sealed class ChunkRing<T> where T : class
                     }), true));
                     nextBatch = (nextBatch + 1) % _batches;
                 }
-                var head = pending.Dequeue();
-                var decoded = head.Task.GetAwaiter().GetResult() ?? _decode(source, head.First, head.Count, head.Batch);
-                yield return new Chunk(head.Batch, head.First, head.Count, decoded);
+                current = pending.Dequeue();
+                var decoded = current.Task.GetAwaiter().GetResult() ?? _decode(source, current.First, current.Count, current.Batch);
+                yield return new Chunk(current.Batch, current.First, current.Count, decoded);
             }
+            current = null;
             // the guesses end with the range: their bytes stay the job's until it hands out the next range
             foreach (var guess in guesses) guess.Task.GetAwaiter().GetResult();
             _guesses = guesses;
@@ -100,17 +108,23 @@ internal sealed class ChunkRing<T> where T : class
         }
         finally
         {
-            if (!completed) Drop(pending.Concat(guesses));
+            if (!completed) Drop((current == null ? pending : pending.Prepend(current)).Concat(guesses).ToList(), rethrow: false);
         }
     }
 
-    /// <summary>Waits for decodes that will not be handed out, and settles their batches.</summary>
-    private void Drop(IEnumerable<Decoding> dropped)
+    /// <summary>
+    /// Waits for decodes that will not be handed out (every one, whatever fails), then settles their
+    /// batches. A batch that fails to settle (the GPU failed) is thrown after all are settled, where
+    /// <paramref name="rethrow"/> (nothing else is being thrown); else the failure already thrown stands.
+    /// </summary>
+    private void Drop(IEnumerable<Decoding> dropped, bool rethrow)
     {
-        foreach (var d in dropped)
-        {
+        var all = dropped.ToList();
+        foreach (var d in all)
             try { d.Task.GetAwaiter().GetResult(); } catch (Exception) { }
-            _settle(d.Batch);
-        }
+        Exception? failed = null;
+        foreach (var d in all)
+            try { _settle(d.Batch); } catch (Exception e) { failed ??= e; }
+        if (failed != null && rethrow) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(failed).Throw();
     }
 }

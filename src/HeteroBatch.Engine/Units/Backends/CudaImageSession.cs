@@ -35,17 +35,19 @@ public interface IEncodedImageSession : IModelSession
 }
 
 /// <summary>
-/// A decoding unit's stages, summed over the chunks that ran: <paramref name="DecodeMs"/> decoding them (on the
-/// thread that hands them to the device, until queued), <paramref name="InferMs"/> running the model on them,
-/// <paramref name="WaitMs"/> inference waiting for decoding (the first chunk of a range not decoded ahead, a next
-/// chunk not ready when the current one had run, the device finishing a resize).
-/// </summary>
+/// A decoding unit's stages, summed over the chunks that ran: <paramref name="DecodeMs"/> decoding them on the
+/// threads that hand them to the device (until their GPU work is queued; until done where an image fell back to the
+/// CPU), <paramref name="InferMs"/> running the model on them, <paramref name="WaitMs"/> the unit's worker waiting for
+/// decoding (a chunk not ready when the one before had run, the device finishing a resize, the end of a range waiting
+/// for the guesses of the next, guesses that missed being dropped).
 /// Of <paramref name="DecodeMs"/>, <paramref name="ParseMs"/> went to reading headers, <paramref name="SubmitMs"/> to
-/// handing the images to nvJPEG, <paramref name="ResizeMs"/> to queueing their resizes.
+/// nvJPEG's calls, <paramref name="ResizeMs"/> to queueing the resizes; the rest to fetching the bytes, waiting for the
+/// batch's last use, and CPU fallbacks.
+/// </summary>
 public sealed record DecodingStages(int Chunks, long Images, double DecodeMs, double InferMs, double WaitMs, double ParseMs = 0, double SubmitMs = 0, double ResizeMs = 0)
 {
     public override string ToString() =>
-        $"{Chunks} chunks of up to {(Chunks == 0 ? 0 : (Images + Chunks - 1) / Chunks)}: decoding {Per(DecodeMs)} ms a chunk ({Rate(DecodeMs)} images/s on its thread; " +
+        $"{Chunks} chunks, {Images} images: decoding {Per(DecodeMs)} ms a chunk ({Rate(DecodeMs)} images/s on its thread; " +
         $"headers {Per(ParseMs)}, nvJPEG {Per(SubmitMs)}, resizes {Per(ResizeMs)}), inference {Per(InferMs)} ms a chunk ({Rate(InferMs)} images/s), waiting for decoding {WaitMs.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)} ms";
     private string Per(double ms) => Chunks == 0 ? "-" : (ms / Chunks).ToString("F2", System.Globalization.CultureInfo.InvariantCulture);
     private string Rate(double ms) => ms <= 0 ? "-" : (Images * 1000.0 / ms).ToString("F1", System.Globalization.CultureInfo.InvariantCulture);
@@ -130,23 +132,25 @@ internal sealed class CudaImageSession : IEncodedImageSession
     public void Run(IReadOnlyList<TensorBatch> inputs, IReadOnlyList<TensorBatch> outputs, int offset, int count, int padTo = 0, CancellationToken cancel = default)
     {
         var source = Source ?? throw new InvalidOperationException("the image session has no block to decode");
+        cancel.ThrowIfCancellationRequested();
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        // the next chunks decode on pool threads (parsing on the CPU, decoding on the JPEG engines, each batch on its own
-        // stream) while one infers: submitting a decode waits for parts of it, which would hold inference up
+        // the next chunks decode on threads of their own (parsing on the CPU, decoding on the JPEG engines, each batch on its
+        // own stream) while one infers: submitting a decode waits for parts of it, which would hold inference up
         foreach (var chunk in _ring.Chunks(source, offset, count, _chunk, i => Upcoming(source, offset + count, i)))
         {
             cancel.ThrowIfCancellationRequested();
-            Apply(source, chunk.Decoded);
             var batch = _batches[chunk.Batch];
             batch.Synchronize();
             _waitMs += clock.Elapsed.TotalMilliseconds; // inference waited for this chunk's decoding
             clock.Restart();
             _runner.Run(batch.Pointer, TensorElementType.UInt8, chunk.Count, outputs, chunk.First, padTo: _chunk);
             _inferMs += clock.Elapsed.TotalMilliseconds;
+            // counted, and its failed samples marked, only once it ran: a range that fails is run again by another unit
+            Apply(source, chunk.Decoded);
             (_chunks, _images) = (_chunks + 1, _images + chunk.Count);
             clock.Restart();
         }
-        _waitMs += clock.Elapsed.TotalMilliseconds; // the guesses for the next range not decoded yet
+        _waitMs += clock.Elapsed.TotalMilliseconds; // the guesses for the next range still decoding
     }
 
     /// <summary>The i-th chunk of the range likely to come after one that ended at <paramref name="end"/>: the rest of this block's share, else the next block's share.</summary>
