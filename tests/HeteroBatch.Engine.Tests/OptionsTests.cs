@@ -30,31 +30,23 @@ public sealed class OptionsTests
     }
 
     [Theory]
-    [InlineData("256", 256)]
-    [InlineData("1", 1)]
-    [InlineData("1024", 1024)]
-    [InlineData("0", 128)]
-    [InlineData("1025", 128)]
-    [InlineData("2147483648", 128)]
-    [InlineData("big", 128)]
-    [InlineData(null, 128)]
-    public void TheGpuDecodeChunkIsReadWithinItsBoundsElseLeftAt128(string? value, int chunk)
+    [InlineData("HETEROBATCH_GPU_DECODE_CHUNK", "256", 256, 1)]
+    [InlineData("HETEROBATCH_GPU_DECODE_CHUNK", "1", 1, 1)]
+    [InlineData("HETEROBATCH_GPU_DECODE_CHUNK", "1024", 1024, 1)]
+    [InlineData("HETEROBATCH_GPU_DECODE_CHUNK", "0", 128, 1)]
+    [InlineData("HETEROBATCH_GPU_DECODE_CHUNK", "1025", 128, 1)]
+    [InlineData("HETEROBATCH_GPU_DECODE_CHUNK", "2147483648", 128, 1)]
+    [InlineData("HETEROBATCH_GPU_DECODE_CHUNK", "big", 128, 1)]
+    [InlineData("HETEROBATCH_GPU_DECODE_THREADS", "2", 128, 2)]
+    [InlineData("HETEROBATCH_GPU_DECODE_THREADS", "4", 128, 4)]
+    [InlineData("HETEROBATCH_GPU_DECODE_THREADS", "5", 128, 1)]
+    [InlineData("HETEROBATCH_GPU_DECODE_THREADS", "0", 128, 1)]
+    [InlineData("HETEROBATCH_GPU_DECODE_THREADS", "-1", 128, 1)]
+    [InlineData("NONE", "", 128, 1)]
+    public void HowAGpuDecodesIsReadWithinItsBoundsElseLeftAtChunksOf128OnOneThread(string variable, string value, int chunk, int threads)
     {
-        var o = EngineOptions.FromEnvironment(value == null ? Env() : Env(("HETEROBATCH_GPU_DECODE_CHUNK", value)));
-        Assert.Equal(chunk, o.GpuDecodeChunk);
-    }
-
-    [Theory]
-    [InlineData("2", 2)]
-    [InlineData("4", 4)]
-    [InlineData("5", 1)]
-    [InlineData("0", 1)]
-    [InlineData("-1", 1)]
-    [InlineData(null, 1)]
-    public void TheGpuDecodeThreadsAreReadWithinOneToFourElseLeftAtOne(string? value, int threads)
-    {
-        var o = EngineOptions.FromEnvironment(value == null ? Env() : Env(("HETEROBATCH_GPU_DECODE_THREADS", value)));
-        Assert.Equal(threads, o.GpuDecodeThreads);
+        var o = EngineOptions.FromEnvironment(Env((variable, value)));
+        Assert.Equal((chunk, threads), (o.GpuDecodeChunk, o.GpuDecodeThreads));
     }
 
     [Fact]
