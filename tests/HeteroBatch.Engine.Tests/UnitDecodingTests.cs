@@ -26,6 +26,7 @@ public sealed class UnitDecodingTests : IDisposable
         public HashSet<int> WarmedSizes { get; } = new();
         public EncodedImages? Source { get; set; }
         public (long OnUnit, long OnCpu) Decoded => (Ran.Sum(r => r.Count), 0);
+        public DecodingStages? Stages { get; set; }
         public void Warm(int chunk) { }
 
         private int _running, _calls;
@@ -88,6 +89,25 @@ public sealed class UnitDecodingTests : IDisposable
         Assert.All(Enumerable.Range(4, 4), i => Assert.All(outputs[0].Sample(i), v => Assert.Equal(42f, v)));
         Assert.All(Enumerable.Range(0, 4), i => Assert.DoesNotContain(42f, outputs[0].Sample(i)));
         Assert.Equal(new[] { 4, 4 }, outcome.Runs.Select(r => r.Count));
+    }
+
+    [Fact]
+    public void TheJobSummarySaysWhatEachDecodingUnitDecodedAndWhereItsChunksTimeWent()
+    {
+        var (plan, inputs, outputs, real) = Setup();
+        var gpu = StandIn(real, 8, fails: false);
+        gpu.Stages = new DecodingStages(Chunks: 2, Images: 4, DecodeMs: 3, InferMs: 5, WaitMs: 1, ParseMs: 0.5, SubmitMs: 2, ResizeMs: 0.25);
+        var server = StandIn(real, 8, fails: false); // a unit whose decoding has no chunk stages (a server)
+        RunWithStandIn(plan, inputs, outputs, gpu);
+
+        var summary = new JobSummary();
+        new UnitDecoding(new Dictionary<string, IEncodedImageSession> { ["gpu0"] = gpu, ["remote0"] = server }).Report(summary);
+        Assert.Equal(new[] { "gpu0" }, summary.DecodingStages.Keys);
+        Assert.Equal(5, summary.DecodingStages["gpu0"].InferMs);
+        Assert.Contains("gpu0 decoded 4 images itself and had 0 decoded on the CPU (not JPEG, or refused)", summary.UnitDecoding);
+        Assert.Contains("gpu0: 2 chunks, 4 images: decoding 1.50 ms a chunk (1333.3 images/s on its thread; headers 0.25, nvJPEG 1.00, resizes 0.12), inference 2.50 ms a chunk (800.0 images/s), waiting for decoding 1 ms", summary.UnitDecoding);
+        Assert.Contains("remote0 decoded 0 images itself and had 0 decoded on the CPU (not JPEG, or refused)", summary.UnitDecoding);
+        Assert.Equal(3, summary.UnitDecoding.Count);
     }
 
     [Fact]

@@ -49,6 +49,8 @@ public sealed class JobSummary : RunReport
     public long ResidentAfterSetupBytes { get; set; }
     /// <summary>Where images were decoded: per unit that decoded its own share, how many on the unit and how many it gave to the CPU; and why a unit that could not decoded nothing.</summary>
     public List<string> UnitDecoding { get; set; } = new();
+    /// <summary>Per unit that decoded its own share in chunks beside inference (a GPU), what its chunks took: decoding, inference, waiting (also in <see cref="UnitDecoding"/>, as text).</summary>
+    public Dictionary<string, Units.Backends.DecodingStages> DecodingStages { get; set; } = new();
     /// <summary>How the job's stages were planned together: who infers, how many threads decode, the predicted rate and its limit, and any CPU unit left out to decode.</summary>
     public string? Pipeline { get; set; }
     /// <summary>Each stage's rate: reading files, decoding on CPU threads, and each unit's inference (with its own decoding where it decodes its share).</summary>
@@ -239,7 +241,7 @@ public static class FileJob
         summary.Units = runs.Values.ToList();
         summary.PeakResidentBytes = Runtime.Libc.PeakResidentBytes() ?? 0;
         summary.Note = Bottleneck(summary);
-        decoding.Report(summary.UnitDecoding);
+        decoding.Report(summary);
         summary.StageRates = StageRates(summary, decoding.Units);
         return summary;
     }
@@ -588,7 +590,7 @@ internal sealed class UnitDecoding : IDisposable
 {
     private readonly Dictionary<string, IEncodedImageSession> _sessions;
 
-    private UnitDecoding(Dictionary<string, IEncodedImageSession> sessions)
+    internal UnitDecoding(Dictionary<string, IEncodedImageSession> sessions)
     {
         _sessions = sessions;
         Sessions = sessions.Count == 0 ? null : sessions.ToDictionary(kv => kv.Key, kv => (IModelSession)kv.Value);
@@ -710,12 +712,15 @@ internal sealed class UnitDecoding : IDisposable
         plan.Shards.FirstOrDefault(s => s.UnitId == unit) is { } s ? (s.Offset, s.Count) : (0, 0);
 
     /// <summary>Adds what each decoding unit decoded, on it and on the CPU for it.</summary>
-    public void Report(List<string> notes)
+    /// <summary>What each decoding unit decoded, and its stages where it has them, into the job's summary.</summary>
+    public void Report(JobSummary summary)
     {
         foreach (var (unit, session) in _sessions)
         {
-            notes.Add($"{unit} decoded {session.Decoded.OnUnit} images itself and had {session.Decoded.OnCpu} decoded on the CPU (not JPEG, or refused)");
-            if (session.Stages is { Chunks: > 0 } stages) notes.Add($"{unit}: {stages}");
+            summary.UnitDecoding.Add($"{unit} decoded {session.Decoded.OnUnit} images itself and had {session.Decoded.OnCpu} decoded on the CPU (not JPEG, or refused)");
+            if (session.Stages is not { Chunks: > 0 } stages) continue;
+            summary.UnitDecoding.Add($"{unit}: {stages}");
+            summary.DecodingStages[unit] = stages;
         }
     }
 
