@@ -2,11 +2,11 @@ namespace HeteroBatch.Engine.Units.Backends;
 
 /// <summary>
 /// The order in which a decoding unit's chunks decode into its ring of device batches. While the
-/// consumer infers one chunk, the next ones decode on pool threads, each into a batch of its own
+/// consumer infers one chunk, the next ones decode on threads of their own, each into a batch of its own
 /// (as many at once as the ring has other batches); once every chunk of a range has started, the
 /// first chunks of the range likely to come next decode too (guesses), and the next range takes
 /// those that match it. The decoding is a function given to it, so this is free of the GPU.
-/// Threads: <see cref="Chunks"/> is enumerated on one thread (the unit's worker); decodes run on pool threads.
+/// Threads: <see cref="Chunks"/> is enumerated on one thread (the unit's worker); each decode runs on a thread of its own.
 /// </summary>
 internal sealed class ChunkRing<T> where T : class
 {
@@ -16,7 +16,7 @@ internal sealed class ChunkRing<T> where T : class
     /// <summary>A decoded chunk of a range: the batch it is in and what decoding it returned.</summary>
     public readonly record struct Chunk(int Batch, int First, int Count, T Decoded);
 
-    private sealed record Decoding(EncodedImages Source, int First, int Count, int Batch, Task<T?> Task, bool Guessed);
+    private sealed record Decoding(EncodedImages Source, int First, int Count, int Batch, Task<T?> Task);
 
     private readonly int _batches;
     private readonly DecodeChunk _decode;
@@ -26,7 +26,7 @@ internal sealed class ChunkRing<T> where T : class
 
     /// <param name="batches">Device batches in the ring (at least 2: one inferring, one decoding).</param>
     /// <param name="decode">Decodes a chunk into a batch.</param>
-    /// <param name="settle">Waits until nothing queued on a batch still reads its chunk's bytes (called for chunks decoded and never handed out).</param>
+    /// <param name="settle">Waits until nothing queued on a batch still reads its chunk's bytes or writes its pixels (called for chunks that will not be handed out again: guesses that missed, and every chunk of a range stopped early).</param>
     /// <param name="start">Starts a decode into a batch on a thread of its own (tests watch which batch each starts in, and when it ends).</param>
     public ChunkRing(int batches, DecodeChunk decode, Action<int> settle, Func<int, Func<T?>, Task<T?>>? start = null)
     {
@@ -82,7 +82,7 @@ internal sealed class ChunkRing<T> where T : class
                 while (pending.Count < _batches && started < chunks)
                 {
                     int first = offset + started * chunk, n = Math.Min(chunk, offset + count - first), batch = nextBatch;
-                    pending.Enqueue(new Decoding(source, first, n, batch, _start(batch, () => _decode(source, first, n, batch)), false));
+                    pending.Enqueue(new Decoding(source, first, n, batch, _start(batch, () => _decode(source, first, n, batch))));
                     nextBatch = (nextBatch + 1) % _batches;
                     started++;
                 }
@@ -93,7 +93,7 @@ internal sealed class ChunkRing<T> where T : class
                     {
                         try { return _decode(u.Source, u.First, u.Count, batch); }
                         catch (Exception) { return null; } // a guess: the range it was for decodes again and meets the failure itself
-                    }), true));
+                    })));
                     nextBatch = (nextBatch + 1) % _batches;
                 }
                 current = pending.Dequeue();
