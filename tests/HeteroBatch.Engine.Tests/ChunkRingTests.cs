@@ -29,13 +29,26 @@ public sealed class ChunkRingTests
         /// <summary>Settling a batch fails (a GPU that has gone) the first time.</summary>
         public bool SettleFailsOnce;
 
-        public ChunkRing<string> Ring(int batches) => new(batches, Decode, Settle, Start);
+        /// <summary>A decode ends only once the ring starts another, or after a bound (not a measure): a ring that starts one while another still runs meets it running.</summary>
+        public bool EndAtNextStart;
+        private readonly SemaphoreSlim _nextStart = new(0);
+        private int _batches;
 
-        /// <summary>The ring starts a decode into <paramref name="batch"/>: that batch must hold nothing.</summary>
+        public ChunkRing<string> Ring(int batches)
+        {
+            _batches = batches;
+            return new(batches, Decode, Settle, Start);
+        }
+
+        /// <summary>The ring starts a decode into <paramref name="batch"/>: that batch must hold nothing, and no more decodes may run than the batches not inferring.</summary>
         private Task<string?> Start(int batch, Func<string?> work)
         {
             lock (_gate)
+            {
                 if (!_held.Add(batch)) Violation ??= $"a decode started in batch {batch} while it held a chunk";
+                if (Started - Volatile.Read(ref Finished) >= _batches - 1) Violation ??= $"more than {_batches - 1} decodes at once";
+            }
+            _nextStart.Release();
             Interlocked.Increment(ref Started);
             return Task.Run(() =>
             {
@@ -64,6 +77,7 @@ public sealed class ChunkRingTests
 
         private string Decode(EncodedImages source, int first, int count, int batch)
         {
+            if (EndAtNextStart) _nextStart.Wait(TimeSpan.FromMilliseconds(50));
             if (HoldAllBut is { } only && first != only)
             {
                 Released.Wait(TimeSpan.FromSeconds(5));
@@ -108,7 +122,7 @@ public sealed class ChunkRingTests
     [InlineData(4, 7, 1)]
     public void EveryChunkIsHandedOutOnceInOrderAndNoBatchIsDecodedIntoWhileInUse(int batches, int count, int chunk)
     {
-        var r = new Recorder();
+        var r = new Recorder { EndAtNextStart = true };
         var ring = r.Ring(batches);
         var block = Block(2000);
         var got = Consume(ring, r, block, 17, count, chunk);

@@ -75,18 +75,23 @@ internal sealed class ChunkRing<T> where T : class
                 kept++;
             }
             Drop(old.Skip(kept), rethrow: true);
+            void StartNext()
+            {
+                int first = offset + started * chunk, n = Math.Min(chunk, offset + count - first), batch = nextBatch;
+                pending.Enqueue(new Decoding(source, first, n, batch, _start(batch, () => _decode(source, first, n, batch))));
+                nextBatch = (nextBatch + 1) % _batches;
+                started++;
+            }
             while (pending.Count > 0 || started < chunks)
             {
                 current = null;
-                // every batch not inferring decodes: this range's next chunks, then the guesses for the next range
-                while (pending.Count < _batches && started < chunks)
-                {
-                    int first = offset + started * chunk, n = Math.Min(chunk, offset + count - first), batch = nextBatch;
-                    pending.Enqueue(new Decoding(source, first, n, batch, _start(batch, () => _decode(source, first, n, batch))));
-                    nextBatch = (nextBatch + 1) % _batches;
-                    started++;
-                }
-                while (started == chunks && pending.Count + guesses.Count < _batches && upcoming(guesses.Count) is { } u)
+                if (pending.Count == 0) StartNext(); // the range's first chunk, not decoded ahead
+                current = pending.Dequeue();
+                var decoded = current.Task.GetAwaiter().GetResult() ?? _decode(source, current.First, current.Count, current.Batch);
+                // every other batch decodes while this one infers: this range's next chunks, then the guesses for the next
+                // range (started once this chunk is decoded: at most one decode a batch not inferring, so as many at once)
+                while (pending.Count + 1 < _batches && started < chunks) StartNext();
+                while (started == chunks && pending.Count + guesses.Count + 1 < _batches && upcoming(guesses.Count) is { } u)
                 {
                     int batch = nextBatch;
                     guesses.Add(new Decoding(u.Source, u.First, u.Count, batch, _start(batch, () =>
@@ -96,8 +101,6 @@ internal sealed class ChunkRing<T> where T : class
                     })));
                     nextBatch = (nextBatch + 1) % _batches;
                 }
-                current = pending.Dequeue();
-                var decoded = current.Task.GetAwaiter().GetResult() ?? _decode(source, current.First, current.Count, current.Batch);
                 yield return new Chunk(current.Batch, current.First, current.Count, decoded);
             }
             current = null;
