@@ -43,7 +43,7 @@ public sealed record EngineOptions
     /// (HETEROBATCH_GPU_DECODE_CHUNK). Larger chunks infer faster per image, smaller ones start inference sooner.
     /// </summary>
     public int GpuDecodeChunk { get; init; } = DefaultGpuDecodeChunk;
-    public const int DefaultGpuDecodeChunk = 128;
+    public const int DefaultGpuDecodeChunk = 128, MaxGpuDecodeChunk = 1024;
 
     /// <summary>
     /// GPUs that decode their own share: how many chunks decode at once while one infers, each on a thread
@@ -172,7 +172,7 @@ public sealed record EngineOptions
         if (read(PinnedVariable) == "1") options = options with { PinnedTransfers = true };
         if (read(NhwcVariable) is "1" or "0") options = options with { CudaPreferNhwc = read(NhwcVariable) == "1" };
         if (read(OrtProfileVariable) is { Length: > 0 } prefix) options = options with { OrtProfilePrefix = prefix };
-        if (int.TryParse(read(GpuDecodeChunkVariable), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var chunk) && chunk is >= 1 and <= 1024)
+        if (int.TryParse(read(GpuDecodeChunkVariable), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var chunk) && chunk is >= 1 and <= MaxGpuDecodeChunk)
             options = options with { GpuDecodeChunk = chunk };
         if (int.TryParse(read(GpuDecodeThreadsVariable), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var decoders) && decoders is >= 1 and <= MaxGpuDecodeThreads)
             options = options with { GpuDecodeThreads = decoders };

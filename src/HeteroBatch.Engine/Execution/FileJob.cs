@@ -605,6 +605,9 @@ internal sealed class UnitDecoding : IDisposable
     /// <summary>The model's signature as a decoding unit runs it (its outputs are the model's); null when no unit decodes.</summary>
     public ModelSignature? Signature => _sessions.Values.FirstOrDefault()?.Signature;
 
+    /// <summary>The largest chunk a setting allows (<see cref="EngineOptions.GpuDecodeChunk"/>, bounded however it was set).</summary>
+    internal static int LargestChunk(int setting) => Math.Clamp(setting, 1, EngineOptions.MaxGpuDecodeChunk);
+
     /// <summary>
     /// The chunk a decoding unit runs its ranges of <paramref name="sub"/> samples in: ranges split
     /// into equal chunks of at most <paramref name="maxChunk"/> (<see cref="EngineOptions.GpuDecodeChunk"/>),
@@ -613,7 +616,7 @@ internal sealed class UnitDecoding : IDisposable
     /// </summary>
     public static int ChunkFor(int sub, int maxChunk = EngineOptions.DefaultGpuDecodeChunk)
     {
-        maxChunk = Math.Clamp(maxChunk, 1, 1024);
+        maxChunk = LargestChunk(maxChunk);
         if (sub < 32) return Math.Clamp(sub, 1, maxChunk);
         int chunks = Math.Max(2, (sub + maxChunk - 1) / maxChunk);
         return (sub + chunks - 1) / chunks;
@@ -631,7 +634,7 @@ internal sealed class UnitDecoding : IDisposable
                 try
                 {
                     var session = context.Workers.For(shard.Unit).Invoke(() =>
-                        UnitBackends.For(shard.Unit).OpenImageSession(shard.Unit, model, context.Options, files.Input, settings.Preprocessing, Math.Clamp(context.Options.GpuDecodeChunk, 1, 1024))).GetAwaiter().GetResult();
+                        UnitBackends.For(shard.Unit).OpenImageSession(shard.Unit, model, context.Options, files.Input, settings.Preprocessing, LargestChunk(context.Options.GpuDecodeChunk))).GetAwaiter().GetResult();
                     if (session != null) sessions[shard.UnitId] = session;
                 }
                 catch (HeteroBatchException e)
@@ -711,7 +714,6 @@ internal sealed class UnitDecoding : IDisposable
     private static (int Offset, int Count) ShareOf(BatchPlan plan, string unit) =>
         plan.Shards.FirstOrDefault(s => s.UnitId == unit) is { } s ? (s.Offset, s.Count) : (0, 0);
 
-    /// <summary>Adds what each decoding unit decoded, on it and on the CPU for it.</summary>
     /// <summary>What each decoding unit decoded, and its stages where it has them, into the job's summary.</summary>
     public void Report(JobSummary summary)
     {
