@@ -96,10 +96,10 @@ internal sealed class RestHost : IDisposable
                     return;
                 }
                 // the model, or its encoded-image form (served beside it where the model takes images)
-                bool encoded = server.EncodedModel != null && Names(path, server.EncodedModel);
+                var rest = server.EncodedModel is { } named ? RestOf(path, named) : null;
+                bool encoded = rest != null;
                 var model = encoded ? server.EncodedModel! : server.Model;
-                var prefix = $"/v2/models/{model}";
-                var rest = path == prefix || path.StartsWith(prefix + "/", StringComparison.Ordinal) ? path[prefix.Length..] : null;
+                rest ??= RestOf(path, server.Model);
                 if (rest != null && rest.StartsWith("/versions/", StringComparison.Ordinal))
                 {
                     int cut = rest.IndexOf('/', "/versions/".Length);
@@ -150,11 +150,11 @@ internal sealed class RestHost : IDisposable
             }
         }
 
-        /// <summary>True when <paramref name="path"/> is under /v2/models/<paramref name="model"/>.</summary>
-        private static bool Names(string path, string model)
+        /// <summary>What follows /v2/models/<paramref name="model"/> in <paramref name="path"/> ("" for the model itself), or null where the path is not under it.</summary>
+        private static string? RestOf(string path, string model)
         {
             var prefix = $"/v2/models/{model}";
-            return path == prefix || path.StartsWith(prefix + "/", StringComparison.Ordinal);
+            return path == prefix || path.StartsWith(prefix + "/", StringComparison.Ordinal) ? path[prefix.Length..] : null;
         }
 
         private async Task InferAsync(HttpContext http, bool encoded)
@@ -174,8 +174,8 @@ internal sealed class RestHost : IDisposable
             long samples = tensors.Count > 0 && tensors[0].Shape.Length > 0 ? tensors[0].Shape[0] : 0;
             if (samples > int.MaxValue) throw InferenceProtocol.Invalid($"'{tensors[0].Name}' has {samples} samples; a request holds at most {int.MaxValue}");
             // encoded images: also the inputs they decode into
-            if (encoded) held.Take(samples * server.Signature.Inputs.Sum(t => t.SampleShape.Aggregate(1L, (a, d) => a * d) * Engine.Data.TensorBatch.ElementSize(t.ElementType)));
-            held.Take(2 * samples * server.Signature.Outputs.Sum(o => o.SampleShape.Aggregate(1L, (a, d) => a * d) * Engine.Data.TensorBatch.ElementSize(o.ElementType)));
+            if (encoded) held.Take(samples * server.Signature.Inputs.Sum(t => t.SampleBytes));
+            held.Take(2 * samples * server.Signature.OutputBytesPerSample);
 
             // a place among the requests handled at once, only now that the request is all here
             using var place = await server.HandlerAsync(cancel.Token);

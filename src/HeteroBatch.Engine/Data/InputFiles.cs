@@ -205,13 +205,7 @@ public sealed class InputFiles
             Npy.ReadSamples(file.Path, header, within, 1, batch, index);
             return System.Diagnostics.Stopwatch.GetTimestamp() - start;
         }
-        CheckReadable(at);
-        byte[] bytes;
-        try { bytes = File.ReadAllBytes(file.Path); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new HeteroBatchException("InputFileUnreadable", FailureKind.InvalidData, $"{file.Path} could not be read: {e.Message}", file.Path, e);
-        }
+        var bytes = ReadBytes(sample); // checked to be a regular file, as listed
         long read = System.Diagnostics.Stopwatch.GetTimestamp() - start;
         ImageInput.Load(bytes, file.Path, batch, index, preprocessing);
         return read;

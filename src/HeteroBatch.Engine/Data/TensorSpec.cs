@@ -8,6 +8,9 @@ public sealed record TensorSpec(string Name, TensorElementType ElementType, long
     /// <summary>Elements per sample, or -1 where a non-batch dimension is symbolic.</summary>
     public long SampleElements => SampleShape.Any(d => d < 0) ? -1 : SampleShape.Aggregate(1L, (a, b) => a * b);
 
+    /// <summary>Bytes one sample takes in host memory (counted as one element where the shape has none or is symbolic).</summary>
+    public long SampleBytes => Math.Max(1, SampleElements) * TensorBatch.ElementSize(ElementType);
+
     /// <summary>Throws unless a batch of this tensor can be held in memory: fixed per-sample shape, supported element type.</summary>
     public TensorSpec CheckUsable(bool isInput)
     {

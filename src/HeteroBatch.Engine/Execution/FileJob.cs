@@ -177,10 +177,8 @@ public static class FileJob
             summary.Plan = plan = kept;
         var fed = PlanScaling.Without(plan, decoding.Units);
         var signature = fed != null ? PartitionedRunner.LoadSessions(PartitionedRunner.Workers(context, fed), model)[0].Signature : decoding.Signature!;
-        long decodedBytes = files.Input.SampleElements * TensorBatch.ElementSize(files.Input.ElementType);
-        long outputBytes = signature.Outputs.Sum(o => Math.Max(1, o.SampleElements) * TensorBatch.ElementSize(o.ElementType));
         double unitShare = plan.Shards.Where(s => decoding.Units.Contains(s.UnitId)).Sum(s => s.Count) / (double)plan.BatchSize;
-        var layout = new JobLayout(plan, start, total, BlockSize(plan.BatchSize, decodedBytes, outputBytes, ArenaBytesPerFile(files), unitShare, settings.MemoryBudget));
+        var layout = new JobLayout(plan, start, total, BlockSize(plan.BatchSize, files.Input.SampleBytes, signature.OutputBytesPerSample, ArenaBytesPerFile(files), unitShare, settings.MemoryBudget));
         var free = FreeProcessors(plan);
         summary.BlockSize = layout.BlockSize;
         summary.DecodeThreads = settings.DecodeThreads > 0 ? settings.DecodeThreads : Math.Max(1, free.Count);

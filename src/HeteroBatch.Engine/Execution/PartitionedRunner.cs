@@ -54,8 +54,7 @@ public static class PartitionedRunner
     /// <summary>Refuses, before allocating, a batch whose inputs and outputs do not fit beside what the process holds now (<see cref="MemoryBudget"/>).</summary>
     private static void CheckFits(ModelSignature signature, int count, bool withInputs)
     {
-        long perSample = withInputs ? signature.BytesPerSample
-            : signature.Outputs.Sum(t => Math.Max(1, t.SampleElements) * TensorBatch.ElementSize(t.ElementType));
+        long perSample = withInputs ? signature.BytesPerSample : signature.OutputBytesPerSample;
         long limit = MemoryBudget.Room(MemoryBudget.Resident, MemoryBudget.Available);
         double need = (double)perSample * count;
         if (need > limit || signature.Inputs.Concat(signature.Outputs).Any(t => (double)Math.Max(1, t.SampleElements) * count > Array.MaxLength))

@@ -64,9 +64,7 @@ public static class Profiler
 
         public string? WhyNotFits(int batch, IModelSession model)
         {
-            long bytesPerSample = 0;
-            foreach (var t in model.Signature.Inputs.Concat(model.Signature.Outputs))
-                bytesPerSample += Math.Max(1, t.SampleElements) * TensorBatch.ElementSize(t.ElementType);
+            long bytesPerSample = model.Signature.BytesPerSample;
             if ((double)bytesPerSample * batch > Array.MaxLength)
                 return $"batch {batch} needs {Format((double)bytesPerSample * batch)} of inputs and outputs, more than one array holds";
             long available = MemoryBudget.Available, limit = MemoryBudget.Limit(available);

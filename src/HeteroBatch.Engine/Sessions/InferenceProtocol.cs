@@ -250,15 +250,24 @@ public static class InferenceProtocol
     /// <summary>BYTES elements in their binary form: each a 4-byte little-endian length, then its bytes.</summary>
     public static byte[] SerializeBytes(IReadOnlyList<ReadOnlyMemory<byte>> elements)
     {
-        var body = new byte[checked(elements.Sum(e => 4L + e.Length))];
+        var body = new byte[SerializedLength(elements)];
+        SerializeBytes(elements, body);
+        return body;
+    }
+
+    /// <summary>Bytes of the binary form of BYTES <paramref name="elements"/> (<see cref="SerializeBytes(IReadOnlyList{ReadOnlyMemory{byte}})"/>).</summary>
+    public static long SerializedLength(IReadOnlyList<ReadOnlyMemory<byte>> elements) => checked(elements.Sum(e => 4L + e.Length));
+
+    /// <summary>Writes the binary form of BYTES <paramref name="elements"/> at the start of <paramref name="into"/> (at least <see cref="SerializedLength"/> long).</summary>
+    public static void SerializeBytes(IReadOnlyList<ReadOnlyMemory<byte>> elements, Span<byte> into)
+    {
         int at = 0;
         foreach (var e in elements)
         {
-            BinaryPrimitives.WriteInt32LittleEndian(body.AsSpan(at), e.Length);
-            e.Span.CopyTo(body.AsSpan(at + 4));
+            BinaryPrimitives.WriteInt32LittleEndian(into[at..], e.Length);
+            e.Span.CopyTo(into[(at + 4)..]);
             at += 4 + e.Length;
         }
-        return body;
     }
 
     /// <summary>

@@ -12,8 +12,10 @@ public sealed class ModelSignature
     public long? FixedBatch { get; }
 
     /// <summary>Bytes one sample takes in host memory: its inputs and its outputs.</summary>
-    public long BytesPerSample =>
-        Inputs.Concat(Outputs).Sum(t => Math.Max(1, t.SampleElements) * TensorBatch.ElementSize(t.ElementType));
+    public long BytesPerSample => Inputs.Sum(t => t.SampleBytes) + OutputBytesPerSample;
+
+    /// <summary>Bytes one sample's outputs take in host memory.</summary>
+    public long OutputBytesPerSample => Outputs.Sum(t => t.SampleBytes);
 
     /// <summary>A signature read elsewhere (a remote server's model metadata); the batch axis is symbolic.</summary>
     public ModelSignature(IReadOnlyList<TensorSpec> inputs, IReadOnlyList<TensorSpec> outputs)

@@ -182,18 +182,23 @@ internal sealed class RemoteModel : IRemoteSession
     public void RunBytes(string input, long[] shape, IReadOnlyList<ReadOnlyMemory<byte>> elements, IReadOnlyList<TensorBatch> outputs, int offset, CancellationToken cancel)
     {
         var id = Interlocked.Increment(ref _requests).ToString();
-        var serialized = InferenceProtocol.SerializeBytes(elements);
         var names = outputs.Select(o => o.Name).ToList();
         HttpContent content;
         if (Binary)
         {
-            var (body, headerLength) = InferenceProtocol.Encode("inputs", new[] { new InferenceProtocol.Tensor(input, shape, InferenceProtocol.BytesType, serialized) }, id, names);
+            // the header, then the files written once, straight into the body
+            long size = InferenceProtocol.SerializedLength(elements);
+            var header = InferenceProtocol.Header("inputs", new[] { (input, shape, InferenceProtocol.BytesType, size) }, id: id, requestedOutputs: names);
+            var body = new byte[header.Length + size];
+            header.CopyTo(body, 0);
+            InferenceProtocol.SerializeBytes(elements, body.AsSpan(header.Length));
             content = new ByteArrayContent(body);
             content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
-            content.Headers.Add(InferenceProtocol.HeaderLengthHeader, headerLength.ToString());
+            content.Headers.Add(InferenceProtocol.HeaderLengthHeader, header.Length.ToString());
         }
         else
         {
+            var serialized = InferenceProtocol.SerializeBytes(elements);
             content = new ReadOnlyMemoryContent(InferenceProtocol.EncodeJsonRequest(new[] { (input, shape, InferenceProtocol.BytesType, (ReadOnlyMemory<byte>)serialized) }, id, names));
             content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
         }

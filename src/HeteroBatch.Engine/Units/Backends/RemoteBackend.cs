@@ -146,15 +146,17 @@ public sealed class RemoteBackend : IUnitBackend
         }
     }
 
-    public IModelSession Open(ComputeUnit unit, Models.ModelSource model, EngineOptions settings)
+    public IModelSession Open(ComputeUnit unit, Models.ModelSource model, EngineOptions settings) => Opener(unit, settings).Open(model.Name);
+
+    /// <summary>The unit's endpoint, and how to open a model of its server by name (over gRPC or REST, with the unit's own token, else the module's default).</summary>
+    private static (Uri Endpoint, Func<string, IRemoteSession> Open) Opener(ComputeUnit unit, EngineOptions settings)
     {
         var endpoint = new Uri(unit.Endpoint ?? throw new HeteroBatchException("EndpointInvalid", FailureKind.InvalidData, $"Remote unit '{unit.Id}' has no endpoint.", unit.Id));
         Runtime.SharedFrameworks.PreferAspNetCoreVersions();
-        // the unit's own token (Get-ComputeUnit -Token), else the module's default
         var token = (unit.Token ?? settings.RemoteToken)?.Reveal();
-        return GrpcRemoteModel.IsGrpc(endpoint)
-            ? GrpcRemoteModel.Open(endpoint, model.Name, token, RequestTimeout)
-            : RemoteModel.Open(endpoint, model.Name, token, RequestTimeout);
+        return (endpoint, name => GrpcRemoteModel.IsGrpc(endpoint)
+            ? GrpcRemoteModel.Open(endpoint, name, token, RequestTimeout)
+            : RemoteModel.Open(endpoint, name, token, RequestTimeout));
     }
 
     /// <summary>
@@ -164,12 +166,8 @@ public sealed class RemoteBackend : IUnitBackend
     public IEncodedImageSession? OpenImageSession(ComputeUnit unit, Models.ModelSource model, EngineOptions settings, Data.TensorSpec input,
         Data.ImagePreprocessing preprocessing, int maxChunk)
     {
-        var endpoint = new Uri(unit.Endpoint ?? throw new HeteroBatchException("EndpointInvalid", FailureKind.InvalidData, $"Remote unit '{unit.Id}' has no endpoint.", unit.Id));
-        Runtime.SharedFrameworks.PreferAspNetCoreVersions();
-        var token = (unit.Token ?? settings.RemoteToken)?.Reveal();
-        return RemoteImageSession.Open(name => GrpcRemoteModel.IsGrpc(endpoint)
-            ? GrpcRemoteModel.Open(endpoint, name, token, RequestTimeout)
-            : RemoteModel.Open(endpoint, name, token, RequestTimeout), endpoint, model.Name, unit.EncodedModel, input, preprocessing);
+        var (endpoint, open) = Opener(unit, settings);
+        return RemoteImageSession.Open(open, endpoint, model.Name, unit.EncodedModel, input, preprocessing);
     }
 
     public string? WhyAbsent(ComputeUnit unit, IReadOnlyList<ComputeUnit> found) =>
