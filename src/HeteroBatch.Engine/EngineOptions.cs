@@ -52,6 +52,13 @@ public sealed record EngineOptions
     public int GpuDecodeThreads { get; init; } = 1;
     public const int MaxGpuDecodeThreads = 4;
 
+    /// <summary>
+    /// GPUs that decode their own share: resize a chunk's images with one batched NPP call (whole-pixel source
+    /// rectangles) rather than one call an image (sub-pixel exact); HETEROBATCH_GPU_BATCHED_RESIZE=0 turns it off.
+    /// Where this NPP lacks or refuses the batched call, images are resized one at a time.
+    /// </summary>
+    public bool GpuBatchedResize { get; init; } = true;
+
     /// <summary>CUDA: more of the provider's options, as name=value (they override HeteroBatch's own), for tuning experiments.</summary>
     public IReadOnlyDictionary<string, string> CudaProviderOptions { get; init; } = new Dictionary<string, string>();
 
@@ -132,6 +139,7 @@ public sealed record EngineOptions
     public const string EpLibrariesVariable = "HETEROBATCH_EP_LIBRARIES";
     public const string GpuDecodeChunkVariable = "HETEROBATCH_GPU_DECODE_CHUNK";
     public const string GpuDecodeThreadsVariable = "HETEROBATCH_GPU_DECODE_THREADS";
+    public const string GpuBatchedResizeVariable = "HETEROBATCH_GPU_BATCHED_RESIZE";
 
     private static string? NoVariables(string name) => null;
 
@@ -176,6 +184,7 @@ public sealed record EngineOptions
             options = options with { GpuDecodeChunk = chunk };
         if (int.TryParse(read(GpuDecodeThreadsVariable), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var decoders) && decoders is >= 1 and <= MaxGpuDecodeThreads)
             options = options with { GpuDecodeThreads = decoders };
+        if (read(GpuBatchedResizeVariable) == "0") options = options with { GpuBatchedResize = false };
         if (read(HostRegisterVariable) == "0") options = options with { PageLockedInputs = false };
         if (read(RemoteTokenVariable) is { Length: > 0 } token) options = options with { RemoteToken = new BearerToken(token) };
         if (read(EpLibrariesVariable) is { Length: > 0 } libraries)

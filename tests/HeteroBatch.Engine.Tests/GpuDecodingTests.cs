@@ -32,6 +32,29 @@ public sealed class GpuDecodingTests
     }
 
     [Fact]
+    public void TheBatchedResizeTakesTheCropsSourceToTheNearestWholePixel()
+    {
+        var settings = new GpuDecodeSettings();
+        // 500×375: exact edges x 85.04..413.49, y 23.44..351.56 (source pixels)
+        Assert.Equal((85, 23, 328, 329), GpuJpegDecoder.SourceRegion(500, 375, settings));
+        Assert.Equal((23, 85, 329, 328), GpuJpegDecoder.SourceRegion(375, 500, settings));
+        // stretch: the whole image
+        var stretch = settings with { Preprocessing = ImagePreprocessing.ImageNet with { Resize = ResizeMode.Stretch } };
+        Assert.Equal((0, 0, 500, 375), GpuJpegDecoder.SourceRegion(500, 375, stretch));
+        // every edge within half a source pixel of the exact mapping, inside the image, for many sizes
+        foreach (var (w, h) in new[] { (640, 480), (4000, 3000), (225, 224), (1, 1), (3, 1000), (100, 80), (1024, 683) })
+        {
+            var (xf, yf, xs, ys) = GpuJpegDecoder.SourceMapping(w, h, settings);
+            var (x, y, rw, rh) = GpuJpegDecoder.SourceRegion(w, h, settings);
+            Assert.True(x >= 0 && y >= 0 && rw >= 1 && rh >= 1 && x + rw <= w && y + rh <= h, $"{w}×{h}: {(x, y, rw, rh)}");
+            Assert.InRange(x - Math.Clamp(-xs / xf, 0, w), -0.5, 0.5);
+            Assert.InRange(y - Math.Clamp(-ys / yf, 0, h), -0.5, 0.5);
+            if (w > 1) Assert.InRange(x + rw - Math.Clamp((224 - xs) / xf, 0, w), -0.5, 0.5);
+            if (h > 1) Assert.InRange(y + rh - Math.Clamp((224 - ys) / yf, 0, h), -0.5, 0.5);
+        }
+    }
+
+    [Fact]
     public void SettingsComeFromTheModelsInputAsOnTheCpu()
     {
         var s = GpuDecodeSettings.ForInput(new TensorSpec("x", TensorElementType.Float, new long[] { 3, 160, 192 }), ImagePreprocessing.ImageNet, 64);

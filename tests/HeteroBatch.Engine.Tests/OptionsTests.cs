@@ -49,6 +49,17 @@ public sealed class OptionsTests
         Assert.Equal((chunk, threads), (o.GpuDecodeChunk, o.GpuDecodeThreads));
     }
 
+    [Theory]
+    [InlineData("0", false)]
+    [InlineData("1", true)]
+    [InlineData("off", true)]
+    [InlineData(null, true)]
+    public void BatchedGpuResizesAreOnUnlessTheVariableSaysZero(string? value, bool batched)
+    {
+        var o = EngineOptions.FromEnvironment(Env(("HETEROBATCH_GPU_BATCHED_RESIZE", value!)));
+        Assert.Equal(batched, o.GpuBatchedResize);
+    }
+
     [Fact]
     public void TheFailureVariableNoLongerReachesTheOptions()
     {

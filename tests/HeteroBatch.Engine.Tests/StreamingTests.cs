@@ -278,8 +278,8 @@ public sealed class StreamingTests : IDisposable
     [Fact]
     public void ADecodingUnitsStagesSayWhatEachChunkTookOnAverage()
     {
-        var stages = new DecodingStages(Chunks: 4, Images: 500, DecodeMs: 40, InferMs: 48, WaitMs: 3.4, ParseMs: 4, SubmitMs: 20, ResizeMs: 14);
-        Assert.Equal("4 chunks, 500 images: decoding 10.00 ms a chunk (12500.0 images/s on its thread; headers 1.00, nvJPEG 5.00, resizes 3.50), inference 12.00 ms a chunk (10416.7 images/s), waiting for decoding 3 ms",
+        var stages = new DecodingStages(Chunks: 4, Images: 500, DecodeMs: 40, InferMs: 48, WaitMs: 3.4, ParseMs: 4, SubmitMs: 20, ResizeMs: 14, ResizedTogether: 480);
+        Assert.Equal("4 chunks, 500 images: decoding 10.00 ms a chunk (12500.0 images/s on its thread; headers 1.00, nvJPEG 5.00, resizes 3.50, 480 images resized in batched calls), inference 12.00 ms a chunk (10416.7 images/s), waiting for decoding 3 ms",
             stages.ToString());
         Assert.Contains("decoding - ms a chunk (- images/s", new DecodingStages(0, 0, 0, 0, 0).ToString());
     }

@@ -105,7 +105,7 @@ public sealed class UnitDecodingTests : IDisposable
         Assert.Equal(new[] { "gpu0" }, summary.DecodingStages.Keys);
         Assert.Equal(5, summary.DecodingStages["gpu0"].InferMs);
         Assert.Contains("gpu0 decoded 4 images itself and had 0 decoded on the CPU (not JPEG, or refused)", summary.UnitDecoding);
-        Assert.Contains("gpu0: 2 chunks, 4 images: decoding 1.50 ms a chunk (1333.3 images/s on its thread; headers 0.25, nvJPEG 1.00, resizes 0.12), inference 2.50 ms a chunk (800.0 images/s), waiting for decoding 1 ms", summary.UnitDecoding);
+        Assert.Contains("gpu0: 2 chunks, 4 images: decoding 1.50 ms a chunk (1333.3 images/s on its thread; headers 0.25, nvJPEG 1.00, resizes 0.12, 0 images resized in batched calls), inference 2.50 ms a chunk (800.0 images/s), waiting for decoding 1 ms", summary.UnitDecoding);
         Assert.Contains("remote0 decoded 0 images itself and had 0 decoded on the CPU (not JPEG, or refused)", summary.UnitDecoding);
         Assert.Equal(3, summary.UnitDecoding.Count);
     }

@@ -40,6 +40,8 @@ public sealed record GpuDecodeSettings
     /// <summary>Receives each step of a batch's decoding (for finding where a GPU stops answering); null for none.</summary>
     public Action<string>? Trace { get; init; }
     public GpuResizeFilter Filter { get; init; } = GpuResizeFilter.Antialiased;
+    /// <summary>Resize a batch's images with one batched NPP call over whole-pixel source rectangles (<see cref="GpuJpegDecoder.SourceRegion"/>); false: one sub-pixel exact call an image.</summary>
+    public bool BatchedResize { get; init; } = true;
 
     /// <summary>Settings for a model input, as the CPU path reads it (<see cref="ImageInput.Layout"/>): its height and width. Throws ImageInputUnsupported for inputs that are not images.</summary>
     public static GpuDecodeSettings ForInput(TensorSpec input, ImagePreprocessing preprocessing, int maxBatch)
@@ -169,6 +171,25 @@ public sealed unsafe class GpuJpegDecoder : IDisposable
         var g = settings.Preprocessing.Geometry(sourceWidth, sourceHeight, settings.Width, settings.Height);
         return ((double)g.Width / sourceWidth, (double)g.Height / sourceHeight, -g.Left, -g.Top);
     }
+
+    /// <summary>
+    /// The source rectangle that <see cref="SourceMapping"/> maps onto the destination, each edge rounded to the
+    /// nearest whole pixel and kept inside the image (at least one pixel wide): what NPP's batched resize, which maps
+    /// whole-pixel rectangles, takes. Each edge lies within half a source pixel of the exact one.
+    /// </summary>
+    public static (int X, int Y, int Width, int Height) SourceRegion(int sourceWidth, int sourceHeight, GpuDecodeSettings settings)
+    {
+        var (xFactor, yFactor, xShift, yShift) = SourceMapping(sourceWidth, sourceHeight, settings);
+        static (int Start, int Length) Edges(double start, double end, int size)
+        {
+            int from = (int)Math.Clamp(Math.Round(start, MidpointRounding.AwayFromZero), 0, size - 1);
+            int to = (int)Math.Clamp(Math.Round(end, MidpointRounding.AwayFromZero), from + 1, size);
+            return (from, to - from);
+        }
+        var (x, width) = Edges(-xShift / xFactor, (settings.Width - xShift) / xFactor, sourceWidth);
+        var (y, height) = Edges(-yShift / yFactor, (settings.Height - yShift) / yFactor, sourceHeight);
+        return (x, y, width, height);
+    }
 }
 
 /// <summary>
@@ -186,6 +207,9 @@ public sealed unsafe class DeviceImageBatch : IDisposable
     private NppStreamContext _npp;
     private readonly List<MemoryHandle> _pins = new();
     private bool _disposed;
+    // a batched resize's descriptors (sources, destinations, rectangles; Capacity of each), written on the host, copied to the device
+    private IntPtr _resizeHost, _resizeDevice;
+    private bool _batchedResizeRefused; // NPP refused a batched call once: each image alone from then on
 
     internal GpuJpegDecoder Owner { get; }
     public int DeviceId => Owner.DeviceId;
@@ -204,6 +228,8 @@ public sealed unsafe class DeviceImageBatch : IDisposable
     public (double ParseMs, double DecodeMs, double ResizeMs) LastTimes { get; private set; }
     /// <summary>How many samples of the last decode went through NPP's bilinear filter because supersampling refused them (enlargements, or an NPP that lacks it).</summary>
     public int BilinearFallbacks { get; private set; }
+    /// <summary>How many samples of the last decode were resized by one batched call (the rest one call each).</summary>
+    public int ResizedTogether { get; private set; }
 
     internal DeviceImageBatch(GpuNative native, GpuJpegDecoder owner, IntPtr batchedHandle, IntPtr fallbackHandle)
     {
@@ -297,11 +323,13 @@ public sealed unsafe class DeviceImageBatch : IDisposable
         }
 
         BilinearFallbacks = 0;
+        ResizedTogether = 0;
         trace?.Invoke($"gpu{DeviceId}: resize");
         long t2 = System.Diagnostics.Stopwatch.GetTimestamp();
-        foreach (var item in batched.Concat(fallback))
-            if (status[item.Index] is GpuDecodeStatus.Decoded or GpuDecodeStatus.DecodedByFallback && !Resize(item))
-                status[item.Index] = GpuDecodeStatus.Failed;
+        var decoded = batched.Concat(fallback).Where(item => status[item.Index] is GpuDecodeStatus.Decoded or GpuDecodeStatus.DecodedByFallback).ToList();
+        var alone = ResizeTogether(decoded);
+        foreach (var item in alone)
+            if (!Resize(item)) status[item.Index] = GpuDecodeStatus.Failed;
         long t3 = System.Diagnostics.Stopwatch.GetTimestamp();
         static double Ms(long from, long to) => (to - from) * 1000.0 / System.Diagnostics.Stopwatch.Frequency;
         LastTimes = (Ms(t0, t1), Ms(t1, t2), Ms(t2, t3));
@@ -343,6 +371,67 @@ public sealed unsafe class DeviceImageBatch : IDisposable
             _initializedBatch = -1;
             return false;
         }
+    }
+
+    /// <summary>
+    /// Resizes, with one batched NPP call, the decoded images of <paramref name="items"/> that it can take (all with the
+    /// bilinear filter; only shrinking ones with supersampling, which NPP does not enlarge with) from the staging area
+    /// into their slots, each from its whole-pixel source rectangle; returns the items left to resize one at a time
+    /// (all of them where batching is off, this NPP lacks the call or refused it once).
+    /// </summary>
+    private List<Item> ResizeTogether(List<Item> items)
+    {
+        if (!Owner.Settings.BatchedResize || _batchedResizeRefused || _native.ResizeBatch8uC3 == null || items.Count < 2) return items;
+        var settings = Owner.Settings;
+        bool bilinear = settings.Filter == GpuResizeFilter.Bilinear;
+        var together = new List<Item>(items.Count);
+        var alone = new List<Item>();
+        foreach (var item in items)
+        {
+            var region = GpuJpegDecoder.SourceRegion(item.Width, item.Height, settings);
+            bool takes = region.Width >= 2 && region.Height >= 2 && (bilinear || (region.Width >= Width && region.Height >= Height));
+            (takes ? together : alone).Add(item);
+        }
+        if (together.Count < 2) return items;
+        int descriptor = sizeof(NppiImageDescriptor), roi = sizeof(NppiResizeBatchRoi);
+        long bytes = (long)Capacity * (2 * descriptor + roi);
+        if (_resizeHost == IntPtr.Zero)
+        {
+            IntPtr p;
+            _native.Check(_native.MallocHost(&p, (nuint)bytes), $"cudaMallocHost of {bytes} bytes");
+            _resizeHost = p;
+            _native.Check(_native.Malloc(&p, (nuint)bytes), $"cudaMalloc of {bytes} bytes");
+            _resizeDevice = p;
+        }
+        // the host copy is free again: the batch synchronised before this decode
+        var sources = (NppiImageDescriptor*)_resizeHost;
+        var targets = (NppiImageDescriptor*)(_resizeHost + Capacity * descriptor);
+        var rectangles = (NppiResizeBatchRoi*)(_resizeHost + 2 * Capacity * descriptor);
+        for (int k = 0; k < together.Count; k++)
+        {
+            var item = together[k];
+            var (x, y, w, h) = GpuJpegDecoder.SourceRegion(item.Width, item.Height, settings);
+            sources[k] = new NppiImageDescriptor { Data = _staging + (nint)item.Offset, Step = item.Width * 3, Size = new NppiSize { Width = item.Width, Height = item.Height } };
+            targets[k] = new NppiImageDescriptor { Data = _pixels + (nint)(SampleBytes * item.Index), Step = Width * 3, Size = new NppiSize { Width = Width, Height = Height } };
+            rectangles[k] = new NppiResizeBatchRoi
+            {
+                Source = new NppiRect { X = x, Y = y, Width = w, Height = h },
+                Destination = new NppiRect { Width = Width, Height = Height },
+            };
+        }
+        _native.Check(_native.MemcpyAsync(_resizeDevice, _resizeHost, (nuint)bytes, GpuNative.CudaMemcpyHostToDevice, _stream), "cudaMemcpyAsync");
+        int filter = bilinear ? GpuNative.NppiInterLinear : GpuNative.NppiInterSuper;
+        int code = _native.ResizeBatch8uC3(Width, Height, _resizeDevice, _resizeDevice + Capacity * descriptor, _resizeDevice + 2 * Capacity * descriptor,
+            (uint)together.Count, filter, _npp);
+        if (code < 0)
+        {
+            _native.GetLastError();
+            Owner.Settings.Trace?.Invoke($"gpu{DeviceId}: NPP refused the batched resize ({code}); resizing each image alone from now on");
+            _batchedResizeRefused = true;
+            return items;
+        }
+        ResizedTogether = together.Count;
+        return alone;
     }
 
     /// <summary>Resizes the decoded image of <paramref name="item"/> from the staging area into its slot: the crop's source region mapped onto the whole destination.</summary>
@@ -440,9 +529,11 @@ public sealed unsafe class DeviceImageBatch : IDisposable
         if (_batchedState != IntPtr.Zero) _native.NvjpegJpegStateDestroy(_batchedState);
         if (_fallbackState != IntPtr.Zero) _native.NvjpegJpegStateDestroy(_fallbackState);
         if (_staging != IntPtr.Zero) _native.Free(_staging);
+        if (_resizeDevice != IntPtr.Zero) _native.Free(_resizeDevice);
+        if (_resizeHost != IntPtr.Zero) _native.FreeHost(_resizeHost);
         if (_pixels != IntPtr.Zero) _native.Free(_pixels);
         if (_stream != IntPtr.Zero) _native.StreamDestroy(_stream);
-        _jpegStream = _batchedState = _fallbackState = _staging = _pixels = _stream = IntPtr.Zero;
+        _jpegStream = _batchedState = _fallbackState = _staging = _pixels = _stream = _resizeDevice = _resizeHost = IntPtr.Zero;
         _native.GetLastError();
     }
 }

@@ -17,6 +17,23 @@ internal struct NppiSize { public int Width, Height; }
 [StructLayout(LayoutKind.Sequential)]
 internal struct NppiRect { public int X, Y, Width, Height; }
 
+/// <summary>NppiImageDescriptor: one image of a batched NPP call (device pointer, row pitch in bytes, size); 24 bytes.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct NppiImageDescriptor
+{
+    public IntPtr Data;
+    public int Step;
+    public NppiSize Size;
+}
+
+/// <summary>NppiResizeBatchROI_Advanced: the source rectangle of one image of a batched resize and the destination rectangle it maps onto.</summary>
+[StructLayout(LayoutKind.Sequential)]
+internal struct NppiResizeBatchRoi
+{
+    public NppiRect Source;
+    public NppiRect Destination;
+}
+
 /// <summary>NppStreamContext of NPP 12/13: the stream and the device's attributes that NPP's kernels need.</summary>
 [StructLayout(LayoutKind.Sequential)]
 internal struct NppStreamContext
@@ -63,6 +80,8 @@ internal sealed unsafe class GpuNative
     public delegate* unmanaged<int*, int, int, int> DeviceGetAttribute;
     public delegate* unmanaged<IntPtr*, nuint, int> Malloc;
     public delegate* unmanaged<IntPtr, int> Free;
+    public delegate* unmanaged<IntPtr*, nuint, int> MallocHost;
+    public delegate* unmanaged<IntPtr, int> FreeHost;
     public delegate* unmanaged<IntPtr*, uint, int> StreamCreateWithFlags;
     public delegate* unmanaged<IntPtr, int> StreamDestroy;
     public delegate* unmanaged<IntPtr, int> StreamSynchronize;
@@ -89,6 +108,8 @@ internal sealed unsafe class GpuNative
     public delegate* unmanaged<IntPtr, IntPtr, int*, int> NvjpegDecodeBatchedSupported;
     // NPP: resize with a sub-pixel mapping dst = src × factor + shift
     public delegate* unmanaged<byte*, NppiSize, int, NppiRect, byte*, int, NppiRect, double, double, double, double, int, NppStreamContext, int> ResizeSqrPixel8uC3;
+    /// <summary>NPP's batched resize of whole-pixel rectangles (one kernel for a chunk's images); null where this NPP lacks it (each image is then resized alone).</summary>
+    public delegate* unmanaged<int, int, IntPtr, IntPtr, IntPtr, uint, int, NppStreamContext, int> ResizeBatch8uC3;
 
     private GpuNative() { }
 
@@ -124,6 +145,8 @@ internal sealed unsafe class GpuNative
         n.DeviceGetAttribute = (delegate* unmanaged<int*, int, int, int>)Get(cudart, "cudaDeviceGetAttribute");
         n.Malloc = (delegate* unmanaged<IntPtr*, nuint, int>)Get(cudart, "cudaMalloc");
         n.Free = (delegate* unmanaged<IntPtr, int>)Get(cudart, "cudaFree");
+        n.MallocHost = (delegate* unmanaged<IntPtr*, nuint, int>)Get(cudart, "cudaMallocHost");
+        n.FreeHost = (delegate* unmanaged<IntPtr, int>)Get(cudart, "cudaFreeHost");
         n.StreamCreateWithFlags = (delegate* unmanaged<IntPtr*, uint, int>)Get(cudart, "cudaStreamCreateWithFlags");
         n.StreamDestroy = (delegate* unmanaged<IntPtr, int>)Get(cudart, "cudaStreamDestroy");
         n.StreamSynchronize = (delegate* unmanaged<IntPtr, int>)Get(cudart, "cudaStreamSynchronize");
@@ -148,6 +171,8 @@ internal sealed unsafe class GpuNative
         n.NvjpegJpegStreamGetComponentsNum = (delegate* unmanaged<IntPtr, uint*, int>)Get(nvjpeg, "nvjpegJpegStreamGetComponentsNum");
         n.NvjpegDecodeBatchedSupported = (delegate* unmanaged<IntPtr, IntPtr, int*, int>)Get(nvjpeg, "nvjpegDecodeBatchedSupported");
         n.ResizeSqrPixel8uC3 = (delegate* unmanaged<byte*, NppiSize, int, NppiRect, byte*, int, NppiRect, double, double, double, double, int, NppStreamContext, int>)Get(nppig, "nppiResizeSqrPixel_8u_C3R_Ctx");
+        if (NativeLibrary.TryGetExport(nppig, "nppiResizeBatch_8u_C3R_Advanced_Ctx", out var batchResize))
+            n.ResizeBatch8uC3 = (delegate* unmanaged<int, int, IntPtr, IntPtr, IntPtr, uint, int, NppStreamContext, int>)batchResize;
         if (missing.Count > 0)
         {
             why = $"the CUDA libraries here lack {string.Join(", ", missing)}";

@@ -42,13 +42,13 @@ public interface IEncodedImageSession : IModelSession
 /// for the guesses of the next, guesses that missed being dropped).
 /// Of <paramref name="DecodeMs"/>, <paramref name="ParseMs"/> went to reading headers, <paramref name="SubmitMs"/> to
 /// nvJPEG's calls, <paramref name="ResizeMs"/> to queueing the resizes; the rest to fetching the bytes, waiting for the
-/// batch's last use, and CPU fallbacks.
+/// batch's last use, and CPU fallbacks. <paramref name="ResizedTogether"/> images were resized by batched calls (the rest one call each).
 /// </summary>
-public sealed record DecodingStages(int Chunks, long Images, double DecodeMs, double InferMs, double WaitMs, double ParseMs = 0, double SubmitMs = 0, double ResizeMs = 0)
+public sealed record DecodingStages(int Chunks, long Images, double DecodeMs, double InferMs, double WaitMs, double ParseMs = 0, double SubmitMs = 0, double ResizeMs = 0, long ResizedTogether = 0)
 {
     public override string ToString() =>
         $"{Chunks} chunks, {Images} images: decoding {Per(DecodeMs)} ms a chunk ({Rate(DecodeMs)} images/s on its thread; " +
-        $"headers {Per(ParseMs)}, nvJPEG {Per(SubmitMs)}, resizes {Per(ResizeMs)}), inference {Per(InferMs)} ms a chunk ({Rate(InferMs)} images/s), waiting for decoding {WaitMs.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)} ms";
+        $"headers {Per(ParseMs)}, nvJPEG {Per(SubmitMs)}, resizes {Per(ResizeMs)}, {ResizedTogether} images resized in batched calls), inference {Per(InferMs)} ms a chunk ({Rate(InferMs)} images/s), waiting for decoding {WaitMs.ToString("F0", System.Globalization.CultureInfo.InvariantCulture)} ms";
     private string Per(double ms) => Chunks == 0 ? "-" : (ms / Chunks).ToString("F2", System.Globalization.CultureInfo.InvariantCulture);
     private string Rate(double ms) => ms <= 0 ? "-" : (Images * 1000.0 / ms).ToString("F1", System.Globalization.CultureInfo.InvariantCulture);
 }
@@ -77,6 +77,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
     private int _chunks;
     private long _images;
     private double _decodeMs, _inferMs, _waitMs, _parseMs, _submitMs, _resizeMs;
+    private long _resizedTogether;
 
     public ModelSignature Signature => _model.Signature;
     public HashSet<int> WarmedSizes { get; } = new();
@@ -89,7 +90,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
     /// <summary>Images decoded for chunks that ran (not those decoded ahead for a range that has not run).</summary>
     public (long OnUnit, long OnCpu) Decoded => (Interlocked.Read(ref _onUnit), Interlocked.Read(ref _onCpu));
     /// <summary>Read between blocks (the worker writes them while a range runs).</summary>
-    public DecodingStages Stages => new(_chunks, _images, _decodeMs, _inferMs, _waitMs, _parseMs, _submitMs, _resizeMs);
+    public DecodingStages Stages => new(_chunks, _images, _decodeMs, _inferMs, _waitMs, _parseMs, _submitMs, _resizeMs, _resizedTogether);
 
     private CudaImageSession(GpuJpegDecoder decoder, DeviceImageBatch[] batches, LoadedModel model, DeviceInputRunner runner, int chunk)
     {
@@ -100,7 +101,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
     /// <summary>Opens decoding and the uint8 form of <paramref name="model"/> on the unit's GPU, for chunks of at most <paramref name="maxChunk"/> images (<see cref="Warm"/> sets the chunk). Throws GpuDecodeUnavailable, InputPrefixUnsupported or SessionFailed.</summary>
     public static CudaImageSession Open(ComputeUnit unit, ModelSource model, EngineOptions settings, TensorSpec input, ImagePreprocessing preprocessing, int maxChunk)
     {
-        var decodeSettings = GpuDecodeSettings.ForInput(input, preprocessing, maxChunk);
+        var decodeSettings = GpuDecodeSettings.ForInput(input, preprocessing, maxChunk) with { BatchedResize = settings.GpuBatchedResize };
         var decoder = new GpuJpegDecoder(unit.DeviceId, decodeSettings);
         var batches = new List<DeviceImageBatch>();
         LoadedModel? session = null;
@@ -178,7 +179,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
     }
 
     /// <summary>What decoding a chunk did: images decoded on the GPU, on the CPU, and the samples neither could decode.</summary>
-    private sealed record Decoding(long OnUnit, long OnCpu, IReadOnlyList<(int Sample, HeteroBatchException Error)> Errors, double Ms, (double Parse, double Submit, double Resize) Host);
+    private sealed record Decoding(long OnUnit, long OnCpu, IReadOnlyList<(int Sample, HeteroBatchException Error)> Errors, double Ms, (double Parse, double Submit, double Resize) Host, int ResizedTogether);
 
     /// <summary>Counts a chunk's decoding and marks its failed samples (only for a chunk that runs).</summary>
     private void Apply(EncodedImages source, Decoding decoded)
@@ -187,6 +188,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
         Interlocked.Add(ref _onCpu, decoded.OnCpu);
         _decodeMs += decoded.Ms;
         (_parseMs, _submitMs, _resizeMs) = (_parseMs + decoded.Host.Parse, _submitMs + decoded.Host.Submit, _resizeMs + decoded.Host.Resize);
+        _resizedTogether += decoded.ResizedTogether;
         foreach (var (sample, error) in decoded.Errors) source.Errors[sample] = error;
     }
 
@@ -196,7 +198,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
         var bytes = new ReadOnlyMemory<byte>[n];
         for (int i = 0; i < n; i++) bytes[i] = source.Bytes(first + i);
         var status = _decoder.Decode(bytes, into);
-        var host = into.LastTimes;
+        var (host, resizedTogether) = (into.LastTimes, into.ResizedTogether);
         long onUnit = 0, onCpu = 0;
         var errors = new List<(int, HeteroBatchException)>();
         for (int i = 0; i < n; i++)
@@ -213,7 +215,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
                 errors.Add((first + i, e));
             }
         }
-        return new Decoding(onUnit, onCpu, errors, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, host);
+        return new Decoding(onUnit, onCpu, errors, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, host, resizedTogether);
     }
 
     /// <summary>The image's resize and centre crop as uint8 RGB, decoded on the CPU (the exact mode's pixels).</summary>
