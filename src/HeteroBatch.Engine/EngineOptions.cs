@@ -39,7 +39,7 @@ public sealed record EngineOptions
 
     /// <summary>
     /// GPUs that decode their own share of a file job: the most images decoded and inferred at once (a range
-    /// runs in equal chunks of at most this many; <see cref="GpuDecodeThreads"/> + 1 chunks' pixels in GPU memory at a time), 1-1024
+    /// runs in equal chunks of at most this many; <see cref="GpuDecodeThreads"/> + 2 chunks' pixels in GPU memory at a time), 1-1024
     /// (HETEROBATCH_GPU_DECODE_CHUNK). Larger chunks infer faster per image, smaller ones start inference sooner.
     /// </summary>
     public int GpuDecodeChunk { get; init; } = DefaultGpuDecodeChunk;
@@ -47,7 +47,8 @@ public sealed record EngineOptions
 
     /// <summary>
     /// GPUs that decode their own share: how many chunks decode at once while one infers, each on a thread
-    /// of its own into a device batch of its own (one more batch of GPU memory each), 1-4 (HETEROBATCH_GPU_DECODE_THREADS).
+    /// of its own into a device batch of its own, 1-4 (HETEROBATCH_GPU_DECODE_THREADS). A GPU holds this many
+    /// batches plus two: one inferring, one decoded and waiting its turn (so its GPU work ends unseen).
     /// </summary>
     public int GpuDecodeThreads { get; init; } = 1;
     public const int MaxGpuDecodeThreads = 4;

@@ -61,9 +61,9 @@ public sealed record DecodingStages(int Chunks, long Images, double DecodeMs, do
 /// size (the GPU keeps one shape), the next chunk decoding while the current one infers. An image
 /// the GPU cannot decode is decoded on the CPU to the same crop (uint8) and copied in; one neither
 /// can decode is a failed sample of the block.
-/// Threads: runs on its unit's worker, which hands the next chunks' decoding to pool threads
-/// (<see cref="EngineOptions.GpuDecodeThreads"/> at once, each into a device batch of its own) and
-/// waits for each before it infers (a device batch is never used by two at once);
+/// Threads: runs on its unit's worker, which queues the next chunks' decoding, each into a device batch of
+/// its own, on threads of their own (<see cref="DecodeLanes"/>: <see cref="EngineOptions.GpuDecodeThreads"/>
+/// at once, in order) and waits for each before it infers (a device batch is never used by two at once);
 /// <see cref="Source"/> is set between blocks.
 /// </summary>
 internal sealed class CudaImageSession : IEncodedImageSession
@@ -87,6 +87,8 @@ internal sealed class CudaImageSession : IEncodedImageSession
     private (int Offset, int Count) _nextShare;
     /// <summary>Which chunk decodes into which device batch, and when (chunks decoded ahead are counted and their errors marked only when they run).</summary>
     private readonly ChunkRing<Decoding> _ring;
+    /// <summary>The threads the ring's decodes run on, in the order queued (<see cref="EngineOptions.GpuDecodeThreads"/> at once).</summary>
+    private readonly DecodeLanes _lanes;
     /// <summary>Images decoded for chunks that ran (not those decoded ahead for a range that has not run).</summary>
     public (long OnUnit, long OnCpu) Decoded => (Interlocked.Read(ref _onUnit), Interlocked.Read(ref _onCpu));
     /// <summary>Read between blocks (the worker writes them while a range runs).</summary>
@@ -95,7 +97,9 @@ internal sealed class CudaImageSession : IEncodedImageSession
     private CudaImageSession(GpuJpegDecoder decoder, DeviceImageBatch[] batches, LoadedModel model, DeviceInputRunner runner, int chunk)
     {
         (_decoder, _batches, _model, _runner, _chunk) = (decoder, batches, model, runner, chunk);
-        _ring = new ChunkRing<Decoding>(batches.Length, (source, first, n, b) => Decode(source, first, n, _batches[b]), b => _batches[b].Synchronize());
+        _lanes = new DecodeLanes(Math.Max(1, batches.Length - 2), $"gpu{decoder.DeviceId} decode");
+        _ring = new ChunkRing<Decoding>(batches.Length, (source, first, n, b) => Decode(source, first, n, _batches[b]), b => _batches[b].Synchronize(),
+            (_, work) => _lanes.Run(work));
     }
 
     /// <summary>Opens decoding and the uint8 form of <paramref name="model"/> on the unit's GPU, for chunks of at most <paramref name="maxChunk"/> images (<see cref="Warm"/> sets the chunk). Throws GpuDecodeUnavailable, InputPrefixUnsupported or SessionFailed.</summary>
@@ -107,8 +111,9 @@ internal sealed class CudaImageSession : IEncodedImageSession
         LoadedModel? session = null;
         try
         {
-            // one batch inferring, one decoding on each decoding thread
-            for (int i = 0; i <= Math.Clamp(settings.GpuDecodeThreads, 1, EngineOptions.MaxGpuDecodeThreads); i++) batches.Add(decoder.CreateBatch());
+            // one batch inferring, one decoded and waiting to (its GPU work finishing meanwhile), one decoding on each decoding thread
+            int batchCount = Math.Clamp(settings.GpuDecodeThreads, 1, EngineOptions.MaxGpuDecodeThreads) + 2;
+            for (int i = 0; i < batchCount; i++) batches.Add(decoder.CreateBatch());
             using (var options = UnitBackends.Cuda.Options(unit, settings))
                 session = new LoadedModel(InputPrefix.PathFor(model, unit.Precision, preprocessing), options);
             var runner = new DeviceInputRunner(session, unit.DeviceId);
@@ -229,6 +234,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
 
     public void Dispose()
     {
+        _lanes.Dispose(); // lets a decode still queued end before its batch goes
         _runner.Dispose();
         _model.Dispose();
         foreach (var b in _batches) b.Dispose();
