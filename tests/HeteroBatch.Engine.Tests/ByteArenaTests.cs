@@ -25,6 +25,25 @@ public sealed class ByteArenaTests
     }
 
     [Fact]
+    public void TheRegionToPageLockIsTheWholeBufferTheSlicesComeFrom()
+    {
+        var arena = new ByteArena(4096);
+        var (address, bytes) = arena.Region;
+        Assert.Equal(4096, bytes);
+        var first = arena.Take(100);
+        var second = arena.Take(200);
+        Assert.Equal(address, Address(first));
+        Assert.Equal(address + 100, Address(second));
+        GC.Collect(); // pinned: the address a GPU copies from does not move
+        Assert.Equal(address, arena.Region.Address);
+        Assert.Equal((IntPtr.Zero, 0L), new ByteArena(0).Region);
+    }
+
+    private static IntPtr Address(Memory<byte> slice) =>
+        System.Runtime.InteropServices.MemoryMarshal.TryGetArray<byte>(slice, out var segment)
+            ? System.Runtime.InteropServices.Marshal.UnsafeAddrOfPinnedArrayElement(segment.Array!, segment.Offset) : IntPtr.Zero;
+
+    [Fact]
     public void AFileReadIntoTheArenaIsTheFilesBytes()
     {
         var dir = Directory.CreateTempSubdirectory("hb-arena-").FullName;

@@ -17,6 +17,10 @@ internal sealed class ByteArena
 
     public int Capacity => _buffer.Length;
 
+    /// <summary>The buffer's address (it never moves: pinned) and length, for page-locking it.</summary>
+    public (IntPtr Address, long Bytes) Region =>
+        (_buffer.Length == 0 ? IntPtr.Zero : System.Runtime.InteropServices.Marshal.UnsafeAddrOfPinnedArrayElement(_buffer, 0), _buffer.Length);
+
     /// <summary>A slice of <paramref name="length"/> bytes of its own: from the buffer while it lasts, else a new array.</summary>
     public Memory<byte> Take(int length)
     {

@@ -25,6 +25,18 @@ internal sealed class PageLockedBuffers : IDisposable
         return locks;
     }
 
+    /// <summary>Page-locks the arenas' buffers (file bytes that GPUs copy to decode them).</summary>
+    public static PageLockedBuffers Lock(IEnumerable<ByteArena> arenas)
+    {
+        var locks = new PageLockedBuffers();
+        foreach (var arena in arenas.Where(a => a.Capacity > 0))
+        {
+            var (address, bytes) = arena.Region;
+            if (CudaHost.Register(address, bytes)) locks._locked.Add(address);
+        }
+        return locks;
+    }
+
     public void Dispose()
     {
         foreach (var address in _locked) CudaHost.Unregister(address);

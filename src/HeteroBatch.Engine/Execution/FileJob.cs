@@ -4,6 +4,7 @@ using HeteroBatch.Engine.Data;
 using HeteroBatch.Engine.Models;
 using HeteroBatch.Engine.Planning;
 using HeteroBatch.Engine.Sessions;
+using HeteroBatch.Engine.Units;
 using HeteroBatch.Engine.Units.Backends;
 
 namespace HeteroBatch.Engine.Execution;
@@ -189,6 +190,9 @@ public static class FileJob
         var slots = Enumerable.Range(0, Math.Min(BlocksInFlight, layout.Blocks.Count))
             .Select(_ => JobBlock.Allocate(files.Input, signature, fed == null ? 1 : layout.BlockSize, layout.BlockSize, lockInputs, ArenaBytes(layout, decoding, files))).ToList();
         using var locked = lockInputs ? PageLockedBuffers.Lock(slots.Select(b => b.Input)) : null;
+        // GPUs that decode their own share copy the file bytes to the device from the blocks' arenas: page-locked likewise
+        bool lockArenas = context.Options.PageLockedInputs && plan.Shards.Any(s => decoding.Units.Contains(s.UnitId) && s.Unit.Provider == ExecutionProvider.CUDA);
+        using var lockedArenas = lockArenas ? PageLockedBuffers.Lock(slots.Select(b => b.Arena).OfType<ByteArena>()) : null;
         // warm every unit at the shapes it will run (a unit that keeps one shape runs only the full block's)
         if (fed != null)
             PartitionedRunner.Warm(context, layout.Blocks.Select(b => b.Count).Distinct().Select(n => layout.PlanFor(n))
