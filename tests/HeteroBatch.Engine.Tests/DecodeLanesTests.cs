@@ -60,4 +60,13 @@ public sealed class DecodeLanesTests
         Assert.All(tasks, t => Assert.True(t.IsCompletedSuccessfully));
         lanes.Dispose(); // twice is harmless
     }
+
+    [Fact]
+    public void NothingIsQueuedOnceDisposedAndDisposingFromALaneReturns()
+    {
+        var lanes = new DecodeLanes(2);
+        var disposedFromLane = lanes.Run(() => { lanes.Dispose(); return true; });
+        Assert.True(disposedFromLane.GetAwaiter().GetResult()); // without joining its own thread (a hang otherwise)
+        Assert.Throws<ObjectDisposedException>(() => { _ = lanes.Run(() => 1); });
+    }
 }

@@ -53,7 +53,30 @@ public sealed class UnitDecodingTests : IDisposable
             outputs[0].AsFloats().AsSpan(offset * (int)outputs[0].SampleElements, count * (int)outputs[0].SampleElements).Fill(42);
         }
 
-        public void Dispose() { }
+        public Action? OnDispose;
+        public void Dispose() => OnDispose?.Invoke();
+    }
+
+    private sealed class Released(List<string> order, string name) : IDisposable
+    {
+        public void Dispose() => order.Add(name);
+    }
+
+    [Fact]
+    public void WhatTheSessionsCopyFromIsReleasedOnlyAfterEverySessionIsDisposed()
+    {
+        var (_, _, _, real) = Setup();
+        var order = new List<string>();
+        var gpu0 = StandIn(real, 8, fails: false);
+        var gpu1 = StandIn(real, 8, fails: false);
+        gpu0.OnDispose = () => order.Add("gpu0");
+        gpu1.OnDispose = () => order.Add("gpu1");
+        var decoding = new UnitDecoding(new Dictionary<string, IEncodedImageSession> { ["gpu0"] = gpu0, ["gpu1"] = gpu1 });
+        decoding.HoldUntilDisposed(new Released(order, "page-locked bytes"));
+        decoding.Dispose();
+        Assert.Equal(new[] { "gpu0", "gpu1", "page-locked bytes" }, order);
+        decoding.Dispose();
+        Assert.Equal(5, order.Count); // the sessions again (harmless), the bytes not twice
     }
 
     private (BatchPlan Plan, IReadOnlyList<TensorBatch> Inputs, IReadOnlyList<TensorBatch> Outputs, IModelSession Real) Setup()

@@ -12,6 +12,7 @@ namespace HeteroBatch.Engine.Data;
 internal sealed class PageLockedBuffers : IDisposable
 {
     private readonly List<IntPtr> _locked = new();
+    private readonly List<object> _owners = new(); // what the locked memory belongs to, kept alive (never collected) until unlocked
     public int Count => _locked.Count;
 
     public static PageLockedBuffers Lock(IEnumerable<TensorBatch> batches)
@@ -20,7 +21,7 @@ internal sealed class PageLockedBuffers : IDisposable
         foreach (var t in batches.Where(t => t.IsPinned && t.Count > 0))
         {
             var address = Marshal.UnsafeAddrOfPinnedArrayElement(t.Data, 0);
-            if (CudaHost.Register(address, Buffer.ByteLength(t.Data))) locks._locked.Add(address);
+            if (CudaHost.Register(address, Buffer.ByteLength(t.Data))) { locks._locked.Add(address); locks._owners.Add(t.Data); }
         }
         return locks;
     }
@@ -32,7 +33,7 @@ internal sealed class PageLockedBuffers : IDisposable
         foreach (var arena in arenas.Where(a => a.Capacity > 0))
         {
             var (address, bytes) = arena.Region;
-            if (CudaHost.Register(address, bytes)) locks._locked.Add(address);
+            if (CudaHost.Register(address, bytes)) { locks._locked.Add(address); locks._owners.Add(arena); }
         }
         return locks;
     }
@@ -41,5 +42,6 @@ internal sealed class PageLockedBuffers : IDisposable
     {
         foreach (var address in _locked) CudaHost.Unregister(address);
         _locked.Clear();
+        _owners.Clear();
     }
 }

@@ -4,7 +4,6 @@ using HeteroBatch.Engine.Data;
 using HeteroBatch.Engine.Models;
 using HeteroBatch.Engine.Planning;
 using HeteroBatch.Engine.Sessions;
-using HeteroBatch.Engine.Units;
 using HeteroBatch.Engine.Units.Backends;
 
 namespace HeteroBatch.Engine.Execution;
@@ -191,8 +190,9 @@ public static class FileJob
             .Select(_ => JobBlock.Allocate(files.Input, signature, fed == null ? 1 : layout.BlockSize, layout.BlockSize, lockInputs, ArenaBytes(layout, decoding, files))).ToList();
         using var locked = lockInputs ? PageLockedBuffers.Lock(slots.Select(b => b.Input)) : null;
         // GPUs that decode their own share copy the file bytes to the device from the blocks' arenas: page-locked likewise
-        bool lockArenas = context.Options.PageLockedInputs && plan.Shards.Any(s => decoding.Units.Contains(s.UnitId) && s.Unit.Provider == ExecutionProvider.CUDA);
-        using var lockedArenas = lockArenas ? PageLockedBuffers.Lock(slots.Select(b => b.Arena).OfType<ByteArena>()) : null;
+        // (released with the decoding sessions, after they have settled every copy from them)
+        if (plan.Shards.Any(s => decoding.Units.Contains(s.UnitId) && UnitBackends.For(s.Unit).WantsPageLockedInputs(s.Unit, context.Options)))
+            decoding.HoldUntilDisposed(PageLockedBuffers.Lock(slots.Select(b => b.Arena).OfType<ByteArena>()));
         // warm every unit at the shapes it will run (a unit that keeps one shape runs only the full block's)
         if (fed != null)
             PartitionedRunner.Warm(context, layout.Blocks.Select(b => b.Count).Distinct().Select(n => layout.PlanFor(n))
@@ -728,8 +728,15 @@ internal sealed class UnitDecoding : IDisposable
         }
     }
 
+    private readonly List<IDisposable> _held = new();
+
+    /// <summary>Releases <paramref name="resource"/> (page-locked file bytes the sessions copy from) only once every session is disposed: a session settles its copies first.</summary>
+    public void HoldUntilDisposed(IDisposable resource) => _held.Add(resource);
+
     public void Dispose()
     {
         foreach (var s in _sessions.Values) s.Dispose();
+        foreach (var r in _held) r.Dispose();
+        _held.Clear();
     }
 }

@@ -175,7 +175,8 @@ public sealed unsafe class GpuJpegDecoder : IDisposable
     /// <summary>
     /// The source rectangle that <see cref="SourceMapping"/> maps onto the destination, each edge rounded to the
     /// nearest whole pixel and kept inside the image (at least one pixel wide): what NPP's batched resize, which maps
-    /// whole-pixel rectangles, takes. Each edge lies within half a source pixel of the exact one.
+    /// whole-pixel rectangles, takes. Each edge lies within half a source pixel of the exact one, except where the
+    /// region is widened to the one pixel it keeps at least (an image a pixel or two wide).
     /// </summary>
     public static (int X, int Y, int Width, int Height) SourceRegion(int sourceWidth, int sourceHeight, GpuDecodeSettings settings)
     {
@@ -395,13 +396,18 @@ public sealed unsafe class DeviceImageBatch : IDisposable
         if (together.Count < 2) return items;
         int descriptor = sizeof(NppiImageDescriptor), roi = sizeof(NppiResizeBatchRoi);
         long bytes = (long)Capacity * (2 * descriptor + roi);
-        if (_resizeHost == IntPtr.Zero)
+        if (_resizeHost == IntPtr.Zero || _resizeDevice == IntPtr.Zero)
         {
-            IntPtr p;
-            _native.Check(_native.MallocHost(&p, (nuint)bytes), $"cudaMallocHost of {bytes} bytes");
-            _resizeHost = p;
-            _native.Check(_native.Malloc(&p, (nuint)bytes), $"cudaMalloc of {bytes} bytes");
-            _resizeDevice = p;
+            IntPtr host = IntPtr.Zero, device = IntPtr.Zero;
+            if (_native.MallocHost(&host, (nuint)bytes) != 0 || _native.Malloc(&device, (nuint)bytes) != 0)
+            {
+                // no room for the descriptors: each image alone (it needs none), from now on
+                _native.GetLastError();
+                if (host != IntPtr.Zero) _native.FreeHost(host);
+                if (device != IntPtr.Zero) _native.Free(device);
+                return Refuse(items, "no memory for the batched resize's descriptors");
+            }
+            (_resizeHost, _resizeDevice) = (host, device);
         }
         // the host copy is free again: the batch synchronised before this decode
         var sources = (NppiImageDescriptor*)_resizeHost;
@@ -419,19 +425,29 @@ public sealed unsafe class DeviceImageBatch : IDisposable
                 Destination = new NppiRect { Width = Width, Height = Height },
             };
         }
-        _native.Check(_native.MemcpyAsync(_resizeDevice, _resizeHost, (nuint)bytes, GpuNative.CudaMemcpyHostToDevice, _stream), "cudaMemcpyAsync");
+        if (_native.MemcpyAsync(_resizeDevice, _resizeHost, (nuint)bytes, GpuNative.CudaMemcpyHostToDevice, _stream) != 0)
+        {
+            _native.GetLastError();
+            return Refuse(items, "the descriptors' copy failed");
+        }
         int filter = bilinear ? GpuNative.NppiInterLinear : GpuNative.NppiInterSuper;
         int code = _native.ResizeBatch8uC3(Width, Height, _resizeDevice, _resizeDevice + Capacity * descriptor, _resizeDevice + 2 * Capacity * descriptor,
             (uint)together.Count, filter, _npp);
         if (code < 0)
         {
             _native.GetLastError();
-            Owner.Settings.Trace?.Invoke($"gpu{DeviceId}: NPP refused the batched resize ({code}); resizing each image alone from now on");
-            _batchedResizeRefused = true;
-            return items;
+            return Refuse(items, $"NPP refused it ({code})");
         }
         ResizedTogether = together.Count;
         return alone;
+    }
+
+    /// <summary>Gives up the batched resize for good (this batch resizes each image alone from now on) and returns every item to resize alone.</summary>
+    private List<Item> Refuse(List<Item> items, string why)
+    {
+        Owner.Settings.Trace?.Invoke($"gpu{DeviceId}: batched resize off: {why}; resizing each image alone from now on");
+        _batchedResizeRefused = true;
+        return items;
     }
 
     /// <summary>Resizes the decoded image of <paramref name="item"/> from the staging area into its slot: the crop's source region mapped onto the whole destination.</summary>

@@ -2,11 +2,12 @@ namespace HeteroBatch.Engine.Units.Backends;
 
 /// <summary>
 /// The order in which a decoding unit's chunks decode into its ring of device batches. While the
-/// consumer infers one chunk, the next ones decode on threads of their own, each into a batch of its own
-/// (as many at once as the ring has other batches); once every chunk of a range has started, the
+/// consumer infers one chunk, the next ones are started, each into a batch of its own (as many as the
+/// ring has other batches; how many run at once is the start function's: <see cref="DecodeLanes"/>
+/// runs them in the order started on a fixed number of threads); once every chunk of a range has started, the
 /// first chunks of the range likely to come next decode too (guesses), and the next range takes
 /// those that match it. The decoding is a function given to it, so this is free of the GPU.
-/// Threads: <see cref="Chunks"/> is enumerated on one thread (the unit's worker); each decode runs on a thread of its own.
+/// Threads: <see cref="Chunks"/> is enumerated on one thread (the unit's worker); decodes run where the start function puts them.
 /// </summary>
 internal sealed class ChunkRing<T> where T : class
 {
@@ -27,7 +28,7 @@ internal sealed class ChunkRing<T> where T : class
     /// <param name="batches">Device batches in the ring (at least 2: one inferring, one decoding).</param>
     /// <param name="decode">Decodes a chunk into a batch.</param>
     /// <param name="settle">Waits until nothing queued on a batch still reads its chunk's bytes or writes its pixels (called for chunks that will not be handed out again: guesses that missed, and every chunk of a range stopped early).</param>
-    /// <param name="start">Starts a decode into a batch on a thread of its own (tests watch which batch each starts in, and when it ends).</param>
+    /// <param name="start">Starts a decode into a batch, off the consumer's thread (the session queues it on its lanes; tests watch which batch each starts in, and when it ends); by default on a thread of its own.</param>
     public ChunkRing(int batches, DecodeChunk decode, Action<int> settle, Func<int, Func<T?>, Task<T?>>? start = null)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(batches, 2);
@@ -89,7 +90,7 @@ internal sealed class ChunkRing<T> where T : class
                 current = pending.Dequeue();
                 var decoded = current.Task.GetAwaiter().GetResult() ?? _decode(source, current.First, current.Count, current.Batch);
                 // every other batch decodes while this one infers: this range's next chunks, then the guesses for the next
-                // range (started once this chunk is decoded: at most one decode a batch not inferring, so as many at once)
+                // range (started once this chunk is decoded: at most one decode a batch not inferring)
                 while (pending.Count + 1 < _batches && started < chunks) StartNext();
                 while (started == chunks && pending.Count + guesses.Count + 1 < _batches && upcoming(guesses.Count) is { } u)
                 {

@@ -94,10 +94,10 @@ internal sealed class CudaImageSession : IEncodedImageSession
     /// <summary>Read between blocks (the worker writes them while a range runs).</summary>
     public DecodingStages Stages => new(_chunks, _images, _decodeMs, _inferMs, _waitMs, _parseMs, _submitMs, _resizeMs, _resizedTogether);
 
-    private CudaImageSession(GpuJpegDecoder decoder, DeviceImageBatch[] batches, LoadedModel model, DeviceInputRunner runner, int chunk)
+    private CudaImageSession(GpuJpegDecoder decoder, DeviceImageBatch[] batches, int threads, LoadedModel model, DeviceInputRunner runner, int chunk)
     {
         (_decoder, _batches, _model, _runner, _chunk) = (decoder, batches, model, runner, chunk);
-        _lanes = new DecodeLanes(Math.Max(1, batches.Length - 2), $"gpu{decoder.DeviceId} decode");
+        _lanes = new DecodeLanes(threads, $"gpu{decoder.DeviceId} decode");
         _ring = new ChunkRing<Decoding>(batches.Length, (source, first, n, b) => Decode(source, first, n, _batches[b]), b => _batches[b].Synchronize(),
             (_, work) => _lanes.Run(work));
     }
@@ -112,12 +112,12 @@ internal sealed class CudaImageSession : IEncodedImageSession
         try
         {
             // one batch inferring, one decoded and waiting to (its GPU work finishing meanwhile), one decoding on each decoding thread
-            int batchCount = Math.Clamp(settings.GpuDecodeThreads, 1, EngineOptions.MaxGpuDecodeThreads) + 2;
-            for (int i = 0; i < batchCount; i++) batches.Add(decoder.CreateBatch());
+            int threads = Math.Clamp(settings.GpuDecodeThreads, 1, EngineOptions.MaxGpuDecodeThreads);
+            for (int i = 0; i < threads + 2; i++) batches.Add(decoder.CreateBatch());
             using (var options = UnitBackends.Cuda.Options(unit, settings))
                 session = new LoadedModel(InputPrefix.PathFor(model, unit.Precision, preprocessing), options);
             var runner = new DeviceInputRunner(session, unit.DeviceId);
-            return new CudaImageSession(decoder, batches.ToArray(), session, runner, maxChunk);
+            return new CudaImageSession(decoder, batches.ToArray(), threads, session, runner, maxChunk);
         }
         catch
         {

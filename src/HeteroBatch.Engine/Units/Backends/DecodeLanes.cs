@@ -30,9 +30,10 @@ internal sealed class DecodeLanes : IDisposable
 
     public int Count => _threads.Length;
 
-    /// <summary>Queues <paramref name="work"/> behind what is queued; the task ends with its result or its exception.</summary>
+    /// <summary>Queues <paramref name="work"/> behind what is queued; the task ends with its result or its exception. Throws ObjectDisposedException once disposed.</summary>
     public Task<T> Run<T>(Func<T> work)
     {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
         var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
         _queue.Add(() =>
         {
@@ -51,7 +52,11 @@ internal sealed class DecodeLanes : IDisposable
     {
         if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         _queue.CompleteAdding();
-        foreach (var t in _threads) t.Join();
-        _queue.Dispose();
+        // from a lane itself (work that disposes its own lanes), that lane ends once its work returns: join the others
+        bool fromLane = false;
+        foreach (var t in _threads)
+            if (t == Thread.CurrentThread) fromLane = true;
+            else t.Join();
+        if (!fromLane) _queue.Dispose();
     }
 }
