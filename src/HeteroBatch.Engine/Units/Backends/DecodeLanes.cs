@@ -28,8 +28,6 @@ internal sealed class DecodeLanes : IDisposable
         }
     }
 
-    public int Count => _threads.Length;
-
     /// <summary>Queues <paramref name="work"/> behind what is queued; the task ends with its result or its exception. Throws ObjectDisposedException once disposed.</summary>
     public Task<T> Run<T>(Func<T> work)
     {
