@@ -61,6 +61,19 @@ public sealed class OptionsTests
     }
 
     [Fact]
+    public void EverySettingsVariableIsDocumentedInAboutHeteroBatch()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir != null && !File.Exists(Path.Combine(dir.FullName, "HeteroBatch.psd1"))) dir = dir.Parent;
+        Assert.NotNull(dir);
+        var about = File.ReadAllText(Path.Combine(dir!.FullName, "en-US", "about_HeteroBatch.help.txt"));
+        var variables = typeof(EngineOptions).GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
+            .Where(f => f.IsLiteral && f.Name.EndsWith("Variable", StringComparison.Ordinal)).Select(f => (string)f.GetRawConstantValue()!).ToList();
+        Assert.Contains("HETEROBATCH_GPU_BATCHED_RESIZE", variables);
+        Assert.All(variables, v => Assert.True(System.Text.RegularExpressions.Regex.IsMatch(about, $@"\b{v}\b"), $"about_HeteroBatch does not mention {v}"));
+    }
+
+    [Fact]
     public void TheFailureVariableNoLongerReachesTheOptions()
     {
         // fault injection is the engine context's test hook, not a setting
