@@ -15,26 +15,19 @@ internal sealed class PageLockedBuffers : IDisposable
     private readonly List<object> _owners = new(); // what the locked memory belongs to, kept alive (never collected) until unlocked
     public int Count => _locked.Count;
 
-    public static PageLockedBuffers Lock(IEnumerable<TensorBatch> batches)
-    {
-        var locks = new PageLockedBuffers();
-        foreach (var t in batches.Where(t => t.IsPinned && t.Count > 0))
-        {
-            var address = Marshal.UnsafeAddrOfPinnedArrayElement(t.Data, 0);
-            if (CudaHost.Register(address, Buffer.ByteLength(t.Data))) { locks._locked.Add(address); locks._owners.Add(t.Data); }
-        }
-        return locks;
-    }
+    public static PageLockedBuffers Lock(IEnumerable<TensorBatch> batches) =>
+        Lock(batches.Where(t => t.IsPinned && t.Count > 0)
+            .Select(t => (Marshal.UnsafeAddrOfPinnedArrayElement(t.Data, 0), (long)Buffer.ByteLength(t.Data), (object)t.Data)));
 
     /// <summary>Page-locks the arenas' buffers (file bytes that GPUs copy to decode them).</summary>
-    public static PageLockedBuffers Lock(IEnumerable<ByteArena> arenas)
+    public static PageLockedBuffers Lock(IEnumerable<ByteArena> arenas) =>
+        Lock(arenas.Where(a => a.Capacity > 0).Select(a => (a.Region.Address, a.Region.Bytes, (object)a)));
+
+    private static PageLockedBuffers Lock(IEnumerable<(IntPtr Address, long Bytes, object Owner)> regions)
     {
         var locks = new PageLockedBuffers();
-        foreach (var arena in arenas.Where(a => a.Capacity > 0))
-        {
-            var (address, bytes) = arena.Region;
-            if (CudaHost.Register(address, bytes)) { locks._locked.Add(address); locks._owners.Add(arena); }
-        }
+        foreach (var (address, bytes, owner) in regions)
+            if (CudaHost.Register(address, bytes)) { locks._locked.Add(address); locks._owners.Add(owner); }
         return locks;
     }
 

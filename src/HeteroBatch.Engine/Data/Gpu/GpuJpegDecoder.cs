@@ -385,13 +385,13 @@ public sealed unsafe class DeviceImageBatch : IDisposable
         if (!Owner.Settings.BatchedResize || _batchedResizeRefused || _native.ResizeBatch8uC3 == null || items.Count < 2) return items;
         var settings = Owner.Settings;
         bool bilinear = settings.Filter == GpuResizeFilter.Bilinear;
-        var together = new List<Item>(items.Count);
+        var together = new List<(Item Item, (int X, int Y, int Width, int Height) Region)>(items.Count);
         var alone = new List<Item>();
         foreach (var item in items)
         {
             var region = GpuJpegDecoder.SourceRegion(item.Width, item.Height, settings);
             bool takes = region.Width >= 2 && region.Height >= 2 && (bilinear || (region.Width >= Width && region.Height >= Height));
-            (takes ? together : alone).Add(item);
+            if (takes) together.Add((item, region)); else alone.Add(item);
         }
         if (together.Count < 2) return items;
         int descriptor = sizeof(NppiImageDescriptor), roi = sizeof(NppiResizeBatchRoi);
@@ -415,8 +415,7 @@ public sealed unsafe class DeviceImageBatch : IDisposable
         var rectangles = (NppiResizeBatchRoi*)(_resizeHost + 2 * Capacity * descriptor);
         for (int k = 0; k < together.Count; k++)
         {
-            var item = together[k];
-            var (x, y, w, h) = GpuJpegDecoder.SourceRegion(item.Width, item.Height, settings);
+            var (item, (x, y, w, h)) = together[k];
             sources[k] = new NppiImageDescriptor { Data = _staging + (nint)item.Offset, Step = item.Width * 3, Size = new NppiSize { Width = item.Width, Height = item.Height } };
             targets[k] = new NppiImageDescriptor { Data = _pixels + (nint)(SampleBytes * item.Index), Step = Width * 3, Size = new NppiSize { Width = Width, Height = Height } };
             rectangles[k] = new NppiResizeBatchRoi
