@@ -89,8 +89,8 @@ public sealed class TakenOverBytesTests
                 return path;
             }).ToList();
             var files = InputFiles.For(paths, new[] { new TensorSpec("x", Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float, new long[] { 3, 8, 8 }) });
-            var block = Execution.JobBlock.Allocate(files.Input, new Sessions.ModelSignature(new[] { files.Input }, new[] { files.Input }), 4, 4, pinned: false, arenaBytes: 0);
-            block.Reuse(0, (0, 4));
+            var block = Execution.JobBlock.Allocate(new Sessions.ModelSignature(new[] { files.Input }, new[] { files.Input }), 4);
+            block.Reuse(0, (0, 4), Execution.BlockInputs.Allocate(files.Input, 4, pinned: false, arenaBytes: 0));
             block.ForUnitDecoding[0] = true;
             block.Bytes[0] = new byte[] { 9, 9 };           // read for the decoding unit: kept as read
             block.Errors[2] = new HeteroBatchException("ImageUnreadable", FailureKind.InvalidData, "x"); // failed on the CPU: nothing

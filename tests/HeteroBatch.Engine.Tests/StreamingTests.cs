@@ -107,6 +107,17 @@ public sealed class StreamingTests : IDisposable
     }
 
     [Fact]
+    public void TheBlockBeingWrittenHoldsOnlyItsOutputs()
+    {
+        // four blocks of 8 in flight (decoding, decoded, running, writing): inputs for three of them, outputs for all four
+        var files = Files(MakeInputs(23));
+        var summary = Stream(files, Path.Combine(_dir, "held"));
+        Assert.Equal(4, summary.Blocks);
+        long outputs = PartitionedRunner.Signature(_context, Plan(8), TestModels.Tiny).OutputBytesPerSample;
+        Assert.Equal(3 * 8 * files.Input.SampleBytes + 4 * 8 * outputs, summary.BlockBufferBytes);
+    }
+
+    [Fact]
     public void AJobStoppedAfterTwoBlocksResumesToTheSameFilesAndRunsOnlyTheRest()
     {
         var files = Files(MakeInputs(35));
@@ -225,8 +236,9 @@ public sealed class StreamingTests : IDisposable
     {
         const long budget = 512L << 20, floats = 3 * 224 * 224 * 4, logits = 4000;
         Assert.Equal(1000, FileJob.BlockSize(1000, 600, 400, 50_000, 0, budget));
-        // CPU threads decode every sample: four blocks of floats and outputs in 512 MiB
-        Assert.Equal(221, FileJob.BlockSize(1000, floats, logits, 53_000, 0, budget));
+        // CPU threads decode every sample: three blocks of floats (the fourth, being written, holds
+        // outputs only) and four of outputs in 512 MiB
+        Assert.Equal(294, FileJob.BlockSize(1000, floats, logits, 53_000, 0, budget));
         Assert.Equal(1, FileJob.BlockSize(1000, long.MaxValue / 2, 0, 0, 0, budget));
     }
 
@@ -234,15 +246,15 @@ public sealed class StreamingTests : IDisposable
     public void BlocksThatUnitsDecodeHoldFileBytesAndCountDecodedInputsWhereAnyUnitTakesThem()
     {
         const long budget = 512L << 20, floats = 3 * 224 * 224 * 4, logits = 4000;
-        // the GPUs decode every sample: four blocks of bytes (53 KB) and outputs in the budget
-        Assert.Equal(2354, FileJob.BlockSize(4096, floats, logits, 53_000, 1, budget));
+        // the GPUs decode every sample: three blocks of bytes (53 KB) and four of outputs in the budget
+        Assert.Equal(3067, FileJob.BlockSize(4096, floats, logits, 53_000, 1, budget));
         Assert.Equal(512, FileJob.BlockSize(512, floats, logits, 53_000, 1, budget));
         // 99% decoded by units: a failed unit's samples may go to the unit fed decoded inputs, so every
         // sample counts its decoded input, and the units' share its bytes as well
-        Assert.Equal(203, FileJob.BlockSize(4096, floats, logits, 53_000, 0.99, budget));
-        Assert.Equal(212, FileJob.BlockSize(4096, floats, logits, 53_000, 0.5, budget));
+        Assert.Equal(271, FileJob.BlockSize(4096, floats, logits, 53_000, 0.99, budget));
+        Assert.Equal(282, FileJob.BlockSize(4096, floats, logits, 53_000, 0.5, budget));
         // large files that a unit decodes count as what they are
-        Assert.Equal(26, FileJob.BlockSize(4096, floats, logits, 5_000_000, 1, budget));
+        Assert.Equal(35, FileJob.BlockSize(4096, floats, logits, 5_000_000, 1, budget));
     }
 
     [Theory]

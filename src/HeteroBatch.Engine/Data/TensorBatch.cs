@@ -90,6 +90,9 @@ public sealed class TensorBatch
         };
     }
 
+    /// <summary>Bytes its data takes.</summary>
+    public long ByteLength => Data.LongLength * ElementSize(ElementType);
+
     /// <summary>The bytes of samples [offset, offset + count), without copying.</summary>
     public Span<byte> Bytes(int offset, int count)
     {

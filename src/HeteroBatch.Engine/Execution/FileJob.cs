@@ -45,6 +45,8 @@ public sealed class JobSummary : RunReport
     /// <summary>What limited the job, where the stage times show it.</summary>
     public string? Note { get; set; }
     public long PeakResidentBytes { get; set; }
+    /// <summary>Bytes of the buffers the job's blocks hold for its whole run: decoded inputs and file bytes of the blocks being read, decoded and run; outputs of those and of the one being written.</summary>
+    public long BlockBufferBytes { get; set; }
     /// <summary>Resident memory when the set-up ended (libraries, sessions and the blocks' buffers): what the job's streaming added is the peak less this.</summary>
     public long ResidentAfterSetupBytes { get; set; }
     /// <summary>Where images were decoded: per unit that decoded its own share, how many on the unit and how many it gave to the CPU; and why a unit that could not decoded nothing.</summary>
@@ -71,19 +73,23 @@ public sealed class JobSummary : RunReport
 public static class FileJob
 {
     internal const int BlocksInFlight = 4; // decoding, decoded, running, writing
+    /// <summary>Blocks holding inputs at once: a block hands its inputs (decoded samples, file bytes) on once its units have run, so the one being written holds outputs only.</summary>
+    internal const int InputsInFlight = BlocksInFlight - 1;
 
     /// <summary>
     /// Samples per block: the plan's batch, or fewer so that the blocks in flight fit
-    /// <paramref name="budget"/>. Where every unit decodes its own share a block holds only file
-    /// bytes and outputs (a failed unit's samples go to another that decodes). Where some unit is fed
-    /// decoded inputs, any sample may need them (a decoding unit's failure sends its samples there),
-    /// so a block counts decoded inputs for all its samples, and the bytes of the units' share.
+    /// <paramref name="budget"/> (<see cref="InputsInFlight"/> blocks' inputs, <see cref="BlocksInFlight"/>
+    /// blocks' outputs). Where every unit decodes its own share a block's inputs are only file bytes
+    /// (a failed unit's samples go to another that decodes). Where some unit is fed decoded inputs,
+    /// any sample may need them (a decoding unit's failure sends its samples there), so a block
+    /// counts decoded inputs for all its samples, and the bytes of the units' share.
     /// </summary>
     public static int BlockSize(int batch, long decodedBytes, long outputBytes, long encodedBytes, double unitDecodedShare, long budget)
     {
         double share = Math.Clamp(unitDecodedShare, 0, 1);
-        double perSample = Math.Max(1, outputBytes + (share >= 1 ? encodedBytes : decodedBytes + share * encodedBytes));
-        return (int)Math.Clamp((long)(budget / BlocksInFlight / perSample), 1, batch);
+        double inputs = share >= 1 ? encodedBytes : decodedBytes + share * encodedBytes;
+        double perSample = Math.Max(1, InputsInFlight * inputs + BlocksInFlight * (double)outputBytes);
+        return (int)Math.Clamp((long)(budget / perSample), 1, batch);
     }
 
     /// <summary>The job's pipeline: each unit's rate from the plan, whether it decodes its own share, and what one CPU thread takes to read and decode the job's first files.</summary>
@@ -187,22 +193,25 @@ public static class FileJob
         // inputs are touched only where CPU threads decode into them, so a job that units decode holds little
         bool lockInputs = fed != null && PartitionedRunner.WantsPageLockedInputs(context, fed);
         var slots = Enumerable.Range(0, Math.Min(BlocksInFlight, layout.Blocks.Count))
-            .Select(_ => JobBlock.Allocate(files.Input, signature, fed == null ? 1 : layout.BlockSize, layout.BlockSize, lockInputs, ArenaBytes(layout, decoding, files))).ToList();
-        using var locked = lockInputs ? PageLockedBuffers.Lock(slots.Select(b => b.Input)) : null;
+            .Select(_ => JobBlock.Allocate(signature, layout.BlockSize)).ToList();
+        var inputs = Enumerable.Range(0, Math.Min(InputsInFlight, layout.Blocks.Count))
+            .Select(_ => BlockInputs.Allocate(files.Input, fed == null ? 1 : layout.BlockSize, lockInputs, ArenaBytes(layout, decoding, files))).ToList();
+        summary.BlockBufferBytes = slots.Sum(b => b.BufferBytes) + inputs.Sum(i => i.BufferBytes);
+        using var locked = lockInputs ? PageLockedBuffers.Lock(inputs.Select(i => i.Decoded)) : null;
         // GPUs that decode their own share copy the file bytes to the device from the blocks' arenas: page-locked likewise
         // (released with the decoding sessions, after they have settled every copy from them)
         if (plan.Shards.Any(s => decoding.Units.Contains(s.UnitId) && UnitBackends.For(s.Unit).WantsPageLockedInputs(s.Unit, context.Options)))
-            decoding.HoldUntilDisposed(PageLockedBuffers.Lock(slots.Select(b => b.Arena).OfType<ByteArena>()));
+            decoding.HoldUntilDisposed(PageLockedBuffers.Lock(inputs.Select(i => i.Arena).OfType<ByteArena>()));
         // warm every unit at the shapes it will run (a unit that keeps one shape runs only the full block's)
         if (fed != null)
             PartitionedRunner.Warm(context, layout.Blocks.Select(b => b.Count).Distinct().Select(n => layout.PlanFor(n))
                 .Select(p => (p with { Shards = p.Shards.Where(s => !decoding.Units.Contains(s.UnitId)).ToList() }, 0)).ToList(), model,
-                new[] { slots[0].Input }, slots[0].Outputs, layout.FullShape);
+                new[] { inputs[0].Decoded }, slots[0].Outputs, layout.FullShape);
         decoding.Warm(context, layout);
         summary.SetupMs = setup.Elapsed.TotalMilliseconds;
         summary.ResidentAfterSetupBytes = Runtime.Libc.ResidentBytes() ?? 0;
 
-        using var threads = new JobStageThreads(layout, slots, files, output, summary, settings, free, onBlock, cancel, decoding);
+        using var threads = new JobStageThreads(layout, slots, inputs, files, output, summary, settings, free, onBlock, cancel, decoding);
         var wall = Stopwatch.StartNew();
         var load = Runtime.HostLoad.Now(); // other processes' share of the host during the job marks it busy (calibration)
         threads.Start();
@@ -304,43 +313,74 @@ internal sealed class JobLayout
         _plans.TryGetValue(count, out var p) ? p : _plans[count] = count == _plan.BatchSize ? _plan : PlanScaling.Scale(_plan, count);
 }
 
-/// <summary>One block's buffers, reused for later blocks: inputs, outputs, which unit ran each sample, which samples failed to load.</summary>
+/// <summary>
+/// A block's inputs, reused for later blocks: its decoded samples and the file bytes of those that
+/// units decode. A block holds them from its reading until its units have run.
+/// </summary>
+internal sealed class BlockInputs
+{
+    public required TensorBatch Decoded { get; init; }
+    /// <summary>Where the file bytes of samples that units decode are read into (none when no unit decodes).</summary>
+    public required ByteArena? Arena { get; init; }
+    public long BufferBytes => Decoded.ByteLength + (Arena?.Capacity ?? 0);
+
+    /// <param name="samples">Samples of decoded input it holds: a block's size, or 1 where every unit decodes its own share (never read).</param>
+    public static BlockInputs Allocate(TensorSpec input, int samples, bool pinned, long arenaBytes) => new()
+    {
+        Arena = arenaBytes > 0 ? new ByteArena(arenaBytes) : null,
+        Decoded = pinned ? TensorBatch.AllocatePinned(input.Name, input.SampleShape, samples, input.ElementType)
+            : new TensorBatch(input.Name, input.SampleShape, samples, null, input.ElementType),
+    };
+}
+
+/// <summary>One block's buffers, reused for later blocks: its inputs while it holds them, outputs, which unit ran each sample, which samples failed to load.</summary>
 internal sealed class JobBlock
 {
-    public required TensorBatch Input { get; init; }
+    private BlockInputs? _inputs;
+
+    /// <summary>The block's inputs, from <see cref="Reuse"/> until <see cref="HandOnInputs"/>.</summary>
+    public BlockInputs Inputs => _inputs ?? throw new InvalidOperationException($"Block {Sequence} holds no inputs.");
+    public TensorBatch Input => Inputs.Decoded;
+    public ByteArena? Arena => Inputs.Arena;
     public required List<TensorBatch> Outputs { get; init; }
     public required int[] RanBy { get; init; }
     public required HeteroBatchException?[] Errors { get; init; }
-    /// <summary>The file bytes of samples a unit decodes itself (empty for the others).</summary>
+    /// <summary>The file bytes of samples a unit decodes itself (empty for the others), in <see cref="Arena"/> or arrays of their own.</summary>
     public required ReadOnlyMemory<byte>[] Bytes { get; init; }
-    /// <summary>Where <see cref="Bytes"/> are read into (none when no unit decodes).</summary>
-    public required ByteArena? Arena { get; init; }
     /// <summary>Samples whose decoded input is not in <see cref="Input"/> (a unit decodes them from <see cref="Bytes"/>).</summary>
     public required bool[] Undecoded { get; init; }
     /// <summary>Samples that a unit decoding its own share takes as bytes (set by the feeder from the block's plan).</summary>
     public required bool[] ForUnitDecoding { get; init; }
     public int Sequence, First, Count, Decoded;
 
-    /// <param name="inputs">Samples of decoded input it holds: its size, or 1 where every unit decodes its own share (never read).</param>
-    public static JobBlock Allocate(TensorSpec input, Sessions.ModelSignature signature, int inputs, int size, bool pinned, long arenaBytes) => new()
+    public static JobBlock Allocate(Sessions.ModelSignature signature, int size) => new()
     {
-        Arena = arenaBytes > 0 ? new ByteArena(arenaBytes) : null,
-        Input = pinned ? TensorBatch.AllocatePinned(input.Name, input.SampleShape, inputs, input.ElementType)
-            : new TensorBatch(input.Name, input.SampleShape, inputs, null, input.ElementType),
         Outputs = signature.Outputs.Select(o => new TensorBatch(o.Name, o.SampleShape, size, null, o.ElementType)).ToList(),
         RanBy = new int[size], Errors = new HeteroBatchException?[size],
         Bytes = new ReadOnlyMemory<byte>[size], Undecoded = new bool[size], ForUnitDecoding = new bool[size],
     };
 
-    /// <summary>Makes the buffers block <paramref name="sequence"/> of the job.</summary>
-    public void Reuse(int sequence, (int First, int Count) range)
+    public long BufferBytes => Outputs.Sum(o => o.ByteLength);
+
+    /// <summary>Makes the buffers block <paramref name="sequence"/> of the job, reading into <paramref name="inputs"/>.</summary>
+    public void Reuse(int sequence, (int First, int Count) range, BlockInputs inputs)
     {
         (Sequence, First, Count, Decoded) = (sequence, range.First, range.Count, 0);
         Array.Clear(Errors);
         Array.Clear(Bytes);
         Array.Clear(Undecoded);
         Array.Clear(ForUnitDecoding);
-        Arena?.Reset();
+        inputs.Arena?.Reset();
+        _inputs = inputs;
+    }
+
+    /// <summary>Once the block's units have run: its inputs, for a later block (the file bytes read into them are forgotten).</summary>
+    public BlockInputs HandOnInputs()
+    {
+        var inputs = Inputs;
+        Array.Clear(Bytes);
+        _inputs = null;
+        return inputs;
     }
 
     /// <summary>A failed sample's outputs: NaN for floating-point outputs, zero for integers.</summary>
@@ -357,7 +397,7 @@ internal sealed class JobBlock
 
 /// <summary>
 /// The stages of a file job around inference, each on threads of its own: the feeder hands out
-/// free blocks and queues their samples, decoders load samples into blocks (on processors the
+/// free blocks, each with free inputs, and queues their samples, decoders load samples into blocks (on processors the
 /// units leave free; more while the units wait for input, unless the user chose the number), the
 /// writer writes finished blocks in order and frees them. The first failure of any stage cancels
 /// them all; <see cref="Finish"/> joins every thread (the owner joins its own threads) and rethrows it.
@@ -373,6 +413,7 @@ internal sealed class JobStageThreads : IDisposable
     private readonly Action<IReadOnlyList<SamplePrediction>>? _onBlock;
     private readonly CancellationTokenSource _failed;
     private readonly BlockingCollection<JobBlock> _slots = new();
+    private readonly BlockingCollection<BlockInputs> _inputs = new(); // handed on by blocks whose units have run
     private readonly BlockingCollection<(JobBlock Block, int Index)> _samples = new();
     private readonly BlockingCollection<JobBlock> _decoded = new();
     private readonly BlockingCollection<JobBlock> _ran = new(FileJob.BlocksInFlight);
@@ -386,13 +427,14 @@ internal sealed class JobStageThreads : IDisposable
     private readonly UnitDecoding _unitDecoding;
     private IReadOnlyCollection<string> _gone = Array.Empty<string>(); // written by the inference stage, read by the feeder
 
-    public JobStageThreads(JobLayout layout, IEnumerable<JobBlock> slots, InputFiles files, JobOutput? output, JobSummary summary,
+    public JobStageThreads(JobLayout layout, IEnumerable<JobBlock> slots, IEnumerable<BlockInputs> inputs, InputFiles files, JobOutput? output, JobSummary summary,
         RunSettings settings, IReadOnlyList<int> free, Action<IReadOnlyList<SamplePrediction>>? onBlock, CancellationToken cancel, UnitDecoding unitDecoding)
     {
         (_layout, _files, _output, _summary, _settings, _free, _onBlock) = (layout, files, output, summary, settings, free, onBlock);
         _unitDecoding = unitDecoding;
         _failed = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         foreach (var s in slots) _slots.Add(s);
+        foreach (var i in inputs) _inputs.Add(i);
         _mostDecoders = Math.Max(summary.DecodeThreads, Environment.ProcessorCount);
     }
 
@@ -451,8 +493,12 @@ internal sealed class JobStageThreads : IDisposable
     /// <summary>Inference stage: the units that failed so far; the feeder marks later blocks without them.</summary>
     public void Gone(IEnumerable<string> units) => Volatile.Write(ref _gone, units.ToHashSet());
 
-    /// <summary>Inference stage: hands a block whose units have run to the writer.</summary>
-    public void Ran(JobBlock block) => _ran.Add(block, Token);
+    /// <summary>Inference stage: hands a block whose units have run to the writer, and its inputs to the feeder.</summary>
+    public void Ran(JobBlock block)
+    {
+        _inputs.Add(block.HandOnInputs());
+        _ran.Add(block, Token);
+    }
 
     /// <summary>Ends the stages (after the last block, or on failure), joins their threads and rethrows the first failure.</summary>
     public void Finish()
@@ -492,7 +538,7 @@ internal sealed class JobStageThreads : IDisposable
             for (int b = 0; b < _layout.Blocks.Count; b++)
             {
                 var block = _slots.Take(Token);
-                block.Reuse(b, _layout.Blocks[b]);
+                block.Reuse(b, _layout.Blocks[b], _inputs.Take(Token));
                 // as the blocks will run: without the units that failed (blocks marked before a failure are decoded where they run)
                 var plan = _layout.PlanFor(block.Count);
                 _unitDecoding.Mark(block, Volatile.Read(ref _gone) is { Count: > 0 } gone ? PlanScaling.Without(plan, gone) ?? plan : plan);
@@ -567,7 +613,6 @@ internal sealed class JobStageThreads : IDisposable
             UpdateDecodeStages();
             _progress!.Count(block.Count);
             _progress.Report(_summary.Stages);
-            Array.Clear(block.Bytes); // the files' bytes are not kept beyond their block
             _slots.Add(block);
         }
     });
