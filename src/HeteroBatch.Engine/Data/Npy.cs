@@ -145,7 +145,11 @@ internal sealed class NpyWriter : IDisposable
     private NpyWriter(string path, FileStream file, long dataStart, long sampleBytes, long count)
     {
         Path = path; _file = file; _dataStart = dataStart; _sampleBytes = sampleBytes; Count = count;
+        Handle = file.SafeFileHandle;
     }
+
+    /// <summary>The file's handle, to bring what was handed to the OS to disk from another thread (<see cref="Runtime.Libc.FlushToDisk"/>).</summary>
+    public Microsoft.Win32.SafeHandles.SafeFileHandle Handle { get; }
 
     /// <summary>Creates (or replaces) the file with room for <paramref name="count"/> samples.</summary>
     public static NpyWriter Create(string path, TensorElementType type, long[] sampleShape, long count)
@@ -184,6 +188,9 @@ internal sealed class NpyWriter : IDisposable
 
     /// <summary>Everything written so far on disk.</summary>
     public void Flush() => _file.Flush(flushToDisk: true);
+
+    /// <summary>Everything written so far handed to the OS (on disk once <see cref="Handle"/> is flushed).</summary>
+    public void HandToSystem() => _file.Flush(flushToDisk: false);
 
     public void Dispose() => _file.Dispose();
 }

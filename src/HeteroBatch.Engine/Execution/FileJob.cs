@@ -19,8 +19,10 @@ public sealed class JobStages
     public double WaitForInputMs { get; set; }
     /// <summary>Wall time of writing rows and handing predictions on (the writing thread).</summary>
     public double WriteMs { get; set; }
+    /// <summary>Wall time of bringing written rows to disk and recording them in job.json (a thread of its own, beside the writer, where the OS allows).</summary>
+    public double FlushMs { get; set; }
 
-    public override string ToString() => $"read {ReadMs:F0} ms, decode {DecodeMs:F0} ms (threads summed), infer {InferMs:F0} ms, waited for input {WaitForInputMs:F0} ms, write {WriteMs:F0} ms";
+    public override string ToString() => $"read {ReadMs:F0} ms, decode {DecodeMs:F0} ms (threads summed), infer {InferMs:F0} ms, waited for input {WaitForInputMs:F0} ms, write {WriteMs:F0} ms{(FlushMs > 0 ? $", flush to disk {FlushMs:F0} ms" : "")}";
 }
 
 /// <summary>What a file job did.</summary>
@@ -208,6 +210,7 @@ public static class FileJob
                 .Select(p => (p with { Shards = p.Shards.Where(s => !decoding.Units.Contains(s.UnitId)).ToList() }, 0)).ToList(), model,
                 new[] { inputs[0].Decoded }, slots[0].Outputs, layout.FullShape);
         decoding.Warm(context, layout);
+        Runtime.Libc.TrimNativeHeap(); // loading sessions freed much of what it allocated: back to the OS before the job
         summary.SetupMs = setup.Elapsed.TotalMilliseconds;
         summary.ResidentAfterSetupBytes = Runtime.Libc.ResidentBytes() ?? 0;
 
@@ -245,6 +248,7 @@ public static class FileJob
         catch (Exception e) { threads.Fail(e); }
         threads.Finish(); // rethrows the first failure of any stage
         cancel.ThrowIfCancellationRequested();
+        summary.Stages.FlushMs = output?.FlushMs ?? 0;
 
         summary.WallMs = wall.Elapsed.TotalMilliseconds;
         summary.OtherLoad = Runtime.HostLoad.OtherShare(load, Runtime.HostLoad.Now());

@@ -40,10 +40,11 @@ public sealed record JobCheckpoint
 /// <summary>
 /// A job's output folder: predictions.csv (one row a sample, in input order), one .npy per model
 /// output, inputs.txt, and job.json (how far it got). Rows are written as blocks finish, in input
-/// order; the files keep a .partial suffix until the last sample is in, then are renamed. After
-/// each block every file is flushed to disk and then job.json is replaced, so a job stopped at any
-/// point (Ctrl+C, a crash, kill -9) resumes from its last whole block. One job at a time writes a
-/// folder (job.lock).
+/// order; the files keep a .partial suffix until the last sample is in, then are renamed. Each
+/// block's rows are handed to the OS by the writer; a thread of the folder's own then flushes every
+/// file to disk and only then replaces job.json (the writer goes on meanwhile: see
+/// <see cref="OutputFlusher"/>), so a job stopped at any point (Ctrl+C, a crash, kill -9) resumes
+/// from its last whole block on disk. One job at a time writes a folder (job.lock).
 /// </summary>
 public sealed class JobOutput : IDisposable
 {
@@ -62,7 +63,8 @@ public sealed class JobOutput : IDisposable
     private readonly FileStream _lock;
     private readonly List<NpyWriter> _npy;
     private readonly FileStream? _csv; // null once the job is complete
-    private JobCheckpoint _state;
+    private readonly OutputFlusher? _flusher; // null where files are flushed on the writer's thread (not Linux) or the job is complete
+    private JobCheckpoint _state; // as the writer left it (on disk once the flusher has persisted it)
     public string Folder { get; }
     /// <summary>Samples already done when this job was opened (resumed).</summary>
     public int ResumedAt { get; }
@@ -71,7 +73,20 @@ public sealed class JobOutput : IDisposable
     private JobOutput(string folder, FileStream lockFile, List<NpyWriter> npy, FileStream? csv, JobCheckpoint state)
     {
         Folder = folder; _lock = lockFile; _npy = npy; _csv = csv; _state = state; ResumedAt = state.SamplesDone;
+        if (csv != null && OperatingSystem.IsLinux())
+        {
+            var handles = npy.Select(n => n.Handle).Prepend(csv.SafeFileHandle).ToList();
+            _flusher = new OutputFlusher(checkpoint =>
+            {
+                foreach (var h in handles) Libc.FlushToDisk(h);
+                WriteState(folder, checkpoint);
+            });
+        }
     }
+
+    /// <summary>Wall time spent bringing rows to disk and recording them in job.json (on the flusher's thread where there is one).</summary>
+    public double FlushMs => _flusher?.Ms ?? _syncMs;
+    private double _syncMs;
 
     /// <summary>A file name for an output tensor's .npy.</summary>
     public static string FileNameOf(string outputName) => FileNames.Safe(outputName) + ".npy";
@@ -219,8 +234,9 @@ public sealed class JobOutput : IDisposable
 
     /// <summary>
     /// Writes the rows of samples [first, first + count): every output's values (taken from
-    /// <paramref name="outputs"/> at offset 0) and the predictions; then flushes them to disk and
-    /// records the samples as done. Blocks must come in input order.
+    /// <paramref name="outputs"/> at offset 0) and the predictions, handed to the OS; the flusher
+    /// then brings them to disk and records the samples as done (here, where there is none). Blocks
+    /// must come in input order. Throws OutputWriteFailed, also for an earlier block's flush that failed.
     /// </summary>
     public void Commit(int first, int count, IReadOnlyList<TensorBatch> outputs, IReadOnlyList<SamplePrediction> predictions)
     {
@@ -231,10 +247,19 @@ public sealed class JobOutput : IDisposable
             var rows = new StringBuilder(count * 96);
             foreach (var p in predictions) AppendRow(rows, p);
             _csv.Write(Encoding.UTF8.GetBytes(rows.ToString()));
+            _state = _state with { SamplesDone = first + count, CsvBytes = _csv.Length, UpdatedAt = DateTimeOffset.UtcNow };
+            if (_flusher != null)
+            {
+                _csv.Flush(flushToDisk: false);
+                foreach (var n in _npy) n.HandToSystem();
+                _flusher.Request(_state);
+                return;
+            }
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
             _csv.Flush(flushToDisk: true);
             foreach (var n in _npy) n.Flush();
-            _state = _state with { SamplesDone = first + count, CsvBytes = _csv.Length, UpdatedAt = DateTimeOffset.UtcNow };
             WriteState(Folder, _state);
+            _syncMs += System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -248,6 +273,7 @@ public sealed class JobOutput : IDisposable
         if (_state.SamplesDone != _state.Samples) throw new InvalidOperationException($"{_state.SamplesDone} of {_state.Samples} samples done");
         try
         {
+            _flusher?.Drain();
             if (!_state.Completed)
             {
                 foreach (var n in _npy) { n.Flush(); n.Dispose(); File.Move(n.Path, n.Path[..^Partial.Length], overwrite: true); }
@@ -352,10 +378,104 @@ public sealed class JobOutput : IDisposable
 
     public void Dispose()
     {
+        // blocks written before a stop reach the disk and job.json (a failed flush leaves job.json at the last that did)
+        _flusher?.Dispose();
         foreach (var n in _npy) n.Dispose();
         _csv?.Dispose();
         // a finished job leaves no lock behind (deleting it while held is safe: the next job makes its own)
         if (_state.Completed) File.Delete(Path.Combine(Folder, LockFile));
         _lock.Dispose();
+    }
+}
+
+/// <summary>
+/// Brings a job's written rows to disk on a thread of its own, so that the writer goes on with the
+/// next block while the disk catches up. Each request is a checkpoint whose rows were handed to the
+/// OS; the persist action flushes the files to disk and then records the checkpoint, so job.json
+/// never counts rows that are not on disk. A checkpoint that a newer one replaces before its turn
+/// is skipped: the newer one's flush covers its rows. The first failure is kept and thrown by the
+/// next <see cref="Request"/> or <see cref="Drain"/>; nothing is persisted after it.
+/// </summary>
+internal sealed class OutputFlusher : IDisposable
+{
+    private readonly Action<JobCheckpoint> _persist;
+    private readonly object _gate = new();
+    private readonly Thread _thread;
+    private JobCheckpoint? _pending;
+    private bool _busy, _stopping;
+    private Exception? _failure;
+    private long _ticks;
+
+    public OutputFlusher(Action<JobCheckpoint> persist)
+    {
+        _persist = persist;
+        _thread = new Thread(Loop) { IsBackground = true, Name = "HeteroBatch output flusher" };
+        _thread.Start();
+    }
+
+    /// <summary>Wall time spent persisting.</summary>
+    public double Ms => System.Diagnostics.Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _ticks)).TotalMilliseconds;
+
+    /// <summary>Queues <paramref name="checkpoint"/> (its rows handed to the OS), replacing one not yet begun.</summary>
+    public void Request(JobCheckpoint checkpoint)
+    {
+        lock (_gate)
+        {
+            ThrowIfFailed();
+            _pending = checkpoint;
+            Monitor.PulseAll(_gate);
+        }
+    }
+
+    /// <summary>Waits until every checkpoint requested so far is persisted.</summary>
+    public void Drain()
+    {
+        lock (_gate)
+        {
+            while ((_pending != null || _busy) && _failure == null) Monitor.Wait(_gate);
+            ThrowIfFailed();
+        }
+    }
+
+    private void ThrowIfFailed()
+    {
+        if (_failure != null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(_failure).Throw();
+    }
+
+    private void Loop()
+    {
+        while (true)
+        {
+            JobCheckpoint next;
+            lock (_gate)
+            {
+                while (_pending == null && !_stopping) Monitor.Wait(_gate);
+                if (_pending == null) return;
+                (next, _pending, _busy) = (_pending, null, true);
+            }
+            long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
+            Exception? failed = null;
+            try { _persist(next); }
+            catch (Exception e) { failed = e; }
+            Interlocked.Add(ref _ticks, System.Diagnostics.Stopwatch.GetTimestamp() - t0);
+            lock (_gate)
+            {
+                _busy = false;
+                _failure ??= failed;
+                Monitor.PulseAll(_gate);
+                if (_failure != null) return;
+            }
+        }
+    }
+
+    /// <summary>Persists what is queued (unless a flush failed), then ends the thread.</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _stopping = true;
+            Monitor.PulseAll(_gate);
+        }
+        _thread.Join();
     }
 }

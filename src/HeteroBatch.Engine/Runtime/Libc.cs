@@ -20,6 +20,12 @@ internal static partial class Libc
     private static extern int link(string existing, string created);
 
     [DllImport(Lib, SetLastError = true)]
+    private static extern int fsync(int fd);
+
+    [DllImport(Lib)]
+    private static extern int malloc_trim(UIntPtr pad);
+
+    [DllImport(Lib, SetLastError = true)]
     private static extern unsafe int statx(int dirfd, string path, int flags, uint mask, byte* buffer);
 
     private const int AtFdCwd = -100;
@@ -54,6 +60,39 @@ internal static partial class Libc
 
     /// <summary>Makes <paramref name="created"/> another name of the file <paramref name="existing"/> (a hard link); false where that fails.</summary>
     public static bool HardLink(string existing, string created) => OperatingSystem.IsLinux() && link(existing, created) == 0;
+
+    /// <summary>
+    /// Brings a file's data that was handed to the OS to disk (fsync), from any thread, also while another
+    /// writes to it; false where that is not done here (not Linux): the caller flushes through its stream.
+    /// Throws IOException when the OS fails it.
+    /// </summary>
+    public static bool FlushToDisk(Microsoft.Win32.SafeHandles.SafeFileHandle file)
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        bool added = false;
+        file.DangerousAddRef(ref added);
+        try
+        {
+            if (fsync((int)file.DangerousGetHandle()) != 0)
+                throw new IOException($"fsync failed: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+        }
+        finally { if (added) file.DangerousRelease(); }
+        return true;
+    }
+
+    /// <summary>
+    /// Returns the native heap's free memory to the OS (glibc's malloc_trim(0)); nothing where there is
+    /// no such call (not Linux, another C library). Loading sessions frees much of what it allocated,
+    /// and glibc keeps freed memory in its arenas: measured on 2 x H200 after a two-GPU job, 293 MiB
+    /// free in them, of which trimming returned 286.
+    /// </summary>
+    public static void TrimNativeHeap()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        try { malloc_trim(UIntPtr.Zero); }
+        catch (EntryPointNotFoundException) { }
+        catch (DllNotFoundException) { }
+    }
 
     /// <summary>Starts the peak resident memory count again from the current size (Linux: /proc/self/clear_refs); false where that is not possible.</summary>
     public static bool ResetPeakResident()

@@ -1,0 +1,68 @@
+using HeteroBatch.Engine.Execution;
+
+namespace HeteroBatch.Engine.Tests;
+
+/// <summary>The job folder's flusher: rows reach the disk behind the writer, in order, and job.json never ahead of them.</summary>
+public sealed class OutputFlusherTests
+{
+    private static JobCheckpoint Done(int samples) => new() { SamplesDone = samples };
+
+    /// <summary>A persist action that records what it persisted and holds its first call until released.</summary>
+    private sealed class HeldDisk
+    {
+        public readonly List<int> Persisted = new();
+        public readonly ManualResetEventSlim FirstStarted = new(), Release = new();
+
+        public void Persist(JobCheckpoint c)
+        {
+            lock (Persisted) if (Persisted.Count == 0) FirstStarted.Set();
+            Release.Wait();
+            lock (Persisted) Persisted.Add(c.SamplesDone);
+        }
+    }
+
+    [Fact]
+    public void TheWriterGoesOnWhileTheDiskIsBehindAndACheckpointReplacedBeforeItsTurnIsSkipped()
+    {
+        var disk = new HeldDisk();
+        using var flusher = new OutputFlusher(disk.Persist);
+        flusher.Request(Done(8));
+        Assert.True(disk.FirstStarted.Wait(TimeSpan.FromSeconds(30)));
+        // the first flush has not finished: later blocks are handed on all the same
+        flusher.Request(Done(16));
+        flusher.Request(Done(24));
+        Assert.Empty(disk.Persisted);
+        disk.Release.Set();
+        flusher.Drain();
+        Assert.Equal(new[] { 8, 24 }, disk.Persisted);
+    }
+
+    [Fact]
+    public void DisposingPersistsWhatIsQueued()
+    {
+        var disk = new HeldDisk();
+        var flusher = new OutputFlusher(disk.Persist);
+        flusher.Request(Done(8));
+        Assert.True(disk.FirstStarted.Wait(TimeSpan.FromSeconds(30)));
+        flusher.Request(Done(16));
+        var disposing = Task.Run(flusher.Dispose);
+        disk.Release.Set();
+        Assert.True(disposing.Wait(TimeSpan.FromSeconds(30)));
+        Assert.Equal(new[] { 8, 16 }, disk.Persisted);
+    }
+
+    [Fact]
+    public void AFailedFlushIsThrownToTheWriterAndNothingIsPersistedAfterIt()
+    {
+        var persisted = new List<int>();
+        using var flusher = new OutputFlusher(c =>
+        {
+            if (c.SamplesDone == 8) throw new IOException("disk full");
+            persisted.Add(c.SamplesDone);
+        });
+        flusher.Request(Done(8));
+        Assert.Equal("disk full", Assert.Throws<IOException>(flusher.Drain).Message);
+        Assert.Throws<IOException>(() => flusher.Request(Done(16)));
+        Assert.Empty(persisted);
+    }
+}
