@@ -32,6 +32,7 @@ public sealed class EngineContext : IDisposable
     public EngineContext(EngineOptions? options = null, UnitPresence? presence = null)
     {
         _options = options ?? new EngineOptions();
+        if (_options.NativeMmapThreshold > 0) Runtime.Libc.SetMmapThreshold(_options.NativeMmapThreshold);
         OrtRuntime.Initialize(_options.OrtPath);
         Workers = new WorkerPool(_options);
         Presence = presence ?? new UnitPresence(() => UnitDiscovery.Accelerators(Options));

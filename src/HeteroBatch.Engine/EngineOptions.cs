@@ -60,6 +60,17 @@ public sealed record EngineOptions
     /// </summary>
     public bool GpuBatchedResize { get; init; } = true;
 
+    /// <summary>
+    /// Linux (glibc): native allocations of at least this many bytes get memory of their own from the OS,
+    /// returned when freed (malloc's mmap threshold, fixed; 0 leaves glibc's own, which rises to 32 MiB as
+    /// large blocks are freed, after which they are carved from its heaps and kept there, resident, when
+    /// freed). HETEROBATCH_MALLOC_MMAP_THRESHOLD, in bytes. Measured on 2 x H200 as a user runs a two-GPU
+    /// job over 8,192 JPEGs: peak RSS 1,758 MiB at 1 MiB against 1,967 with glibc's own, jobs as fast.
+    /// </summary>
+    public long NativeMmapThreshold { get; init; } = 1 << 20;
+    /// <summary>glibc's largest mmap threshold (32 MiB on 64-bit).</summary>
+    public const long MaxNativeMmapThreshold = 32L << 20;
+
     /// <summary>CUDA: more of the provider's options, as name=value (they override HeteroBatch's own), for tuning experiments.</summary>
     public IReadOnlyDictionary<string, string> CudaProviderOptions { get; init; } = new Dictionary<string, string>();
 
@@ -141,6 +152,7 @@ public sealed record EngineOptions
     public const string GpuDecodeChunkVariable = "HETEROBATCH_GPU_DECODE_CHUNK";
     public const string GpuDecodeThreadsVariable = "HETEROBATCH_GPU_DECODE_THREADS";
     public const string GpuBatchedResizeVariable = "HETEROBATCH_GPU_BATCHED_RESIZE";
+    public const string MmapThresholdVariable = "HETEROBATCH_MALLOC_MMAP_THRESHOLD";
 
     private static string? NoVariables(string name) => null;
 
@@ -186,6 +198,8 @@ public sealed record EngineOptions
         if (int.TryParse(read(GpuDecodeThreadsVariable), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var decoders) && decoders is >= 1 and <= MaxGpuDecodeThreads)
             options = options with { GpuDecodeThreads = decoders };
         if (read(GpuBatchedResizeVariable) == "0") options = options with { GpuBatchedResize = false };
+        if (long.TryParse(read(MmapThresholdVariable), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var mmap) && mmap is >= 0 and <= MaxNativeMmapThreshold)
+            options = options with { NativeMmapThreshold = mmap };
         if (read(HostRegisterVariable) == "0") options = options with { PageLockedInputs = false };
         if (read(RemoteTokenVariable) is { Length: > 0 } token) options = options with { RemoteToken = new BearerToken(token) };
         if (read(EpLibrariesVariable) is { Length: > 0 } libraries)

@@ -78,15 +78,15 @@ public abstract class HeteroBatchCmdlet : PSCmdlet
     }
 
     /// <summary>
-    /// Queues output from another thread and waits until the pipeline thread has written it (or
-    /// the command is stopped): a producer cannot run ahead of what the pipeline takes.
+    /// Queues output from another thread, waiting while <paramref name="room"/> has none (or until the
+    /// command is stopped): a producer runs at most that many writes ahead of what the pipeline takes,
+    /// and goes on meanwhile (a file job's writer with the next block while the rows of one are output).
     /// </summary>
-    protected void PostAndWait(Action write)
+    protected void PostWithin(SemaphoreSlim room, Action write)
     {
-        using var written = new ManualResetEventSlim();
-        Post(() => { try { write(); } finally { written.Set(); } });
-        try { written.Wait(StopToken); }
-        catch (OperationCanceledException) { }
+        try { room.Wait(StopToken); }
+        catch (OperationCanceledException) { return; }
+        Post(() => { try { write(); } finally { room.Release(); } });
     }
 
     /// <summary>Waits for engine work while writing what it posted (progress, verbose); Ctrl+C cancels it.</summary>

@@ -25,6 +25,11 @@ internal static partial class Libc
     [DllImport(Lib)]
     private static extern int malloc_trim(UIntPtr pad);
 
+    [DllImport(Lib)]
+    private static extern int mallopt(int param, int value);
+
+    private const int MmapThresholdParam = -3; // M_MMAP_THRESHOLD
+
     [DllImport(Lib, SetLastError = true)]
     private static extern unsafe int statx(int dirfd, string path, int flags, uint mask, byte* buffer);
 
@@ -78,6 +83,19 @@ internal static partial class Libc
         }
         finally { if (added) file.DangerousRelease(); }
         return true;
+    }
+
+    /// <summary>
+    /// Native allocations of at least <paramref name="bytes"/> get memory of their own from the OS, returned when
+    /// freed (glibc's M_MMAP_THRESHOLD, which also stops glibc raising it as large blocks are freed); for the
+    /// whole process. False where not done (not Linux, another C library, a value glibc refuses).
+    /// </summary>
+    public static bool SetMmapThreshold(long bytes)
+    {
+        if (!OperatingSystem.IsLinux() || bytes is <= 0 or > int.MaxValue) return false;
+        try { return mallopt(MmapThresholdParam, (int)bytes) == 1; }
+        catch (EntryPointNotFoundException) { return false; }
+        catch (DllNotFoundException) { return false; }
     }
 
     /// <summary>

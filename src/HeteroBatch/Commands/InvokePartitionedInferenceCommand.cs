@@ -259,7 +259,9 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
             // a resumed job hands on every row: those already in the folder first (read back), then the new ones
             if (job.Output != null) foreach (var done in job.Output.CommittedPredictions()) WriteObject(done);
             var prepared = job;
-            var summary = Await(Task.Run(() => Inference.RunJob(prepared, Recording, predictions => PostAndWait(() => WritePredictions(predictions)), StopToken)));
+            // a block's rows go out on the pipeline thread while the writer goes on with the next (two blocks of rows at most wait)
+            using var room = new SemaphoreSlim(2);
+            var summary = Await(Task.Run(() => Inference.RunJob(prepared, Recording, predictions => PostWithin(room, () => WritePredictions(predictions)), StopToken)));
             WriteProgress(new ProgressRecord(ProgressActivityId, activity, "done") { RecordType = ProgressRecordType.Completed });
             foreach (var failed in summary.Units.Where(u => u.Failed))
                 WriteWarning($"Unit '{failed.UnitId}' failed ({failed.Error}); its samples ran on the remaining units.");
