@@ -210,7 +210,6 @@ public static class FileJob
                 .Select(p => (p with { Shards = p.Shards.Where(s => !decoding.Units.Contains(s.UnitId)).ToList() }, 0)).ToList(), model,
                 new[] { inputs[0].Decoded }, slots[0].Outputs, layout.FullShape);
         decoding.Warm(context, layout);
-        Runtime.Libc.TrimNativeHeap(); // loading sessions freed much of what it allocated: back to the OS before the job
         summary.SetupMs = setup.Elapsed.TotalMilliseconds;
         summary.ResidentAfterSetupBytes = Runtime.Libc.ResidentBytes() ?? 0;
 

@@ -23,9 +23,6 @@ internal static partial class Libc
     private static extern int fsync(int fd);
 
     [DllImport(Lib)]
-    private static extern int malloc_trim(UIntPtr pad);
-
-    [DllImport(Lib)]
     private static extern int mallopt(int param, int value);
 
     private const int MmapThresholdParam = -3; // M_MMAP_THRESHOLD
@@ -96,20 +93,6 @@ internal static partial class Libc
         try { return mallopt(MmapThresholdParam, (int)bytes) == 1; }
         catch (EntryPointNotFoundException) { return false; }
         catch (DllNotFoundException) { return false; }
-    }
-
-    /// <summary>
-    /// Returns the native heap's free memory to the OS (glibc's malloc_trim(0)); nothing where there is
-    /// no such call (not Linux, another C library). Loading sessions frees much of what it allocated,
-    /// and glibc keeps freed memory in its arenas: measured on 2 x H200 after a two-GPU job, 293 MiB
-    /// free in them, of which trimming returned 286.
-    /// </summary>
-    public static void TrimNativeHeap()
-    {
-        if (!OperatingSystem.IsLinux()) return;
-        try { malloc_trim(UIntPtr.Zero); }
-        catch (EntryPointNotFoundException) { }
-        catch (DllNotFoundException) { }
     }
 
     /// <summary>Starts the peak resident memory count again from the current size (Linux: /proc/self/clear_refs); false where that is not possible.</summary>
