@@ -118,6 +118,33 @@ public sealed class StreamingTests : IDisposable
     }
 
     [Fact]
+    public void TimeTheRowsTakeToBeTakenIsHandingOnNotWriting()
+    {
+        var files = Files(MakeInputs(23));
+        // whoever takes the rows holds each block for at least 25 ms
+        var summary = Stream(files, Path.Combine(_dir, "slow-taker"), onBlock: _ =>
+        {
+            var held = System.Diagnostics.Stopwatch.StartNew();
+            while (held.ElapsedMilliseconds < 25) Thread.SpinWait(100);
+        });
+        Assert.Equal(4, summary.Blocks);
+        Assert.True(summary.Stages.HandOnMs >= 4 * 25, $"{summary.Stages}");
+        Assert.Contains("hand on", summary.Stages.ToString());
+    }
+
+    [Theory]
+    [InlineData(100, 10, 700, 100, "Taking the rows limited this job")]
+    [InlineData(100, 700, 10, 100, "Writing limited this job")]
+    [InlineData(900, 10, 10, 100, "Inference limited this job")]
+    [InlineData(100, 10, 10, 800, "Decoding limited this job")]
+    public void TheJobSaysWhichStageLimitedIt(double infer, double write, double handOn, double waited, string note)
+    {
+        var summary = new JobSummary { WallMs = 1000, SamplesRun = 10, DecodeThreads = 1 };
+        summary.Stages = new JobStages { InferMs = infer, WriteMs = write, HandOnMs = handOn, WaitForInputMs = waited };
+        Assert.StartsWith(note, FileJob.Bottleneck(summary));
+    }
+
+    [Fact]
     public void AJobStoppedAfterTwoBlocksResumesToTheSameFilesAndRunsOnlyTheRest()
     {
         var files = Files(MakeInputs(35));

@@ -17,12 +17,14 @@ public sealed class JobStages
     public double InferMs { get; set; }
     /// <summary>Wall time the units waited for decoded input.</summary>
     public double WaitForInputMs { get; set; }
-    /// <summary>Wall time of writing rows and handing predictions on (the writing thread).</summary>
+    /// <summary>Wall time of making and writing rows (the writing thread).</summary>
     public double WriteMs { get; set; }
+    /// <summary>Wall time of handing each block's rows on to whoever takes them (the command's pipeline), on the writing thread.</summary>
+    public double HandOnMs { get; set; }
     /// <summary>Wall time of bringing written rows to disk and recording them in job.json (a thread of its own, beside the writer, where the OS allows).</summary>
     public double FlushMs { get; set; }
 
-    public override string ToString() => $"read {ReadMs:F0} ms, decode {DecodeMs:F0} ms (threads summed), infer {InferMs:F0} ms, waited for input {WaitForInputMs:F0} ms, write {WriteMs:F0} ms{(FlushMs > 0 ? $", flush to disk {FlushMs:F0} ms" : "")}";
+    public override string ToString() => $"read {ReadMs:F0} ms, decode {DecodeMs:F0} ms (threads summed), infer {InferMs:F0} ms, waited for input {WaitForInputMs:F0} ms, write {WriteMs:F0} ms{(HandOnMs > 0 ? $", hand on {HandOnMs:F0} ms" : "")}{(FlushMs > 0 ? $", flush to disk {FlushMs:F0} ms" : "")}";
 }
 
 /// <summary>What a file job did.</summary>
@@ -280,14 +282,16 @@ public static class FileJob
 
     private static string Rate(int samples, double ms) => ms > 0 ? (samples * 1000.0 / ms).ToString("F1") : "-";
 
-    private static string? Bottleneck(JobSummary s)
+    internal static string? Bottleneck(JobSummary s)
     {
         var st = s.Stages;
         if (s.WallMs <= 0) return null;
         if (st.WaitForInputMs > 0.2 * s.WallMs)
             return $"Decoding limited this job: the units waited {st.WaitForInputMs:F0} of {s.WallMs:F0} ms for input; decoding took {st.DecodeMs / Math.Max(1, s.SamplesRun):F2} ms a sample on {s.DecodeThreads} threads. More decoding threads (-DecodeThreads), or fewer CPU inference units, would feed them faster.";
+        if (st.HandOnMs > 0.5 * s.WallMs)
+            return $"Taking the rows limited this job: handing them on to what takes the command's output took {st.HandOnMs:F0} of {s.WallMs:F0} ms.";
         if (st.WriteMs > 0.5 * s.WallMs)
-            return $"Writing limited this job: {st.WriteMs:F0} of {s.WallMs:F0} ms went to writing rows and handing on predictions.";
+            return $"Writing limited this job: {st.WriteMs:F0} of {s.WallMs:F0} ms went to making and writing rows.";
         return $"Inference limited this job: the units ran {st.InferMs:F0} of {s.WallMs:F0} ms and waited {st.WaitForInputMs:F0} ms for input.";
     }
 }
@@ -610,9 +614,12 @@ internal sealed class JobStageThreads : IDisposable
                 i => block.Errors[i] == null ? plan.Shards[block.RanBy[i]].UnitId : null, i => block.Errors[i], _settings.TopK);
             _summary.SamplesFailed += block.Errors.Take(block.Count).Count(e => e != null);
             _output?.Commit(block.First, block.Count, block.Outputs, predictions);
+            long h0 = Stopwatch.GetTimestamp();
             _onBlock?.Invoke(predictions);
+            double handOn = Stopwatch.GetElapsedTime(h0).TotalMilliseconds;
+            _summary.Stages.HandOnMs += handOn;
             _summary.SamplesRun += block.Count;
-            _summary.Stages.WriteMs += Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
+            _summary.Stages.WriteMs += Stopwatch.GetElapsedTime(t0).TotalMilliseconds - handOn;
             UpdateDecodeStages();
             _progress!.Count(block.Count);
             _progress.Report(_summary.Stages);
