@@ -68,6 +68,14 @@ public sealed record EngineOptions
     /// job over 8,192 JPEGs: peak RSS 1,758 MiB at 1 MiB against 1,967 with glibc's own, jobs as fast.
     /// </summary>
     public long NativeMmapThreshold { get; init; } = 1 << 20;
+
+    /// <summary>
+    /// File jobs: which units fed by CPU decoding threads take uint8 pixels and normalise them themselves
+    /// (the model's uint8-input form) instead of float32 inputs: those that prefer it (GPUs; the default),
+    /// none (HETEROBATCH_PIXEL_INPUTS=0), or every local unit (=all, CPU units too). Only where every unit
+    /// a job feeds takes them.
+    /// </summary>
+    public PixelInputMode PixelInputs { get; init; } = PixelInputMode.Preferred;
     /// <summary>glibc's largest mmap threshold (32 MiB on 64-bit).</summary>
     public const long MaxNativeMmapThreshold = 32L << 20;
 
@@ -153,6 +161,7 @@ public sealed record EngineOptions
     public const string GpuDecodeThreadsVariable = "HETEROBATCH_GPU_DECODE_THREADS";
     public const string GpuBatchedResizeVariable = "HETEROBATCH_GPU_BATCHED_RESIZE";
     public const string MmapThresholdVariable = "HETEROBATCH_MALLOC_MMAP_THRESHOLD";
+    public const string PixelInputsVariable = "HETEROBATCH_PIXEL_INPUTS";
 
     private static string? NoVariables(string name) => null;
 
@@ -198,6 +207,8 @@ public sealed record EngineOptions
         if (int.TryParse(read(GpuDecodeThreadsVariable), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var decoders) && decoders is >= 1 and <= MaxGpuDecodeThreads)
             options = options with { GpuDecodeThreads = decoders };
         if (read(GpuBatchedResizeVariable) == "0") options = options with { GpuBatchedResize = false };
+        if (read(PixelInputsVariable) is { } pixels)
+            options = options with { PixelInputs = pixels.Trim().ToLowerInvariant() switch { "0" => PixelInputMode.Off, "all" => PixelInputMode.All, _ => options.PixelInputs } };
         if (long.TryParse(read(MmapThresholdVariable), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var mmap) && mmap is >= 0 and <= MaxNativeMmapThreshold)
             options = options with { NativeMmapThreshold = mmap };
         if (read(HostRegisterVariable) == "0") options = options with { PageLockedInputs = false };
@@ -212,4 +223,15 @@ public sealed record EngineOptions
             };
         return options;
     }
+}
+
+/// <summary>Which units fed by a file job's CPU decoding threads take uint8 pixels (<see cref="EngineOptions.PixelInputs"/>).</summary>
+public enum PixelInputMode
+{
+    /// <summary>None: every unit takes the model's own (float) input.</summary>
+    Off,
+    /// <summary>Units whose backend prefers them (GPUs).</summary>
+    Preferred,
+    /// <summary>Every local unit, CPU units too.</summary>
+    All,
 }

@@ -61,6 +61,19 @@ public sealed class OptionsTests
     }
 
     [Theory]
+    [InlineData(null, PixelInputMode.Preferred)]
+    [InlineData("0", PixelInputMode.Off)]
+    [InlineData("all", PixelInputMode.All)]
+    [InlineData(" ALL ", PixelInputMode.All)]
+    [InlineData("1", PixelInputMode.Preferred)]
+    [InlineData("some", PixelInputMode.Preferred)]
+    public void WhichUnitsTakePixelsIsReadAsZeroOrAllElseLeftToThoseThatPreferThem(string? value, PixelInputMode mode)
+    {
+        var o = EngineOptions.FromEnvironment(Env(("HETEROBATCH_PIXEL_INPUTS", value!)));
+        Assert.Equal(mode, o.PixelInputs);
+    }
+
+    [Theory]
     [InlineData(null, 1L << 20)]
     [InlineData("0", 0L)]
     [InlineData("262144", 262144L)]

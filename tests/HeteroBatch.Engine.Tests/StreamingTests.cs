@@ -118,6 +118,39 @@ public sealed class StreamingTests : IDisposable
     }
 
     [Fact]
+    public void UnitsThatTakePixelsGetUint8ImagesAndComputeWhatTheFloatInputsGive()
+    {
+        var paths = MakeInputs(23).Where(p => !p.EndsWith(".npy")).ToList();
+        var files = Files(paths);
+        var plan = Plan(8);
+        var outputs = PartitionedRunner.Signature(_context, plan, TestModels.Tiny).Outputs;
+        JobSummary Run(EngineContext context, string folder)
+        {
+            using var output = JobOutput.Open(folder, Job(files), files, outputs, resume: false, force: false);
+            var summary = FileJob.Run(context, plan, TestModels.Tiny, files, output, new RunSettings { DecodeThreads = 2 }, null);
+            output.Complete(summary);
+            return summary;
+        }
+        // CPU units take the model's own input unless every unit is told to take pixels
+        var floats = Run(_context, Path.Combine(_dir, "floats"));
+        Assert.Equal("Float [3,32,32]", floats.FedInputs);
+        using var pixelContext = new EngineContext(new EngineOptions { PixelInputs = PixelInputMode.All, ModelCacheFolder = Path.Combine(_dir, "cache") });
+        var pixels = Run(pixelContext, Path.Combine(_dir, "pixels"));
+        Assert.Equal("UInt8 [32,32,3] pixels, normalised on the units", pixels.FedInputs);
+        Assert.All(pixels.Units, u => Assert.False(u.Failed, $"{u.UnitId} failed: {u.Error}"));
+        // 23 images in three blocks, each with its inputs (uint8 pixels: a quarter of the float blocks' bytes) and outputs
+        Assert.Equal(3, pixels.Blocks);
+        long outputBytes = 3 * 8 * PartitionedRunner.Signature(_context, plan, TestModels.Tiny).OutputBytesPerSample;
+        Assert.Equal(3 * 8 * 32 * 32 * 3 + outputBytes, pixels.BlockBufferBytes);
+        Assert.Equal(3 * 8 * 32 * 32 * 3 * 4 + outputBytes, floats.BlockBufferBytes);
+        // the same images through the normalisation in the graph: the same outputs, to float rounding
+        var a = Npy.Read(Path.Combine(_dir, "floats", "logits.npy"), "logits").AsFloats();
+        var b = Npy.Read(Path.Combine(_dir, "pixels", "logits.npy"), "logits").AsFloats();
+        Assert.Equal(a.Length, b.Length);
+        for (int i = 0; i < a.Length; i++) Assert.True(Math.Abs(a[i] - b[i]) <= 1e-4f * Math.Max(1f, Math.Abs(a[i])), $"output {i}: {a[i]} against {b[i]}");
+    }
+
+    [Fact]
     public void TimeTheRowsTakeToBeTakenIsHandingOnNotWriting()
     {
         var files = Files(MakeInputs(23));

@@ -296,6 +296,18 @@ Describe 'GPU decoding in file jobs (resnet-50 at Fp16)' -Skip:($gpuCount -eq 0)
         $min | Should -BeGreaterOrEqual 0.999
     }
 
+    It 'a job with -DecodeOn Cpu: CPU threads hand gpu0 uint8 pixels; outputs agree with a CPU unit''s float inputs (cosine >= 0.999)' {
+        $cpuSummary.FedInputs | Should -Be 'UInt8 [224,224,3] pixels, normalised on the units'
+        $floats = Join-Path $TestDrive 'cpu-unit-floats'
+        $null = $jpegs | Invoke-PartitionedInference -Plan ($cpuProfile | Get-BatchPlan -BatchSize 64) -OutputPath $floats -DecodeOn Cpu -InformationVariable cpuUnitJob
+        (Get-JobSummary $cpuUnitJob).FedInputs | Should -Be 'Float [3,224,224]'
+        $cos = @(Get-SampleCosine $reference (Read-JobOutput $floats))
+        $min = ($cos | Measure-Object -Minimum).Minimum
+        Write-Host ("    gpu0 fed uint8 pixels against a CPU unit fed floats, 300 files: min cosine {0:F6}, mean {1:F6}; gpu0's block buffers {2:F1} MiB (blocks of {3})" -f
+            $min, ($cos | Measure-Object -Average).Average, ($cpuSummary.BlockBufferBytes / 1MB), $cpuSummary.BlockSize)
+        $min | Should -BeGreaterOrEqual 0.999
+    }
+
     It 'gpu0 fails mid-job while decoding its share; the CPU decodes and runs the rest; every file has a row' {
         $plan = @($fp16, $cpuProfile) | Get-BatchPlan -BatchSize 64 -Algorithm Even
         $out = Join-Path $TestDrive 'gpu-failed'

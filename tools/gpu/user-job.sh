@@ -29,6 +29,7 @@ for units in ${SETS:-gpu0,gpu1 gpu0}; do
       \$s = \$job.MessageData
       'units $units, decode $decode: {0} rows in {1:F0} ms as the user waits; job {2:F1} images/s, blocks of {3}, set-up {4:F0} ms' -f \$n, \$sw.Elapsed.TotalMilliseconds, \$s.ImagesPerSecond, \$s.BlockSize, \$s.SetupMs
       'peak RSS of this process {0:F0} MiB (job summary {1:F0} MiB; {2:F0} MiB after the job set-up, of which block buffers {3:F0} MiB)' -f (((Get-Content /proc/self/status | Select-String 'VmHWM') -replace '\\D', '' -as [double]) / 1024), (\$s.PeakResidentBytes / 1MB), (\$s.ResidentAfterSetupBytes / 1MB), (\$s.BlockBufferBytes / 1MB)
+      if (\$s.FedInputs) { 'units fed by CPU threads take: ' + \$s.FedInputs }
       \$s.Note; \$s.UnitDecoding; \$s.StageRates
       if ('${MEMORY:-0}' -eq '1') { \$env:MEMORY_TOP = 20; . '$here/smaps-top.ps1' }" 2>&1 | tee -a "$out/user-job.log"
     wait

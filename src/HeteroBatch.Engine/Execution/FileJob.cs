@@ -59,6 +59,8 @@ public sealed class JobSummary : RunReport
     public Dictionary<string, Units.Backends.DecodingStages> DecodingStages { get; set; } = new();
     /// <summary>How the job's stages were planned together: who infers, how many threads decode, the predicted rate and its limit, and any CPU unit left out to decode.</summary>
     public string? Pipeline { get; set; }
+    /// <summary>What CPU threads hand the units they feed, a sample: the model's input, or uint8 pixels the units normalise themselves; null where every unit decodes its own share.</summary>
+    public string? FedInputs { get; set; }
     /// <summary>Each stage's rate: reading files, decoding on CPU threads, and each unit's inference (with its own decoding where it decodes its share).</summary>
     public List<string> StageRates { get; set; } = new();
     public override double InferenceWallMs => Stages.InferMs;
@@ -186,9 +188,14 @@ public static class FileJob
         if (pipeline.Dropped.Count > 0 && PlanScaling.Without(plan, pipeline.Dropped) is { } kept)
             summary.Plan = plan = kept;
         var fed = PlanScaling.Without(plan, decoding.Units);
-        var signature = fed != null ? PartitionedRunner.LoadSessions(PartitionedRunner.Workers(context, fed), model)[0].Signature : decoding.Signature!;
+        var (fedModel, signature) = fed != null ? FedSessions(context, fed, model, files, settings, summary) : (model, decoding.Signature!);
+        // what CPU threads decode into: the model's input, or uint8 RGB pixels where the units fed normalise them themselves
+        var inputSpec = fedModel.PixelForm != null ? signature.Inputs[0] : files.Input;
+        var loadAs = fedModel.PixelForm != null ? settings.Preprocessing with { ChannelOrder = ChannelOrder.Rgb } : settings.Preprocessing;
+        if (fed != null)
+            summary.FedInputs = $"{inputSpec.ElementType} [{string.Join(",", inputSpec.SampleShape)}]{(fedModel.PixelForm != null ? " pixels, normalised on the units" : "")}";
         double unitShare = plan.Shards.Where(s => decoding.Units.Contains(s.UnitId)).Sum(s => s.Count) / (double)plan.BatchSize;
-        var layout = new JobLayout(plan, start, total, BlockSize(plan.BatchSize, files.Input.SampleBytes, signature.OutputBytesPerSample, ArenaBytesPerFile(files), unitShare, settings.MemoryBudget));
+        var layout = new JobLayout(plan, start, total, BlockSize(plan.BatchSize, inputSpec.SampleBytes, signature.OutputBytesPerSample, ArenaBytesPerFile(files), unitShare, settings.MemoryBudget));
         var free = FreeProcessors(plan);
         summary.BlockSize = layout.BlockSize;
         summary.DecodeThreads = settings.DecodeThreads > 0 ? settings.DecodeThreads : Math.Max(1, free.Count);
@@ -199,7 +206,7 @@ public static class FileJob
         var slots = Enumerable.Range(0, Math.Min(BlocksInFlight, layout.Blocks.Count))
             .Select(_ => JobBlock.Allocate(signature, layout.BlockSize)).ToList();
         var inputs = Enumerable.Range(0, Math.Min(InputsInFlight, layout.Blocks.Count))
-            .Select(_ => BlockInputs.Allocate(files.Input, fed == null ? 1 : layout.BlockSize, lockInputs, ArenaBytes(layout, decoding, files))).ToList();
+            .Select(_ => BlockInputs.Allocate(inputSpec, fed == null ? 1 : layout.BlockSize, lockInputs, ArenaBytes(layout, decoding, files))).ToList();
         summary.BlockBufferBytes = slots.Sum(b => b.BufferBytes) + inputs.Sum(i => i.BufferBytes);
         using var locked = lockInputs ? PageLockedBuffers.Lock(inputs.Select(i => i.Decoded)) : null;
         // GPUs that decode their own share copy the file bytes to the device from the blocks' arenas: page-locked likewise
@@ -209,17 +216,17 @@ public static class FileJob
         // warm every unit at the shapes it will run (a unit that keeps one shape runs only the full block's)
         if (fed != null)
             PartitionedRunner.Warm(context, layout.Blocks.Select(b => b.Count).Distinct().Select(n => layout.PlanFor(n))
-                .Select(p => (p with { Shards = p.Shards.Where(s => !decoding.Units.Contains(s.UnitId)).ToList() }, 0)).ToList(), model,
+                .Select(p => (p with { Shards = p.Shards.Where(s => !decoding.Units.Contains(s.UnitId)).ToList() }, 0)).ToList(), fedModel,
                 new[] { inputs[0].Decoded }, slots[0].Outputs, layout.FullShape);
         decoding.Warm(context, layout);
         summary.SetupMs = setup.Elapsed.TotalMilliseconds;
         summary.ResidentAfterSetupBytes = Runtime.Libc.ResidentBytes() ?? 0;
 
-        using var threads = new JobStageThreads(layout, slots, inputs, files, output, summary, settings, free, onBlock, cancel, decoding);
+        using var threads = new JobStageThreads(layout, slots, inputs, files, loadAs, output, summary, settings, free, onBlock, cancel, decoding);
         var wall = Stopwatch.StartNew();
         var load = Runtime.HostLoad.Now(); // other processes' share of the host during the job marks it busy (calibration)
         threads.Start();
-        var board = new BoardRun(context, plan, model, settings);
+        var board = new BoardRun(context, plan, fedModel, settings);
         var runs = plan.Shards.ToDictionary(s => s.UnitId, s => new UnitRun { UnitId = s.UnitId, Precision = s.Unit.Precision });
         var gone = new HashSet<string>();
         try
@@ -260,6 +267,27 @@ public static class FileJob
         decoding.Report(summary);
         summary.StageRates = StageRates(summary, decoding.Units);
         return summary;
+    }
+
+    /// <summary>
+    /// The model the units fed by CPU threads run, loaded on each, and its signature: its uint8-input
+    /// form where the inputs are images and every such unit takes pixels (<see cref="IUnitBackend.TakesPixelInputs"/>),
+    /// else the model itself (also where the model has no uint8 form; the summary says why).
+    /// </summary>
+    private static (ModelSource Model, ModelSignature Signature) FedSessions(EngineContext context, BatchPlan fed, ModelSource model, InputFiles files,
+        RunSettings settings, JobSummary summary)
+    {
+        var workers = PartitionedRunner.Workers(context, fed);
+        if (files.AllImages && fed.Shards.All(s => UnitBackends.For(s.Unit).TakesPixelInputs(s.Unit, context.Options)))
+        {
+            var pixels = model.AsPixelForm(settings.Preprocessing);
+            try { return (pixels, PartitionedRunner.LoadSessions(workers, pixels)[0].Signature); }
+            catch (HeteroBatchException e) when (e.ErrorId == "InputPrefixUnsupported")
+            {
+                summary.UnitDecoding.Add($"units fed by CPU threads take the model's own input, not pixels ([{e.ErrorId}] {e.Message})");
+            }
+        }
+        return (model, PartitionedRunner.LoadSessions(workers, model)[0].Signature);
     }
 
     /// <summary>Each stage's rate: reading and CPU decoding (per thread and together), and each unit's inference (with its own decoding, where it decodes).</summary>
@@ -413,6 +441,7 @@ internal sealed class JobStageThreads : IDisposable
 {
     private readonly JobLayout _layout;
     private readonly InputFiles _files;
+    private readonly ImagePreprocessing _loadAs; // how CPU threads decode a sample (RGB where units take pixels)
     private readonly JobOutput? _output;
     private readonly JobSummary _summary;
     private readonly RunSettings _settings;
@@ -434,10 +463,10 @@ internal sealed class JobStageThreads : IDisposable
     private readonly UnitDecoding _unitDecoding;
     private IReadOnlyCollection<string> _gone = Array.Empty<string>(); // written by the inference stage, read by the feeder
 
-    public JobStageThreads(JobLayout layout, IEnumerable<JobBlock> slots, IEnumerable<BlockInputs> inputs, InputFiles files, JobOutput? output, JobSummary summary,
-        RunSettings settings, IReadOnlyList<int> free, Action<IReadOnlyList<SamplePrediction>>? onBlock, CancellationToken cancel, UnitDecoding unitDecoding)
+    public JobStageThreads(JobLayout layout, IEnumerable<JobBlock> slots, IEnumerable<BlockInputs> inputs, InputFiles files, ImagePreprocessing loadAs, JobOutput? output,
+        JobSummary summary, RunSettings settings, IReadOnlyList<int> free, Action<IReadOnlyList<SamplePrediction>>? onBlock, CancellationToken cancel, UnitDecoding unitDecoding)
     {
-        (_layout, _files, _output, _summary, _settings, _free, _onBlock) = (layout, files, output, summary, settings, free, onBlock);
+        (_layout, _files, _loadAs, _output, _summary, _settings, _free, _onBlock) = (layout, files, loadAs, output, summary, settings, free, onBlock);
         _unitDecoding = unitDecoding;
         _failed = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         foreach (var s in slots) _slots.Add(s);
@@ -572,7 +601,7 @@ internal sealed class JobStageThreads : IDisposable
     // a sample decoded here into the block's input; one that cannot be read is a failed sample
     private void Load(JobBlock block, int i)
     {
-        try { Interlocked.Add(ref _readTicks, _files.Load(block.First + i, block.Input, i, _settings.Preprocessing)); }
+        try { Interlocked.Add(ref _readTicks, _files.Load(block.First + i, block.Input, i, _loadAs)); }
         catch (HeteroBatchException e) when (e is { Kind: FailureKind.InvalidData, StopsCommand: false })
         {
             block.Errors[i] = e;

@@ -160,6 +160,9 @@ public static class InputPrefix
     public static string PathFor(ModelSource model, Precision precision, ImagePreprocessing preprocessing) =>
         PathFor(ModelCatalog.PathFor(model, precision), preprocessing, model.CacheFolder ?? ModelCatalog.PlatformCacheFolder());
 
+    /// <summary>What of <paramref name="p"/> the uint8-input form depends on: channel order, mean and std.</summary>
+    public static string KeyOf(ImagePreprocessing p) => Key(p);
+
     private static string Key(ImagePreprocessing p) => string.Create(CultureInfo.InvariantCulture,
         $"{p.ChannelOrder};{string.Join(",", p.Mean.Select(m => m.ToString("R", CultureInfo.InvariantCulture)))};{string.Join(",", p.Std.Select(s => s.ToString("R", CultureInfo.InvariantCulture)))}");
 

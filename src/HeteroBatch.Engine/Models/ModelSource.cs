@@ -19,6 +19,23 @@ public sealed class ModelSource
     /// <summary>The model cache this model's derived forms (fp16) are written to.</summary>
     public string? CacheFolder { get; set; }
 
+    /// <summary>
+    /// Where set, units run the model's uint8-input form for these preprocessing values
+    /// (<see cref="InputPrefix"/>): they take uint8 RGB pixels [N, H, W, 3] and normalise them themselves.
+    /// </summary>
+    public Data.ImagePreprocessing? PixelForm { get; private set; }
+
+    /// <summary>What a unit's opened sessions are cached by: the content hash, and the pixel form where there is one.</summary>
+    public string SessionKey => PixelForm is { } p ? $"{Sha256}:pixels:{InputPrefix.KeyOf(p)}" : Sha256;
+
+    /// <summary>This model as its uint8-input form for <paramref name="preprocessing"/> (the same file, hash and profiles).</summary>
+    public ModelSource AsPixelForm(Data.ImagePreprocessing preprocessing)
+    {
+        var copy = (ModelSource)MemberwiseClone();
+        copy.PixelForm = preprocessing;
+        return copy;
+    }
+
     /// <summary>Short content hash (first 12 hex digits) for display and file names.</summary>
     public string ShortHash => Sha256.Length >= 12 ? Sha256[..12] : Sha256;
 

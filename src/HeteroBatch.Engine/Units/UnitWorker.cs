@@ -74,7 +74,7 @@ public sealed class UnitWorker : IDisposable
     public IModelSession Load(ModelSource model)
     {
         if (Thread.CurrentThread != _thread) throw new InvalidOperationException("Load must run on the unit's worker thread");
-        if (_models.TryGetValue(model.Sha256, out var loaded)) return loaded;
+        if (_models.TryGetValue(model.SessionKey, out var loaded)) return loaded;
         try
         {
             // the unit's precision picks the file: the model itself, or its fp16 form (converted once, cached)
@@ -85,7 +85,7 @@ public sealed class UnitWorker : IDisposable
             throw new HeteroBatchException("SessionFailed", FailureKind.ResourceUnavailable,
                 $"Could not start model '{model.Name}' on unit '{Unit.Id}' ({_backend.Name}): {e.Message.Trim()}", Unit.Id, e);
         }
-        _models[model.Sha256] = loaded;
+        _models[model.SessionKey] = loaded;
         return loaded;
     }
 

@@ -122,6 +122,9 @@ public sealed class CudaBackend : OrtBackend, IUnitBackend // re-implements the 
     /// <summary>Page-locked inputs: on an H100, resnet-50 ×100 host → GPU → host took 33.61 ms at fp32 and 11.86 ms at fp16 (NHWC) from them, 39.88 and 16.89 ms from pageable memory.</summary>
     public override bool WantsPageLockedInputs(ComputeUnit unit, EngineOptions settings) => settings.PageLockedInputs;
 
+    /// <summary>Images decoded on CPU threads travel to the GPU as uint8 pixels and are normalised there (unless HETEROBATCH_PIXEL_INPUTS=0).</summary>
+    public override bool TakesPixelInputs(ComputeUnit unit, EngineOptions settings) => settings.PixelInputs != PixelInputMode.Off;
+
     /// <summary>A session on the GPU; with pinned transfers on, its runs stage through page-locked host memory.</summary>
     public override IModelSession Open(ComputeUnit unit, Models.ModelSource model, EngineOptions settings)
     {

@@ -69,6 +69,14 @@ public interface IUnitBackend
     /// <summary>True if the unit's runs are faster from page-locked host inputs (a GPU copying by DMA): runs then keep their inputs on the pinned heap and lock them.</summary>
     bool WantsPageLockedInputs(ComputeUnit unit, EngineOptions settings) => false;
 
+    /// <summary>
+    /// True if the unit, fed images that CPU threads decoded, should take them as uint8 pixels and run the
+    /// model's uint8-input form (<see cref="Models.InputPrefix"/>: the normalisation on the unit), so that a
+    /// quarter of float32's bytes travel to it and sit in the job's blocks. A file job does it only where
+    /// every unit it feeds says so (<see cref="EngineOptions.PixelInputs"/>).
+    /// </summary>
+    bool TakesPixelInputs(ComputeUnit unit, EngineOptions settings) => false;
+
     /// <summary>True if the unit runs every sub-batch at one input shape (padding the tail), because a change of shape costs it far more than a few padded samples.</summary>
     bool KeepsOneShape { get; }
 

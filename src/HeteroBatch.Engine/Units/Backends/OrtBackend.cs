@@ -18,17 +18,19 @@ public abstract class OrtBackend : IUnitBackend
     public abstract int? WorkerProcessor(ComputeUnit unit);
     public virtual IReadOnlyList<int> ComputeProcessors(ComputeUnit unit) => Array.Empty<int>();
     public virtual bool WantsPageLockedInputs(ComputeUnit unit, EngineOptions settings) => false;
+    public virtual bool TakesPixelInputs(ComputeUnit unit, EngineOptions settings) => settings.PixelInputs == PixelInputMode.All;
     public virtual double? ComputeOnlyMedianMs(IModelSession model, ComputeUnit unit, int batch, int runs, CancellationToken cancel) => null;
     public virtual bool Overlap(ComputeUnit a, ComputeUnit b) => false;
 
     /// <summary>Adds the unit's execution provider and its threading to options.</summary>
     protected abstract void AddProvider(SessionOptions options, ComputeUnit unit, EngineOptions settings);
 
-    /// <summary>A session of the model's form at the unit's precision (fp16 units: the converted model).</summary>
+    /// <summary>A session of the model's form at the unit's precision (fp16 units: the converted model), its uint8-input form where the model source is its pixel form.</summary>
     public virtual IModelSession Open(ComputeUnit unit, Models.ModelSource model, EngineOptions settings)
     {
         using var options = Options(unit, settings);
-        return new LoadedModel(Models.ModelCatalog.PathFor(model, unit.Precision), options);
+        var path = model.PixelForm is { } pixels ? InputPrefix.PathFor(model, unit.Precision, pixels) : Models.ModelCatalog.PathFor(model, unit.Precision);
+        return new LoadedModel(path, options);
     }
 
     /// <summary>The session options for a unit (the caller disposes them).</summary>
