@@ -62,7 +62,8 @@ public sealed record EngineOptions
 
     /// <summary>
     /// Linux (glibc): native allocations of at least this many bytes get memory of their own from the OS,
-    /// returned when freed (malloc's mmap threshold, fixed; 0 leaves glibc's own, which rises to 32 MiB as
+    /// returned when freed (malloc's mmap threshold, fixed for the whole process when an engine context
+    /// starts; 128 KiB to 32 MiB; 0, or a threshold set through glibc's own variables, leaves glibc's, which rises to 32 MiB as
     /// large blocks are freed, after which they are carved from its heaps and kept there, resident, when
     /// freed). HETEROBATCH_MALLOC_MMAP_THRESHOLD, in bytes. Measured on 2 x H200 as a user runs a two-GPU
     /// job over 8,192 JPEGs: peak RSS 1,758 MiB at 1 MiB against 1,967 with glibc's own, jobs as fast.
@@ -78,6 +79,8 @@ public sealed record EngineOptions
     public PixelInputMode PixelInputs { get; init; } = PixelInputMode.Preferred;
     /// <summary>glibc's largest mmap threshold (32 MiB on 64-bit).</summary>
     public const long MaxNativeMmapThreshold = 32L << 20;
+    /// <summary>The smallest taken (glibc's own starting value, 128 KiB): below it, too many blocks would each be a mapping of their own.</summary>
+    public const long MinNativeMmapThreshold = 128L << 10;
 
     /// <summary>CUDA: more of the provider's options, as name=value (they override HeteroBatch's own), for tuning experiments.</summary>
     public IReadOnlyDictionary<string, string> CudaProviderOptions { get; init; } = new Dictionary<string, string>();
@@ -209,8 +212,12 @@ public sealed record EngineOptions
         if (read(GpuBatchedResizeVariable) == "0") options = options with { GpuBatchedResize = false };
         if (read(PixelInputsVariable) is { } pixels)
             options = options with { PixelInputs = pixels.Trim().ToLowerInvariant() switch { "0" => PixelInputMode.Off, "all" => PixelInputMode.All, _ => options.PixelInputs } };
-        if (long.TryParse(read(MmapThresholdVariable), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var mmap) && mmap is >= 0 and <= MaxNativeMmapThreshold)
+        if (long.TryParse(read(MmapThresholdVariable), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var mmap)
+            && (mmap == 0 || mmap is >= MinNativeMmapThreshold and <= MaxNativeMmapThreshold))
             options = options with { NativeMmapThreshold = mmap };
+        // a threshold the user gave glibc itself stays theirs
+        if (read("GLIBC_TUNABLES") is { } tunables && tunables.Contains("glibc.malloc.mmap_threshold", StringComparison.Ordinal) || read("MALLOC_MMAP_THRESHOLD_") is { Length: > 0 })
+            options = options with { NativeMmapThreshold = 0 };
         if (read(HostRegisterVariable) == "0") options = options with { PageLockedInputs = false };
         if (read(RemoteTokenVariable) is { Length: > 0 } token) options = options with { RemoteToken = new BearerToken(token) };
         if (read(EpLibrariesVariable) is { Length: > 0 } libraries)

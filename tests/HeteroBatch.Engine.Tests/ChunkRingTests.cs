@@ -173,6 +173,27 @@ public sealed class ChunkRingTests
     }
 
     [Fact]
+    public void ForgettingABlockSettlesTheGuessesDecodedFromItAndKeepsTheOthers()
+    {
+        var r = new Recorder();
+        var ring = r.Ring(3);
+        var a = Block(1024);
+        var b = Block(1024);
+        // the range's guesses come from block a (the rest of its share, which another unit may take)
+        Consume(ring, r, a, 0, 256, 128, i => (a, 512 + i * 128, 128));
+        Assert.Equal(2, ring.Guessed);
+        ring.Forget(b); // not theirs: nothing happens
+        Assert.Equal(2, ring.Guessed);
+        Assert.Empty(r.Settled);
+        // block a is done: its bytes go to a later block, so its guesses are settled now, not at the next range
+        ring.Forget(a);
+        Assert.Equal(0, ring.Guessed);
+        Assert.Equal(2, r.Settled.Count);
+        Consume(ring, r, b, 0, 256, 128); // every batch was given back
+        Assert.Null(r.Violation);
+    }
+
+    [Fact]
     public void OnlyTheGuessesThatMatchInOrderAreTaken()
     {
         var r = new Recorder();

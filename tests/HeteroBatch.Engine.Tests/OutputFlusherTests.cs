@@ -66,3 +66,27 @@ public sealed class OutputFlusherTests
         Assert.Empty(persisted);
     }
 }
+
+/// <summary>Bringing a file to disk from a handle, as the flusher does.</summary>
+public sealed class FlushToDiskTests
+{
+    [Fact]
+    public void AFileIsFlushedAndADeviceThatCannotFlushIsTakenAsDone()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        var path = Path.GetTempFileName();
+        try
+        {
+            using (var file = new FileStream(path, FileMode.Open, FileAccess.Write))
+            {
+                file.Write(new byte[] { 1, 2, 3 });
+                file.Flush(flushToDisk: false);
+                Assert.True(Runtime.Libc.FlushToDisk(file.SafeFileHandle, path));
+            }
+            // fsync on /dev/null fails with EINVAL: as .NET's own flush, not a failed job
+            using var nothing = new FileStream("/dev/null", FileMode.Open, FileAccess.Write);
+            Assert.True(Runtime.Libc.FlushToDisk(nothing.SafeFileHandle, "/dev/null"));
+        }
+        finally { File.Delete(path); }
+    }
+}

@@ -10,8 +10,8 @@ foreach ($line in [IO.File]::ReadLines('/proc/self/smaps')) {
         $rss[$mapping] = $rss[$mapping] + [long]$Matches[1]
     }
 }
-'resident now {0:F0} MiB in {1} mappings; the largest:' -f (($rss.Values | Measure-Object -Sum).Sum / 1024), $rss.Count
-$rss.GetEnumerator() | Sort-Object Value -Descending | Select-Object -First ${env:MEMORY_TOP} | ForEach-Object { '{0,9:F1} MiB  {1}' -f ($_.Value / 1024), $_.Key }
+'resident now {0:F0} MiB in mappings of {1} names; the largest:' -f (($rss.Values | Measure-Object -Sum).Sum / 1024), $rss.Count
+$rss.GetEnumerator() | Sort-Object Value -Descending | Select-Object -First $(if ($env:MEMORY_TOP) { [int]$env:MEMORY_TOP } else { 20 }) | ForEach-Object { '{0,9:F1} MiB  {1}' -f ($_.Value / 1024), $_.Key }
 $gc = [GC]::GetGCMemoryInfo()
 '.NET GC: heap {0:F0} MiB, committed {1:F0} MiB, pinned objects {2}, server GC {3}, {4:F0} MiB allocated in all' -f ($gc.HeapSizeBytes / 1MB), ($gc.TotalCommittedBytes / 1MB), $gc.PinnedObjectsCount, [Runtime.GCSettings]::IsServerGC, ([GC]::GetTotalAllocatedBytes($false) / 1MB)
 # how much of it is freed memory the native heap (glibc malloc) or the GC still holds

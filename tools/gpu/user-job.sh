@@ -20,10 +20,13 @@ ps "Get-ComputeUnit -Precision $precision | Where-Object Kind -EQ $kind |
 for units in ${SETS:-gpu0,gpu1 gpu0}; do
   for decode in ${DECODES:-Auto Cpu}; do
     [ "${units#*,}" = "$units" ] && [ "$decode" = Cpu ] && continue # one unit: GPU decoding only
+    marks=$(mktemp -d /tmp/hb-user-marks.XXXX) # the job's process id, then a mark that the job ended (the sampler stops before the diagnostics)
     if [ "${MEMORY:-0}" = 1 ]; then
-      ( sleep 2; bash "$here/rss-sampler.sh" "$(pgrep -n -f pwsh.dll)" "units $units, decode $decode" >> "$out/user-job.log" ) &
+      ( while [ ! -s "$marks/pid" ]; do sleep 0.05; done
+        bash "$here/rss-sampler.sh" "$(cat "$marks/pid")" "units $units, decode $decode" "$marks/done" >> "$out/user-job.log" ) &
     fi
-    ps "\$plan = Get-BatchPlan -ProfilePath '$store' -Model $model -BatchSize $batch -Unit $(echo $units | sed "s/\([a-z0-9]*\)/'\1'/g")
+    ps "Set-Content '$marks/pid' \$PID
+      \$plan = Get-BatchPlan -ProfilePath '$store' -Model $model -BatchSize $batch -Unit $(echo $units | sed "s/\([a-z0-9]*\)/'\1'/g")
       \$sw = [Diagnostics.Stopwatch]::StartNew()
       \$n = (Get-ChildItem '$folder' -Filter *.jpg | Invoke-PartitionedInference -Plan \$plan -DecodeOn $decode -OutputPath '$store/job-$units-$decode' -Force -InformationVariable job | Measure-Object).Count
       \$s = \$job.MessageData
@@ -31,8 +34,10 @@ for units in ${SETS:-gpu0,gpu1 gpu0}; do
       'peak RSS of this process {0:F0} MiB (job summary {1:F0} MiB; {2:F0} MiB after the job set-up, of which block buffers {3:F0} MiB)' -f (((Get-Content /proc/self/status | Select-String 'VmHWM') -replace '\\D', '' -as [double]) / 1024), (\$s.PeakResidentBytes / 1MB), (\$s.ResidentAfterSetupBytes / 1MB), (\$s.BlockBufferBytes / 1MB)
       if (\$s.FedInputs) { 'units fed by CPU threads take: ' + \$s.FedInputs }
       \$s.Note; \$s.UnitDecoding; \$s.StageRates
-      if ('${MEMORY:-0}' -eq '1') { \$env:MEMORY_TOP = 20; . '$here/smaps-top.ps1' }" 2>&1 | tee -a "$out/user-job.log"
+      Set-Content '$marks/done' 1
+      if ('${MEMORY:-0}' -eq '1') { Start-Sleep -Milliseconds 200; \$env:MEMORY_TOP = 20; . '$here/smaps-top.ps1' }" 2>&1 | tee -a "$out/user-job.log"
     wait
+    rm -rf "$marks"
   done
 done
 rm -rf "$store"

@@ -250,12 +250,14 @@ public static class FileJob
                     runs[u.UnitId].Add(u);
                     if (u.Failed && gone.Add(u.UnitId)) threads.Gone(gone);
                 }
+                decoding.Release(context, block);
                 threads.Ran(block);
             }
         }
         catch (Exception e) { threads.Fail(e); }
         threads.Finish(); // rethrows the first failure of any stage
         cancel.ThrowIfCancellationRequested();
+        output?.WaitForDisk();
         summary.Stages.FlushMs = output?.FlushMs ?? 0;
 
         summary.WallMs = wall.Elapsed.TotalMilliseconds;
@@ -282,7 +284,7 @@ public static class FileJob
         {
             var pixels = model.AsPixelForm(settings.Preprocessing);
             try { return (pixels, PartitionedRunner.LoadSessions(workers, pixels)[0].Signature); }
-            catch (HeteroBatchException e) when (e.ErrorId == "InputPrefixUnsupported")
+            catch (HeteroBatchException e) when (e.Kind == FailureKind.InvalidData) // InputPrefixUnsupported: no uint8 form of this model
             {
                 summary.UnitDecoding.Add($"units fed by CPU threads take the model's own input, not pixels ([{e.ErrorId}] {e.Message})");
             }
@@ -675,10 +677,12 @@ internal sealed class JobStageThreads : IDisposable
 internal sealed class UnitDecoding : IDisposable
 {
     private readonly Dictionary<string, IEncodedImageSession> _sessions;
+    private readonly Dictionary<string, Units.ComputeUnit> _units;
 
-    internal UnitDecoding(Dictionary<string, IEncodedImageSession> sessions)
+    internal UnitDecoding(Dictionary<string, IEncodedImageSession> sessions, Dictionary<string, Units.ComputeUnit>? units = null)
     {
         _sessions = sessions;
+        _units = units ?? new();
         Sessions = sessions.Count == 0 ? null : sessions.ToDictionary(kv => kv.Key, kv => (IModelSession)kv.Value);
     }
 
@@ -712,6 +716,7 @@ internal sealed class UnitDecoding : IDisposable
     public static UnitDecoding Open(EngineContext context, BatchPlan plan, ModelSource model, InputFiles files, RunSettings settings, List<string> notes)
     {
         var sessions = new Dictionary<string, IEncodedImageSession>();
+        var units = new Dictionary<string, Units.ComputeUnit>();
         if (settings.DecodeOn == DecodeOn.Cpu || !files.AllImages) return new UnitDecoding(sessions);
         try
         {
@@ -721,7 +726,7 @@ internal sealed class UnitDecoding : IDisposable
                 {
                     var session = context.Workers.For(shard.Unit).Invoke(() =>
                         UnitBackends.For(shard.Unit).OpenImageSession(shard.Unit, model, context.Options, files.Input, settings.Preprocessing, LargestChunk(context.Options.GpuDecodeChunk))).GetAwaiter().GetResult();
-                    if (session != null) sessions[shard.UnitId] = session;
+                    if (session != null) (sessions[shard.UnitId], units[shard.UnitId]) = (session, shard.Unit);
                 }
                 catch (HeteroBatchException e)
                 {
@@ -734,7 +739,7 @@ internal sealed class UnitDecoding : IDisposable
             foreach (var s in sessions.Values) s.Dispose();
             throw;
         }
-        return new UnitDecoding(sessions);
+        return new UnitDecoding(sessions, units);
     }
 
     /// <summary>Sets each decoding unit's chunk from its range in the job's full block and runs it once there.</summary>
@@ -770,15 +775,27 @@ internal sealed class UnitDecoding : IDisposable
         }
     }
 
-    private (JobBlock Block, int Sequence, EncodedImages Source)? _last;
+    private readonly Dictionary<int, EncodedImages> _sources = new(); // by block sequence, until the block is released
 
     // one source object per block, the same when it was the upcoming block and when it runs (a unit that decoded ahead knows it by it)
     private EncodedImages SourceOf(JobBlock block, InputFiles files)
     {
-        if (_last is { } l && l.Block == block && l.Sequence == block.Sequence) return l.Source;
+        if (_sources.TryGetValue(block.Sequence, out var known)) return known;
         var source = new EncodedImages(i => BytesOf(block, i, files), i => files.NameOf(block.First + i), block.Errors);
-        _last = (block, block.Sequence, source);
+        _sources[block.Sequence] = source;
         return source;
+    }
+
+    /// <summary>
+    /// Inference stage, once a block's units have run and before its inputs go to a later block: each decoding
+    /// unit settles what it decoded ahead from the block and will not use (a share another unit took), on its
+    /// own thread, so that nothing reads those bytes once they hold another block's.
+    /// </summary>
+    public void Release(EngineContext context, JobBlock block)
+    {
+        if (!_sources.Remove(block.Sequence, out var source)) return;
+        foreach (var (unit, session) in _sessions)
+            context.Workers.For(_units[unit]).Invoke(() => { session.Forget(source); return true; }).GetAwaiter().GetResult();
     }
 
     /// <summary>

@@ -75,12 +75,22 @@ public sealed class JobOutput : IDisposable
         Folder = folder; _lock = lockFile; _npy = npy; _csv = csv; _state = state; ResumedAt = state.SamplesDone;
         if (csv != null && OperatingSystem.IsLinux())
         {
-            var handles = npy.Select(n => n.Handle).Prepend(csv.SafeFileHandle).ToList();
+            var handles = npy.Select(n => (n.Handle, n.Path)).Prepend((csv.SafeFileHandle, csv.Name)).ToList();
             _flusher = new OutputFlusher(checkpoint =>
             {
-                foreach (var h in handles) Libc.FlushToDisk(h);
+                foreach (var (handle, path) in handles) Libc.FlushToDisk(handle, path);
                 WriteState(folder, checkpoint);
             });
+        }
+    }
+
+    /// <summary>Waits until every block written so far is on disk and recorded in job.json. Throws OutputWriteFailed where that failed.</summary>
+    public void WaitForDisk()
+    {
+        try { _flusher?.Drain(); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new HeteroBatchException("OutputWriteFailed", FailureKind.WriteError, $"Could not write the outputs to {Folder}: {e.Message}", Folder, e) { StopsCommand = true };
         }
     }
 

@@ -63,20 +63,28 @@ internal static partial class Libc
     /// <summary>Makes <paramref name="created"/> another name of the file <paramref name="existing"/> (a hard link); false where that fails.</summary>
     public static bool HardLink(string existing, string created) => OperatingSystem.IsLinux() && link(existing, created) == 0;
 
+    private const int EIntr = 4, EInval = 22, ERofs = 30, ENotSup = 95;
+
     /// <summary>
     /// Brings a file's data that was handed to the OS to disk (fsync), from any thread, also while another
     /// writes to it; false where that is not done here (not Linux): the caller flushes through its stream.
-    /// Throws IOException when the OS fails it.
+    /// As .NET's own flush to disk: an interrupted call is made again, and a file system that cannot
+    /// flush (EINVAL, EROFS, ENOTSUP) is taken as done. Throws IOException, naming <paramref name="path"/>, when the OS fails it.
     /// </summary>
-    public static bool FlushToDisk(Microsoft.Win32.SafeHandles.SafeFileHandle file)
+    public static bool FlushToDisk(Microsoft.Win32.SafeHandles.SafeFileHandle file, string path)
     {
         if (!OperatingSystem.IsLinux()) return false;
         bool added = false;
         file.DangerousAddRef(ref added);
         try
         {
-            if (fsync((int)file.DangerousGetHandle()) != 0)
-                throw new IOException($"fsync failed: {Marshal.GetPInvokeErrorMessage(Marshal.GetLastPInvokeError())}");
+            while (fsync((int)file.DangerousGetHandle()) != 0)
+            {
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno == EIntr) continue;
+                if (errno is EInval or ERofs or ENotSup) break;
+                throw new IOException($"Could not flush {path} to disk: {Marshal.GetPInvokeErrorMessage(errno)}");
+            }
         }
         finally { if (added) file.DangerousRelease(); }
         return true;

@@ -260,7 +260,7 @@ public sealed class InvokePartitionedInferenceCommand : HeteroBatchCmdlet
             if (job.Output != null) foreach (var done in job.Output.CommittedPredictions()) WriteObject(done);
             var prepared = job;
             // a block's rows go out on the pipeline thread while the writer goes on with the next (two blocks of rows at most wait)
-            using var room = new SemaphoreSlim(2);
+            var room = new SemaphoreSlim(2); // not disposed: a writer still waiting on it when the command leaves early must not meet a disposed one
             var summary = Await(Task.Run(() => Inference.RunJob(prepared, Recording, predictions => PostWithin(room, () => WritePredictions(predictions)), StopToken)));
             WriteProgress(new ProgressRecord(ProgressActivityId, activity, "done") { RecordType = ProgressRecordType.Completed });
             foreach (var failed in summary.Units.Where(u => u.Failed))

@@ -117,6 +117,19 @@ internal sealed class ChunkRing<T> where T : class
     }
 
     /// <summary>
+    /// Settles the guesses decoded from <paramref name="source"/> (its block is done: no range of it
+    /// comes any more, and its bytes are about to hold another block's); the others stay. A batch that
+    /// fails to settle is not thrown here: the unit meets the GPU's failure on its next range.
+    /// </summary>
+    public void Forget(EncodedImages source)
+    {
+        if (!_guesses.Any(g => ReferenceEquals(g.Source, source))) return;
+        var gone = _guesses.Where(g => ReferenceEquals(g.Source, source)).ToList();
+        _guesses = _guesses.Where(g => !ReferenceEquals(g.Source, source)).ToList();
+        Drop(gone, rethrow: false);
+    }
+
+    /// <summary>
     /// Waits for decodes that will not be handed out (every one, whatever fails), then settles their
     /// batches. A batch that fails to settle (the GPU failed) is thrown after all are settled, where
     /// <paramref name="rethrow"/> (nothing else is being thrown); else the failure already thrown stands.

@@ -30,6 +30,13 @@ public interface IEncodedImageSession : IModelSession
     /// </summary>
     void Ahead((int Offset, int Count) share, EncodedImages? next, (int Offset, int Count) nextShare) { }
 
+    /// <summary>
+    /// The job is done with <paramref name="source"/>'s block (its bytes go to a later block): whatever
+    /// the unit decoded ahead from it and will not hand out is settled, so nothing reads those bytes
+    /// any more. Between blocks, on the unit's thread.
+    /// </summary>
+    void Forget(EncodedImages source) { }
+
     /// <summary>Where the unit's time went so far, for sessions that decode in chunks beside inference (null for others).</summary>
     DecodingStages? Stages => null;
 }
@@ -87,6 +94,8 @@ internal sealed class CudaImageSession : IEncodedImageSession
     private (int Offset, int Count) _nextShare;
     /// <summary>Which chunk decodes into which device batch, and when (chunks decoded ahead are counted and their errors marked only when they run).</summary>
     private readonly ChunkRing<Decoding> _ring;
+
+    public void Forget(EncodedImages source) => _ring.Forget(source);
     /// <summary>The threads the ring's decodes run on, in the order queued (<see cref="EngineOptions.GpuDecodeThreads"/> at once).</summary>
     private readonly DecodeLanes _lanes;
     /// <summary>Images decoded for chunks that ran (not those decoded ahead for a range that has not run).</summary>
