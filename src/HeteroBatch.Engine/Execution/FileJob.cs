@@ -284,7 +284,7 @@ public static class FileJob
         {
             var pixels = model.AsPixelForm(settings.Preprocessing);
             try { return (pixels, PartitionedRunner.LoadSessions(workers, pixels)[0].Signature); }
-            catch (HeteroBatchException e) when (e.Kind == FailureKind.InvalidData) // InputPrefixUnsupported: no uint8 form of this model
+            catch (HeteroBatchException e) when (e is { Kind: FailureKind.InvalidData }) // InputPrefixUnsupported: no uint8 form of this model
             {
                 summary.UnitDecoding.Add($"units fed by CPU threads take the model's own input, not pixels ([{e.ErrorId}] {e.Message})");
             }
