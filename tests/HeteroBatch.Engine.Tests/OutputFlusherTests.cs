@@ -60,7 +60,13 @@ public sealed class OutputFlusherTests
             if (c.SamplesDone == 8) throw new IOException("disk full");
             persisted.Add(c.SamplesDone);
         });
+        // the job hears of it at once (it stops), not only at its next block
+        Exception? told = null;
+        using var heard = new ManualResetEventSlim();
+        flusher.Failed = e => { told = e; heard.Set(); };
         flusher.Request(Done(8));
+        Assert.True(heard.Wait(TimeSpan.FromSeconds(30)));
+        Assert.Equal("disk full", told!.Message);
         Assert.Equal("disk full", Assert.Throws<IOException>(flusher.Drain).Message);
         Assert.Throws<IOException>(() => flusher.Request(Done(16)));
         Assert.Empty(persisted);

@@ -151,6 +151,26 @@ public sealed class StreamingTests : IDisposable
     }
 
     [Fact]
+    public void AJobWhoseFolderCannotBeWrittenAnyMoreStopsWithOutputWriteFailed()
+    {
+        var files = Files(MakeInputs(23));
+        var folder = Path.Combine(_dir, "taken-away");
+        int blocks = 0;
+        // after the first block's rows, the folder is gone and a file holds its name: job.json cannot be replaced
+        var e = Assert.Throws<HeteroBatchException>(() => Stream(files, folder, onBlock: _ =>
+        {
+            if (++blocks != 1) return;
+            Directory.Move(folder, folder + "-moved"); // its files stay open where they went
+            File.WriteAllText(folder, "not a folder");
+        }));
+        Assert.Equal("OutputWriteFailed", e.ErrorId);
+        Assert.True(e.StopsCommand);
+        // job.json where the folder went still counts only what reached it before
+        var moved = System.Text.Json.JsonSerializer.Deserialize<JobCheckpoint>(File.ReadAllText(Path.Combine(folder + "-moved", JobOutput.StateFile)))!;
+        Assert.True(moved.SamplesDone is >= 0 and <= 8, $"{moved.SamplesDone} samples counted done");
+    }
+
+    [Fact]
     public void TimeTheRowsTakeToBeTakenIsHandingOnNotWriting()
     {
         var files = Files(MakeInputs(23));

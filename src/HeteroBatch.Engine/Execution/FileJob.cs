@@ -223,6 +223,7 @@ public static class FileJob
         summary.ResidentAfterSetupBytes = Runtime.Libc.ResidentBytes() ?? 0;
 
         using var threads = new JobStageThreads(layout, slots, inputs, files, loadAs, output, summary, settings, free, onBlock, cancel, decoding);
+        output?.OnFlushFailure(threads.Fail); // a block that cannot reach the disk stops the job at once
         var wall = Stopwatch.StartNew();
         var load = Runtime.HostLoad.Now(); // other processes' share of the host during the job marks it busy (calibration)
         threads.Start();

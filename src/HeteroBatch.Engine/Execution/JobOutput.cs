@@ -88,11 +88,20 @@ public sealed class JobOutput : IDisposable
     public void WaitForDisk()
     {
         try { _flusher?.Drain(); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new HeteroBatchException("OutputWriteFailed", FailureKind.WriteError, $"Could not write the outputs to {Folder}: {e.Message}", Folder, e) { StopsCommand = true };
-        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw WriteFailed(Folder, e); }
     }
+
+    /// <summary>
+    /// Calls <paramref name="failed"/> (on the flusher's thread) with OutputWriteFailed as soon as bringing rows to disk
+    /// fails, so that the job stops at once rather than at its next block; a later block's write or <see cref="WaitForDisk"/> throws it too.
+    /// </summary>
+    public void OnFlushFailure(Action<HeteroBatchException> failed)
+    {
+        if (_flusher != null) _flusher.Failed = e => failed(WriteFailed(Folder, e));
+    }
+
+    private static HeteroBatchException WriteFailed(string folder, Exception e) =>
+        new("OutputWriteFailed", FailureKind.WriteError, $"Could not write the outputs to {folder}: {e.Message}", folder, e) { StopsCommand = true };
 
     /// <summary>Wall time spent bringing rows to disk and recording them in job.json (on the flusher's thread where there is one).</summary>
     public double FlushMs => _flusher?.Ms ?? _syncMs;
@@ -149,10 +158,7 @@ public sealed class JobOutput : IDisposable
             lockFile = null;
             return fresh;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new HeteroBatchException("OutputWriteFailed", FailureKind.WriteError, $"Could not write the outputs to {folder}: {e.Message}", folder, e) { StopsCommand = true };
-        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw WriteFailed(folder, e); }
         finally { lockFile?.Dispose(); }
     }
 
@@ -271,10 +277,7 @@ public sealed class JobOutput : IDisposable
             WriteState(Folder, _state);
             _syncMs += System.Diagnostics.Stopwatch.GetElapsedTime(t0).TotalMilliseconds;
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new HeteroBatchException("OutputWriteFailed", FailureKind.WriteError, $"Could not write the outputs to {Folder}: {e.Message}", Folder, e) { StopsCommand = true };
-        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw WriteFailed(Folder, e); }
     }
 
     /// <summary>After the last block: the files lose their .partial suffix, job.json says Completed, and the summary is written.</summary>
@@ -297,10 +300,7 @@ public sealed class JobOutput : IDisposable
             }
             AtomicFile.WriteText(Path.Combine(Folder, SummaryFile), JsonSerializer.Serialize(summary, summary.GetType(), Json));
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new HeteroBatchException("OutputWriteFailed", FailureKind.WriteError, $"Could not write the outputs to {Folder}: {e.Message}", Folder, e) { StopsCommand = true };
-        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { throw WriteFailed(Folder, e); }
     }
 
     /// <summary>
@@ -423,6 +423,9 @@ internal sealed class OutputFlusher : IDisposable
         _thread.Start();
     }
 
+    /// <summary>Called on the flusher's thread with the first failure, once (set before the first request).</summary>
+    public Action<Exception>? Failed { get; set; }
+
     /// <summary>Wall time spent persisting.</summary>
     public double Ms => System.Diagnostics.Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _ticks)).TotalMilliseconds;
 
@@ -473,7 +476,13 @@ internal sealed class OutputFlusher : IDisposable
                 _busy = false;
                 _failure ??= failed;
                 Monitor.PulseAll(_gate);
-                if (_failure != null) return;
+            }
+            if (failed != null)
+            {
+                // the failure stays recorded for Request and Drain; a callback whose job has ended meanwhile must not end the process
+                try { Failed?.Invoke(failed); }
+                catch (ObjectDisposedException) { }
+                return;
             }
         }
     }
