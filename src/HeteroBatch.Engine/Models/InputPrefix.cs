@@ -141,7 +141,7 @@ public static class InputPrefix
     {
         preprocessing.Checked();
         var sourceHash = ModelCatalog.HashOf(modelPath);
-        var key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(Key(preprocessing)))).ToLowerInvariant()[..8];
+        var key = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(KeyOf(preprocessing)))).ToLowerInvariant()[..8];
         var file = Path.Combine(cacheFolder, "uint8", $"{sourceHash[..Math.Min(16, sourceHash.Length)]}.{key}.v{Version}.onnx");
         var sidecar = file + ".sha256";
         if (File.Exists(file) && RecordedHash(file) is { } recorded && ModelCatalog.HashOf(file) == recorded) return file;
@@ -161,9 +161,7 @@ public static class InputPrefix
         PathFor(ModelCatalog.PathFor(model, precision), preprocessing, model.CacheFolder ?? ModelCatalog.PlatformCacheFolder());
 
     /// <summary>What of <paramref name="p"/> the uint8-input form depends on: channel order, mean and std.</summary>
-    public static string KeyOf(ImagePreprocessing p) => Key(p);
-
-    private static string Key(ImagePreprocessing p) => string.Create(CultureInfo.InvariantCulture,
+    public static string KeyOf(ImagePreprocessing p) => string.Create(CultureInfo.InvariantCulture,
         $"{p.ChannelOrder};{string.Join(",", p.Mean.Select(m => m.ToString("R", CultureInfo.InvariantCulture)))};{string.Join(",", p.Std.Select(s => s.ToString("R", CultureInfo.InvariantCulture)))}");
 
     private static string? RecordedHash(string file)

@@ -123,9 +123,9 @@ internal sealed class ChunkRing<T> where T : class
     /// </summary>
     public void Forget(EncodedImages source)
     {
-        if (!_guesses.Any(g => ReferenceEquals(g.Source, source))) return;
         var gone = _guesses.Where(g => ReferenceEquals(g.Source, source)).ToList();
-        _guesses = _guesses.Where(g => !ReferenceEquals(g.Source, source)).ToList();
+        if (gone.Count == 0) return;
+        _guesses = _guesses.Except(gone).ToList();
         Drop(gone, rethrow: false);
     }
 
