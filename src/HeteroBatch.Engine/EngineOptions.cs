@@ -54,6 +54,16 @@ public sealed record EngineOptions
     public const int MaxGpuDecodeThreads = 4;
 
     /// <summary>
+    /// File jobs where every unit decodes its own share (GPUs with nvJPEG): the most of each unit's share of a
+    /// block that CPU decoding threads decode for it as they have time, taking samples from the back of the share
+    /// while the unit decodes from the front (whoever reaches a sample first decodes it), into uint8 pixels the
+    /// unit copies in. 0 turns it off; at most 0.5 (HETEROBATCH_CPU_DECODE_SHARE). Each block then holds pixels
+    /// for this much of the units' shares, in page-locked memory.
+    /// </summary>
+    public double CpuDecodeShare { get; init; } = DefaultCpuDecodeShare;
+    public const double DefaultCpuDecodeShare = 0.25, MaxCpuDecodeShare = 0.5;
+
+    /// <summary>
     /// GPUs that decode their own share: resize a chunk's images with one batched NPP call (whole-pixel source
     /// rectangles) rather than one call an image (sub-pixel exact); HETEROBATCH_GPU_BATCHED_RESIZE=0 turns it off.
     /// Where this NPP lacks or refuses the batched call, images are resized one at a time.
@@ -165,6 +175,7 @@ public sealed record EngineOptions
     public const string GpuBatchedResizeVariable = "HETEROBATCH_GPU_BATCHED_RESIZE";
     public const string MmapThresholdVariable = "HETEROBATCH_MALLOC_MMAP_THRESHOLD";
     public const string PixelInputsVariable = "HETEROBATCH_PIXEL_INPUTS";
+    public const string CpuDecodeShareVariable = "HETEROBATCH_CPU_DECODE_SHARE";
 
     private static string? NoVariables(string name) => null;
 
@@ -209,6 +220,9 @@ public sealed record EngineOptions
             options = options with { GpuDecodeChunk = chunk };
         if (int.TryParse(read(GpuDecodeThreadsVariable), System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out var decoders) && decoders is >= 1 and <= MaxGpuDecodeThreads)
             options = options with { GpuDecodeThreads = decoders };
+        if (double.TryParse(read(CpuDecodeShareVariable), System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out var help)
+            && help is >= 0 and <= MaxCpuDecodeShare)
+            options = options with { CpuDecodeShare = help };
         if (read(GpuBatchedResizeVariable) == "0") options = options with { GpuBatchedResize = false };
         if (read(PixelInputsVariable) is { } pixels)
             options = options with { PixelInputs = pixels.Trim().ToLowerInvariant() switch { "0" => PixelInputMode.Off, "all" => PixelInputMode.All, _ => options.PixelInputs } };

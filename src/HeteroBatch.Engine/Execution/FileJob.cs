@@ -17,6 +17,8 @@ public sealed class JobStages
     public double InferMs { get; set; }
     /// <summary>Wall time the units waited for decoded input.</summary>
     public double WaitForInputMs { get; set; }
+    /// <summary>CPU threads decoding samples of the decoding units' shares for them (reading included), summed over the threads.</summary>
+    public double HelpDecodeMs { get; set; }
     /// <summary>Wall time of making and writing rows (the writing thread).</summary>
     public double WriteMs { get; set; }
     /// <summary>Wall time of handing each block's rows on to whoever takes them (the command's pipeline), on the writing thread.</summary>
@@ -24,7 +26,7 @@ public sealed class JobStages
     /// <summary>Wall time of bringing written rows to disk and recording them in job.json (a thread of its own, beside the writer, where the OS allows).</summary>
     public double FlushMs { get; set; }
 
-    public override string ToString() => $"read {ReadMs:F0} ms, decode {DecodeMs:F0} ms (threads summed), infer {InferMs:F0} ms, waited for input {WaitForInputMs:F0} ms, write {WriteMs:F0} ms{(HandOnMs > 0 ? $", hand on {HandOnMs:F0} ms" : "")}{(FlushMs > 0 ? $", flush to disk {FlushMs:F0} ms" : "")}";
+    public override string ToString() => $"read {ReadMs:F0} ms, decode {DecodeMs:F0} ms (threads summed){(HelpDecodeMs > 0 ? $", decode for the decoding units {HelpDecodeMs:F0} ms (threads summed)" : "")}, infer {InferMs:F0} ms, waited for input {WaitForInputMs:F0} ms, write {WriteMs:F0} ms{(HandOnMs > 0 ? $", hand on {HandOnMs:F0} ms" : "")}{(FlushMs > 0 ? $", flush to disk {FlushMs:F0} ms" : "")}";
 }
 
 /// <summary>What a file job did.</summary>
@@ -59,6 +61,8 @@ public sealed class JobSummary : RunReport
     public Dictionary<string, Units.Backends.DecodingStages> DecodingStages { get; set; } = new();
     /// <summary>How the job's stages were planned together: who infers, how many threads decode, the predicted rate and its limit, and any CPU unit left out to decode.</summary>
     public string? Pipeline { get; set; }
+    /// <summary>Samples of the decoding units' shares that CPU threads decoded for them (the units copied their pixels in).</summary>
+    public int SamplesDecodedForUnits { get; set; }
     /// <summary>What CPU threads hand the units they feed, a sample: the model's input, or uint8 pixels the units normalise themselves; null where every unit decodes its own share.</summary>
     public string? FedInputs { get; set; }
     /// <summary>Each stage's rate: reading files, decoding on CPU threads, and each unit's inference (with its own decoding where it decodes its share).</summary>
@@ -88,12 +92,13 @@ public static class FileJob
     /// blocks' outputs). Where every unit decodes its own share a block's inputs are only file bytes
     /// (a failed unit's samples go to another that decodes). Where some unit is fed decoded inputs,
     /// any sample may need them (a decoding unit's failure sends its samples there), so a block
-    /// counts decoded inputs for all its samples, and the bytes of the units' share.
+    /// counts decoded inputs for all its samples, and the bytes of the units' share. Where CPU threads help the
+    /// decoding units (<paramref name="helpedShare"/> of a block, at most), a block also holds that many samples' pixels.
     /// </summary>
-    public static int BlockSize(int batch, long decodedBytes, long outputBytes, long encodedBytes, double unitDecodedShare, long budget)
+    public static int BlockSize(int batch, long decodedBytes, long outputBytes, long encodedBytes, double unitDecodedShare, long budget, double helpedShare = 0, long pixelBytes = 0)
     {
         double share = Math.Clamp(unitDecodedShare, 0, 1);
-        double inputs = share >= 1 ? encodedBytes : decodedBytes + share * encodedBytes;
+        double inputs = share >= 1 ? encodedBytes + Math.Clamp(helpedShare, 0, 1) * pixelBytes : decodedBytes + share * encodedBytes;
         double perSample = Math.Max(1, InputsInFlight * inputs + BlocksInFlight * (double)outputBytes);
         return (int)Math.Clamp((long)(budget / perSample), 1, batch);
     }
@@ -195,23 +200,33 @@ public static class FileJob
         if (fed != null)
             summary.FedInputs = $"{inputSpec.ElementType} [{string.Join(",", inputSpec.SampleShape)}]{(fedModel.PixelForm != null ? " pixels, normalised on the units" : "")}";
         double unitShare = plan.Shards.Where(s => decoding.Units.Contains(s.UnitId)).Sum(s => s.Count) / (double)plan.BatchSize;
-        var layout = new JobLayout(plan, start, total, BlockSize(plan.BatchSize, inputSpec.SampleBytes, signature.OutputBytesPerSample, ArenaBytesPerFile(files), unitShare, settings.MemoryBudget));
         var free = FreeProcessors(plan);
-        summary.BlockSize = layout.BlockSize;
         summary.DecodeThreads = settings.DecodeThreads > 0 ? settings.DecodeThreads : Math.Max(1, free.Count);
+        // where every unit decodes its own share, CPU threads with time to spare decode the backs of the shares into pixels the units copy in
+        var help = fed == null ? decoding.CpuHelp(plan, context.Options, summary.DecodeThreads) : null;
+        var layout = new JobLayout(plan, start, total, BlockSize(plan.BatchSize, inputSpec.SampleBytes, signature.OutputBytesPerSample, ArenaBytesPerFile(files), unitShare,
+            settings.MemoryBudget, help?.BlockShare ?? 0, help?.Pixels.SampleBytes ?? 0));
+        summary.BlockSize = layout.BlockSize;
+        if (help != null)
+        {
+            summary.Pipeline += $"; {help.Threads} of the decoding threads also decode, as they have time, up to {help.Most:P0} of each decoding unit's share (from its back, into uint8 pixels the unit copies in)";
+            summary.FedInputs = $"{help.Pixels.ElementType} [{string.Join(",", help.Pixels.SampleShape)}] pixels, decoded for the decoding units";
+        }
 
         // GPUs fed decoded inputs copy them from page-locked memory (released when the job ends); a block's
         // inputs are touched only where CPU threads decode into them, so a job that units decode holds little
-        bool lockInputs = fed != null && PartitionedRunner.WantsPageLockedInputs(context, fed);
+        bool lockInputs = fed != null ? PartitionedRunner.WantsPageLockedInputs(context, fed) : help != null && decoding.WantPageLocked(plan, context.Options);
         var slots = Enumerable.Range(0, Math.Min(BlocksInFlight, layout.Blocks.Count))
             .Select(_ => JobBlock.Allocate(signature, layout.BlockSize)).ToList();
+        int helpSlots = help == null ? 0 : Math.Max(1, (int)Math.Ceiling(help.BlockShare * layout.BlockSize));
         var inputs = Enumerable.Range(0, Math.Min(InputsInFlight, layout.Blocks.Count))
-            .Select(_ => BlockInputs.Allocate(inputSpec, fed == null ? 1 : layout.BlockSize, lockInputs, ArenaBytes(layout, decoding, files))).ToList();
+            .Select(_ => help != null ? BlockInputs.Allocate(help.Pixels, helpSlots, lockInputs, ArenaBytes(layout, decoding, files), layout.BlockSize)
+                : BlockInputs.Allocate(inputSpec, fed == null ? 1 : layout.BlockSize, lockInputs, ArenaBytes(layout, decoding, files))).ToList();
         summary.BlockBufferBytes = slots.Sum(b => b.BufferBytes) + inputs.Sum(i => i.BufferBytes);
         using var locked = lockInputs ? PageLockedBuffers.Lock(inputs.Select(i => i.Decoded)) : null;
         // GPUs that decode their own share copy the file bytes to the device from the blocks' arenas: page-locked likewise
         // (released with the decoding sessions, after they have settled every copy from them)
-        if (plan.Shards.Any(s => decoding.Units.Contains(s.UnitId) && UnitBackends.For(s.Unit).WantsPageLockedInputs(s.Unit, context.Options)))
+        if (decoding.WantPageLocked(plan, context.Options))
             decoding.HoldUntilDisposed(PageLockedBuffers.Lock(inputs.Select(i => i.Arena).OfType<ByteArena>()));
         // warm every unit at the shapes it will run (a unit that keeps one shape runs only the full block's)
         if (fed != null)
@@ -222,7 +237,7 @@ public static class FileJob
         summary.SetupMs = setup.Elapsed.TotalMilliseconds;
         summary.ResidentAfterSetupBytes = Runtime.Libc.ResidentBytes() ?? 0;
 
-        using var threads = new JobStageThreads(layout, slots, inputs, files, loadAs, output, summary, settings, free, onBlock, cancel, decoding);
+        using var threads = new JobStageThreads(layout, slots, inputs, files, loadAs, output, summary, settings, free, onBlock, cancel, decoding, help);
         output?.OnFlushFailure(threads.Fail); // a block that cannot reach the disk stops the job at once
         var wall = Stopwatch.StartNew();
         var load = Runtime.HostLoad.Now(); // other processes' share of the host during the job marks it busy (calibration)
@@ -305,6 +320,8 @@ public static class FileJob
         };
         if (cpuDecoded > 0)
             rates.Add($"decode on CPU threads: {cpuDecoded} samples, {st.DecodeMs / cpuDecoded:F3} ms a sample on a thread ({Rate(cpuDecoded, st.DecodeMs / threads)}/s on {threads} thread{(threads == 1 ? "" : "s")})");
+        if (s.SamplesDecodedForUnits > 0)
+            rates.Add($"decode on CPU threads for the decoding units: {s.SamplesDecodedForUnits} samples, {st.HelpDecodeMs / s.SamplesDecodedForUnits:F3} ms a sample on a thread");
         foreach (var u in s.Units)
             rates.Add($"{u.UnitId}: {u.Count} samples, {Rate(u.Count, u.Ms)}/s while it ran ({(decodingUnits.Contains(u.UnitId) ? "decoding its own share" : "decoded inputs from CPU threads")}){(u.Failed ? $", failed: {u.Error}" : "")}");
         rates.Add($"job: {s.ImagesPerSecond:F1} samples/s; units ran {st.InferMs:F0} ms, waited for input {st.WaitForInputMs:F0} ms, writing {st.WriteMs:F0} ms, of {s.WallMs:F0} ms");
@@ -360,15 +377,23 @@ internal sealed class BlockInputs
     public required TensorBatch Decoded { get; init; }
     /// <summary>Where the file bytes of samples that units decode are read into (none when no unit decodes).</summary>
     public required ByteArena? Arena { get; init; }
+    /// <summary>Where every unit decodes its own share and CPU threads help: which samples of the shares they took, their pixels in <see cref="Decoded"/>'s slots (else null).</summary>
+    public PixelClaims? Claims { get; init; }
     public long BufferBytes => Decoded.ByteLength + (Arena?.Capacity ?? 0);
 
-    /// <param name="samples">Samples of decoded input it holds: a block's size, or 1 where every unit decodes its own share (never read).</param>
-    public static BlockInputs Allocate(TensorSpec input, int samples, bool pinned, long arenaBytes) => new()
+    /// <param name="samples">Samples of decoded input it holds: a block's size; the slots CPU threads help the decoding units with (<paramref name="blockSize"/> given); or 1 where every unit decodes its own share alone (never read).</param>
+    /// <param name="blockSize">Where CPU threads help the decoding units: a block's size (the samples they may claim from); else 0.</param>
+    public static BlockInputs Allocate(TensorSpec input, int samples, bool pinned, long arenaBytes, int blockSize = 0)
     {
-        Arena = arenaBytes > 0 ? new ByteArena(arenaBytes) : null,
-        Decoded = pinned ? TensorBatch.AllocatePinned(input.Name, input.SampleShape, samples, input.ElementType)
-            : new TensorBatch(input.Name, input.SampleShape, samples, null, input.ElementType),
-    };
+        var decoded = pinned ? TensorBatch.AllocatePinned(input.Name, input.SampleShape, samples, input.ElementType)
+            : new TensorBatch(input.Name, input.SampleShape, samples, null, input.ElementType);
+        return new()
+        {
+            Arena = arenaBytes > 0 ? new ByteArena(arenaBytes) : null,
+            Decoded = decoded,
+            Claims = blockSize > 0 ? new PixelClaims(decoded, blockSize) : null,
+        };
+    }
 }
 
 /// <summary>One block's buffers, reused for later blocks: its inputs while it holds them, outputs, which unit ran each sample, which samples failed to load.</summary>
@@ -416,6 +441,7 @@ internal sealed class JobBlock
     public BlockInputs HandOnInputs()
     {
         var inputs = Inputs;
+        inputs.Claims?.Close(); // CPU threads helping a decoding unit take nothing more of this block, and finish what they took
         Array.Clear(Bytes);
         _inputs = null;
         return inputs;
@@ -453,7 +479,10 @@ internal sealed class JobStageThreads : IDisposable
     private readonly CancellationTokenSource _failed;
     private readonly BlockingCollection<JobBlock> _slots = new();
     private readonly BlockingCollection<BlockInputs> _inputs = new(); // handed on by blocks whose units have run
-    private readonly BlockingCollection<(JobBlock Block, int Index)> _samples = new();
+    private readonly BlockingCollection<DecodeWork> _samples = new();
+    private readonly BlockingCollection<DecodeWork> _helpWork = new(); // samples of decoding units' shares CPU threads may take (never completed: the job's end cancels)
+    private readonly DecodingHelp? _help;
+    private readonly ImagePreprocessing _pixelsAs; // how helping threads decode: RGB pixels, as the decoding units hold them
     private readonly BlockingCollection<JobBlock> _decoded = new();
     private readonly BlockingCollection<JobBlock> _ran = new(FileJob.BlocksInFlight);
     private readonly Dictionary<int, JobBlock> _early = new(); // decoded before the blocks ahead of them (inference stage only)
@@ -461,16 +490,19 @@ internal sealed class JobStageThreads : IDisposable
     private readonly int _mostDecoders;
     private Thread? _feeder, _writer;
     private Exception? _firstFailure;
-    private long _readTicks, _decodeTicks;
+    private long _readTicks, _decodeTicks, _helpTicks;
+    private int _helped;
     private ProgressCounter? _progress;
     private readonly UnitDecoding _unitDecoding;
     private IReadOnlyCollection<string> _gone = Array.Empty<string>(); // written by the inference stage, read by the feeder
 
     public JobStageThreads(JobLayout layout, IEnumerable<JobBlock> slots, IEnumerable<BlockInputs> inputs, InputFiles files, ImagePreprocessing loadAs, JobOutput? output,
-        JobSummary summary, RunSettings settings, IReadOnlyList<int> free, Action<IReadOnlyList<SamplePrediction>>? onBlock, CancellationToken cancel, UnitDecoding unitDecoding)
+        JobSummary summary, RunSettings settings, IReadOnlyList<int> free, Action<IReadOnlyList<SamplePrediction>>? onBlock, CancellationToken cancel, UnitDecoding unitDecoding,
+        DecodingHelp? help = null)
     {
         (_layout, _files, _loadAs, _output, _summary, _settings, _free, _onBlock) = (layout, files, loadAs, output, summary, settings, free, onBlock);
         _unitDecoding = unitDecoding;
+        (_help, _pixelsAs) = (help, loadAs with { ChannelOrder = ChannelOrder.Rgb });
         _failed = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         foreach (var s in slots) _slots.Add(s);
         foreach (var i in inputs) _inputs.Add(i);
@@ -484,7 +516,11 @@ internal sealed class JobStageThreads : IDisposable
     {
         _progress = new ProgressCounter(_settings.Progress, _summary.Samples, _summary.SamplesResumed);
         _feeder = Named(Feed, "HeteroBatch feeder");
-        for (int d = 0; d < _summary.DecodeThreads; d++) _decoders.Add(Named(() => Decode(pinned: _free.Count > 0), $"HeteroBatch decoder {d}"));
+        for (int d = 0; d < _summary.DecodeThreads; d++)
+        {
+            bool helps = _help != null && d < _help.Threads; // the others leave processors to the decoding units' own threads
+            _decoders.Add(Named(() => Decode(pinned: _free.Count > 0, helps), $"HeteroBatch decoder {d}"));
+        }
         _writer = Named(Write, "HeteroBatch writer");
         _feeder.Start();
         _decoders.ForEach(d => d.Start());
@@ -515,7 +551,7 @@ internal sealed class JobStageThreads : IDisposable
         if (_settings.DecodeThreads <= 0 && sequence > 0 && _decoders.Count < _mostDecoders && waited > 0.1 * stages.InferMs / sequence)
         {
             // the units wait for input: another decoder (on any processor) helps more than it costs them
-            var extra = Named(() => Decode(pinned: false), $"HeteroBatch decoder {_decoders.Count}");
+            var extra = Named(() => Decode(pinned: false, helps: false), $"HeteroBatch decoder {_decoders.Count}");
             _decoders.Add(extra);
             extra.Start();
         }
@@ -581,25 +617,74 @@ internal sealed class JobStageThreads : IDisposable
                 // as the blocks will run: without the units that failed (blocks marked before a failure are decoded where they run)
                 var plan = _layout.PlanFor(block.Count);
                 _unitDecoding.Mark(block, Volatile.Read(ref _gone) is { Count: > 0 } gone ? PlanScaling.Without(plan, gone) ?? plan : plan);
-                for (int i = 0; i < block.Count; i++) _samples.Add((block, i), Token);
+                for (int i = 0; i < block.Count; i++) _samples.Add(new DecodeWork(block, i), Token);
             }
         }
         finally { _samples.CompleteAdding(); }
     });
 
-    // a decoder: loads samples into their block; an input that cannot be read is a failed sample
-    private void Decode(bool pinned) => Guarded(() =>
+    /// <summary>A decoder's work: sample <paramref name="Index"/> of a block; or, with <paramref name="Claims"/>, a sample from the back of the block's decoding share <paramref name="Index"/>, if it is still free.</summary>
+    private readonly record struct DecodeWork(JobBlock Block, int Index, PixelClaims? Claims = null, int Generation = 0);
+
+    // a decoder: loads samples into their block; an input that cannot be read is a failed sample. One that helps the decoding
+    // units takes samples from the backs of their shares when no block's sample waits (blocks being read come first)
+    private void Decode(bool pinned, bool helps) => Guarded(() =>
     {
         if (pinned) Runtime.Libc.PinCurrentThread(_free.ToArray());
-        foreach (var (block, i) in _samples.GetConsumingEnumerable(Token))
+        var from = new[] { _samples, _helpWork };
+        while (true)
         {
+            DecodeWork work;
+            if (!helps) { if (!_samples.TryTake(out work, Timeout.Infinite, Token)) return; }
+            else BlockingCollection<DecodeWork>.TakeFromAny(from, out work, Token);
+            if (work.Claims != null)
+            {
+                Help(work);
+                continue;
+            }
+            var (block, i) = (work.Block, work.Index);
             long t0 = Stopwatch.GetTimestamp();
             if (block.ForUnitDecoding[i]) ReadForUnit(block, i);
             else Load(block, i);
             Interlocked.Add(ref _decodeTicks, Stopwatch.GetTimestamp() - t0);
-            if (Interlocked.Increment(ref block.Decoded) == block.Count) _decoded.Add(block);
+            if (Interlocked.Increment(ref block.Decoded) == block.Count)
+            {
+                OfferHelp(block);
+                _decoded.Add(block);
+            }
         }
     });
+
+    // a block whose files are read: the samples of its decoding shares CPU threads may take, the shares' turns interleaved
+    private void OfferHelp(JobBlock block)
+    {
+        if (_help == null || block.Inputs.Claims is not { Shares: > 0 } claims) return;
+        int most = Enumerable.Range(0, claims.Shares).Max(claims.RoomOf);
+        for (int k = 0; k < most; k++)
+            for (int share = 0; share < claims.Shares; share++)
+                if (k < claims.RoomOf(share)) _helpWork.Add(new DecodeWork(block, share, claims, block.Sequence));
+    }
+
+    // a sample from the back of a decoding unit's share, decoded here into pixels the unit copies in (if the unit has not reached it)
+    private void Help(DecodeWork work)
+    {
+        var claims = work.Claims!;
+        if (claims.ClaimFromBack(work.Generation, work.Index) is not var (sample, slot)) return;
+        long t0 = Stopwatch.GetTimestamp();
+        var block = work.Block;
+        try
+        {
+            if (block.Errors[sample] == null)
+                try { _files.Load(block.First + sample, claims.Pixels, slot, _pixelsAs); }
+                catch (HeteroBatchException e) when (e is { Kind: FailureKind.InvalidData, StopsCommand: false }) { block.Errors[sample] = e; }
+        }
+        finally
+        {
+            claims.Decoded(sample); // also where it failed: the unit must not wait for it
+            Interlocked.Add(ref _helpTicks, Stopwatch.GetTimestamp() - t0);
+            Interlocked.Increment(ref _helped);
+        }
+    }
 
     // a sample decoded here into the block's input; one that cannot be read is a failed sample
     private void Load(JobBlock block, int i)
@@ -664,8 +749,18 @@ internal sealed class JobStageThreads : IDisposable
         long read = Interlocked.Read(ref _readTicks);
         _summary.Stages.ReadMs = Stopwatch.GetElapsedTime(0, read).TotalMilliseconds;
         _summary.Stages.DecodeMs = Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _decodeTicks) - read).TotalMilliseconds;
+        _summary.Stages.HelpDecodeMs = Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _helpTicks)).TotalMilliseconds;
+        _summary.SamplesDecodedForUnits = Volatile.Read(ref _helped);
     }
 }
+
+/// <summary>How CPU decoding threads help the units that decode their own share (<see cref="UnitDecoding.CpuHelp"/>).</summary>
+/// <param name="Most">The most of each helped unit's share they decode (from its back).</param>
+/// <param name="Threads">Decoding threads that help (the rest only read files).</param>
+/// <param name="Pixels">A sample's pixels as the helped units copy them in (their model's uint8 input).</param>
+/// <param name="BlockShare">The most of a block they decode.</param>
+/// <param name="Units">The helped units.</param>
+internal sealed record DecodingHelp(double Most, int Threads, TensorSpec Pixels, double BlockShare, IReadOnlySet<string> Units);
 
 /// <summary>
 /// The units of a file job that decode their own share of the images (a GPU with nvJPEG): their
@@ -754,13 +849,40 @@ internal sealed class UnitDecoding : IDisposable
             }
     }
 
-    /// <summary>Feeder: marks the samples of <paramref name="block"/> that fall in a decoding unit's share of its plan.</summary>
+    private DecodingHelp? _help;
+
+    /// <summary>
+    /// Whether CPU decoding threads help the decoding units (where every unit of the job decodes its own share,
+    /// so the threads only read files): those whose sessions take pixels decoded on the CPU, when
+    /// <see cref="EngineOptions.CpuDecodeShare"/> is above 0 and threads are left once each unit's own decoding
+    /// threads have a processor. Null where they do not.
+    /// </summary>
+    public DecodingHelp? CpuHelp(BatchPlan plan, EngineOptions options, int decodeThreads)
+    {
+        double most = Math.Clamp(options.CpuDecodeShare, 0, EngineOptions.MaxCpuDecodeShare);
+        var helped = _sessions.Where(kv => kv.Value.TakesCpuPixels).Select(kv => kv.Key).ToHashSet();
+        int threads = decodeThreads - _sessions.Values.Sum(s => s.HostThreads);
+        if (most <= 0 || helped.Count == 0 || threads < 1) return _help = null;
+        double blockShare = most * plan.Shards.Where(s => helped.Contains(s.UnitId)).Sum(s => s.Count) / plan.BatchSize;
+        return _help = new DecodingHelp(most, threads, _sessions[helped.First()].Signature.Inputs[0], blockShare, helped);
+    }
+
+    /// <summary>Whether a decoding unit of <paramref name="plan"/> copies from host memory that should be page-locked (file bytes, pixels).</summary>
+    public bool WantPageLocked(BatchPlan plan, EngineOptions options) =>
+        plan.Shards.Any(s => _sessions.ContainsKey(s.UnitId) && UnitBackends.For(s.Unit).WantsPageLockedInputs(s.Unit, options));
+
+    /// <summary>Feeder: marks the samples of <paramref name="block"/> that fall in a decoding unit's share of its plan, and opens the shares CPU threads may help with.</summary>
     public void Mark(JobBlock block, BatchPlan plan)
     {
         if (_sessions.Count == 0) return;
+        var helped = new List<(int Offset, int Count)>();
         foreach (var shard in plan.Shards)
             if (_sessions.ContainsKey(shard.UnitId))
+            {
                 block.ForUnitDecoding.AsSpan(shard.Offset, shard.Count).Fill(true);
+                if (_help?.Units.Contains(shard.UnitId) == true) helped.Add((shard.Offset, shard.Count));
+            }
+        block.Inputs.Claims?.Open(block.Sequence, block.Count, helped, _help?.Most ?? 0);
     }
 
     /// <summary>Inference stage, before a block's board: the decoding units read this block's bytes.</summary>
@@ -782,7 +904,7 @@ internal sealed class UnitDecoding : IDisposable
     private EncodedImages SourceOf(JobBlock block, InputFiles files)
     {
         if (_sources.TryGetValue(block.Sequence, out var known)) return known;
-        var source = new EncodedImages(i => BytesOf(block, i, files), i => files.NameOf(block.First + i), block.Errors);
+        var source = new EncodedImages(i => BytesOf(block, i, files), i => files.NameOf(block.First + i), block.Errors) { Claims = block.Inputs.Claims };
         _sources[block.Sequence] = source;
         return source;
     }
@@ -823,7 +945,9 @@ internal sealed class UnitDecoding : IDisposable
     {
         foreach (var (unit, session) in _sessions)
         {
-            summary.UnitDecoding.Add($"{unit} decoded {session.Decoded.OnUnit} images itself and had {session.Decoded.OnCpu} decoded on the CPU (not JPEG, or refused)");
+            summary.UnitDecoding.Add(session.TakesCpuPixels && _help != null
+                ? $"{unit} decoded {session.Decoded.OnUnit} images itself, copied in {session.FromCpuThreads} that CPU threads decoded for it, and had {session.Decoded.OnCpu} decoded on the CPU (not JPEG, or refused)"
+                : $"{unit} decoded {session.Decoded.OnUnit} images itself and had {session.Decoded.OnCpu} decoded on the CPU (not JPEG, or refused)");
             if (session.Stages is not { Chunks: > 0 } stages) continue;
             summary.UnitDecoding.Add($"{unit}: {stages}");
             summary.DecodingStages[unit] = stages;

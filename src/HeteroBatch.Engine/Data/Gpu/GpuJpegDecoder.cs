@@ -515,6 +515,22 @@ public sealed unsafe class DeviceImageBatch : IDisposable
         }
     }
 
+    /// <summary>
+    /// Queues a copy of one sample's pixels (Height × Width × 3 RGB bytes, decoded on the CPU) into slot <paramref name="index"/>,
+    /// after what is queued on the stream, and returns: the host memory must stay as it is until the batch is synchronised
+    /// (page-locked memory is read by the GPU then; other memory is staged before this returns).
+    /// </summary>
+    public void QueueUpload(int index, ReadOnlySpan<byte> rgb)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, Capacity);
+        if (rgb.Length != SampleBytes) throw new ArgumentException($"a sample is {SampleBytes} bytes, not {rgb.Length}", nameof(rgb));
+        _native.Check(_native.SetDevice(DeviceId), "cudaSetDevice");
+        fixed (byte* p = rgb)
+            _native.Check(_native.MemcpyAsync(_pixels + (nint)(SampleBytes * index), (IntPtr)p, (nuint)rgb.Length, GpuNative.CudaMemcpyHostToDevice, _stream), "cudaMemcpyAsync");
+    }
+
     /// <summary>Copies samples [0, count) to the host (for checks): count × Height × Width × 3 bytes.</summary>
     public byte[] Download(int count)
     {

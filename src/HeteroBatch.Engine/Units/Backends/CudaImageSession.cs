@@ -10,7 +10,11 @@ namespace HeteroBatch.Engine.Units.Backends;
 /// <param name="Bytes">The file bytes of sample i of the block (empty where it could not be read).</param>
 /// <param name="Name">The file of sample i, for errors.</param>
 /// <param name="Errors">Set for sample i where it can be decoded neither on the unit nor on the CPU.</param>
-public sealed record EncodedImages(Func<int, ReadOnlyMemory<byte>> Bytes, Func<int, string> Name, HeteroBatchException?[] Errors);
+public sealed record EncodedImages(Func<int, ReadOnlyMemory<byte>> Bytes, Func<int, string> Name, HeteroBatchException?[] Errors)
+{
+    /// <summary>Samples CPU threads may decode for the unit (from the back of its share, into pixels it copies in); null where none do.</summary>
+    internal Data.PixelClaims? Claims { get; init; }
+}
 
 /// <summary>A session that takes encoded images (a block's JPEG bytes) and decodes them on its unit, instead of decoded tensors.</summary>
 public interface IEncodedImageSession : IModelSession
@@ -39,6 +43,13 @@ public interface IEncodedImageSession : IModelSession
 
     /// <summary>Where the unit's time went so far, for sessions that decode in chunks beside inference (null for others).</summary>
     DecodingStages? Stages => null;
+
+    /// <summary>Whether CPU threads may decode part of its share for it: it then copies their uint8 pixels (its model's input) in (see <see cref="EncodedImages"/>).</summary>
+    bool TakesCpuPixels => false;
+    /// <summary>Samples of its share whose pixels CPU threads decoded and it copied in, so far.</summary>
+    long FromCpuThreads => 0;
+    /// <summary>Threads of this host its decoding keeps busy besides its unit's worker (processors helping threads leave it).</summary>
+    int HostThreads => 0;
 }
 
 /// <summary>
@@ -80,7 +91,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
     private readonly LoadedModel _model;
     private readonly DeviceInputRunner _runner;
     private int _chunk;
-    private long _onUnit, _onCpu;
+    private long _onUnit, _onCpu, _fromCpuThreads;
     private int _chunks;
     private long _images;
     private double _decodeMs, _inferMs, _waitMs, _parseMs, _submitMs, _resizeMs;
@@ -96,6 +107,9 @@ internal sealed class CudaImageSession : IEncodedImageSession
     private readonly ChunkRing<Decoding> _ring;
 
     public void Forget(EncodedImages source) => _ring.Forget(source);
+    public bool TakesCpuPixels => true;
+    public long FromCpuThreads => Interlocked.Read(ref _fromCpuThreads);
+    public int HostThreads => _lanes.Threads;
     /// <summary>The threads the ring's decodes run on, in the order queued (<see cref="EngineOptions.GpuDecodeThreads"/> at once).</summary>
     private readonly DecodeLanes _lanes;
     /// <summary>Images decoded for chunks that ran (not those decoded ahead for a range that has not run).</summary>
@@ -192,14 +206,16 @@ internal sealed class CudaImageSession : IEncodedImageSession
         _runner.Run(_batches[0].Pointer, TensorElementType.UInt8, _chunk, _model.AllocateOutputs(_chunk), 0, padTo: _chunk);
     }
 
-    /// <summary>What decoding a chunk did: images decoded on the GPU, on the CPU, and the samples neither could decode.</summary>
-    private sealed record Decoding(long OnUnit, long OnCpu, IReadOnlyList<(int Sample, HeteroBatchException Error)> Errors, double Ms, (double Parse, double Submit, double Resize) Host, int ResizedTogether);
+    /// <summary>What decoding a chunk did: images decoded on the GPU, on the CPU, copied in from CPU threads, and the samples neither could decode.</summary>
+    private sealed record Decoding(long OnUnit, long OnCpu, IReadOnlyList<(int Sample, HeteroBatchException Error)> Errors, double Ms, (double Parse, double Submit, double Resize) Host, int ResizedTogether,
+        long FromCpuThreads = 0);
 
     /// <summary>Counts a chunk's decoding and marks its failed samples (only for a chunk that runs).</summary>
     private void Apply(EncodedImages source, Decoding decoded)
     {
         Interlocked.Add(ref _onUnit, decoded.OnUnit);
         Interlocked.Add(ref _onCpu, decoded.OnCpu);
+        Interlocked.Add(ref _fromCpuThreads, decoded.FromCpuThreads);
         _decodeMs += decoded.Ms;
         (_parseMs, _submitMs, _resizeMs) = (_parseMs + decoded.Host.Parse, _submitMs + decoded.Host.Submit, _resizeMs + decoded.Host.Resize);
         _resizedTogether += decoded.ResizedTogether;
@@ -210,13 +226,27 @@ internal sealed class CudaImageSession : IEncodedImageSession
     {
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         var bytes = new ReadOnlyMemory<byte>[n];
-        for (int i = 0; i < n; i++) bytes[i] = source.Bytes(first + i);
+        // a sample CPU threads took from the back of the share is theirs (its bytes are not decoded here); the rest the unit claims
+        var claims = source.Claims;
+        var byThreads = new bool[n];
+        for (int i = 0; i < n; i++)
+            if (claims == null || claims.ClaimForUnit(first + i)) bytes[i] = source.Bytes(first + i);
+            else byThreads[i] = true;
         var status = _decoder.Decode(bytes, into);
         var (host, resizedTogether) = (into.LastTimes, into.ResizedTogether);
-        long onUnit = 0, onCpu = 0;
+        long onUnit = 0, onCpu = 0, fromThreads = 0;
         var errors = new List<(int, HeteroBatchException)>();
         for (int i = 0; i < n; i++)
         {
+            if (byThreads[i])
+            {
+                // copied in after the chunk's decoding, on its stream, from the block's page-locked pixels (they stay until the block's units have run)
+                int slot = claims!.SlotWhenDecoded(first + i);
+                if (source.Errors[first + i] != null) continue; // the threads could not decode it: a failed sample already
+                into.QueueUpload(i, claims.Pixels.Bytes(slot, 1));
+                fromThreads++;
+                continue;
+            }
             if (status[i] is GpuDecodeStatus.Decoded or GpuDecodeStatus.DecodedByFallback) { onUnit++; continue; }
             // not a JPEG, or one the GPU refused: the same crop from the CPU's decoder, copied in
             try
@@ -229,7 +259,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
                 errors.Add((first + i, e));
             }
         }
-        return new Decoding(onUnit, onCpu, errors, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, host, resizedTogether);
+        return new Decoding(onUnit, onCpu, errors, System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds, host, resizedTogether, fromThreads);
     }
 
     /// <summary>The image's resize and centre crop as uint8 RGB, decoded on the CPU (the exact mode's pixels).</summary>

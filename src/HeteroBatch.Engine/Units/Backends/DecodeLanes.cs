@@ -28,6 +28,9 @@ internal sealed class DecodeLanes : IDisposable
         }
     }
 
+    /// <summary>The lanes' threads.</summary>
+    public int Threads => _threads.Length;
+
     /// <summary>Queues <paramref name="work"/> behind what is queued; the task ends with its result or its exception. Throws ObjectDisposedException once disposed.</summary>
     public Task<T> Run<T>(Func<T> work)
     {
