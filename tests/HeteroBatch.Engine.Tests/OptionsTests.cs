@@ -74,6 +74,21 @@ public sealed class OptionsTests
     }
 
     [Theory]
+    [InlineData(null, 0.25)]
+    [InlineData("0", 0.0)]
+    [InlineData("0.1", 0.1)]
+    [InlineData("0.5", 0.5)]
+    [InlineData("0.51", 0.25)]
+    [InlineData("-0.1", 0.25)]
+    [InlineData("NaN", 0.25)]
+    [InlineData("half", 0.25)]
+    public void TheShareCpuThreadsDecodeForDecodingUnitsIsReadWithinItsBoundsElseTheDefault(string? value, double share)
+    {
+        var o = EngineOptions.FromEnvironment(Env(("HETEROBATCH_CPU_DECODE_SHARE", value!)));
+        Assert.Equal(share, o.CpuDecodeShare);
+    }
+
+    [Theory]
     [InlineData(null, 1L << 20)]
     [InlineData("0", 0L)]
     [InlineData("262144", 262144L)]
