@@ -128,12 +128,13 @@ BeforeAll {
         @($Information.MessageData | Where-Object { $_ -is [HeteroBatch.Engine.Execution.JobSummary] })[0]
     }
 
-    # How many images $Unit decoded itself and how many it had the CPU decode, from the summary's
-    # UnitDecoding lines ("gpu0 decoded N images itself and had M decoded on the CPU ..."); null if no line.
+    # How many images $Unit decoded itself, how many CPU threads decoded for it (their pixels copied in) and how many it
+    # had the CPU decode, from the summary's UnitDecoding lines ("gpu0 decoded N images itself[, copied in K that CPU
+    # threads decoded for it,] and had M decoded on the CPU ..."); null if no line.
     function Get-UnitDecoded($Summary, [string] $Unit) {
         foreach ($line in $Summary.UnitDecoding) {
-            if ($line -match "^$([regex]::Escape($Unit)) decoded (\d+) images itself and had (\d+) decoded on the CPU") {
-                return [pscustomobject]@{ OnUnit = [int]$Matches[1]; OnCpu = [int]$Matches[2] }
+            if ($line -match "^$([regex]::Escape($Unit)) decoded (\d+) images itself(?:, copied in (\d+) that CPU threads decoded for it,)? and had (\d+) decoded on the CPU") {
+                return [pscustomobject]@{ OnUnit = [int]$Matches[1]; FromThreads = [int]$Matches[2]; OnCpu = [int]$Matches[3] }
             }
         }
     }
@@ -275,7 +276,7 @@ Describe 'GPU decoding in file jobs (resnet-50 at Fp16)' -Skip:($gpuCount -eq 0)
         }
     }
 
-    It 'a job with -DecodeOn Auto: gpu0 decodes every image itself; outputs agree with CPU decoding (cosine >= 0.999)' {
+    It 'a job with -DecodeOn Auto: gpu0 decodes every image, CPU threads the backs of its shares as they have time; outputs agree with CPU decoding (cosine >= 0.999)' {
         $out = Join-Path $TestDrive 'gpu-decoded'
         $rows = $jpegs | Invoke-PartitionedInference -Plan $gpuPlan -OutputPath $out -DecodeOn Auto -InformationVariable job
         $summary = Get-JobSummary $job
@@ -285,7 +286,8 @@ Describe 'GPU decoding in file jobs (resnet-50 at Fp16)' -Skip:($gpuCount -eq 0)
         $summary.Blocks | Should -BeGreaterThan 1
         $decoded = Get-UnitDecoded $summary gpu0
         $decoded | Should -Not -BeNullOrEmpty -Because "the summary says what gpu0 decoded ($($summary.UnitDecoding -join '; '))"
-        $decoded.OnUnit | Should -Be 300
+        $decoded.OnUnit + $decoded.FromThreads | Should -Be 300
+        $decoded.FromThreads | Should -Be $summary.SamplesDecodedForUnits
         $decoded.OnCpu | Should -Be 0
         $cpuSummary.UnitDecoding | Should -BeNullOrEmpty
         $cos = @(Get-SampleCosine (Read-JobOutput $out) $reference)
@@ -332,7 +334,7 @@ Describe 'GPU decoding in file jobs (resnet-50 at Fp16)' -Skip:($gpuCount -eq 0)
         $r.At | Should -BeLessThan 3000
         $r.Summary.SamplesResumed | Should -Be $r.At
         $r.Summary.SamplesRun | Should -Be (3000 - $r.At)
-        (Get-UnitDecoded $r.Summary gpu0).OnUnit | Should -Be (3000 - $r.At)
+        $d = Get-UnitDecoded $r.Summary gpu0; $d.OnUnit + $d.FromThreads | Should -Be (3000 - $r.At)
         Compare-JobRows $r.Rows $uninterrupted
         $cos = @(Get-SampleCosine (Read-JobOutput (Join-Path $TestDrive 'stopped')) (Read-JobOutput $whole))
         ($cos | Measure-Object -Minimum).Minimum | Should -BeGreaterOrEqual 0.9999
@@ -353,7 +355,7 @@ Describe 'GPU decoding in file jobs (resnet-50 at Fp16)' -Skip:($gpuCount -eq 0)
         Write-Host ("    two GPUs, plan {0}: rows by unit {1}; {2}; {3:F1} images/s" -f $plan.Split, (($byUnit.GetEnumerator() | ForEach-Object { "$($_.Key) $($_.Value)" }) -join ', '), ($summary.UnitDecoding -join '; '), $summary.ImagesPerSecond)
         foreach ($g in 'gpu0', 'gpu1') {
             $byUnit[$g] | Should -BeGreaterThan 0 -Because "$g has a share"
-            (Get-UnitDecoded $summary $g).OnUnit | Should -Be $byUnit[$g]
+            $d = Get-UnitDecoded $summary $g; $d.OnUnit + $d.FromThreads | Should -Be $byUnit[$g]
         }
         (Get-SampleCosine (Read-JobOutput $out) $reference | Measure-Object -Minimum).Minimum | Should -BeGreaterOrEqual 0.999
     }
@@ -415,9 +417,13 @@ Describe 'the suite''s own checks, on the CPU' {
         $s.UnitDecoding.Add('gpu10 decoded 7 images itself and had 1 decoded on the CPU (not JPEG, or refused)')
         # the engine's line (UnitDecoding.Report in Execution/FileJob.cs), as a GPU job writes it
         $s.UnitDecoding.Add(('{0} decoded {1} images itself and had {2} decoded on the CPU (not JPEG, or refused)' -f 'gpu1', 290, 10))
+        $s.UnitDecoding.Add(('{0} decoded {1} images itself, copied in {2} that CPU threads decoded for it, and had {3} decoded on the CPU (not JPEG, or refused)' -f 'gpu2', 250, 40, 10))
         $d = Get-UnitDecoded $s gpu1
         $d.OnUnit | Should -Be 290
         $d.OnCpu | Should -Be 10
+        $d.FromThreads | Should -Be 0
+        $h = Get-UnitDecoded $s gpu2
+        $h.OnUnit, $h.FromThreads, $h.OnCpu | Should -Be 250, 40, 10
         (Get-UnitDecoded $s gpu10).OnUnit | Should -Be 7
         Get-UnitDecoded $s gpu0 | Should -BeNullOrEmpty
     }
