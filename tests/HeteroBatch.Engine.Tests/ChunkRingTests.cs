@@ -143,14 +143,33 @@ public sealed class ChunkRingTests
         var b = Block(1024);
         // this unit's share is [0, 512) of each block; after a's range, b's share likely comes next
         Consume(ring, r, a, 0, 512, 128, i => i * 128 < 512 ? (b, i * 128, 128) : null);
-        // while a's last chunk infers, the other two batches decode b's first two chunks
+        // while a's last chunk infers, the other two batches decode b's first two chunks, and go on after a's range has
+        // ended (the unit is not held for them)
         Assert.Equal(2, ring.Guessed);
-        Assert.Equal(2, r.Calls.Count(c => c.Source == b));
+        Assert.True(SpinWait.SpinUntil(() => r.Calls.Count(c => c.Source == b) == 2, TimeSpan.FromMinutes(1)));
 
         var got = Consume(ring, r, b, 0, 512, 128);
         Assert.Equal(new[] { 0, 128, 256, 384 }, got.Select(c => c.First));
         Assert.Equal(4, r.Calls.Count(c => c.Source == b)); // two decoded ahead, two now
         Assert.Empty(r.Settled);
+        Assert.Null(r.Violation);
+    }
+
+    [Fact]
+    public void ARangeEndsOnceItsOwnChunksAreHandedOutNotWhenItsGuessesHaveDecoded()
+    {
+        var r = new Recorder { HoldAllBut = 0 }; // every decode but the range's own chunk waits until released
+        var ring = r.Ring(3);
+        var a = Block(1024);
+        var b = Block(1024);
+        Consume(ring, r, a, 0, 128, 128, i => (b, 512 + i * 128, 128));
+        // the unit has its range back while the two guesses still wait to decode (held until released, a bound of seconds)
+        Assert.Equal(2, ring.Guessed);
+        Assert.Equal(1, Volatile.Read(ref r.Finished));
+        r.Released.Set();
+        var got = Consume(ring, r, b, 512, 256, 128);
+        Assert.Equal(new[] { 512, 640 }, got.Select(c => c.First));
+        Assert.Equal(2, r.Calls.Count(c => c.Source == b)); // the guesses, taken: none decoded again
         Assert.Null(r.Violation);
     }
 

@@ -155,18 +155,18 @@ public sealed class CpuDecodingHelpTests : IDisposable
     public void ThreadsHelpOnlyWhereAShareIsTheirsToTakeAndAThreadIsLeftOnceTheUnitsOwnHaveProcessors()
     {
         var plan = Plan(8);
-        var help = Decoding(plan).CpuHelp(plan, new EngineOptions(), decodeThreads: 4);
+        var help = Decoding(plan).CpuHelp(plan, new EngineOptions(), decodeThreads: 6);
         Assert.NotNull(help);
         Assert.Equal(EngineOptions.DefaultCpuDecodeShare, help.Most);
-        Assert.Equal(4, help.Threads);
+        Assert.Equal(4, help.Threads); // two processors stay for the writer and the feeder
         Assert.Equal(Pixels, help.Pixels);
         Assert.Equal(0.25, help.BlockShare);
         Assert.Equal(plan.Shards.Select(s => s.UnitId).ToHashSet(), help.Units);
-        Assert.Equal(2, Decoding(plan, hostThreads: 1).CpuHelp(plan, new EngineOptions(), 4)!.Threads);
-        Assert.Null(Decoding(plan, hostThreads: 2).CpuHelp(plan, new EngineOptions(), 4)); // the units' own decoding threads take every processor
-        Assert.Null(Decoding(plan).CpuHelp(plan, new EngineOptions { CpuDecodeShare = 0 }, 4)); // turned off
-        Assert.Null(Decoding(plan, takesPixels: false).CpuHelp(plan, new EngineOptions(), 4)); // a server decodes what it is sent
-        Assert.Equal(0.5, Decoding(plan).CpuHelp(plan, new EngineOptions { CpuDecodeShare = 2 }, 4)!.Most); // bounded however it was set
+        Assert.Equal(2, Decoding(plan, hostThreads: 1).CpuHelp(plan, new EngineOptions(), 6)!.Threads);
+        Assert.Null(Decoding(plan, hostThreads: 2).CpuHelp(plan, new EngineOptions(), 6)); // the units' own decoding threads take every processor left
+        Assert.Null(Decoding(plan).CpuHelp(plan, new EngineOptions { CpuDecodeShare = 0 }, 6)); // turned off
+        Assert.Null(Decoding(plan, takesPixels: false).CpuHelp(plan, new EngineOptions(), 6)); // a server decodes what it is sent
+        Assert.Equal(0.5, Decoding(plan).CpuHelp(plan, new EngineOptions { CpuDecodeShare = 2 }, 6)!.Most); // bounded however it was set
     }
 
     [Fact]
@@ -183,7 +183,7 @@ public sealed class CpuDecodingHelpTests : IDisposable
         var files = InputFiles.For(paths, new[] { Floats });
         var plan = Plan(count / 2);
         using var decoding = Decoding(plan);
-        var help = decoding.CpuHelp(plan, new EngineOptions { CpuDecodeShare = 0.5 }, decodeThreads: 2)!;
+        var help = decoding.CpuHelp(plan, new EngineOptions { CpuDecodeShare = 0.5 }, decodeThreads: 4)!;
         var layout = new JobLayout(plan, 0, count, count);
         var outputs = new ModelSignature(new[] { Floats }, new[] { Logits });
         var inputs = BlockInputs.Allocate(help.Pixels, 8, pinned: false, arenaBytes: 1 << 20, blockSize: count);

@@ -855,13 +855,15 @@ internal sealed class UnitDecoding : IDisposable
     /// Whether CPU decoding threads help the decoding units (where every unit of the job decodes its own share,
     /// so the threads only read files): those whose sessions take pixels decoded on the CPU, when
     /// <see cref="EngineOptions.CpuDecodeShare"/> is above 0 and threads are left once each unit's own decoding
-    /// threads have a processor. Null where they do not.
+    /// threads, the writer and the feeder have a processor. Null where they do not.
     /// </summary>
     public DecodingHelp? CpuHelp(BatchPlan plan, EngineOptions options, int decodeThreads)
     {
         double most = Math.Clamp(options.CpuDecodeShare, 0, EngineOptions.MaxCpuDecodeShare);
         var helped = _sessions.Where(kv => kv.Value.TakesCpuPixels).Select(kv => kv.Key).ToHashSet();
-        int threads = decodeThreads - _sessions.Values.Sum(s => s.HostThreads);
+        // each unit's own decoding threads keep a processor, and two stay for the writer and the feeder (rows made while
+        // every helping thread decodes took twice as long on 2 x H200)
+        int threads = decodeThreads - _sessions.Values.Sum(s => s.HostThreads) - 2;
         if (most <= 0 || helped.Count == 0 || threads < 1) return _help = null;
         double blockShare = most * plan.Shards.Where(s => helped.Contains(s.UnitId)).Sum(s => s.Count) / plan.BatchSize;
         return _help = new DecodingHelp(most, threads, _sessions[helped.First()].Signature.Inputs[0], blockShare, helped);

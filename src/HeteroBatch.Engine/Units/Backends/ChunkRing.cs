@@ -46,8 +46,8 @@ internal sealed class ChunkRing<T> where T : class
     /// consumer asks for the next one (so it may infer it meanwhile). <paramref name="upcoming"/>(i) is
     /// the i-th chunk of the range likely next, or null. A failed decode of this range throws once the
     /// other decodes have ended; a failed guess is decoded again when its range runs. Enumerated to
-    /// the end, the range leaves only its guesses behind, decoded (their batches settle when the next
-    /// range drops them); stopped early (the consumer threw, or was cancelled), it waits for every
+    /// the end, the range leaves only its guesses behind, still decoding or decoded (the next range
+    /// waits for each it takes; those it drops, or <see cref="Forget"/>, are waited for and settled); stopped early (the consumer threw, or was cancelled), it waits for every
     /// decode it started and settles every batch it used, the guesses' too.
     /// </summary>
     public IEnumerable<Chunk> Chunks(EncodedImages source, int offset, int count, int chunk,
@@ -105,8 +105,8 @@ internal sealed class ChunkRing<T> where T : class
                 yield return new Chunk(current.Batch, current.First, current.Count, decoded);
             }
             current = null;
-            // the guesses end with the range: their bytes stay the job's until it hands out the next range
-            foreach (var guess in guesses) guess.Task.GetAwaiter().GetResult();
+            // the guesses go on decoding after the range: the unit may infer meanwhile (the next range takes them,
+            // waiting for each as it comes to it; their bytes stay the job's until it has forgotten their block)
             _guesses = guesses;
             completed = true;
         }

@@ -179,7 +179,7 @@ internal sealed class CudaImageSession : IEncodedImageSession
             (_chunks, _images) = (_chunks + 1, _images + chunk.Count);
             clock.Restart();
         }
-        _waitMs += clock.Elapsed.TotalMilliseconds; // the guesses for the next range still decoding
+        _waitMs += clock.Elapsed.TotalMilliseconds;
     }
 
     /// <summary>The i-th chunk of the range likely to come after one that ended at <paramref name="end"/>: the rest of this block's share, else the next block's share.</summary>
