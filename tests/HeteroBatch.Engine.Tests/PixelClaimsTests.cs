@@ -163,10 +163,35 @@ public sealed class CpuDecodingHelpTests : IDisposable
         Assert.Equal(0.25, help.BlockShare);
         Assert.Equal(plan.Shards.Select(s => s.UnitId).ToHashSet(), help.Units);
         Assert.Equal(2, Decoding(plan, hostThreads: 1).CpuHelp(plan, new EngineOptions(), 6)!.Threads);
+        Assert.Equal(2, Decoding(plan).CpuHelp(plan, new EngineOptions(), 6, cores: 3)!.Threads); // one a physical core, less one
+        Assert.Equal(4, Decoding(plan).CpuHelp(plan, new EngineOptions(), 6, cores: 6)!.Threads);
+        Assert.Null(Decoding(plan).CpuHelp(plan, new EngineOptions(), 6, cores: 1));
         Assert.Null(Decoding(plan, hostThreads: 2).CpuHelp(plan, new EngineOptions(), 6)); // the units' own decoding threads take every processor left
         Assert.Null(Decoding(plan).CpuHelp(plan, new EngineOptions { CpuDecodeShare = 0 }, 6)); // turned off
         Assert.Null(Decoding(plan, takesPixels: false).CpuHelp(plan, new EngineOptions(), 6)); // a server decodes what it is sent
         Assert.Equal(0.5, Decoding(plan).CpuHelp(plan, new EngineOptions { CpuDecodeShare = 2 }, 6)!.Most); // bounded however it was set
+    }
+
+    [Fact]
+    public void ProcessorsThatShareACoreCountOnceAndAnOsThatDoesNotSayCountsNothing()
+    {
+        string root = Directory.CreateTempSubdirectory("hb-sys-").FullName;
+        try
+        {
+            // four cores with two threads each: 0/4, 1/5, 2/6, 3/7
+            for (int p = 0; p < 8; p++)
+            {
+                var dir = Directory.CreateDirectory(Path.Combine(root, $"devices/system/cpu/cpu{p}/topology")).FullName;
+                File.WriteAllText(Path.Combine(dir, "thread_siblings_list"), p < 4 ? $"{p},{p + 4}\n" : $"{p - 4},{p}\n");
+            }
+            Assert.Equal(4, Units.CpuTopology.PhysicalCores(Enumerable.Range(0, 8), root));
+            Assert.Equal(2, Units.CpuTopology.PhysicalCores(new[] { 0, 4, 5 }, root));
+            Assert.Equal(0, Units.CpuTopology.PhysicalCores(Array.Empty<int>(), root));
+            Assert.Null(Units.CpuTopology.PhysicalCores(new[] { 8 }, root));
+            File.WriteAllText(Path.Combine(root, "devices/system/cpu/cpu1/topology/thread_siblings_list"), "1-5\n");
+            Assert.Equal(3, Units.CpuTopology.PhysicalCores(new[] { 0, 1, 2 }, root)); // ranges read as lists
+        }
+        finally { Directory.Delete(root, recursive: true); }
     }
 
     [Fact]

@@ -41,6 +41,22 @@ public static class CpuTopology
         return result.ToArray();
     }
 
+    /// <summary>
+    /// The physical cores <paramref name="processors"/> lie on: processors that share a core (SMT siblings, Linux sysfs
+    /// thread_siblings_list) count once. Null where the OS does not say.
+    /// </summary>
+    public static int? PhysicalCores(IEnumerable<int> processors, string sysRoot = "/sys")
+    {
+        var cores = new HashSet<string>();
+        foreach (int p in processors)
+        {
+            var siblings = Path.Combine(sysRoot, $"devices/system/cpu/cpu{p}/topology/thread_siblings_list");
+            try { cores.Add(string.Join(",", ParseCpuList(File.ReadAllText(siblings)).Order())); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException) { return null; }
+        }
+        return cores.Count;
+    }
+
     /// <summary>NUMA nodes and their processors (Linux sysfs), or an empty list.</summary>
     public static IReadOnlyList<(int Node, int[] Processors)> NumaNodes(string sysRoot = "/sys")
     {
