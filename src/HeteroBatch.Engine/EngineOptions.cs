@@ -57,11 +57,13 @@ public sealed record EngineOptions
     /// File jobs where every unit decodes its own share (GPUs with nvJPEG): the most of each unit's share of a
     /// block that CPU decoding threads decode for it as they have time, taking samples from the back of the share
     /// while the unit decodes from the front (whoever reaches a sample first decodes it), into uint8 pixels the
-    /// unit copies in. 0 turns it off; at most 0.5 (HETEROBATCH_CPU_DECODE_SHARE). Each block then holds pixels
-    /// for this much of the units' shares, in page-locked memory.
+    /// unit copies in. 0 (the default) turns it off; at most 0.5 (HETEROBATCH_CPU_DECODE_SHARE). Each block then
+    /// holds pixels for this much of the units' shares, in page-locked memory. Off by default because it did not
+    /// pay where measured: on 2 x H200 (JPEG engines; 32 processors) the jobs ran as fast or slower with it (the
+    /// helping threads slowed the writer), on 1 x H200 (16 processors) 1-2 % faster.
     /// </summary>
     public double CpuDecodeShare { get; init; } = DefaultCpuDecodeShare;
-    public const double DefaultCpuDecodeShare = 0.25, MaxCpuDecodeShare = 0.5;
+    public const double DefaultCpuDecodeShare = 0, MaxCpuDecodeShare = 0.5;
 
     /// <summary>
     /// GPUs that decode their own share: resize a chunk's images with one batched NPP call (whole-pixel source

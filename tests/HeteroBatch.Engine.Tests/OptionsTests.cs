@@ -74,14 +74,15 @@ public sealed class OptionsTests
     }
 
     [Theory]
-    [InlineData(null, 0.25)]
+    [InlineData(null, 0.0)]
     [InlineData("0", 0.0)]
     [InlineData("0.1", 0.1)]
+    [InlineData("0.25", 0.25)]
     [InlineData("0.5", 0.5)]
-    [InlineData("0.51", 0.25)]
-    [InlineData("-0.1", 0.25)]
-    [InlineData("NaN", 0.25)]
-    [InlineData("half", 0.25)]
+    [InlineData("0.51", 0.0)]
+    [InlineData("-0.1", 0.0)]
+    [InlineData("NaN", 0.0)]
+    [InlineData("half", 0.0)]
     public void TheShareCpuThreadsDecodeForDecodingUnitsIsReadWithinItsBoundsElseTheDefault(string? value, double share)
     {
         var o = EngineOptions.FromEnvironment(Env(("HETEROBATCH_CPU_DECODE_SHARE", value!)));

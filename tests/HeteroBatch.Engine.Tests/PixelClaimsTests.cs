@@ -155,21 +155,23 @@ public sealed class CpuDecodingHelpTests : IDisposable
     public void ThreadsHelpOnlyWhereAShareIsTheirsToTakeAndAThreadIsLeftOnceTheUnitsOwnHaveProcessors()
     {
         var plan = Plan(8);
-        var help = Decoding(plan).CpuHelp(plan, new EngineOptions(), decodeThreads: 6);
+        var on = new EngineOptions { CpuDecodeShare = 0.25 };
+        Assert.Null(Decoding(plan).CpuHelp(plan, new EngineOptions(), decodeThreads: 12)); // off unless asked for
+        var help = Decoding(plan).CpuHelp(plan, on, decodeThreads: 12);
         Assert.NotNull(help);
-        Assert.Equal(EngineOptions.DefaultCpuDecodeShare, help.Most);
-        Assert.Equal(4, help.Threads); // two processors stay for the writer and the feeder
+        Assert.Equal(0.25, help.Most);
+        Assert.Equal(6, help.Threads); // half the decoding threads
         Assert.Equal(Pixels, help.Pixels);
         Assert.Equal(0.25, help.BlockShare);
         Assert.Equal(plan.Shards.Select(s => s.UnitId).ToHashSet(), help.Units);
-        Assert.Equal(2, Decoding(plan, hostThreads: 1).CpuHelp(plan, new EngineOptions(), 6)!.Threads);
-        Assert.Equal(2, Decoding(plan).CpuHelp(plan, new EngineOptions(), 6, cores: 3)!.Threads); // one a physical core, less one
-        Assert.Equal(4, Decoding(plan).CpuHelp(plan, new EngineOptions(), 6, cores: 6)!.Threads);
-        Assert.Null(Decoding(plan).CpuHelp(plan, new EngineOptions(), 6, cores: 1));
-        Assert.Null(Decoding(plan, hostThreads: 2).CpuHelp(plan, new EngineOptions(), 6)); // the units' own decoding threads take every processor left
-        Assert.Null(Decoding(plan).CpuHelp(plan, new EngineOptions { CpuDecodeShare = 0 }, 6)); // turned off
-        Assert.Null(Decoding(plan, takesPixels: false).CpuHelp(plan, new EngineOptions(), 6)); // a server decodes what it is sent
-        Assert.Equal(0.5, Decoding(plan).CpuHelp(plan, new EngineOptions { CpuDecodeShare = 2 }, 6)!.Most); // bounded however it was set
+        Assert.Equal(2, Decoding(plan, hostThreads: 4).CpuHelp(plan, on, 12)!.Threads); // each unit's own threads keep a processor, the writer and the feeder two
+        Assert.Null(Decoding(plan, hostThreads: 5).CpuHelp(plan, on, 12)); // none left
+        Assert.Equal(2, Decoding(plan).CpuHelp(plan, on, 12, cores: 3)!.Threads); // one a physical core, less one
+        Assert.Equal(6, Decoding(plan).CpuHelp(plan, on, 12, cores: 20)!.Threads);
+        Assert.Null(Decoding(plan).CpuHelp(plan, on, 12, cores: 1));
+        Assert.Null(Decoding(plan).CpuHelp(plan, new EngineOptions { CpuDecodeShare = 0 }, 12)); // turned off
+        Assert.Null(Decoding(plan, takesPixels: false).CpuHelp(plan, on, 12)); // a server decodes what it is sent
+        Assert.Equal(0.5, Decoding(plan).CpuHelp(plan, new EngineOptions { CpuDecodeShare = 2 }, 12)!.Most); // bounded however it was set
     }
 
     [Fact]

@@ -276,7 +276,7 @@ Describe 'GPU decoding in file jobs (resnet-50 at Fp16)' -Skip:($gpuCount -eq 0)
         }
     }
 
-    It 'a job with -DecodeOn Auto: gpu0 decodes every image, CPU threads the backs of its shares as they have time; outputs agree with CPU decoding (cosine >= 0.999)' {
+    It 'a job with -DecodeOn Auto: gpu0 decodes every image (CPU threads the backs of its shares where HETEROBATCH_CPU_DECODE_SHARE asks); outputs agree with CPU decoding (cosine >= 0.999)' {
         $out = Join-Path $TestDrive 'gpu-decoded'
         $rows = $jpegs | Invoke-PartitionedInference -Plan $gpuPlan -OutputPath $out -DecodeOn Auto -InformationVariable job
         $summary = Get-JobSummary $job

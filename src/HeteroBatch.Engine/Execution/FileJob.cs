@@ -855,18 +855,16 @@ internal sealed class UnitDecoding : IDisposable
     /// Whether CPU decoding threads help the decoding units (where every unit of the job decodes its own share,
     /// so the threads only read files): those whose sessions take pixels decoded on the CPU, when
     /// <see cref="EngineOptions.CpuDecodeShare"/> is above 0 and threads are left once each unit's own decoding
-    /// threads, the writer and the feeder have a processor; and no more than one a physical core of
-    /// <paramref name="cores"/> (where the OS says): a second thread on a core adds little decoding and slows the threads
-    /// that share it (on 2 x H200, 26 helping threads on 32 processors took 10.7-14.2 ms a sample against 6.5-6.8 for 12 on
-    /// 16, and writing rows took twice as long). Null where they do not help.
+    /// threads, the writer and the feeder have a processor; at most half the decoding threads and one a physical core of
+    /// <paramref name="cores"/> (where the OS says), less one: the rest of the host's work needs processors too (on 2 x H200,
+    /// 26 helping threads on 32 processors took 10.7-14.2 ms a sample against 6.5-6.8 for 12 on 16, and writing rows took
+    /// up to twice as long; with 4 or 12 the jobs were faster than with 26). Null where they do not help.
     /// </summary>
     public DecodingHelp? CpuHelp(BatchPlan plan, EngineOptions options, int decodeThreads, int? cores = null)
     {
         double most = Math.Clamp(options.CpuDecodeShare, 0, EngineOptions.MaxCpuDecodeShare);
         var helped = _sessions.Where(kv => kv.Value.TakesCpuPixels).Select(kv => kv.Key).ToHashSet();
-        // each unit's own decoding threads keep a processor, and two stay for the writer and the feeder (rows made while
-        // every helping thread decodes took twice as long on 2 x H200)
-        int threads = decodeThreads - _sessions.Values.Sum(s => s.HostThreads) - 2;
+        int threads = Math.Min(decodeThreads - _sessions.Values.Sum(s => s.HostThreads) - 2, decodeThreads / 2);
         if (cores is int physical) threads = Math.Min(threads, physical - 1);
         if (most <= 0 || helped.Count == 0 || threads < 1) return _help = null;
         double blockShare = most * plan.Shards.Where(s => helped.Contains(s.UnitId)).Sum(s => s.Count) / plan.BatchSize;
