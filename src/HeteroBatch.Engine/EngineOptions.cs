@@ -60,7 +60,9 @@ public sealed record EngineOptions
     /// unit copies in. 0 (the default) turns it off; at most 0.5 (HETEROBATCH_CPU_DECODE_SHARE). Each block then
     /// holds pixels for this much of the units' shares, in page-locked memory. Off by default because it did not
     /// pay where measured: on 2 x H200 (JPEG engines; 32 processors) the jobs ran as fast or slower with it (the
-    /// helping threads slowed the writer), on 1 x H200 (16 processors) 1-2 % faster.
+    /// helping threads slowed the writer), on 1 x H200 (16 processors) 1-2 % faster. Which of a share's samples
+    /// the CPU decodes depends on timing, and its pixels are the exact ones, a GPU's its own (0.5 levels apart on
+    /// average): with it on, a sample's outputs may differ slightly from one run to the next.
     /// </summary>
     public double CpuDecodeShare { get; init; } = DefaultCpuDecodeShare;
     public const double DefaultCpuDecodeShare = 0, MaxCpuDecodeShare = 0.5;

@@ -22,8 +22,9 @@ public sealed class ChunkRingTests
         public Func<EncodedImages, int, bool> Fails = (_, _) => false;
         public string? Violation;
 
-        /// <summary>Decodes of chunks other than the one at this sample wait for <see cref="Released"/> (a bound of seconds, not a measure) and then take a while.</summary>
+        /// <summary>Decodes of chunks other than the one at this sample wait for <see cref="Released"/> (at most <see cref="HoldFor"/>, a bound, not a measure) and then take a while.</summary>
         public int? HoldAllBut;
+        public TimeSpan HoldFor = TimeSpan.FromSeconds(5);
         public readonly ManualResetEventSlim Released = new();
         public int Started, Finished;
         /// <summary>Settling a batch fails (a GPU that has gone) the first time.</summary>
@@ -80,7 +81,7 @@ public sealed class ChunkRingTests
             if (EndAtNextStart) _nextStart.Wait(TimeSpan.FromMilliseconds(50));
             if (HoldAllBut is { } only && first != only)
             {
-                Released.Wait(TimeSpan.FromSeconds(5));
+                Released.Wait(HoldFor);
                 Thread.Sleep(20); // decoding takes a while once it may go on
             }
             Interlocked.Increment(ref Running);
@@ -158,12 +159,14 @@ public sealed class ChunkRingTests
     [Fact]
     public void ARangeEndsOnceItsOwnChunksAreHandedOutNotWhenItsGuessesHaveDecoded()
     {
-        var r = new Recorder { HoldAllBut = 0 }; // every decode but the range's own chunk waits until released
+        // every decode but the range's own chunk waits until released (a bound of minutes: a ring that waited for its
+        // guesses would return only after it, and fail below)
+        var r = new Recorder { HoldAllBut = 0, HoldFor = TimeSpan.FromMinutes(2) };
         var ring = r.Ring(3);
         var a = Block(1024);
         var b = Block(1024);
         Consume(ring, r, a, 0, 128, 128, i => (b, 512 + i * 128, 128));
-        // the unit has its range back while the two guesses still wait to decode (held until released, a bound of seconds)
+        // the unit has its range back while the two guesses still wait to decode
         Assert.Equal(2, ring.Guessed);
         Assert.Equal(1, Volatile.Read(ref r.Finished));
         r.Released.Set();

@@ -85,6 +85,20 @@ public sealed class PixelClaimsTests
     }
 
     [Fact]
+    public void SamplesWhoseFilesCouldNotBeReadArePassedOverAndLeftToTheUnit()
+    {
+        var claims = Claims(slots: 4, blockSize: 8);
+        claims.Open(0, 8, new[] { (0, 8) }, most: 0.5);
+        var failed = new object?[8];
+        failed[7] = failed[6] = "unreadable";
+        Assert.Equal((5, 0), claims.ClaimFromBack(0, 0, failed)); // 7 and 6 spend the share's room, no slot
+        Assert.Equal((4, 1), claims.ClaimFromBack(0, 0, failed));
+        Assert.Null(claims.ClaimFromBack(0, 0, failed)); // the room (4) is spent
+        Assert.True(claims.ClaimForUnit(7)); // the unit meets the failure itself
+        Assert.True(claims.ClaimForUnit(6));
+    }
+
+    [Fact]
     public void ABlockClosedOrAnotherBlocksClaimsOfferNothingToWorkMeantForAnEarlierOne()
     {
         var claims = Claims(slots: 4, blockSize: 8);
@@ -240,11 +254,11 @@ public sealed class CpuDecodingHelpTests : IDisposable
                 Assert.True(exact.Bytes(0, 1).SequenceEqual(claims.Pixels.Bytes(slot, 1)), $"{unit} share, sample {i}");
             }
         }
-        // only the unit's samples had their bytes read for it, and the threads' were read too (the unit may meet them first)
-        Assert.All(Enumerable.Range(0, count), i => Assert.True(block.ForUnitDecoding[i]));
+        // every sample of the shares was read for the units (a unit may reach any of them first); the threads decoded those bytes
+        Assert.All(Enumerable.Range(0, count), i => Assert.True(block.ForUnitDecoding[i] && !block.Bytes[i].IsEmpty));
         threads.Ran(block);
         threads.Finish();
-        Assert.Equal(8, summary.SamplesDecodedForUnits);
+        Assert.Equal(7, summary.SamplesDecodedForUnits); // the file that is not an image is a failed sample, not one decoded
         Assert.True(summary.Stages.HelpDecodeMs > 0);
         Assert.Contains("decode for the decoding units", summary.Stages.ToString());
     }

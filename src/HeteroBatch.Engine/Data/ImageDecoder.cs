@@ -47,7 +47,7 @@ internal sealed unsafe class ImageDecoder
     private byte[] _out = Array.Empty<byte>();  // the resized window as three planes, for layouts other than float CHW RGB
 
     /// <summary>Decodes and preprocesses one image's bytes into sample <paramref name="index"/> of <paramref name="batch"/>.</summary>
-    public void Load(byte[] bytes, string path, TensorBatch batch, int index, ImagePreprocessing preprocessing)
+    public void Load(ReadOnlySpan<byte> bytes, string path, TensorBatch batch, int index, ImagePreprocessing preprocessing)
     {
         var (channels, height, width, channelsFirst) = ImageInput.Layout(new TensorSpec(batch.Name, batch.ElementType, batch.SampleShape));
         byte[] mid;
@@ -94,7 +94,7 @@ internal sealed unsafe class ImageDecoder
     }
 
     /// <summary>The window through SkiaSharp: its scanline decoder where it can, else the whole image.</summary>
-    private (byte[] Mid, AxisTaps Vertical) DecodeWithSkia(byte[] bytes, string path, ImagePreprocessing preprocessing, int width, int height)
+    private (byte[] Mid, AxisTaps Vertical) DecodeWithSkia(ReadOnlySpan<byte> bytes, string path, ImagePreprocessing preprocessing, int width, int height)
     {
         NativeLibraries.Register();
         using var data = SKData.CreateCopy(bytes);
@@ -126,7 +126,7 @@ internal sealed unsafe class ImageDecoder
     /// the file is not a JPEG it reads to RGB, the decoded image would be above <see cref="KeptBytes"/> (SkiaSharp's
     /// scanline decoder then keeps memory to the window), or it reports any error or warning.
     /// </summary>
-    private bool TryTurboJpeg(byte[] bytes, string path, ImagePreprocessing preprocessing, int width, int height, out byte[] mid, out AxisTaps vertical)
+    private bool TryTurboJpeg(ReadOnlySpan<byte> bytes, string path, ImagePreprocessing preprocessing, int width, int height, out byte[] mid, out AxisTaps vertical)
     {
         mid = _mid;
         vertical = null!;
@@ -260,7 +260,7 @@ internal sealed unsafe class ImageDecoder
     }
 
     /// <summary>The whole image decoded at full size, then the horizontal pass over the window's rows.</summary>
-    private (byte[] Mid, AxisTaps Vertical) WholeImage(byte[] bytes, string path, (int Width, int Height, int Left, int Top) g, int width, int height)
+    private (byte[] Mid, AxisTaps Vertical) WholeImage(ReadOnlySpan<byte> bytes, string path, (int Width, int Height, int Left, int Top) g, int width, int height)
     {
         var (pixels, w, h) = ImageInput.Decode(bytes, path);
         var horizontal = Taps(w, g.Width, g.Left, width);

@@ -49,6 +49,13 @@ internal static class ImageInput
         else LoadReference(bytes, path, batch, index, preprocessing);
     }
 
+    /// <summary>As <see cref="Load(byte[], string, TensorBatch, int, ImagePreprocessing)"/>, from bytes held elsewhere (a slice of a job's buffer): copied only on the plain path.</summary>
+    internal static void Load(ReadOnlySpan<byte> bytes, string path, TensorBatch batch, int index, ImagePreprocessing preprocessing)
+    {
+        if (VectorResampler.IsSupported) ImageDecoder.ForThisThread.Load(bytes, path, batch, index, preprocessing);
+        else LoadReference(bytes.ToArray(), path, batch, index, preprocessing);
+    }
+
     /// <summary>
     /// The plain form: the whole image decoded at full size, <see cref="Resampler.ResizeWindow"/>, then the writer,
     /// one pixel at a time. The reference the vectorised path is tested against; <see cref="DecodeMode"/> is not used.
@@ -71,7 +78,10 @@ internal static class ImageInput
     }
 
     /// <summary>Decodes a JPEG or PNG to 8-bit RGBA (alpha not premultiplied, so it can be dropped). Throws ImageUnreadable, also for a file cut short.</summary>
-    public static (byte[] Pixels, int Width, int Height) Decode(byte[] bytes, string path)
+    public static (byte[] Pixels, int Width, int Height) Decode(byte[] bytes, string path) => Decode(bytes.AsSpan(), path);
+
+    /// <summary>As <see cref="Decode(byte[], string)"/>, from bytes held elsewhere.</summary>
+    internal static (byte[] Pixels, int Width, int Height) Decode(ReadOnlySpan<byte> bytes, string path)
     {
         NativeLibraries.Register();
         using var data = SKData.CreateCopy(bytes);

@@ -70,14 +70,18 @@ internal sealed class PixelClaims
     /// <summary>
     /// CPU thread: the next sample from the back of share <paramref name="share"/> of block <paramref name="generation"/>
     /// and the slot to decode it into; null where the block is no longer this one's, the unit has reached the
-    /// back, or the share's room or the slots are used up (the share then takes no more). Then <see cref="Decoded"/>.
+    /// back, or the share's room or the slots are used up (the share then takes no more). Samples already failed
+    /// (<paramref name="failed"/>: their files could not be read) are passed over, left to the unit. Then <see cref="Decoded"/>.
     /// </summary>
-    public (int Sample, int Slot)? ClaimFromBack(int generation, int share)
+    public (int Sample, int Slot)? ClaimFromBack(int generation, int share, IReadOnlyList<object?>? failed = null)
     {
         lock (_gate)
         {
             if (generation != _generation || share >= _shares.Length) return null;
             var s = _shares[share];
+            while (failed != null && s.Taken < s.Most && s.End - 1 - s.Taken >= s.Offset && failed[s.End - 1 - s.Taken] != null
+                   && Volatile.Read(ref _state[s.End - 1 - s.Taken]) == Free)
+                s.Taken++; // its room is spent: the unit meets the failure itself
             int sample = s.End - 1 - s.Taken;
             if (s.Taken >= s.Most || _used >= Pixels.Count || sample < s.Offset) return null;
             if (Interlocked.CompareExchange(ref _state[sample], ByCpu, Free) != Free)
@@ -117,13 +121,10 @@ internal sealed class PixelClaims
         }
     }
 
-    /// <summary>The slot of a sample CPU threads decoded (read only once <see cref="SlotWhenDecoded"/> has returned for it).</summary>
-    public int SlotOf(int sample) => _slot[sample];
-
     /// <summary>
     /// Inference stage, once the block's units have run and before its inputs go to a later block: CPU threads
-    /// claim nothing more of it, and those decoding its samples finish first (nothing then writes its slots or
-    /// reads its bytes).
+    /// claim nothing more of it, and those decoding its samples finish first (nothing of theirs then writes its
+    /// slots or reads its file bytes; copies the units queued from the slots are the units' to settle).
     /// </summary>
     public void Close()
     {

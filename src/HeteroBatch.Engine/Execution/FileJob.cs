@@ -61,7 +61,7 @@ public sealed class JobSummary : RunReport
     public Dictionary<string, Units.Backends.DecodingStages> DecodingStages { get; set; } = new();
     /// <summary>How the job's stages were planned together: who infers, how many threads decode, the predicted rate and its limit, and any CPU unit left out to decode.</summary>
     public string? Pipeline { get; set; }
-    /// <summary>Samples of the decoding units' shares that CPU threads decoded for them (the units copied their pixels in).</summary>
+    /// <summary>Samples of the decoding units' shares that CPU threads decoded for them (pixels the units copy in; a sample whose decoding failed is not counted).</summary>
     public int SamplesDecodedForUnits { get; set; }
     /// <summary>What CPU threads hand the units they feed, a sample: the model's input, or uint8 pixels the units normalise themselves; null where every unit decodes its own share.</summary>
     public string? FedInputs { get; set; }
@@ -209,8 +209,7 @@ public static class FileJob
         summary.BlockSize = layout.BlockSize;
         if (help != null)
         {
-            summary.Pipeline += $"; {help.Threads} of the decoding threads also decode, as they have time, up to {help.Most:P0} of each decoding unit's share (from its back, into uint8 pixels the unit copies in)";
-            summary.FedInputs = $"{help.Pixels.ElementType} [{string.Join(",", help.Pixels.SampleShape)}] pixels, decoded for the decoding units";
+            summary.Pipeline += $"; {help.Threads} of the decoding threads also decode, as they have time, up to {help.Most:P0} of each decoding unit's share (from its back, into {help.Pixels.ElementType} [{string.Join(",", help.Pixels.SampleShape)}] pixels the unit copies in)";
         }
 
         // GPUs fed decoded inputs copy them from page-locked memory (released when the job ends); a block's
@@ -223,7 +222,10 @@ public static class FileJob
             .Select(_ => help != null ? BlockInputs.Allocate(help.Pixels, helpSlots, lockInputs, ArenaBytes(layout, decoding, files), layout.BlockSize)
                 : BlockInputs.Allocate(inputSpec, fed == null ? 1 : layout.BlockSize, lockInputs, ArenaBytes(layout, decoding, files))).ToList();
         summary.BlockBufferBytes = slots.Sum(b => b.BufferBytes) + inputs.Sum(i => i.BufferBytes);
-        using var locked = lockInputs ? PageLockedBuffers.Lock(inputs.Select(i => i.Decoded)) : null;
+        using var locked = lockInputs && help == null ? PageLockedBuffers.Lock(inputs.Select(i => i.Decoded)) : null;
+        // the pixels CPU threads decode for the decoding units are copied by their sessions, asynchronously: page-locked
+        // until the sessions are disposed (they settle every copy first), as the file bytes below
+        if (lockInputs && help != null) decoding.HoldUntilDisposed(PageLockedBuffers.Lock(inputs.Select(i => i.Decoded)));
         // GPUs that decode their own share copy the file bytes to the device from the blocks' arenas: page-locked likewise
         // (released with the decoding sessions, after they have settled every copy from them)
         if (decoding.WantPageLocked(plan, context.Options))
@@ -665,24 +667,26 @@ internal sealed class JobStageThreads : IDisposable
                 if (k < claims.RoomOf(share)) _helpWork.Add(new DecodeWork(block, share, claims, block.Sequence));
     }
 
-    // a sample from the back of a decoding unit's share, decoded here into pixels the unit copies in (if the unit has not reached it)
+    // a sample from the back of a decoding unit's share, decoded here from the bytes read for the unit into pixels the unit
+    // copies in (if the unit has not reached it); one whose file could not be read is left to the unit, which fails it
     private void Help(DecodeWork work)
     {
         var claims = work.Claims!;
-        if (claims.ClaimFromBack(work.Generation, work.Index) is not var (sample, slot)) return;
+        if (claims.ClaimFromBack(work.Generation, work.Index, work.Block.Errors) is not var (sample, slot)) return;
         long t0 = Stopwatch.GetTimestamp();
         var block = work.Block;
+        bool decoded = false;
         try
         {
-            if (block.Errors[sample] == null)
-                try { _files.Load(block.First + sample, claims.Pixels, slot, _pixelsAs); }
-                catch (HeteroBatchException e) when (e is { Kind: FailureKind.InvalidData, StopsCommand: false }) { block.Errors[sample] = e; }
+            ImageInput.Load(block.Bytes[sample].Span, _files.NameOf(block.First + sample), claims.Pixels, slot, _pixelsAs);
+            decoded = true;
         }
+        catch (HeteroBatchException e) when (e is { Kind: FailureKind.InvalidData, StopsCommand: false }) { block.Errors[sample] = e; }
         finally
         {
             claims.Decoded(sample); // also where it failed: the unit must not wait for it
             Interlocked.Add(ref _helpTicks, Stopwatch.GetTimestamp() - t0);
-            Interlocked.Increment(ref _helped);
+            if (decoded) Interlocked.Increment(ref _helped);
         }
     }
 
@@ -852,7 +856,7 @@ internal sealed class UnitDecoding : IDisposable
     private DecodingHelp? _help;
 
     /// <summary>
-    /// Whether CPU decoding threads help the decoding units (where every unit of the job decodes its own share,
+    /// Whether CPU decoding threads help the decoding units, kept for <see cref="Mark"/> (where every unit of the job decodes its own share,
     /// so the threads only read files): those whose sessions take pixels decoded on the CPU, when
     /// <see cref="EngineOptions.CpuDecodeShare"/> is above 0 and threads are left once each unit's own decoding
     /// threads, the writer and the feeder have a processor; at most half the decoding threads and one a physical core of
@@ -866,7 +870,7 @@ internal sealed class UnitDecoding : IDisposable
         var helped = _sessions.Where(kv => kv.Value.TakesCpuPixels).Select(kv => kv.Key).ToHashSet();
         int threads = Math.Min(decodeThreads - _sessions.Values.Sum(s => s.HostThreads) - 2, decodeThreads / 2);
         if (cores is int physical) threads = Math.Min(threads, physical - 1);
-        if (most <= 0 || helped.Count == 0 || threads < 1) return _help = null;
+        if (!(most > 0) || helped.Count == 0 || threads < 1) return _help = null; // (NaN too)
         double blockShare = most * plan.Shards.Where(s => helped.Contains(s.UnitId)).Sum(s => s.Count) / plan.BatchSize;
         return _help = new DecodingHelp(most, threads, _sessions[helped.First()].Signature.Inputs[0], blockShare, helped);
     }

@@ -503,16 +503,8 @@ public sealed unsafe class DeviceImageBatch : IDisposable
     /// <summary>Writes one sample's pixels (Height × Width × 3 RGB bytes, decoded on the CPU) into slot <paramref name="index"/>, after what is queued on the stream. Returns once copied.</summary>
     public void Upload(int index, ReadOnlySpan<byte> rgb)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        ArgumentOutOfRangeException.ThrowIfNegative(index);
-        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(index, Capacity);
-        if (rgb.Length != SampleBytes) throw new ArgumentException($"a sample is {SampleBytes} bytes, not {rgb.Length}", nameof(rgb));
-        _native.Check(_native.SetDevice(DeviceId), "cudaSetDevice");
-        fixed (byte* p = rgb)
-        {
-            _native.Check(_native.MemcpyAsync(_pixels + (nint)(SampleBytes * index), (IntPtr)p, (nuint)rgb.Length, GpuNative.CudaMemcpyHostToDevice, _stream), "cudaMemcpyAsync");
-            _native.Check(_native.StreamSynchronize(_stream), "cudaStreamSynchronize");
-        }
+        QueueUpload(index, rgb);
+        _native.Check(_native.StreamSynchronize(_stream), "cudaStreamSynchronize");
     }
 
     /// <summary>
