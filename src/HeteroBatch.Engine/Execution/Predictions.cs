@@ -30,34 +30,55 @@ public static class Predictions
             var p = new SamplePrediction { Index = firstIndex + s, Input = nameOf(firstIndex + s), Class = -1, Unit = unitOf?.Invoke(s), Error = error?.Message, ErrorId = error?.ErrorId };
             if (classifier && p.Error == null)
             {
-                var row = new ArraySegment<float>(data!, (offset + s) * n, n);
+                var row = new ReadOnlySpan<float>(data!, (offset + s) * n, n);
                 var top = Top(row, k);
+                var scores = new float[top.Length];
+                for (int i = 0; i < top.Length; i++) scores[i] = row[top[i]];
                 p.Class = top[0];
-                p.Score = row[top[0]];
+                p.Score = scores[0];
                 p.TopClasses = new(top);
-                p.TopScores = new(top.Select(j => row[j]));
+                p.TopScores = new(scores);
             }
             list.Add(p);
         }
         return list;
     }
 
-    /// <summary>The indices of the k largest values, largest first, ties to the lower index (one pass, k kept).</summary>
-    private static int[] Top(ArraySegment<float> row, int k)
+    /// <summary>
+    /// The indices of the k largest values, largest first, ties to the lower index (one pass, k kept). Once k are
+    /// kept, a vector's worth of values none of which beats the k-th is passed over at once (most of a classifier's
+    /// outputs): 1024 rows of 1000 take a fraction of the time one value at a time did.
+    /// </summary>
+    internal static int[] Top(ReadOnlySpan<float> row, int k)
     {
-        k = Math.Min(k, row.Count);
+        k = Math.Min(k, row.Length);
         var top = new int[k];
-        int kept = 0;
-        for (int j = 0; j < row.Count; j++)
+        if (k == 0) return top;
+        var values = new float[k];
+        int kept = 0, j = 0, width = System.Numerics.Vector<float>.Count;
+        if (System.Numerics.Vector.IsHardwareAccelerated)
+            for (; j + width <= row.Length; j += width)
+            {
+                // NaN beats nothing: a vector of NaNs is passed over as one value at a time would pass it
+                if (kept == k && !System.Numerics.Vector.GreaterThanAny(new System.Numerics.Vector<float>(row.Slice(j, width)), new System.Numerics.Vector<float>(values[k - 1])))
+                    continue;
+                for (int i = j; i < j + width; i++) Keep(row[i], i);
+            }
+        for (; j < row.Length; j++) Keep(row[j], j);
+        return top;
+
+        void Keep(float v, int index)
         {
-            float v = row[j];
-            if (kept == k && !(v > row[top[k - 1]])) continue;
+            if (kept == k && !(v > values[k - 1])) return;
             int at = Math.Min(kept, k - 1);
-            while (at > 0 && v > row[top[at - 1]]) { top[at] = top[at - 1]; at--; }
-            top[at] = j;
+            while (at > 0 && v > values[at - 1])
+            {
+                (top[at], values[at]) = (top[at - 1], values[at - 1]);
+                at--;
+            }
+            (top[at], values[at]) = (index, v);
             if (kept < k) kept++;
         }
-        return top;
     }
 
     /// <summary>Arg-max class of each sample (0 for outputs that are not float vectors).</summary>
