@@ -415,7 +415,7 @@ Describe 'the suite''s own checks, on the CPU' {
         $s = [HeteroBatch.Engine.Execution.JobSummary]::new()
         $s.UnitDecoding.Add('gpu1 decodes nothing ([GpuDecodeUnavailable] GPU decoding is not available here: no nvJPEG.); CPU threads decode its share')
         $s.UnitDecoding.Add('gpu10 decoded 7 images itself and had 1 decoded on the CPU (not JPEG, or refused)')
-        # the engine's line (UnitDecoding.Report in Execution/FileJob.cs), as a GPU job writes it
+        # the engine's line (UnitDecoding.Report in Execution/UnitDecoding.cs), as a GPU job writes it
         $s.UnitDecoding.Add(('{0} decoded {1} images itself and had {2} decoded on the CPU (not JPEG, or refused)' -f 'gpu1', 290, 10))
         $s.UnitDecoding.Add(('{0} decoded {1} images itself, copied in {2} that CPU threads decoded for it, and had {3} decoded on the CPU (not JPEG, or refused)' -f 'gpu2', 250, 40, 10))
         $d = Get-UnitDecoded $s gpu1
