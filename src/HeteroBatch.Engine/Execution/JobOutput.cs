@@ -376,15 +376,21 @@ public sealed class JobOutput : IDisposable
         var c = CultureInfo.InvariantCulture;
         b.Append(p.Index.ToString(c)).Append(',').Append(Csv(p.Input)).Append(',').Append(Csv(p.Unit ?? "")).Append(',');
         if (p.Error == null && p.Class >= 0)
-            b.Append(p.Class.ToString(c)).Append(',').Append(p.Score.ToString("R", c)).Append(',')
-             .Append(string.Join(' ', p.TopClasses.Select(x => x.ToString(c)))).Append(',')
-             .Append(string.Join(' ', p.TopScores.Select(x => x.ToString("R", c)))).Append(',');
+        {
+            b.Append(p.Class.ToString(c)).Append(',').Append(p.Score.ToString("R", c)).Append(',');
+            for (int i = 0; i < p.TopClasses.Count; i++) (i > 0 ? b.Append(' ') : b).Append(p.TopClasses[i].ToString(c));
+            b.Append(',');
+            for (int i = 0; i < p.TopScores.Count; i++) (i > 0 ? b.Append(' ') : b).Append(p.TopScores[i].ToString("R", c));
+            b.Append(',');
+        }
         else b.Append(",,,,");
         b.Append(Csv(p.Error ?? "")).Append('\n');
     }
 
+    private static readonly System.Buffers.SearchValues<char> Quoted = System.Buffers.SearchValues.Create(",\"\n\r");
+
     private static string Csv(string s) =>
-        s.IndexOfAny(new[] { ',', '"', '\n', '\r' }) < 0 ? s : "\"" + s.Replace("\"", "\"\"") + "\"";
+        s.AsSpan().IndexOfAny(Quoted) < 0 ? s : "\"" + s.Replace("\"", "\"\"") + "\"";
 
     public void Dispose()
     {
