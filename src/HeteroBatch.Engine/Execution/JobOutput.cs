@@ -387,10 +387,8 @@ public sealed class JobOutput : IDisposable
         b.Append(Csv(p.Error ?? "")).Append('\n');
     }
 
-    private static readonly System.Buffers.SearchValues<char> Quoted = System.Buffers.SearchValues.Create(",\"\n\r");
-
     private static string Csv(string s) =>
-        s.AsSpan().IndexOfAny(Quoted) < 0 ? s : "\"" + s.Replace("\"", "\"\"") + "\"";
+        s.AsSpan().IndexOfAny(",\"\n\r") < 0 ? s : "\"" + s.Replace("\"", "\"\"") + "\"";
 
     public void Dispose()
     {
