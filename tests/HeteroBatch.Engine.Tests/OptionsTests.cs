@@ -117,21 +117,6 @@ public sealed class OptionsTests
     }
 
     [Fact]
-    public void OnceAContextStartsALargeNativeBlockGetsMemoryOfItsOwnEvenAfterOneWasFreed()
-    {
-        if (!OperatingSystem.IsLinux()) return;
-        using var context = new EngineContext(new EngineOptions { NativeMmapThreshold = 1 << 20 });
-        // glibc's own threshold rises past a large block once such a block is freed (here one of 6 MiB), and the
-        // next ones are carved from its heap (kept resident when freed); fixed, each is mapped apart: glibc puts
-        // such a block 16 bytes (its header) past the start of a page of its own. (One could still come from a
-        // free chunk of that size left in the heap by other tests: three of four must be mapped apart.)
-        System.Runtime.InteropServices.Marshal.FreeHGlobal(System.Runtime.InteropServices.Marshal.AllocHGlobal(6 << 20)); // malloc on Linux
-        var blocks = Enumerable.Range(0, 4).Select(i => System.Runtime.InteropServices.Marshal.AllocHGlobal((4 << 20) + i * 65536)).ToList();
-        try { Assert.True(blocks.Count(b => (long)b % Environment.SystemPageSize == 16) >= 3, string.Join(", ", blocks.Select(b => ((long)b % Environment.SystemPageSize).ToString()))); }
-        finally { blocks.ForEach(System.Runtime.InteropServices.Marshal.FreeHGlobal); }
-    }
-
-    [Fact]
     public void EverySettingsVariableIsDocumentedInAboutHeteroBatch()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory);
