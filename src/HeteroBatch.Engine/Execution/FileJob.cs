@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Diagnostics;
 using HeteroBatch.Engine.Data;
 using HeteroBatch.Engine.Models;

@@ -1,10 +1,5 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
 using HeteroBatch.Engine.Data;
-using HeteroBatch.Engine.Models;
 using HeteroBatch.Engine.Planning;
-using HeteroBatch.Engine.Sessions;
-using HeteroBatch.Engine.Units.Backends;
 
 namespace HeteroBatch.Engine.Execution;
 

@@ -1,11 +1,3 @@
-using System.Collections.Concurrent;
-using System.Diagnostics;
-using HeteroBatch.Engine.Data;
-using HeteroBatch.Engine.Models;
-using HeteroBatch.Engine.Planning;
-using HeteroBatch.Engine.Sessions;
-using HeteroBatch.Engine.Units.Backends;
-
 namespace HeteroBatch.Engine.Execution;
 
 /// <summary>Where time went in a file job. Read and decode are summed over the decoding threads; the rest are wall time of one stage.</summary>
