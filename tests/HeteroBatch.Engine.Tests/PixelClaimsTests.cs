@@ -180,9 +180,10 @@ public sealed class CpuDecodingHelpTests : IDisposable
         Assert.Equal(plan.Shards.Select(s => s.UnitId).ToHashSet(), help.Units);
         Assert.Equal(2, Decoding(plan, hostThreads: 4).CpuHelp(plan, on, 12)!.Threads); // each unit's own threads keep a processor, the writer and the feeder two
         Assert.Null(Decoding(plan, hostThreads: 5).CpuHelp(plan, on, 12)); // none left
-        Assert.Equal(2, Decoding(plan).CpuHelp(plan, on, 12, cores: 3)!.Threads); // one a physical core, less one
-        Assert.Equal(6, Decoding(plan).CpuHelp(plan, on, 12, cores: 20)!.Threads);
-        Assert.Null(Decoding(plan).CpuHelp(plan, on, 12, cores: 1));
+        Assert.Equal(2, Decoding(plan).CpuHelp(plan, on, 12, cores: () => 3)!.Threads); // one a physical core, less one
+        Assert.Equal(6, Decoding(plan).CpuHelp(plan, on, 12, cores: () => 20)!.Threads);
+        Assert.Null(Decoding(plan).CpuHelp(plan, on, 12, cores: () => 1));
+        Assert.Null(Decoding(plan).CpuHelp(plan, new EngineOptions(), 12, cores: () => throw new InvalidOperationException("read while off")));
         Assert.Null(Decoding(plan).CpuHelp(plan, new EngineOptions { CpuDecodeShare = 0 }, 12)); // turned off
         Assert.Null(Decoding(plan, takesPixels: false).CpuHelp(plan, on, 12)); // a server decodes what it is sent
         Assert.Equal(0.5, Decoding(plan).CpuHelp(plan, new EngineOptions { CpuDecodeShare = 2 }, 12)!.Most); // bounded however it was set

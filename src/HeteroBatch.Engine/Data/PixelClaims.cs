@@ -79,10 +79,9 @@ internal sealed class PixelClaims
         {
             if (generation != _generation || share >= _shares.Length) return null;
             var s = _shares[share];
-            while (failed != null && s.Taken < s.Most && s.End - 1 - s.Taken >= s.Offset && failed[s.End - 1 - s.Taken] != null
-                   && Volatile.Read(ref _state[s.End - 1 - s.Taken]) == Free)
-                s.Taken++; // its room is spent: the unit meets the failure itself
             int sample = s.End - 1 - s.Taken;
+            for (; failed != null && s.Taken < s.Most && sample >= s.Offset && failed[sample] != null && Volatile.Read(ref _state[sample]) == Free; sample--)
+                s.Taken++; // its room is spent: the unit meets the failure itself
             if (s.Taken >= s.Most || _used >= Pixels.Count || sample < s.Offset) return null;
             if (Interlocked.CompareExchange(ref _state[sample], ByCpu, Free) != Free)
             {

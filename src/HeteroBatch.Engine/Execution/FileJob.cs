@@ -138,7 +138,7 @@ public static class FileJob
         var free = FreeProcessors(plan);
         summary.DecodeThreads = settings.DecodeThreads > 0 ? settings.DecodeThreads : Math.Max(1, free.Count);
         // where every unit decodes its own share, CPU threads with time to spare decode the backs of the shares into pixels the units copy in
-        var help = fed == null ? decoding.CpuHelp(plan, context.Options, summary.DecodeThreads, Units.CpuTopology.PhysicalCores(free.Count > 0 ? free : Units.CpuTopology.AllowedProcessors())) : null;
+        var help = fed == null ? decoding.CpuHelp(plan, context.Options, summary.DecodeThreads, () => Units.CpuTopology.PhysicalCores(free.Count > 0 ? free : Units.CpuTopology.AllowedProcessors())) : null;
         var layout = new JobLayout(plan, start, total, BlockSize(plan.BatchSize, inputSpec.SampleBytes, signature.OutputBytesPerSample, ArenaBytesPerFile(files), unitShare,
             settings.MemoryBudget, help?.BlockShare ?? 0, help?.Pixels.SampleBytes ?? 0));
         summary.BlockSize = layout.BlockSize;

@@ -108,17 +108,18 @@ internal sealed class UnitDecoding : IDisposable
     /// so the threads only read files): those whose sessions take pixels decoded on the CPU, when
     /// <see cref="EngineOptions.CpuDecodeShare"/> is above 0 and threads are left once each unit's own decoding
     /// threads, the writer and the feeder have a processor; at most half the decoding threads and one a physical core of
-    /// <paramref name="cores"/> (where the OS says), less one: the rest of the host's work needs processors too (on 2 x H200,
+    /// <paramref name="cores"/> (the free processors' physical cores where the OS says; asked only when threads would help), less one: the rest of the host's work needs processors too (on 2 x H200,
     /// 26 helping threads on 32 processors took 10.7-14.2 ms a sample against 6.5-6.8 for 12 on 16, and writing rows took
     /// up to twice as long; with 4 or 12 the jobs were faster than with 26). Null where they do not help.
     /// </summary>
-    public DecodingHelp? CpuHelp(BatchPlan plan, EngineOptions options, int decodeThreads, int? cores = null)
+    public DecodingHelp? CpuHelp(BatchPlan plan, EngineOptions options, int decodeThreads, Func<int?>? cores = null)
     {
         double most = Math.Clamp(options.CpuDecodeShare, 0, EngineOptions.MaxCpuDecodeShare);
         var helped = _sessions.Where(kv => kv.Value.TakesCpuPixels).Select(kv => kv.Key).ToHashSet();
         int threads = Math.Min(decodeThreads - _sessions.Values.Sum(s => s.HostThreads) - 2, decodeThreads / 2);
-        if (cores is int physical) threads = Math.Min(threads, physical - 1);
         if (!(most > 0) || helped.Count == 0 || threads < 1) return _help = null; // (NaN too)
+        if (cores?.Invoke() is int physical) threads = Math.Min(threads, physical - 1); // read only where threads would help
+        if (threads < 1) return _help = null;
         double blockShare = most * plan.Shards.Where(s => helped.Contains(s.UnitId)).Sum(s => s.Count) / plan.BatchSize;
         return _help = new DecodingHelp(most, threads, _sessions[helped.First()].Signature.Inputs[0], blockShare, helped);
     }
